@@ -1,0 +1,16 @@
+# The README's two commands. Both bootstrap first (installing only what is missing).
+.PHONY: run test build bootstrap
+
+# Build in release mode and serve the dashboard at http://127.0.0.1:3000.
+run: build
+	LEPTOS_SITE_ROOT=target/site ./target/release/batchboard serve
+
+build: bootstrap
+	LEPTOS_OUTPUT_NAME=batchboard cargo leptos build --release
+
+# Formatting, lints (server and browser builds), Rust tests and browser tests.
+test:
+	scripts/test.sh
+
+bootstrap:
+	scripts/bootstrap.sh

@@ -1,0 +1,51 @@
+import { defineConfig } from "@playwright/test";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+
+// The server under test: the binary `cargo leptos build` produced (debug by
+// default; BATCHBOARD_BIN overrides), with the site it built, on its own port
+// and data directory. No API key: the tests never reach a real provider.
+const root = resolve(__dirname, "..");
+const bin = process.env.BATCHBOARD_BIN ?? join(root, "target/debug/batchboard");
+const port = Number(process.env.E2E_PORT ?? 3300);
+const dataDir = mkdtempSync(join(tmpdir(), "batchboard-e2e-"));
+
+export default defineConfig({
+  testDir: "./tests",
+  timeout: 60_000,
+  expect: { timeout: 15_000 },
+  fullyParallel: false,
+  workers: 1,
+  forbidOnly: !!process.env.CI,
+  retries: 0,
+  reporter: [["list"]],
+  use: {
+    baseURL: `http://127.0.0.1:${port}`,
+    trace: "retain-on-failure",
+    launchOptions: {
+      executablePath: process.env.CHROMIUM_PATH ?? "/usr/bin/chromium",
+      args: [
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+      ],
+    },
+  },
+  webServer: {
+    command: `${bin} serve --addr 127.0.0.1:${port} --data-dir ${dataDir} --site-root ${join(root, "target/site")}`,
+    url: `http://127.0.0.1:${port}/healthz`,
+    reuseExistingServer: false,
+    timeout: 60_000,
+    stdout: "pipe",
+    stderr: "pipe",
+    env: {
+      OPENAI_API_KEY: "",
+      BATCHBOARD_UPSTREAM_URL: "",
+      RUST_LOG: "info",
+    },
+  },
+});

@@ -1,0 +1,55 @@
+import { expect, test } from "@playwright/test";
+
+test.describe("page shell", () => {
+  test("server renders the layout without JavaScript", async ({ browser }) => {
+    const context = await browser.newContext({ javaScriptEnabled: false });
+    const page = await context.newPage();
+    await page.goto("/");
+    await expect(page).toHaveTitle("Batches · Batchboard");
+    await expect(page.getByRole("navigation", { name: "Main" })).toContainText("Batches");
+    await expect(page.getByRole("link", { name: "New batch" })).toBeVisible();
+    // No key and no upstream URL: an honest empty state, never fake data.
+    await expect(page.getByTestId("no-upstream")).toContainText("No upstream configured");
+    await expect(page.getByTestId("upstream")).toContainText("none configured");
+    await context.close();
+  });
+
+  test("hydrates: the connection check runs a server function from the browser", async ({ page }) => {
+    const errors: string[] = [];
+    page.on("pageerror", (e) => errors.push(e.message));
+    page.on("console", (m) => { if (m.type() === "error") errors.push(m.text()); });
+    await page.goto("/");
+    // The button only does something once the WASM bundle has hydrated the page.
+    await page.locator('body[data-hydrated="true"]').waitFor();
+    await page.getByTestId("check-upstream").click();
+    await expect(page.getByTestId("check-result")).toContainText("No upstream configured");
+    expect(errors).toEqual([]);
+  });
+
+  test("client-side navigation keeps the page and marks the current link", async ({ page }) => {
+    await page.goto("/");
+    await page.locator('body[data-hydrated="true"]').waitFor();
+    await page.evaluate(() => ((window as any).__marker = "same-document"));
+    await page.getByRole("link", { name: "New batch" }).click();
+    await expect(page).toHaveURL(/\/batches\/new$/);
+    await expect(page.getByRole("heading", { level: 1 })).toHaveText("New batch");
+    // Still the same document: the router navigated without a reload.
+    expect(await page.evaluate(() => (window as any).__marker)).toBe("same-document");
+    await expect(page.getByRole("link", { name: "New batch" })).toHaveAttribute("aria-current", "page");
+  });
+
+  test("unknown paths get a 404 page", async ({ page }) => {
+    const resp = await page.goto("/no/such/page");
+    expect(resp?.status()).toBe(404);
+    await expect(page.getByRole("heading", { level: 1 })).toHaveText("Page not found");
+  });
+
+  test("health endpoints answer", async ({ request }) => {
+    const health = await request.get("/healthz");
+    expect(health.status()).toBe(200);
+    expect(await health.json()).toEqual({ status: "ok" });
+    const ready = await request.get("/readyz");
+    expect(ready.status()).toBe(503);
+    expect((await ready.json()).ready).toBe(false);
+  });
+});

@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# Installs what building, running and testing Batchboard needs, and only what
+# is missing. Safe to run again and again: every step first checks.
+#
+#   scripts/bootstrap.sh          tools to build and run (Rust targets, cargo-leptos,
+#                                 wasm-bindgen, wasm-opt)
+#   scripts/bootstrap.sh --test   the above plus what the tests need (Chromium,
+#                                 Playwright's npm packages, PostgreSQL)
+#
+# Used by the Makefile (README commands), .ci/run and the Dockerfile.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+want_test=0
+for arg in "$@"; do
+  case "$arg" in
+    --test) want_test=1 ;;
+    *) echo "bootstrap: unknown argument $arg" >&2; exit 2 ;;
+  esac
+done
+
+say() { echo "bootstrap: $*"; }
+export PATH="$HOME/.cargo/bin:$PATH"
+
+CARGO_LEPTOS_VERSION=0.3.10
+BINARYEN_VERSION=132.0.0
+
+as_root() {
+  if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
+    say "need root to run: $*"; exit 1
+  fi
+}
+
+apt_updated=0
+apt_install() {
+  if [ $apt_updated = 0 ]; then
+    say "apt-get update"
+    as_root apt-get update -qq
+    apt_updated=1
+  fi
+  say "apt-get install $*"
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends "$@"
+}
+
+# --- Rust: the wasm32 target -------------------------------------------------
+if ! command -v cargo >/dev/null; then
+  say "cargo not found: install Rust (rustup) first"; exit 1
+fi
+if rustup target list --installed | grep -qx wasm32-unknown-unknown; then
+  say "wasm32-unknown-unknown target: present"
+else
+  say "adding the wasm32-unknown-unknown target"
+  rustup target add wasm32-unknown-unknown
+fi
+
+# --- cargo-leptos ------------------------------------------------------------
+have=$(cargo leptos --version 2>/dev/null | awk '{print $2}' || true)
+if [ "$have" = "$CARGO_LEPTOS_VERSION" ]; then
+  say "cargo-leptos $have: present"
+else
+  say "installing cargo-leptos $CARGO_LEPTOS_VERSION (about 13 minutes on 2 cores, once)"
+  cargo install "cargo-leptos@$CARGO_LEPTOS_VERSION" --locked
+fi
+
+# --- wasm-bindgen CLI, exactly the version in Cargo.lock ---------------------
+wbg=$(awk '/^name = "wasm-bindgen"$/ {getline; gsub(/"/, "", $3); print $3; exit}' Cargo.lock)
+if [ -z "$wbg" ]; then say "no wasm-bindgen in Cargo.lock"; exit 1; fi
+have=$(wasm-bindgen --version 2>/dev/null | awk '{print $2}' || true)
+if [ "$have" = "$wbg" ]; then
+  say "wasm-bindgen $have: present (matches Cargo.lock)"
+else
+  say "installing wasm-bindgen-cli $wbg to match Cargo.lock (found: ${have:-none})"
+  # Not --locked: the CLI's own lock names a yanked crate.
+  cargo install wasm-bindgen-cli --version "$wbg" --force
+fi
+
+# --- wasm-opt (release builds), from npm's binaryen --------------------------
+if ! command -v npm >/dev/null; then
+  apt_install nodejs npm
+fi
+have=$(wasm-opt --version 2>/dev/null | grep -oE '[0-9]+' | head -1 || true)
+if [ "$have" = "${BINARYEN_VERSION%%.*}" ]; then
+  say "wasm-opt $have: present"
+else
+  say "installing wasm-opt (npm binaryen@$BINARYEN_VERSION)"
+  npm install -g --no-fund --no-audit "binaryen@$BINARYEN_VERSION"
+fi
+
+if [ $want_test = 1 ]; then
+  # --- Chromium for the end-to-end tests -------------------------------------
+  if [ -x /usr/bin/chromium ]; then
+    say "chromium: present"
+  else
+    apt_install chromium
+  fi
+
+  # --- Playwright's npm packages (never its browser downloads) ---------------
+  stamp=end2end/node_modules/.bootstrap-lock
+  if [ -f "$stamp" ] && cmp -s "$stamp" end2end/package-lock.json; then
+    say "end2end npm packages: present"
+  else
+    say "npm ci in end2end (browser downloads skipped)"
+    (cd end2end && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-fund --no-audit)
+    cp end2end/package-lock.json "$stamp"
+  fi
+fi
+say "done"

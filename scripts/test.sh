@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Everything CI checks, in the order that fails fastest. Starts what it needs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/bootstrap.sh --test
+export PATH="$HOME/.cargo/bin:$PATH"
+# cargo-leptos compiles with this set; setting it for plain cargo too keeps
+# one set of build artifacts instead of rebuilding leptos between steps.
+export LEPTOS_OUTPUT_NAME=batchboard
+
+step() { echo; echo "=== $*"; }
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "clippy (server, ssr)"
+cargo clippy --features ssr --all-targets -- -D warnings
+
+step "clippy (browser, hydrate on wasm32)"
+cargo clippy --lib --target wasm32-unknown-unknown --no-default-features --features hydrate -- -D warnings
+
+step "cargo leptos build (debug server + WASM site)"
+cargo leptos build
+
+step "Rust tests"
+cargo test --features ssr
+
+step "Playwright (headless Debian Chromium)"
+cd end2end
+npx playwright test

@@ -1,0 +1,83 @@
+//! The page frame: header with navigation, main area, footer.
+
+use leptos::prelude::*;
+use leptos_router::components::A;
+
+use crate::api::{get_upstream_info, UpstreamInfo};
+
+#[component]
+pub fn Layout(children: Children) -> impl IntoView {
+    view! {
+        <header class="topbar">
+            <a class="brand" href="/">
+                <span class="brand-mark" aria-hidden="true">"▦"</span>
+                " Batchboard"
+            </a>
+            <nav aria-label="Main">
+                <A href="/" exact=true>"Batches"</A>
+                <A href="/batches/new">"New batch"</A>
+            </nav>
+        </header>
+        <main class="content">{children()}</main>
+        <Footer />
+    }
+}
+
+/// Shows which upstream is in use (its base URL, never the key) and lets the
+/// user check that it answers.
+#[component]
+fn Footer() -> impl IntoView {
+    let info = Resource::new(|| (), |_| get_upstream_info());
+    let check = ServerAction::<crate::api::CheckUpstream>::new();
+    let result = check.value();
+    let pending = check.pending();
+
+    view! {
+        <footer class="footer">
+            <span class="upstream" data-testid="upstream">
+                "Upstream: "
+                <Suspense fallback=|| view! { <span class="muted">"…"</span> }>
+                    {move || {
+                        info.get()
+                            .map(|r| match r {
+                                Ok(UpstreamInfo::Remote { base_url }) => {
+                                    view! { <code>{base_url}</code> }.into_any()
+                                }
+                                Ok(UpstreamInfo::Unconfigured) => {
+                                    view! { <span class="warn">"none configured"</span> }.into_any()
+                                }
+                                Err(e) => {
+                                    view! { <span class="error">{format!("unknown ({e})")}</span> }
+                                        .into_any()
+                                }
+                            })
+                    }}
+                </Suspense>
+            </span>
+            <button
+                class="btn btn-small"
+                data-testid="check-upstream"
+                on:click=move |_| {
+                    check.dispatch(crate::api::CheckUpstream {});
+                }
+                disabled=move || pending.get()
+            >
+                {move || if pending.get() { "Checking…" } else { "Check connection" }}
+            </button>
+            <span class="check-result" data-testid="check-result" aria-live="polite">
+                {move || {
+                    result
+                        .get()
+                        .map(|r| match r {
+                            Ok(r) => {
+                                let class = if r.ok { "ok" } else { "error" };
+                                view! { <span class=class>{r.detail}</span> }.into_any()
+                            }
+                            Err(e) => view! { <span class="error">{e.to_string()}</span> }.into_any(),
+                        })
+                }}
+            </span>
+            <span class="version">{concat!("v", env!("CARGO_PKG_VERSION"))}</span>
+        </footer>
+    }
+}

@@ -1,0 +1,13 @@
+//! Batchboard: a team dashboard for OpenAI's Batch API.
+
+pub mod api;
+pub mod app;
+#[cfg(feature = "ssr")]
+pub mod server;
+
+#[cfg(feature = "hydrate")]
+#[wasm_bindgen::prelude::wasm_bindgen]
+pub fn hydrate() {
+    console_error_panic_hook::set_once();
+    leptos::mount::hydrate_body(app::App);
+}

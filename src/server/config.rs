@@ -1,0 +1,186 @@
+//! Command line and environment configuration.
+//!
+//! Every option can be given as a flag or as an environment variable; `--help`
+//! lists both. Secrets are held in [`SecretString`] so that neither `Debug`
+//! output nor logs can reveal them.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use secrecy::SecretString;
+use url::Url;
+
+/// The default upstream once an API key is configured.
+pub const OPENAI_BASE_URL: &str = "https://api.openai.com/v1";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "batchboard",
+    version,
+    about = "A team dashboard for OpenAI's Batch API",
+    long_about = "Batchboard: a self-hosted web dashboard through which a team uploads JSONL \
+                  request files, creates batches on OpenAI's Batch API (or a compatible \
+                  provider), watches them and downloads the results. The server alone holds \
+                  the API key.\n\nWithout a subcommand, `batchboard` runs `serve`."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    /// Options of `serve`, accepted without the subcommand too.
+    #[command(flatten)]
+    pub serve: ServeArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the dashboard (the default).
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "BATCHBOARD_ADDR", default_value = "127.0.0.1:3000")]
+    pub addr: SocketAddr,
+
+    /// Base URL of the OpenAI-compatible upstream API [default: https://api.openai.com/v1
+    /// when an API key is set].
+    #[arg(long, env = "BATCHBOARD_UPSTREAM_URL", value_parser = parse_base_url)]
+    pub upstream_url: Option<Url>,
+
+    /// API key sent to the upstream. Never printed, logged or sent to a browser.
+    #[arg(long, env = "OPENAI_API_KEY", hide_env_values = true, value_parser = parse_secret)]
+    pub api_key: Option<SecretString>,
+
+    /// OpenAI organization id, sent as the `OpenAI-Organization` header.
+    #[arg(long, env = "OPENAI_ORG_ID")]
+    pub organization: Option<String>,
+
+    /// OpenAI project id, sent as the `OpenAI-Project` header.
+    #[arg(long, env = "OPENAI_PROJECT_ID")]
+    pub project: Option<String>,
+
+    /// Directory for Batchboard's own state (created if missing; must be writable).
+    #[arg(long, env = "BATCHBOARD_DATA_DIR", default_value = "data")]
+    pub data_dir: PathBuf,
+
+    /// Directory holding the built site (`pkg/` with the WASM, JS and CSS).
+    #[arg(long, env = "LEPTOS_SITE_ROOT", default_value = "target/site")]
+    pub site_root: PathBuf,
+
+    /// Log format.
+    #[arg(
+        long,
+        env = "BATCHBOARD_LOG_FORMAT",
+        value_enum,
+        default_value = "text"
+    )]
+    pub log_format: LogFormat,
+}
+
+fn parse_secret(s: &str) -> Result<SecretString, String> {
+    let s = s.trim();
+    if s.is_empty() {
+        return Err("must not be empty".into());
+    }
+    Ok(SecretString::from(s.to_owned()))
+}
+
+/// An upstream base URL: absolute http(s), no query or fragment. A trailing
+/// slash is dropped so that paths can be appended as `{base}/batches`.
+pub fn parse_base_url(s: &str) -> Result<Url, String> {
+    let url = Url::parse(s.trim()).map_err(|e| format!("not a URL ({e})"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(format!(
+            "scheme must be http or https, not {}",
+            url.scheme()
+        ));
+    }
+    if url.host().is_none() {
+        return Err("the URL has no host".into());
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err("the URL must not have a query or fragment".into());
+    }
+    let trimmed = url.as_str().trim_end_matches('/').to_owned();
+    Url::parse(&trimmed).map_err(|e| format!("not a URL ({e})"))
+}
+
+impl Cli {
+    /// Parses the command line; on a usage error prints one line naming the
+    /// option and exits with status 2. `--help` and `--version` exit 0.
+    pub fn parse_or_exit() -> Self {
+        match Self::try_parse() {
+            Ok(cli) => cli,
+            Err(e) => exit_with_clap_error(e),
+        }
+    }
+
+    /// The arguments of the command to run.
+    pub fn into_command(self) -> Command {
+        self.command.unwrap_or(Command::Serve(self.serve))
+    }
+}
+
+fn exit_with_clap_error(e: clap::Error) -> ! {
+    use clap::error::ErrorKind;
+    match e.kind() {
+        ErrorKind::DisplayHelp
+        | ErrorKind::DisplayVersion
+        | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => e.exit(),
+        _ => {
+            let text = e.to_string();
+            let line = text
+                .lines()
+                .map(str::trim)
+                .find(|l| !l.is_empty())
+                .unwrap_or("invalid arguments");
+            let line = line.strip_prefix("error: ").unwrap_or(line);
+            eprintln!("batchboard: {line}");
+            std::process::exit(2);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base_url_is_normalised_and_checked() {
+        assert_eq!(
+            parse_base_url("https://api.openai.com/v1/")
+                .unwrap()
+                .as_str(),
+            "https://api.openai.com/v1"
+        );
+        assert!(parse_base_url("ftp://x/v1").is_err());
+        assert!(parse_base_url("not a url").is_err());
+        assert!(parse_base_url("http://h/v1?x=1").is_err());
+    }
+
+    #[test]
+    fn secret_is_not_in_debug_output() {
+        let cli = Cli::try_parse_from(["batchboard", "--api-key", "sk-very-secret"]).unwrap();
+        let dbg = format!("{cli:?}");
+        assert!(!dbg.contains("sk-very-secret"), "{dbg}");
+    }
+
+    #[test]
+    fn serve_subcommand_and_default_agree() {
+        let a = Cli::try_parse_from(["batchboard", "--addr", "127.0.0.1:4000"]).unwrap();
+        let b = Cli::try_parse_from(["batchboard", "serve", "--addr", "127.0.0.1:4000"]).unwrap();
+        let (Command::Serve(a), Command::Serve(b)) = (a.into_command(), b.into_command());
+        assert_eq!(a.addr, b.addr);
+    }
+}
