@@ -4,6 +4,8 @@ pub mod api;
 pub mod app;
 pub mod batch;
 #[cfg(feature = "ssr")]
+pub mod sandbox;
+#[cfg(feature = "ssr")]
 pub mod server;
 
 #[cfg(feature = "hydrate")]

@@ -2,125 +2,53 @@
 //! errors, health endpoints, the upstream headers, and shutdown.
 #![cfg(feature = "ssr")]
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-const BIN: &str = env!("CARGO_BIN_EXE_batchboard");
+mod common;
+use common::{Proc, TempDir, BIN};
 
 fn run(args: &[&str]) -> Output {
-    Command::new(BIN)
+    common::command()
         .args(args)
-        .env_remove("OPENAI_API_KEY")
-        .env_remove("BATCHBOARD_UPSTREAM_URL")
         .output()
         .expect("run batchboard")
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 struct Server {
-    child: Child,
+    proc: Proc,
     base: String,
-    _dir: tempdir::Dir,
-}
-
-mod tempdir {
-    /// A directory removed on drop.
-    pub struct Dir(pub std::path::PathBuf);
-    impl Dir {
-        pub fn new(tag: &str) -> Self {
-            let p = std::env::temp_dir().join(format!(
-                "batchboard-test-{tag}-{}-{}",
-                std::process::id(),
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .unwrap()
-                    .as_nanos()
-            ));
-            std::fs::create_dir_all(&p).unwrap();
-            Dir(p)
-        }
-    }
-    impl Drop for Dir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
+    _dir: TempDir,
 }
 
 fn start(envs: &[(&str, &str)], extra: &[&str]) -> Server {
-    let dir = tempdir::Dir::new("serve");
+    let dir = TempDir::new("serve");
     let site = dir.0.join("site");
     std::fs::create_dir_all(site.join("pkg")).unwrap();
-    let port = free_port();
-    let addr = format!("127.0.0.1:{port}");
-    let mut cmd = Command::new(BIN);
+    let addr = format!("127.0.0.1:{}", common::free_port());
+    let mut cmd = common::command();
     cmd.args(["serve", "--addr", &addr, "--data-dir"])
         .arg(dir.0.join("data"))
         .arg("--site-root")
         .arg(&site)
-        .args(extra)
-        .env_remove("OPENAI_API_KEY")
-        .env_remove("BATCHBOARD_UPSTREAM_URL")
-        .env("RUST_LOG", "debug")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+        .args(extra);
     for (k, v) in envs {
         cmd.env(k, v);
     }
-    let child = cmd.spawn().expect("spawn batchboard");
-    let base = format!("http://{addr}");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(&addr).is_err() {
-        assert!(Instant::now() < deadline, "server did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let proc = Proc::spawn(cmd, addr);
     Server {
-        child,
-        base,
+        base: proc.base(),
+        proc,
         _dir: dir,
     }
 }
 
 impl Server {
-    /// Stops the server with SIGTERM and returns its exit status and logs.
-    fn stop(mut self) -> (std::process::ExitStatus, String) {
-        let pid = self.child.id().to_string();
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .expect("kill");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let status = loop {
-            if let Some(s) = self.child.try_wait().unwrap() {
-                break s;
-            }
-            assert!(Instant::now() < deadline, "server ignored SIGTERM");
-            std::thread::sleep(Duration::from_millis(50));
-        };
-        let mut logs = String::new();
-        if let Some(mut e) = self.child.stderr.take() {
-            e.read_to_string(&mut logs).unwrap();
-        }
-        if let Some(mut o) = self.child.stdout.take() {
-            o.read_to_string(&mut logs).unwrap();
-        }
-        (status, logs)
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
+    fn stop(self) -> (std::process::ExitStatus, String) {
+        self.proc.stop()
     }
 }
 
@@ -195,7 +123,7 @@ fn bad_configuration_exits_with_one_line_naming_the_option() {
         "--data-dir",
     );
     assert_config_error(&["serve", "--log-format", "xml"], "--log-format");
-    let dir = tempdir::Dir::new("site");
+    let dir = TempDir::new("site");
     let missing = dir.0.join("nope");
     assert_config_error(
         &[
@@ -222,27 +150,36 @@ fn get(url: &str) -> (u16, String) {
 }
 
 #[test]
-fn health_and_readiness_without_an_upstream() {
+fn without_key_or_url_the_built_in_sandbox_is_the_upstream() {
     let server = start(&[], &[]);
     let (code, body) = get(&format!("{}/healthz", server.base));
     assert_eq!(code, 200);
     assert_eq!(body, r#"{"status":"ok"}"#);
+    // Ready: the dashboard reached the embedded sandbox over HTTP.
     let (code, body) = get(&format!("{}/readyz", server.base));
-    assert_eq!(code, 503, "{body}");
-    assert!(body.contains("No upstream configured"), "{body}");
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains("Reachable"), "{body}");
+    let (code, page) = get(&format!("{}/", server.base));
+    assert_eq!(code, 200);
+    assert!(page.contains("Sandbox"), "footer should say Sandbox");
     let (status, logs) = server.stop();
     assert!(status.success(), "exit {status:?}\n{logs}");
     assert!(logs.contains("batchboard stopped"), "{logs}");
     // Structured request logs: method, path and status of each request.
     assert!(
-        logs.contains("/readyz") && logs.contains("status=503"),
+        logs.contains("/readyz") && logs.contains("status=200"),
+        "{logs}"
+    );
+    // ...for both the dashboard and the sandbox it called.
+    assert!(
+        logs.contains(r#"service="sandbox""#) && logs.contains("path=/v1/batches"),
         "{logs}"
     );
 }
 
-/// A one-shot HTTP listener standing in for a provider on loopback, recording
-/// the request head it receives. (The real sandbox upstream replaces this once
-/// it exists.)
+/// A one-shot HTTP listener standing in for a third-party provider on
+/// loopback, recording the raw request head it receives: the only way to see
+/// exactly which headers go upstream.
 fn capture_one_request(status_line: &'static str) -> (String, mpsc::Receiver<String>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}/v1", listener.local_addr().unwrap());

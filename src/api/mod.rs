@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 /// base URL, never the key.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum UpstreamInfo {
-    /// Nothing configured: no API key and no upstream URL.
-    Unconfigured,
+    /// The built-in sandbox (no key and no upstream URL configured).
+    Sandbox,
     /// An OpenAI-compatible API at this base URL.
     Remote { base_url: String },
 }

@@ -43,8 +43,13 @@ fn Footer() -> impl IntoView {
                                 Ok(UpstreamInfo::Remote { base_url }) => {
                                     view! { <code>{base_url}</code> }.into_any()
                                 }
-                                Ok(UpstreamInfo::Unconfigured) => {
-                                    view! { <span class="warn">"none configured"</span> }.into_any()
+                                Ok(UpstreamInfo::Sandbox) => {
+                                    view! {
+                                        <span class="badge badge-sandbox" title="The built-in sandbox: no key, no network, deterministic models">
+                                            "Sandbox"
+                                        </span>
+                                    }
+                                        .into_any()
                                 }
                                 Err(e) => {
                                     view! { <span class="error">{format!("unknown ({e})")}</span> }

@@ -5,25 +5,6 @@ use leptos_meta::Title;
 
 use crate::api::{get_upstream_info, UpstreamInfo};
 
-/// Explains, honestly, that there is no upstream to show batches from.
-#[component]
-fn NoUpstream() -> impl IntoView {
-    view! {
-        <section class="empty-state" data-testid="no-upstream">
-            <h2>"No upstream configured"</h2>
-            <p>
-                "Batchboard has no API to talk to yet. Start it with an API key to use OpenAI's "
-                "Batch API:"
-            </p>
-            <pre><code>"OPENAI_API_KEY=sk-… batchboard serve"</code></pre>
-            <p>
-                "or point it at any OpenAI-compatible server with "
-                <code>"--upstream-url http://host:port/v1"</code> "."
-            </p>
-        </section>
-    }
-}
-
 #[component]
 pub fn BatchesPage() -> impl IntoView {
     let info = Resource::new(|| (), |_| get_upstream_info());
@@ -34,11 +15,14 @@ pub fn BatchesPage() -> impl IntoView {
             {move || {
                 info.get()
                     .map(|r| match r {
-                        Ok(UpstreamInfo::Unconfigured) => view! { <NoUpstream /> }.into_any(),
-                        Ok(UpstreamInfo::Remote { base_url }) => {
+                        Ok(info) => {
+                            let name = match info {
+                                UpstreamInfo::Sandbox => "the built-in sandbox".to_string(),
+                                UpstreamInfo::Remote { base_url } => base_url,
+                            };
                             view! {
                                 <section class="empty-state" data-testid="upstream-ready">
-                                    <h2>"Connected to " <code>{base_url}</code></h2>
+                                    <h2>"Connected to " <code>{name}</code></h2>
                                     <p>
                                         "The batch table is not built yet: it arrives with the "
                                         "core dashboard. Use “Check connection” below to test "

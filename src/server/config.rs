@@ -37,6 +37,73 @@ pub struct Cli {
 pub enum Command {
     /// Serve the dashboard (the default).
     Serve(ServeArgs),
+    /// Serve only the sandbox: an OpenAI-compatible Files + Batches API with
+    /// deterministic built-in models, at http://ADDR/v1.
+    Sandbox(SandboxArgs),
+}
+
+/// How fast the sandbox works through batches.
+#[derive(Debug, Clone, Args)]
+pub struct SpeedArgs {
+    /// Sandbox: requests executed per second in each batch.
+    #[arg(long, env = "BATCHBOARD_SANDBOX_RPS", default_value_t = 5.0, value_parser = parse_rate)]
+    pub sandbox_rps: f64,
+
+    /// Sandbox: how long a batch stays `validating`, in milliseconds.
+    #[arg(long, env = "BATCHBOARD_SANDBOX_VALIDATION_MS", default_value_t = 2000)]
+    pub sandbox_validation_ms: u64,
+
+    /// Sandbox: how long a batch stays `finalizing`, in milliseconds.
+    #[arg(long, env = "BATCHBOARD_SANDBOX_FINALIZING_MS", default_value_t = 2000)]
+    pub sandbox_finalizing_ms: u64,
+}
+
+impl SpeedArgs {
+    pub fn speed(&self) -> crate::sandbox::Speed {
+        crate::sandbox::Speed {
+            requests_per_second: self.sandbox_rps,
+            validation_delay: std::time::Duration::from_millis(self.sandbox_validation_ms),
+            finalizing_delay: std::time::Duration::from_millis(self.sandbox_finalizing_ms),
+        }
+    }
+}
+
+fn parse_rate(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(r) if r > 0.0 && r.is_finite() => Ok(r),
+        _ => Err("must be a number above 0".into()),
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct SandboxArgs {
+    /// Address to listen on.
+    #[arg(
+        long,
+        env = "BATCHBOARD_SANDBOX_ADDR",
+        default_value = "127.0.0.1:8089"
+    )]
+    pub addr: SocketAddr,
+
+    /// The key clients must send as `Authorization: Bearer KEY`.
+    #[arg(long, env = "BATCHBOARD_SANDBOX_KEY", hide_env_values = true, value_parser = parse_secret)]
+    pub api_key: SecretString,
+
+    /// Directory for the sandbox's files and state (created if missing).
+    #[arg(long, env = "BATCHBOARD_DATA_DIR", default_value = "data")]
+    pub data_dir: PathBuf,
+
+    #[command(flatten)]
+    pub speed: SpeedArgs,
+
+    /// Log format.
+    #[arg(
+        long,
+        env = "BATCHBOARD_LOG_FORMAT",
+        value_enum,
+        default_value = "text"
+    )]
+    pub log_format: LogFormat,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -54,7 +121,7 @@ pub struct ServeArgs {
     pub addr: SocketAddr,
 
     /// Base URL of the OpenAI-compatible upstream API [default: https://api.openai.com/v1
-    /// when an API key is set].
+    /// when an API key is set; the built-in sandbox when neither is set].
     #[arg(long, env = "BATCHBOARD_UPSTREAM_URL", value_parser = parse_base_url)]
     pub upstream_url: Option<Url>,
 
@@ -86,6 +153,10 @@ pub struct ServeArgs {
         default_value = "text"
     )]
     pub log_format: LogFormat,
+
+    /// Speed of the built-in sandbox (used when no upstream is configured).
+    #[command(flatten)]
+    pub speed: SpeedArgs,
 }
 
 fn parse_secret(s: &str) -> Result<SecretString, String> {
@@ -180,7 +251,9 @@ mod tests {
     fn serve_subcommand_and_default_agree() {
         let a = Cli::try_parse_from(["batchboard", "--addr", "127.0.0.1:4000"]).unwrap();
         let b = Cli::try_parse_from(["batchboard", "serve", "--addr", "127.0.0.1:4000"]).unwrap();
-        let (Command::Serve(a), Command::Serve(b)) = (a.into_command(), b.into_command());
-        assert_eq!(a.addr, b.addr);
+        match (a.into_command(), b.into_command()) {
+            (Command::Serve(a), Command::Serve(b)) => assert_eq!(a.addr, b.addr),
+            other => panic!("expected serve twice, got {other:?}"),
+        }
     }
 }

@@ -44,8 +44,10 @@ pub enum StartError {
 pub fn main() -> std::process::ExitCode {
     let cli = Cli::parse_or_exit();
     let command = cli.into_command();
-    let Command::Serve(args) = &command;
-    init_logging(args.log_format);
+    init_logging(match &command {
+        Command::Serve(a) => a.log_format,
+        Command::Sandbox(a) => a.log_format,
+    });
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -55,6 +57,7 @@ pub fn main() -> std::process::ExitCode {
     };
     let result = match command {
         Command::Serve(args) => runtime.block_on(serve(args)),
+        Command::Sandbox(args) => runtime.block_on(sandbox(args)),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -127,22 +130,29 @@ pub fn router(state: AppState) -> Router {
             },
         )
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
-        .with_state(state)
+        .with_state(state);
+    with_request_trace(app, "dashboard")
+}
+
+/// Request logs (method, path, status, latency) with an `x-request-id`
+/// taken from the request or made, and returned in the response.
+fn with_request_trace(router: Router, name: &'static str) -> Router {
+    router
         .layer(
-            TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
-                let id = req
-                    .headers()
-                    .get("x-request-id")
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or("-");
-                tracing::info_span!("http", method = %req.method(), path = %req.uri().path(), request_id = %id)
-            })
-            .on_request(())
-            .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
+            TraceLayer::new_for_http()
+                .make_span_with(move |req: &Request<_>| {
+                    let id = req
+                        .headers()
+                        .get("x-request-id")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("-");
+                    tracing::info_span!("http", service = name, method = %req.method(), path = %req.uri().path(), request_id = %id)
+                })
+                .on_request(())
+                .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
         )
         .layer(PropagateRequestIdLayer::x_request_id())
-        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid));
-    app
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
 }
 
 async fn serve(args: ServeArgs) -> Result<(), StartError> {
@@ -150,13 +160,17 @@ async fn serve(args: ServeArgs) -> Result<(), StartError> {
     if !args.site_root.is_dir() {
         return Err(StartError::SiteRoot(args.site_root.display().to_string()));
     }
+    let upstream = match Upstream::from_args(&args)? {
+        Some(u) => u,
+        None => start_embedded_sandbox(&args).await?,
+    };
     let state = AppState {
         leptos_options: leptos_options(&args),
-        upstream: Arc::new(Upstream::from_args(&args)?),
+        upstream: Arc::new(upstream),
     };
     let upstream = match state.upstream.info() {
         UpstreamInfo::Remote { base_url } => base_url,
-        UpstreamInfo::Unconfigured => "none configured".to_string(),
+        UpstreamInfo::Sandbox => "the built-in sandbox".to_string(),
     };
     let app = router(state);
     let listener = tokio::net::TcpListener::bind(args.addr)
@@ -171,6 +185,68 @@ async fn serve(args: ServeArgs) -> Result<(), StartError> {
         .await
         .map_err(StartError::Serve)?;
     tracing::info!("batchboard stopped");
+    Ok(())
+}
+
+/// Starts the sandbox on a loopback port of its own, with a key made for
+/// this run, and returns it as the upstream: the dashboard talks to it over
+/// HTTP exactly as to any other provider.
+async fn start_embedded_sandbox(args: &ServeArgs) -> Result<Upstream, StartError> {
+    let dir = args.data_dir.join("sandbox");
+    let key = secrecy::SecretString::from(format!(
+        "sk-sandbox-{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    ));
+    let sb = crate::sandbox::Sandbox::open(&dir, key.clone(), args.speed.speed()).map_err(|e| {
+        StartError::DataDir {
+            path: dir.display().to_string(),
+            reason: format!("sandbox state: {e}"),
+        }
+    })?;
+    let loopback = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+    let listener = tokio::net::TcpListener::bind(loopback)
+        .await
+        .map_err(|source| StartError::Listen {
+            addr: loopback,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(StartError::Serve)?;
+    let app = with_request_trace(sb.router(), "sandbox");
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!(error = %e, "embedded sandbox stopped");
+        }
+    });
+    let base = url::Url::parse(&format!("http://{addr}/v1")).expect("loopback URL");
+    Ok(Upstream::new(base, Some(&key), None, None, true)?)
+}
+
+/// `batchboard sandbox`: the sandbox alone.
+async fn sandbox(args: config::SandboxArgs) -> Result<(), StartError> {
+    check_data_dir(&args.data_dir)?;
+    let dir = args.data_dir.join("sandbox");
+    let sb = crate::sandbox::Sandbox::open(&dir, args.api_key.clone(), args.speed.speed())
+        .map_err(|e| StartError::DataDir {
+            path: dir.display().to_string(),
+            reason: format!("sandbox state: {e}"),
+        })?;
+    let listener = tokio::net::TcpListener::bind(args.addr)
+        .await
+        .map_err(|source| StartError::Listen {
+            addr: args.addr,
+            source,
+        })?;
+    let app = with_request_trace(sb.router(), "sandbox");
+    tracing::info!(addr = %args.addr, "sandbox listening: base URL http://{}/v1", args.addr);
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .map_err(StartError::Serve)?;
+    if let Err(e) = sb.store.save_now() {
+        tracing::error!(error = %e, "sandbox: cannot save state");
+    }
+    tracing::info!("sandbox stopped");
     Ok(())
 }
 

@@ -7,7 +7,7 @@ use axum::extract::FromRef;
 use leptos::prelude::*;
 use leptos::server_fn::error::ServerFnError;
 use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION};
-use secrecy::ExposeSecret;
+use secrecy::{ExposeSecret, SecretString};
 use url::Url;
 
 use super::config::{ServeArgs, OPENAI_BASE_URL};
@@ -36,8 +36,9 @@ impl AppState {
 /// The upstream API: where it is and how to authenticate. The key lives only
 /// in the default headers of the HTTP client, from which it is never read back.
 pub struct Upstream {
-    base_url: Option<Url>,
+    base_url: Url,
     http: reqwest::Client,
+    sandbox: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -51,22 +52,41 @@ pub enum UpstreamConfigError {
 }
 
 impl Upstream {
-    pub fn from_args(args: &ServeArgs) -> Result<Self, UpstreamConfigError> {
+    /// The upstream the arguments name: `--upstream-url`, or OpenAI when
+    /// only a key is given. `None` when neither is set (use the sandbox).
+    pub fn from_args(args: &ServeArgs) -> Result<Option<Self>, UpstreamConfigError> {
         let base_url = match (&args.upstream_url, &args.api_key) {
-            (Some(url), _) => Some(url.clone()),
-            (None, Some(_)) => Some(Url::parse(OPENAI_BASE_URL).expect("constant URL")),
-            (None, None) => None,
+            (Some(url), _) => url.clone(),
+            (None, Some(_)) => Url::parse(OPENAI_BASE_URL).expect("constant URL"),
+            (None, None) => return Ok(None),
         };
+        Self::new(
+            base_url,
+            args.api_key.as_ref(),
+            args.organization.as_deref(),
+            args.project.as_deref(),
+            false,
+        )
+        .map(Some)
+    }
+
+    pub fn new(
+        base_url: Url,
+        key: Option<&SecretString>,
+        organization: Option<&str>,
+        project: Option<&str>,
+        sandbox: bool,
+    ) -> Result<Self, UpstreamConfigError> {
         let mut headers = HeaderMap::new();
-        if let Some(key) = &args.api_key {
+        if let Some(key) = key {
             let mut value = HeaderValue::from_str(&format!("Bearer {}", key.expose_secret()))
                 .map_err(|_| UpstreamConfigError::BadKey)?;
             value.set_sensitive(true);
             headers.insert(AUTHORIZATION, value);
         }
         for (name, value) in [
-            ("openai-organization", &args.organization),
-            ("openai-project", &args.project),
+            ("openai-organization", organization),
+            ("openai-project", project),
         ] {
             if let Some(v) = value {
                 let v = HeaderValue::from_str(v).map_err(|_| UpstreamConfigError::BadHeader)?;
@@ -78,15 +98,20 @@ impl Upstream {
             .user_agent(concat!("batchboard/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(Duration::from_secs(10))
             .build()?;
-        Ok(Self { base_url, http })
+        Ok(Self {
+            base_url,
+            http,
+            sandbox,
+        })
     }
 
     pub fn info(&self) -> UpstreamInfo {
-        match &self.base_url {
-            None => UpstreamInfo::Unconfigured,
-            Some(url) => UpstreamInfo::Remote {
-                base_url: url.to_string(),
-            },
+        if self.sandbox {
+            UpstreamInfo::Sandbox
+        } else {
+            UpstreamInfo::Remote {
+                base_url: self.base_url.to_string(),
+            }
         }
     }
 
@@ -94,14 +119,7 @@ impl Upstream {
     /// OpenAI-compatible API and the key is accepted.
     pub async fn probe(&self) -> Reachability {
         let started = Instant::now();
-        let Some(base) = &self.base_url else {
-            return Reachability {
-                ok: false,
-                detail: "No upstream configured: set OPENAI_API_KEY or --upstream-url.".into(),
-                latency_ms: 0,
-            };
-        };
-        let url = format!("{base}/batches?limit=1");
+        let url = format!("{}/batches?limit=1", self.base_url);
         let result = self
             .http
             .get(&url)

@@ -1,0 +1,133 @@
+//! The sandbox: an OpenAI-compatible Files + Batches API in the same binary.
+//! It is the default upstream when no key is configured, and what the tests
+//! talk to over real HTTP. The dashboard reaches it like any other upstream.
+
+pub mod batches;
+pub mod error;
+pub mod files;
+pub mod models;
+pub mod runner;
+pub mod store;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::batch::List;
+use error::SandboxError;
+pub use runner::Speed;
+use store::Store;
+
+#[derive(Clone)]
+pub struct Sandbox {
+    pub store: Arc<Store>,
+    pub speed: Speed,
+    key: Arc<SecretString>,
+}
+
+impl Sandbox {
+    /// Opens the sandbox's state under `dir` and resumes unfinished batches.
+    /// Must be called inside a tokio runtime.
+    pub fn open(dir: &Path, key: SecretString, speed: Speed) -> std::io::Result<Self> {
+        let sb = Self {
+            store: Store::open(dir)?,
+            speed,
+            key: Arc::new(key),
+        };
+        let unfinished: Vec<String> = sb
+            .store
+            .lock()
+            .batches
+            .iter()
+            .filter(|b| !b.status.is_terminal())
+            .map(|b| b.id.clone())
+            .collect();
+        for id in unfinished {
+            tracing::info!(batch = %id, "sandbox: resuming batch");
+            sb.start_runner(id);
+        }
+        Ok(sb)
+    }
+
+    pub fn start_runner(&self, id: String) {
+        tokio::spawn(self.clone().run_batch(id));
+    }
+
+    /// The API under `/v1`.
+    pub fn router(&self) -> Router {
+        let api = Router::new()
+            .route(
+                "/files",
+                post(files::upload)
+                    .layer(DefaultBodyLimit::max(
+                        files::MAX_UPLOAD_BYTES as usize + 1024 * 1024,
+                    ))
+                    .get(files::list),
+            )
+            .route("/files/{id}", get(files::retrieve).delete(files::delete))
+            .route("/files/{id}/content", get(files::content))
+            .route("/batches", post(batches::create).get(batches::list))
+            .route("/batches/{id}", get(batches::retrieve))
+            .route("/batches/{id}/cancel", post(batches::cancel))
+            .fallback(|| async {
+                SandboxError::NotFound {
+                    kind: "route",
+                    id: "this path".into(),
+                }
+            })
+            .route_layer(middleware::from_fn_with_state(self.clone(), auth))
+            .with_state(self.clone());
+        Router::new().nest("/v1", api)
+    }
+}
+
+/// Bearer authentication with the sandbox key.
+async fn auth(State(sb): State<Sandbox>, req: Request, next: Next) -> Response {
+    let given = req
+        .headers()
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    match given {
+        None => SandboxError::MissingKey.into_response(),
+        Some(k) if !constant_time_eq(k.as_bytes(), sb.key.expose_secret().as_bytes()) => {
+            SandboxError::WrongKey.into_response()
+        }
+        Some(_) => next.run(req).await,
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// One page of a list in display order, starting after the item `after`.
+pub fn page<T: Clone>(
+    items: Vec<&T>,
+    after: Option<&str>,
+    limit: usize,
+    id: impl Fn(&T) -> &String,
+) -> List<T> {
+    let start = match after {
+        Some(a) => items
+            .iter()
+            .position(|x| id(x) == a)
+            .map_or(items.len(), |i| i + 1),
+        None => 0,
+    };
+    let rest = &items[start.min(items.len())..];
+    let data: Vec<T> = rest.iter().take(limit).map(|x| (*x).clone()).collect();
+    List {
+        object: "list".into(),
+        first_id: data.first().map(|x| id(x).clone()),
+        last_id: data.last().map(|x| id(x).clone()),
+        has_more: rest.len() > limit,
+        data,
+    }
+}
