@@ -8,9 +8,10 @@ test.describe("page shell", () => {
     await expect(page).toHaveTitle("Batches · Batchboard");
     await expect(page.getByRole("navigation", { name: "Main" })).toContainText("Batches");
     await expect(page.getByRole("link", { name: "New batch" })).toBeVisible();
-    // No key and no upstream URL: an honest empty state, never fake data.
-    await expect(page.getByTestId("no-upstream")).toContainText("No upstream configured");
-    await expect(page.getByTestId("upstream")).toContainText("none configured");
+    // No key and no upstream URL: the built-in sandbox is the upstream, and
+    // the footer says so (never a key).
+    await expect(page.getByTestId("upstream")).toContainText("Sandbox");
+    await expect(page.getByTestId("upstream-ready")).toContainText("built-in sandbox");
     await context.close();
   });
 
@@ -21,8 +22,9 @@ test.describe("page shell", () => {
     await page.goto("/");
     // The button only does something once the WASM bundle has hydrated the page.
     await page.locator('body[data-hydrated="true"]').waitFor();
+    await expect(page.getByTestId("check-result")).toBeEmpty();
     await page.getByTestId("check-upstream").click();
-    await expect(page.getByTestId("check-result")).toContainText("No upstream configured");
+    await expect(page.getByTestId("check-result")).toContainText(/Reachable \(\d+ ms\)/);
     expect(errors).toEqual([]);
   });
 
@@ -49,7 +51,7 @@ test.describe("page shell", () => {
     expect(health.status()).toBe(200);
     expect(await health.json()).toEqual({ status: "ok" });
     const ready = await request.get("/readyz");
-    expect(ready.status()).toBe(503);
-    expect((await ready.json()).ready).toBe(false);
+    expect(ready.status()).toBe(200);
+    expect((await ready.json()).ready).toBe(true);
   });
 });
