@@ -11,6 +11,19 @@ const bin = process.env.BATCHBOARD_BIN ?? join(root, "target/debug/batchboard");
 const port = Number(process.env.E2E_PORT ?? 3300);
 const dataDir = mkdtempSync(join(tmpdir(), "batchboard-e2e-"));
 
+// The server's environment: ours, minus any upstream settings, so that the
+// built-in sandbox is the upstream; fast sandbox speeds keep tests short.
+const serverEnv: Record<string, string> = {};
+for (const [k, v] of Object.entries(process.env)) {
+  if (v !== undefined && !["OPENAI_API_KEY", "BATCHBOARD_UPSTREAM_URL"].includes(k)) serverEnv[k] = v;
+}
+Object.assign(serverEnv, {
+  RUST_LOG: process.env.RUST_LOG ?? "warn",
+  BATCHBOARD_SANDBOX_RPS: process.env.BATCHBOARD_SANDBOX_RPS ?? "20",
+  BATCHBOARD_SANDBOX_VALIDATION_MS: process.env.BATCHBOARD_SANDBOX_VALIDATION_MS ?? "300",
+  BATCHBOARD_SANDBOX_FINALIZING_MS: process.env.BATCHBOARD_SANDBOX_FINALIZING_MS ?? "300",
+});
+
 export default defineConfig({
   testDir: "./tests",
   timeout: 60_000,
@@ -42,10 +55,6 @@ export default defineConfig({
     timeout: 60_000,
     stdout: "pipe",
     stderr: "pipe",
-    env: {
-      OPENAI_API_KEY: "",
-      BATCHBOARD_UPSTREAM_URL: "",
-      RUST_LOG: "info",
-    },
+    env: serverEnv,
   },
 });
