@@ -1,8 +1,12 @@
 //! Server functions: the browser's only way to reach the upstream. They run on
-//! the server, which alone holds the API key.
+//! the server, which alone holds the API key, and check their input there.
 
 use leptos::prelude::*;
+use leptos::server_fn::codec::JsonEncoding;
+use leptos::server_fn::error::{FromServerFnError, ServerFnErrorErr};
 use serde::{Deserialize, Serialize};
+
+use crate::batch::Batch;
 
 /// Which upstream the dashboard talks to, as the browser may know it: the
 /// base URL, never the key.
@@ -23,14 +27,173 @@ pub struct Reachability {
     pub latency_ms: u64,
 }
 
+/// The error every server function returns: what the UI shows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum AppError {
+    /// The request was refused before reaching the upstream.
+    #[error("{0}")]
+    Invalid(String),
+    /// The upstream answered with an error, or could not be reached.
+    #[error("{message}")]
+    Upstream {
+        status: Option<u16>,
+        message: String,
+        code: Option<String>,
+        request_id: Option<String>,
+    },
+    /// Transport between browser and server.
+    #[error("{0}")]
+    ServerFn(ServerFnErrorErr),
+}
+
+impl FromServerFnError for AppError {
+    type Encoder = JsonEncoding;
+    fn from_server_fn_error(value: ServerFnErrorErr) -> Self {
+        Self::ServerFn(value)
+    }
+}
+
+impl AppError {
+    /// One line for the user, with the upstream's code and request id when
+    /// there are some (for support).
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Upstream {
+                status,
+                message,
+                code,
+                request_id,
+            } => {
+                let mut s = message.clone();
+                let mut extra = Vec::new();
+                if let Some(st) = status {
+                    extra.push(format!("HTTP {st}"));
+                }
+                if let Some(c) = code {
+                    extra.push(format!("code {c}"));
+                }
+                if let Some(r) = request_id {
+                    extra.push(format!("request {r}"));
+                }
+                if !extra.is_empty() {
+                    s.push_str(&format!(" ({})", extra.join(", ")));
+                }
+                s
+            }
+            other => other.to_string(),
+        }
+    }
+}
+
+#[cfg(feature = "ssr")]
+impl From<crate::upstream::UpstreamError> for AppError {
+    fn from(e: crate::upstream::UpstreamError) -> Self {
+        use crate::upstream::UpstreamError as U;
+        match e {
+            U::Api {
+                status,
+                message,
+                code,
+                request_id,
+                ..
+            } => Self::Upstream {
+                status: Some(status),
+                message,
+                code,
+                request_id,
+            },
+            other => Self::Upstream {
+                status: None,
+                message: other.to_string(),
+                code: None,
+                request_id: None,
+            },
+        }
+    }
+}
+
+/// A page of the batch table.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchPage {
+    pub batches: Vec<Batch>,
+    pub has_more: bool,
+    /// Cursor for the next page.
+    pub last_id: Option<String>,
+    /// When the upstream answered (unix seconds).
+    pub fetched_at: i64,
+}
+
+pub const PAGE_SIZES: &[u32] = &[10, 20, 50, 100];
+
+#[cfg(feature = "ssr")]
+fn state() -> Result<crate::server::state::AppState, AppError> {
+    use_context::<crate::server::state::AppState>()
+        .ok_or_else(|| AppError::Invalid("server state missing".into()))
+}
+
+#[cfg(feature = "ssr")]
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// A batch id as the upstream makes them: one path segment, no surprises.
+pub fn check_batch_id(id: &str) -> Result<(), AppError> {
+    let ok = !id.is_empty()
+        && id.len() <= 128
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    if ok {
+        Ok(())
+    } else {
+        Err(AppError::Invalid(format!("'{id}' is not a batch id")))
+    }
+}
+
 #[server(endpoint = "upstream_info")]
-pub async fn get_upstream_info() -> Result<UpstreamInfo, ServerFnError> {
-    let state = crate::server::state::AppState::from_context()?;
-    Ok(state.upstream.info())
+pub async fn get_upstream_info() -> Result<UpstreamInfo, AppError> {
+    Ok(state()?.upstream.info())
 }
 
 #[server(endpoint = "check_upstream")]
-pub async fn check_upstream() -> Result<Reachability, ServerFnError> {
-    let state = crate::server::state::AppState::from_context()?;
-    Ok(state.upstream.probe().await)
+pub async fn check_upstream() -> Result<Reachability, AppError> {
+    Ok(state()?.upstream.probe().await)
+}
+
+#[server(endpoint = "list_batches")]
+pub async fn list_batches(after: Option<String>, limit: u32) -> Result<BatchPage, AppError> {
+    if !(1..=100).contains(&limit) {
+        return Err(AppError::Invalid("limit must be between 1 and 100".into()));
+    }
+    if let Some(a) = &after {
+        check_batch_id(a)?;
+    }
+    let list = state()?
+        .upstream
+        .client
+        .list_batches(after.as_deref(), limit)
+        .await?;
+    Ok(BatchPage {
+        last_id: list
+            .last_id
+            .or_else(|| list.data.last().map(|b| b.id.clone())),
+        has_more: list.has_more,
+        batches: list.data,
+        fetched_at: now(),
+    })
+}
+
+#[server(endpoint = "get_batch")]
+pub async fn get_batch(id: String) -> Result<Batch, AppError> {
+    check_batch_id(&id)?;
+    Ok(state()?.upstream.client.get_batch(&id).await?)
+}
+
+#[server(endpoint = "cancel_batch")]
+pub async fn cancel_batch(id: String) -> Result<Batch, AppError> {
+    check_batch_id(&id)?;
+    Ok(state()?.upstream.client.cancel_batch(&id).await?)
 }

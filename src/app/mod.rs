@@ -1,6 +1,11 @@
 //! The user interface: rendered on the server, hydrated in the browser.
 
+mod batch;
+mod batches;
+mod components;
+pub mod format;
 mod layout;
+mod new_batch;
 mod pages;
 
 use leptos::prelude::*;
@@ -8,8 +13,11 @@ use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
 use leptos_router::components::{Route, Router, Routes};
 use leptos_router::path;
 
+use batch::BatchPage;
+use batches::BatchesPage;
 use layout::Layout;
-use pages::{BatchesPage, NewBatchPage, NotFound};
+use new_batch::NewBatchPage;
+use pages::NotFound;
 
 /// The HTML document around the app, rendered on the server only.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
@@ -52,6 +60,7 @@ pub fn App() -> impl IntoView {
                 <Routes fallback=|| view! { <NotFound /> }>
                     <Route path=path!("/") view=BatchesPage />
                     <Route path=path!("/batches/new") view=NewBatchPage />
+                    <Route path=path!("/batches/:id") view=BatchPage />
                 </Routes>
             </Layout>
         </Router>

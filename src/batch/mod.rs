@@ -28,6 +28,32 @@ pub const MAX_METADATA_PAIRS: usize = 16;
 pub const MAX_METADATA_KEY_CHARS: usize = 64;
 pub const MAX_METADATA_VALUE_CHARS: usize = 512;
 
+/// The Batch API's metadata limits; the message names the pair at fault.
+pub fn check_metadata(m: &Metadata) -> Result<(), String> {
+    if m.len() > MAX_METADATA_PAIRS {
+        return Err(format!(
+            "metadata: {} pairs, at most {MAX_METADATA_PAIRS}",
+            m.len()
+        ));
+    }
+    for (k, v) in m {
+        if k.is_empty() {
+            return Err("metadata: a key is empty".into());
+        }
+        if k.chars().count() > MAX_METADATA_KEY_CHARS {
+            return Err(format!(
+                "metadata: key '{k}' is longer than {MAX_METADATA_KEY_CHARS} characters"
+            ));
+        }
+        if v.chars().count() > MAX_METADATA_VALUE_CHARS {
+            return Err(format!(
+                "metadata: the value of '{k}' is longer than {MAX_METADATA_VALUE_CHARS} characters"
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// `null` becomes the type's default.
 fn null_default<'de, D, T>(d: D) -> Result<T, D::Error>
 where

@@ -7,10 +7,7 @@ use serde::Deserialize;
 use super::error::{Result, SandboxError};
 use super::store::{new_id, now};
 use super::Sandbox;
-use crate::batch::{
-    Batch, BatchStatus, List, Metadata, RequestCounts, ENDPOINTS, MAX_METADATA_KEY_CHARS,
-    MAX_METADATA_PAIRS, MAX_METADATA_VALUE_CHARS,
-};
+use crate::batch::{check_metadata, Batch, BatchStatus, List, Metadata, RequestCounts, ENDPOINTS};
 
 #[derive(Debug, Deserialize)]
 pub struct ExpiresAfter {
@@ -43,35 +40,6 @@ pub fn window_seconds(w: &str) -> Option<i64> {
         _ => return None,
     };
     (1..=7 * 86_400).contains(&secs).then_some(secs)
-}
-
-pub fn check_metadata(m: &Metadata) -> Result<()> {
-    if m.len() > MAX_METADATA_PAIRS {
-        return Err(SandboxError::bad(
-            format!(
-                "metadata has {} pairs; at most {MAX_METADATA_PAIRS} are allowed.",
-                m.len()
-            ),
-            "metadata",
-        ));
-    }
-    for (k, v) in m {
-        if k.chars().count() > MAX_METADATA_KEY_CHARS {
-            return Err(SandboxError::bad(
-                format!("metadata key '{k}' is longer than {MAX_METADATA_KEY_CHARS} characters."),
-                "metadata",
-            ));
-        }
-        if v.chars().count() > MAX_METADATA_VALUE_CHARS {
-            return Err(SandboxError::bad(
-                format!(
-                    "metadata value of '{k}' is longer than {MAX_METADATA_VALUE_CHARS} characters."
-                ),
-                "metadata",
-            ));
-        }
-    }
-    Ok(())
 }
 
 pub async fn create(
@@ -111,7 +79,7 @@ pub async fn create(
         )
     })?;
     if let Some(m) = &req.metadata {
-        check_metadata(m)?;
+        check_metadata(m).map_err(|msg| SandboxError::bad(msg, "metadata"))?;
     }
     let output_expires_after = match req.output_expires_after {
         None => None,

@@ -2,6 +2,7 @@
 //! lifecycle. Compiled only with the `ssr` feature.
 
 pub mod config;
+pub mod files;
 pub mod state;
 
 use std::path::Path;
@@ -29,8 +30,8 @@ pub enum StartError {
     DataDir { path: String, reason: String },
     #[error("--site-root {0}: no such directory (build the site with `cargo leptos build`)")]
     SiteRoot(String),
-    #[error(transparent)]
-    Upstream(#[from] state::UpstreamConfigError),
+    #[error("upstream: {0}")]
+    Upstream(#[from] crate::upstream::UpstreamError),
     #[error("--addr {addr}: cannot listen: {source}")]
     Listen {
         addr: std::net::SocketAddr,
@@ -117,6 +118,13 @@ pub fn router(state: AppState) -> Router {
     let app = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/files/{id}/content", get(files::download))
+        .route(
+            "/api/batches",
+            axum::routing::post(files::create).layer(axum::extract::DefaultBodyLimit::max(
+                crate::batch::MAX_FILE_BYTES as usize + 1024 * 1024,
+            )),
+        )
         .leptos_routes_with_context(
             &state,
             routes,
@@ -167,6 +175,7 @@ async fn serve(args: ServeArgs) -> Result<(), StartError> {
     let state = AppState {
         leptos_options: leptos_options(&args),
         upstream: Arc::new(upstream),
+        data_dir: Arc::new(args.data_dir.clone()),
     };
     let upstream = match state.upstream.info() {
         UpstreamInfo::Remote { base_url } => base_url,
@@ -219,7 +228,7 @@ async fn start_embedded_sandbox(args: &ServeArgs) -> Result<Upstream, StartError
         }
     });
     let base = url::Url::parse(&format!("http://{addr}/v1")).expect("loopback URL");
-    Ok(Upstream::new(base, Some(&key), None, None, true)?)
+    Ok(Upstream::sandbox(base, &key)?)
 }
 
 /// `batchboard sandbox`: the sandbox alone.

@@ -1,0 +1,325 @@
+//! Streaming routes that server functions cannot serve well: downloading a
+//! batch's files, and uploading a JSONL file to create a batch. Both stream:
+//! memory use does not grow with the file.
+
+use std::path::PathBuf;
+
+use axum::body::Body;
+use axum::extract::{Multipart, Path, Query, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use tokio::io::AsyncWriteExt;
+
+use super::state::AppState;
+use crate::api::{check_batch_id, AppError};
+use crate::batch::validate::{Report, Validator};
+use crate::batch::{check_metadata, BatchError, Metadata, ENDPOINTS, MAX_FILE_BYTES};
+use crate::upstream::CreateBatch;
+
+/// What the browser (or curl) gets when a request is refused.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ErrorResponse {
+    pub message: String,
+    /// Problems in the file, with line numbers (first ones only).
+    #[serde(default)]
+    pub errors: Vec<BatchError>,
+    #[serde(default)]
+    pub error_count: u64,
+}
+
+/// The one mapping of [`AppError`] (and file problems) to HTTP.
+pub struct HttpError {
+    status: StatusCode,
+    body: ErrorResponse,
+}
+
+impl HttpError {
+    fn invalid(message: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::BAD_REQUEST,
+            body: ErrorResponse {
+                message: message.into(),
+                errors: Vec::new(),
+                error_count: 0,
+            },
+        }
+    }
+
+    fn file(report: Report) -> Self {
+        Self {
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            body: ErrorResponse {
+                message: format!(
+                    "The file has {} problem{}; nothing was uploaded.",
+                    report.error_count,
+                    if report.error_count == 1 { "" } else { "s" }
+                ),
+                errors: report.errors,
+                error_count: report.error_count,
+            },
+        }
+    }
+}
+
+impl From<AppError> for HttpError {
+    fn from(e: AppError) -> Self {
+        let status = match &e {
+            AppError::Invalid(_) => StatusCode::BAD_REQUEST,
+            AppError::Upstream {
+                status: Some(s), ..
+            } if (400..500).contains(s) => {
+                StatusCode::from_u16(*s).unwrap_or(StatusCode::BAD_GATEWAY)
+            }
+            _ => StatusCode::BAD_GATEWAY,
+        };
+        Self {
+            status,
+            body: ErrorResponse {
+                message: e.describe(),
+                errors: Vec::new(),
+                error_count: 0,
+            },
+        }
+    }
+}
+
+impl From<crate::upstream::UpstreamError> for HttpError {
+    fn from(e: crate::upstream::UpstreamError) -> Self {
+        AppError::from(e).into()
+    }
+}
+
+impl IntoResponse for HttpError {
+    fn into_response(self) -> Response {
+        (self.status, Json(self.body)).into_response()
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct DownloadQuery {
+    /// The batch the file belongs to, for the file name.
+    batch: Option<String>,
+    /// `input`, `output` or `error`, for the file name.
+    kind: Option<String>,
+}
+
+/// `GET /files/{id}/content`: streams the upstream file to the browser.
+pub async fn download(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Query<DownloadQuery>,
+) -> Result<Response, HttpError> {
+    check_batch_id(&id).map_err(|_| HttpError::invalid(format!("'{id}' is not a file id")))?;
+    let upstream = state.upstream.client.file_content(&id).await?;
+    let name = match (&q.batch, q.kind.as_deref()) {
+        (Some(b), Some(k @ ("input" | "output" | "error"))) if check_batch_id(b).is_ok() => {
+            format!("{b}_{k}.jsonl")
+        }
+        _ => format!("{id}.jsonl"),
+    };
+    let mut resp = Response::new(Body::from_stream(upstream.bytes_stream()));
+    let headers = resp.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/jsonl; charset=utf-8"),
+    );
+    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{name}\"")) {
+        headers.insert(header::CONTENT_DISPOSITION, v);
+    }
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(resp)
+}
+
+/// Removes the temporary upload however the request ends.
+struct TempFile(PathBuf);
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// Splits a byte stream into lines for the validator, across chunk borders.
+struct LineSplitter {
+    pending: Vec<u8>,
+    line_no: u64,
+}
+
+impl LineSplitter {
+    fn feed(&mut self, chunk: &[u8], v: &mut Validator) {
+        let mut rest = chunk;
+        while let Some(pos) = rest.iter().position(|b| *b == b'\n') {
+            self.line_no += 1;
+            if self.pending.is_empty() {
+                v.line(self.line_no, &rest[..pos]);
+            } else {
+                self.pending.extend_from_slice(&rest[..pos]);
+                v.line(self.line_no, &self.pending);
+                self.pending.clear();
+            }
+            rest = &rest[pos + 1..];
+        }
+        self.pending.extend_from_slice(rest);
+    }
+
+    fn finish(mut self, v: &mut Validator) {
+        if !self.pending.is_empty() {
+            self.line_no += 1;
+            v.line(self.line_no, &self.pending);
+            self.pending.clear();
+        }
+    }
+}
+
+/// The form fields of a new batch, checked.
+struct NewBatch {
+    endpoint: String,
+    completion_window: String,
+    metadata: Option<Metadata>,
+    output_expires_after: Option<i64>,
+}
+
+fn check_form(
+    endpoint: Option<String>,
+    window: Option<String>,
+    metadata: Option<String>,
+    expiry: Option<String>,
+) -> Result<NewBatch, HttpError> {
+    let endpoint = endpoint
+        .filter(|e| !e.is_empty())
+        .ok_or_else(|| HttpError::invalid("endpoint: choose the endpoint the requests go to"))?;
+    if !ENDPOINTS.contains(&endpoint.as_str()) {
+        return Err(HttpError::invalid(format!(
+            "endpoint: '{endpoint}' is not one of {}",
+            ENDPOINTS.join(", ")
+        )));
+    }
+    let completion_window = window
+        .filter(|w| !w.is_empty())
+        .unwrap_or_else(|| "24h".into());
+    let metadata = match metadata.filter(|m| !m.trim().is_empty()) {
+        None => None,
+        Some(text) => {
+            let m: Metadata = serde_json::from_str(&text).map_err(|e| {
+                HttpError::invalid(format!("metadata: not a JSON object of strings ({e})"))
+            })?;
+            check_metadata(&m).map_err(HttpError::invalid)?;
+            (!m.is_empty()).then_some(m)
+        }
+    };
+    let output_expires_after = match expiry.filter(|e| !e.trim().is_empty()) {
+        None => None,
+        Some(s) => {
+            let secs: i64 = s
+                .trim()
+                .parse()
+                .map_err(|_| HttpError::invalid("output_expires_after: a number of seconds"))?;
+            if !(3600..=2_592_000).contains(&secs) {
+                return Err(HttpError::invalid(
+                    "output_expires_after: between 3600 seconds (1 hour) and 2592000 (30 days)",
+                ));
+            }
+            Some(secs)
+        }
+    };
+    Ok(NewBatch {
+        endpoint,
+        completion_window,
+        metadata,
+        output_expires_after,
+    })
+}
+
+/// `POST /api/batches`: multipart `endpoint`, `completion_window`,
+/// `metadata` (JSON object), `output_expires_after` (seconds) and `file`
+/// (last). The file is validated while it streams to a temporary file; only
+/// a valid file is uploaded upstream, and then the batch is created.
+pub async fn create(
+    State(state): State<AppState>,
+    mut form: Multipart,
+) -> Result<Json<crate::batch::Batch>, HttpError> {
+    let bad_form = |e: axum::extract::multipart::MultipartError| {
+        HttpError::invalid(format!("could not read the form: {}", e.body_text()))
+    };
+    let dir = state.data_dir.join("uploads");
+    tokio::fs::create_dir_all(&dir)
+        .await
+        .map_err(|e| HttpError::from(AppError::Invalid(format!("upload directory: {e}"))))?;
+    let (mut endpoint, mut window, mut metadata, mut expiry) = (None, None, None, None);
+    let mut upload: Option<(TempFile, String, Report)> = None;
+    while let Some(mut field) = form.next_field().await.map_err(bad_form)? {
+        match field.name().unwrap_or_default() {
+            "endpoint" => endpoint = Some(field.text().await.map_err(bad_form)?),
+            "completion_window" => window = Some(field.text().await.map_err(bad_form)?),
+            "metadata" => metadata = Some(field.text().await.map_err(bad_form)?),
+            "output_expires_after" => expiry = Some(field.text().await.map_err(bad_form)?),
+            "file" => {
+                let filename = field
+                    .file_name()
+                    .filter(|n| !n.is_empty())
+                    .unwrap_or("batch.jsonl")
+                    .to_owned();
+                let tmp = TempFile(dir.join(format!("{}.jsonl", uuid::Uuid::new_v4().simple())));
+                let mut out = tokio::fs::File::create(&tmp.0)
+                    .await
+                    .map_err(|e| HttpError::from(AppError::Invalid(format!("upload: {e}"))))?;
+                let mut validator = Validator::new(endpoint.as_deref().filter(|e| !e.is_empty()));
+                let mut lines = LineSplitter {
+                    pending: Vec::new(),
+                    line_no: 0,
+                };
+                let mut bytes = 0u64;
+                while let Some(chunk) = field.chunk().await.map_err(bad_form)? {
+                    bytes += chunk.len() as u64;
+                    if bytes > MAX_FILE_BYTES {
+                        return Err(HttpError::invalid(format!(
+                            "file: larger than {MAX_FILE_BYTES} bytes (200 MB), the Batch API's limit"
+                        )));
+                    }
+                    lines.feed(&chunk, &mut validator);
+                    out.write_all(&chunk)
+                        .await
+                        .map_err(|e| HttpError::from(AppError::Invalid(format!("upload: {e}"))))?;
+                }
+                out.flush()
+                    .await
+                    .map_err(|e| HttpError::from(AppError::Invalid(format!("upload: {e}"))))?;
+                lines.finish(&mut validator);
+                validator.add_bytes(bytes);
+                upload = Some((tmp, filename, validator.finish()));
+            }
+            _ => {}
+        }
+    }
+    let new = check_form(endpoint, window, metadata, expiry)?;
+    let (tmp, filename, report) =
+        upload.ok_or_else(|| HttpError::invalid("file: choose a .jsonl file"))?;
+    if !report.is_ok() {
+        return Err(HttpError::file(report));
+    }
+    if report.endpoint.as_deref() != Some(new.endpoint.as_str()) {
+        return Err(HttpError::invalid(format!(
+            "endpoint: the form says {} but the file's requests go to {}",
+            new.endpoint,
+            report.endpoint.unwrap_or_default()
+        )));
+    }
+    let client = &state.upstream.client;
+    let file = client.upload_file(&tmp.0, &filename, "batch").await?;
+    drop(tmp);
+    let batch = client
+        .create_batch(&CreateBatch {
+            input_file_id: file.id,
+            endpoint: new.endpoint,
+            completion_window: new.completion_window,
+            metadata: new.metadata,
+            output_expires_after: new
+                .output_expires_after
+                .map(|s| serde_json::json!({"anchor": "created_at", "seconds": s})),
+        })
+        .await?;
+    tracing::info!(batch = %batch.id, requests = report.requests, "batch created");
+    Ok(Json(batch))
+}
