@@ -1,4 +1,5 @@
 //! Batchboard: a team dashboard for OpenAI's Batch API.
+#![recursion_limit = "256"]
 
 pub mod api;
 pub mod app;

@@ -16,7 +16,11 @@ pub fn BatchPage() -> impl IntoView {
     let params = use_params_map();
     let id = Memo::new(move |_| params.with(|p| p.get("id")).unwrap_or_default());
     let (active, set_active) = signal(false);
-    let tick = use_poll(Duration::from_secs(2), active.into());
+    let tick = use_poll(
+        Duration::from_secs(2),
+        Duration::from_secs(60),
+        active.into(),
+    );
     let cancel = ServerAction::<CancelBatch>::new();
     let batch = Resource::new(
         move || (id.get(), tick.get(), cancel.version().get()),

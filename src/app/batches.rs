@@ -24,7 +24,11 @@ pub fn BatchesPage() -> impl IntoView {
             .unwrap_or(20)
     });
     let (active, set_active) = signal(false);
-    let tick = use_poll(Duration::from_secs(3), active.into());
+    let tick = use_poll(
+        Duration::from_secs(3),
+        Duration::from_secs(10),
+        active.into(),
+    );
     let page = Resource::new(
         move || (after.get(), limit.get(), tick.get()),
         |(after, limit, _)| list_batches(after, limit),

@@ -11,7 +11,7 @@ mod pages;
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
 use leptos_router::components::{Route, Router, Routes};
-use leptos_router::path;
+use leptos_router::{path, SsrMode};
 
 use batch::BatchPage;
 use batches::BatchesPage;
@@ -58,9 +58,11 @@ pub fn App() -> impl IntoView {
         <Router>
             <Layout>
                 <Routes fallback=|| view! { <NotFound /> }>
-                    <Route path=path!("/") view=BatchesPage />
-                    <Route path=path!("/batches/new") view=NewBatchPage />
-                    <Route path=path!("/batches/:id") view=BatchPage />
+                    // Async: the server waits for the data and sends whole
+                    // pages, so they read fine without JavaScript.
+                    <Route path=path!("/") view=BatchesPage ssr=SsrMode::Async />
+                    <Route path=path!("/batches/new") view=NewBatchPage ssr=SsrMode::Async />
+                    <Route path=path!("/batches/:id") view=BatchPage ssr=SsrMode::Async />
                 </Routes>
             </Layout>
         </Router>
