@@ -139,6 +139,25 @@ fn now() -> i64 {
         .unwrap_or(0)
 }
 
+/// Sets the HTTP status of a failed server function call: 400 for refused
+/// input, the upstream's own 4xx, 502 when the upstream failed otherwise.
+#[cfg(feature = "ssr")]
+fn fail(e: AppError) -> AppError {
+    use axum::http::StatusCode;
+    let status = match &e {
+        AppError::Invalid(_) => StatusCode::BAD_REQUEST,
+        AppError::Upstream {
+            status: Some(s), ..
+        } if (400..500).contains(s) => StatusCode::from_u16(*s).unwrap_or(StatusCode::BAD_GATEWAY),
+        AppError::Upstream { .. } => StatusCode::BAD_GATEWAY,
+        AppError::ServerFn(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    if let Some(resp) = use_context::<leptos_axum::ResponseOptions>() {
+        resp.set_status(status);
+    }
+    e
+}
+
 /// A batch id as the upstream makes them: one path segment, no surprises.
 pub fn check_batch_id(id: &str) -> Result<(), AppError> {
     let ok = !id.is_empty()
@@ -165,35 +184,47 @@ pub async fn check_upstream() -> Result<Reachability, AppError> {
 
 #[server(endpoint = "list_batches")]
 pub async fn list_batches(after: Option<String>, limit: u32) -> Result<BatchPage, AppError> {
-    if !(1..=100).contains(&limit) {
-        return Err(AppError::Invalid("limit must be between 1 and 100".into()));
+    async {
+        if !(1..=100).contains(&limit) {
+            return Err(AppError::Invalid("limit must be between 1 and 100".into()));
+        }
+        if let Some(a) = &after {
+            check_batch_id(a)?;
+        }
+        let list = state()?
+            .upstream
+            .client
+            .list_batches(after.as_deref(), limit)
+            .await?;
+        Ok(BatchPage {
+            last_id: list
+                .last_id
+                .or_else(|| list.data.last().map(|b| b.id.clone())),
+            has_more: list.has_more,
+            batches: list.data,
+            fetched_at: now(),
+        })
     }
-    if let Some(a) = &after {
-        check_batch_id(a)?;
-    }
-    let list = state()?
-        .upstream
-        .client
-        .list_batches(after.as_deref(), limit)
-        .await?;
-    Ok(BatchPage {
-        last_id: list
-            .last_id
-            .or_else(|| list.data.last().map(|b| b.id.clone())),
-        has_more: list.has_more,
-        batches: list.data,
-        fetched_at: now(),
-    })
+    .await
+    .map_err(fail)
 }
 
 #[server(endpoint = "get_batch")]
 pub async fn get_batch(id: String) -> Result<Batch, AppError> {
-    check_batch_id(&id)?;
-    Ok(state()?.upstream.client.get_batch(&id).await?)
+    async {
+        check_batch_id(&id)?;
+        Ok(state()?.upstream.client.get_batch(&id).await?)
+    }
+    .await
+    .map_err(fail)
 }
 
 #[server(endpoint = "cancel_batch")]
 pub async fn cancel_batch(id: String) -> Result<Batch, AppError> {
-    check_batch_id(&id)?;
-    Ok(state()?.upstream.client.cancel_batch(&id).await?)
+    async {
+        check_batch_id(&id)?;
+        Ok(state()?.upstream.client.cancel_batch(&id).await?)
+    }
+    .await
+    .map_err(fail)
 }
