@@ -31,7 +31,7 @@ pub enum StartError {
     #[error("--site-root {0}: no such directory (build the site with `cargo leptos build`)")]
     SiteRoot(String),
     #[error("upstream: {0}")]
-    Upstream(#[from] crate::upstream::UpstreamError),
+    Upstream(String),
     #[error("--addr {addr}: cannot listen: {source}")]
     Listen {
         addr: std::net::SocketAddr,
@@ -39,6 +39,12 @@ pub enum StartError {
     },
     #[error("server error: {0}")]
     Serve(std::io::Error),
+}
+
+impl From<crate::upstream::UpstreamError> for StartError {
+    fn from(e: crate::upstream::UpstreamError) -> Self {
+        Self::Upstream(e.to_string())
+    }
 }
 
 /// Entry point of the `batchboard` binary.
