@@ -679,3 +679,62 @@ async fn state_survives_a_restart() {
         .unwrap();
     assert_eq!(out.lines().count(), 3);
 }
+
+#[tokio::test]
+async fn faults_are_injected_per_route_when_configured() {
+    let api = Api::start(&[
+        "--sandbox-fault",
+        "GET /v1/batches: status=429, retry_after=2, times=2",
+        "--sandbox-fault",
+        "POST /v1/files: drop",
+        "--sandbox-fault",
+        "GET /v1/files/*: status=500",
+        "--sandbox-fault",
+        "GET /v1/files: latency_ms=300",
+    ]);
+    for _ in 0..2 {
+        let r = api.get("/batches").await;
+        assert_eq!(r.headers()["retry-after"], "2");
+        let (status, e) = error_of(r).await;
+        assert_eq!(status, 429);
+        assert_eq!(e["code"], "rate_limit_exceeded");
+    }
+    assert_eq!(
+        api.get("/batches").await.status(),
+        200,
+        "only the first two fail"
+    );
+    let form = Form::new()
+        .text("purpose", "batch")
+        .part("file", Part::bytes(b"{}".to_vec()).file_name("x.jsonl"));
+    let sent = api
+        .http
+        .post(api.url("/files"))
+        .bearer_auth(KEY)
+        .multipart(form)
+        .send()
+        .await;
+    let broken = match sent {
+        Err(_) => true,
+        Ok(r) => r.bytes().await.is_err(),
+    };
+    assert!(broken, "the upload's answer was cut off");
+    assert_eq!(api.get("/files/file-x").await.status(), 500);
+    let started = Instant::now();
+    assert_eq!(api.get("/files").await.status(), 200);
+    assert!(started.elapsed() >= Duration::from_millis(300));
+    // Without rules nothing is injected (every other test), and a bad rule
+    // stops the program with a line naming the option.
+    let out = common::command()
+        .args([
+            "sandbox",
+            "--api-key",
+            "k",
+            "--sandbox-fault",
+            "GET /x: bogus=1",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--sandbox-fault"));
+}

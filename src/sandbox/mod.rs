@@ -4,6 +4,7 @@
 
 pub mod batches;
 pub mod error;
+pub mod faults;
 pub mod files;
 pub mod models;
 pub mod runner;
@@ -29,16 +30,23 @@ pub struct Sandbox {
     pub store: Arc<Store>,
     pub speed: Speed,
     key: Arc<SecretString>,
+    faults: Arc<Vec<faults::Fault>>,
 }
 
 impl Sandbox {
     /// Opens the sandbox's state under `dir` and resumes unfinished batches.
     /// Must be called inside a tokio runtime.
-    pub fn open(dir: &Path, key: SecretString, speed: Speed) -> std::io::Result<Self> {
+    pub fn open(
+        dir: &Path,
+        key: SecretString,
+        speed: Speed,
+        faults: Vec<faults::Fault>,
+    ) -> std::io::Result<Self> {
         let sb = Self {
             store: Store::open(dir)?,
             speed,
             key: Arc::new(key),
+            faults: Arc::new(faults),
         };
         let unfinished: Vec<String> = sb
             .store
@@ -81,6 +89,10 @@ impl Sandbox {
                     id: "this path".into(),
                 }
             })
+            .route_layer(middleware::from_fn_with_state(
+                self.faults.clone(),
+                faults::inject,
+            ))
             .route_layer(middleware::from_fn_with_state(self.clone(), auth))
             .with_state(self.clone());
         Router::new().nest("/v1", api)

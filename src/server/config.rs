@@ -56,9 +56,31 @@ pub struct SpeedArgs {
     /// Sandbox: how long a batch stays `finalizing`, in milliseconds.
     #[arg(long, env = "BATCHBOARD_SANDBOX_FINALIZING_MS", default_value_t = 2000)]
     pub sandbox_finalizing_ms: u64,
+
+    /// Sandbox, for tests: inject a fault, e.g. "GET /v1/batches: status=429,
+    /// retry_after=2, times=3" (options: status, retry_after, latency_ms, drop,
+    /// times). Repeat for several; in the variable, separate them with ';'.
+    #[arg(
+        long = "sandbox-fault",
+        env = "BATCHBOARD_SANDBOX_FAULTS",
+        value_delimiter = ';'
+    )]
+    pub sandbox_faults: Vec<String>,
 }
 
 impl SpeedArgs {
+    /// The fault rules, checked.
+    pub fn faults(&self) -> Result<Vec<crate::sandbox::faults::Fault>, String> {
+        self.sandbox_faults
+            .iter()
+            .filter(|s| !s.trim().is_empty())
+            .map(|s| {
+                crate::sandbox::faults::Fault::parse(s)
+                    .map_err(|e| format!("--sandbox-fault '{s}': {e}"))
+            })
+            .collect()
+    }
+
     pub fn speed(&self) -> crate::sandbox::Speed {
         crate::sandbox::Speed {
             requests_per_second: self.sandbox_rps,

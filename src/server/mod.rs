@@ -32,6 +32,8 @@ pub enum StartError {
     SiteRoot(String),
     #[error("upstream: {0}")]
     Upstream(String),
+    #[error("{0}")]
+    Config(String),
     #[error("--addr {addr}: cannot listen: {source}")]
     Listen {
         addr: std::net::SocketAddr,
@@ -213,12 +215,13 @@ async fn start_embedded_sandbox(args: &ServeArgs) -> Result<Upstream, StartError
         uuid::Uuid::new_v4().simple(),
         uuid::Uuid::new_v4().simple()
     ));
-    let sb = crate::sandbox::Sandbox::open(&dir, key.clone(), args.speed.speed()).map_err(|e| {
-        StartError::DataDir {
+    let faults = args.speed.faults().map_err(StartError::Config)?;
+    let sb = crate::sandbox::Sandbox::open(&dir, key.clone(), args.speed.speed(), faults).map_err(
+        |e| StartError::DataDir {
             path: dir.display().to_string(),
             reason: format!("sandbox state: {e}"),
-        }
-    })?;
+        },
+    )?;
     let loopback = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
     let listener = tokio::net::TcpListener::bind(loopback)
         .await
@@ -241,7 +244,8 @@ async fn start_embedded_sandbox(args: &ServeArgs) -> Result<Upstream, StartError
 async fn sandbox(args: config::SandboxArgs) -> Result<(), StartError> {
     check_data_dir(&args.data_dir)?;
     let dir = args.data_dir.join("sandbox");
-    let sb = crate::sandbox::Sandbox::open(&dir, args.api_key.clone(), args.speed.speed())
+    let faults = args.speed.faults().map_err(StartError::Config)?;
+    let sb = crate::sandbox::Sandbox::open(&dir, args.api_key.clone(), args.speed.speed(), faults)
         .map_err(|e| StartError::DataDir {
             path: dir.display().to_string(),
             reason: format!("sandbox state: {e}"),
