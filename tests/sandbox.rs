@@ -738,3 +738,81 @@ async fn faults_are_injected_per_route_when_configured() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--sandbox-fault"));
 }
+
+#[tokio::test]
+async fn forwarding_sends_each_request_to_another_server_with_bounded_concurrency() {
+    // The target: a second sandbox, whose built-in models also answer
+    // directly at /v1/chat/completions; slow, and failing one request.
+    let target_dir = TempDir::new("forward-target");
+    let target = sandbox(
+        &target_dir.0,
+        "sk-target",
+        &[
+            "--sandbox-fault",
+            "POST /v1/chat/completions: latency_ms=200",
+        ],
+    );
+    let forward = format!("{}/v1", target.base());
+    let api = Api::start(&[
+        "--sandbox-validation-ms",
+        "0",
+        "--sandbox-finalizing-ms",
+        "0",
+        "--forward-url",
+        &forward,
+        "--forward-key",
+        "sk-target",
+        "--forward-concurrency",
+        "4",
+    ]);
+    let mut content = chat_file(24);
+    content.push_str(
+        &json!({"custom_id": "bad", "method": "POST", "url": "/v1/chat/completions",
+                             "body": {"model": "gpt-4o-mini"}})
+        .to_string(),
+    );
+    content.push('\n');
+    let file = api.upload_ok(&content).await;
+    let started = Instant::now();
+    let (b, _) = api
+        .wait(&api.create(&file.id, "/v1/chat/completions", "24h").await.id)
+        .await;
+    let took = started.elapsed();
+    assert_eq!(b.status, BatchStatus::Completed, "{:?}", b.errors);
+    assert_eq!(
+        (b.request_counts.completed, b.request_counts.failed),
+        (24, 1)
+    );
+    let out = api.content(b.output_file_id.as_deref().unwrap()).await;
+    for line in &out {
+        let n = line["custom_id"]
+            .as_str()
+            .unwrap()
+            .strip_prefix("req-")
+            .unwrap()
+            .to_string();
+        assert_eq!(
+            line["response"]["body"]["choices"][0]["message"]["content"],
+            format!("echo: question {n}")
+        );
+    }
+    let errs = api.content(b.error_file_id.as_deref().unwrap()).await;
+    assert_eq!(
+        errs[0]["response"]["status_code"], 400,
+        "the target's own 400 is kept"
+    );
+    assert!(
+        b.usage.unwrap().total_tokens > 0,
+        "usage taken from the target's answers"
+    );
+    // 13 requests of 200 ms each: one at a time would need 2.6 s, four at a
+    // time about 0.8 s; more than four at once would be under 0.6 s.
+    assert!(
+        took >= Duration::from_millis(600),
+        "more than 4 in flight: {took:?}"
+    );
+    assert!(
+        took < Duration::from_millis(2400),
+        "requests were not concurrent: {took:?}"
+    );
+}

@@ -6,6 +6,7 @@ pub mod batches;
 pub mod error;
 pub mod faults;
 pub mod files;
+pub mod forward;
 pub mod models;
 pub mod runner;
 pub mod store;
@@ -31,6 +32,7 @@ pub struct Sandbox {
     pub speed: Speed,
     key: Arc<SecretString>,
     faults: Arc<Vec<faults::Fault>>,
+    forward: Option<Arc<forward::Forward>>,
 }
 
 impl Sandbox {
@@ -41,12 +43,14 @@ impl Sandbox {
         key: SecretString,
         speed: Speed,
         faults: Vec<faults::Fault>,
+        forward: Option<forward::Forward>,
     ) -> std::io::Result<Self> {
         let sb = Self {
             store: Store::open(dir)?,
             speed,
             key: Arc::new(key),
             faults: Arc::new(faults),
+            forward: forward.map(Arc::new),
         };
         let unfinished: Vec<String> = sb
             .store
@@ -83,6 +87,12 @@ impl Sandbox {
             .route("/batches", post(batches::create).get(batches::list))
             .route("/batches/{id}", get(batches::retrieve))
             .route("/batches/{id}/cancel", post(batches::cancel))
+            // The built-in models, callable directly too (one request at a time).
+            .route("/chat/completions", post(model))
+            .route("/completions", post(model))
+            .route("/responses", post(model))
+            .route("/embeddings", post(model))
+            .route("/moderations", post(model))
             .fallback(|| async {
                 SandboxError::NotFound {
                     kind: "route",
@@ -97,6 +107,23 @@ impl Sandbox {
             .with_state(self.clone());
         Router::new().nest("/v1", api)
     }
+}
+
+/// One request to a built-in model, outside any batch.
+async fn model(
+    axum::extract::OriginalUri(uri): axum::extract::OriginalUri,
+    body: std::result::Result<
+        axum::Json<serde_json::Value>,
+        axum::extract::rejection::JsonRejection,
+    >,
+) -> Response {
+    let Ok(axum::Json(body)) = body else {
+        return SandboxError::bad("The body must be a JSON object.", "body").into_response();
+    };
+    let reply = models::run(uri.path(), &body, &store::new_id("req_"), store::now());
+    let status = axum::http::StatusCode::from_u16(reply.status)
+        .unwrap_or(axum::http::StatusCode::INTERNAL_SERVER_ERROR);
+    (status, axum::Json(reply.body)).into_response()
 }
 
 /// Bearer authentication with the sandbox key.

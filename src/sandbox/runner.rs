@@ -202,18 +202,25 @@ impl Sandbox {
             });
         }
 
-        // in_progress: one request after another, at the configured pace
+        // in_progress: requests in file order, at the configured pace (built-in
+        // models) or with bounded concurrency (forwarding).
         let out_path = self.store.temp_path();
         let err_path = self.store.temp_path();
-        let mut out = BufWriter::new(tokio::fs::File::create(&out_path).await?);
-        let mut err = BufWriter::new(tokio::fs::File::create(&err_path).await?);
-        let (mut n_out, mut n_err) = (0u64, 0u64);
-        let (mut completed, mut failed) = (0u64, 0u64);
-        let mut usage = Usage::default();
+        let mut results = Results {
+            out: BufWriter::new(tokio::fs::File::create(&out_path).await?),
+            err: BufWriter::new(tokio::fs::File::create(&err_path).await?),
+            n_out: 0,
+            n_err: 0,
+            completed: 0,
+            failed: 0,
+            usage: Usage::default(),
+            last_report: Instant::now(),
+        };
         let mut stop = stop;
         let step = Duration::from_secs_f64(1.0 / self.speed.requests_per_second.max(0.001));
         let mut due = Instant::now();
-        let mut last_report = Instant::now();
+        let mut inflight = futures_util::stream::FuturesUnordered::new();
+        let limit = self.forward.as_ref().map_or(1, |f| f.concurrency.max(1));
         let mut lines = Lines::open(&input).await?;
         while let Some((_, line)) = lines.next().await? {
             if line.iter().all(u8::is_ascii_whitespace) {
@@ -222,7 +229,9 @@ impl Sandbox {
             let request: Value = serde_json::from_slice(line).unwrap_or(Value::Null);
             let custom_id = request.get("custom_id").cloned().unwrap_or(Value::Null);
             if stop.is_none() {
-                due += step;
+                if self.forward.is_none() {
+                    due += step;
+                }
                 let wait = due.saturating_duration_since(Instant::now());
                 if wait > Duration::from_millis(1) {
                     stop = self.pause(id, wait).await;
@@ -230,44 +239,36 @@ impl Sandbox {
                     stop = self.stop_reason(id);
                 }
             }
-            let line_id = new_id("batch_req_");
             if let Some(s) = stop {
                 let (code, message) = s.line_error();
-                let rec = json!({ "id": line_id, "custom_id": custom_id, "response": null,
+                let rec = json!({ "id": new_id("batch_req_"), "custom_id": custom_id, "response": null,
                                   "error": { "code": code, "message": message } });
-                write_line(&mut err, &rec).await?;
-                n_err += 1;
+                write_line(&mut results.err, &rec).await?;
+                results.n_err += 1;
                 continue;
             }
             let body = request.get("body").cloned().unwrap_or(Value::Null);
-            let request_id = new_id("req_");
-            let reply = models::run(&endpoint, &body, &request_id, now());
-            let rec = json!({ "id": line_id, "custom_id": custom_id,
-                "response": { "status_code": reply.status, "request_id": request_id, "body": reply.body },
-                "error": null });
-            if reply.status < 300 {
-                write_line(&mut out, &rec).await?;
-                n_out += 1;
-                completed += 1;
-            } else {
-                write_line(&mut err, &rec).await?;
-                n_err += 1;
-                failed += 1;
-            }
-            add_usage(&mut usage, &reply.usage);
-            if last_report.elapsed() >= Duration::from_millis(200) {
-                last_report = Instant::now();
-                let u = usage.clone();
-                self.update(id, |b| {
-                    b.request_counts.completed = completed;
-                    b.request_counts.failed = failed;
-                    b.usage = Some(u);
-                });
+            inflight.push(self.execute(&endpoint, body, custom_id));
+            while inflight.len() >= limit {
+                if let Some(done) = futures_util::StreamExt::next(&mut inflight).await {
+                    results.record(&self, id, done).await?;
+                }
             }
         }
-        out.flush().await?;
-        err.flush().await?;
-        drop((out, err));
+        while let Some(done) = futures_util::StreamExt::next(&mut inflight).await {
+            results.record(&self, id, done).await?;
+        }
+        drop(inflight);
+        results.out.flush().await?;
+        results.err.flush().await?;
+        let Results {
+            n_out,
+            n_err,
+            completed,
+            failed,
+            usage,
+            ..
+        } = results;
 
         if stop.is_none() {
             self.update(id, |b| {
@@ -342,6 +343,69 @@ impl Sandbox {
         });
         self.store.changed();
         Ok(Some(id))
+    }
+}
+
+/// One executed request: what to write for it.
+struct Done {
+    custom_id: Value,
+    request_id: String,
+    reply: models::Reply,
+}
+
+/// Where results go, and the running totals.
+struct Results {
+    out: BufWriter<tokio::fs::File>,
+    err: BufWriter<tokio::fs::File>,
+    n_out: u64,
+    n_err: u64,
+    completed: u64,
+    failed: u64,
+    usage: Usage,
+    last_report: Instant,
+}
+
+impl Results {
+    async fn record(&mut self, sb: &Sandbox, batch_id: &str, d: Done) -> Result<()> {
+        let rec = json!({ "id": new_id("batch_req_"), "custom_id": d.custom_id,
+            "response": { "status_code": d.reply.status, "request_id": d.request_id, "body": d.reply.body },
+            "error": null });
+        if d.reply.status < 300 {
+            write_line(&mut self.out, &rec).await?;
+            self.n_out += 1;
+            self.completed += 1;
+        } else {
+            write_line(&mut self.err, &rec).await?;
+            self.n_err += 1;
+            self.failed += 1;
+        }
+        add_usage(&mut self.usage, &d.reply.usage);
+        if self.last_report.elapsed() >= Duration::from_millis(200) {
+            self.last_report = Instant::now();
+            let (completed, failed, u) = (self.completed, self.failed, self.usage.clone());
+            sb.update(batch_id, |b| {
+                b.request_counts.completed = completed;
+                b.request_counts.failed = failed;
+                b.usage = Some(u);
+            });
+        }
+        Ok(())
+    }
+}
+
+impl Sandbox {
+    /// Runs one request: with the built-in models, or at the forward URL.
+    async fn execute(&self, endpoint: &str, body: Value, custom_id: Value) -> Done {
+        let request_id = new_id("req_");
+        let reply = match &self.forward {
+            None => models::run(endpoint, &body, &request_id, now()),
+            Some(f) => f.send(endpoint, &body).await,
+        };
+        Done {
+            custom_id,
+            request_id,
+            reply,
+        }
     }
 }
 

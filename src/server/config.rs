@@ -66,6 +66,20 @@ pub struct SpeedArgs {
         value_delimiter = ';'
     )]
     pub sandbox_faults: Vec<String>,
+
+    /// Sandbox: send each request to this OpenAI-compatible server (e.g.
+    /// http://127.0.0.1:8000/v1) instead of the built-in models.
+    #[arg(long, env = "BATCHBOARD_SANDBOX_FORWARD_URL", value_parser = parse_base_url)]
+    pub forward_url: Option<Url>,
+
+    /// Sandbox: the key sent to the forward server, if it needs one.
+    #[arg(long, env = "BATCHBOARD_SANDBOX_FORWARD_KEY", hide_env_values = true, value_parser = parse_secret)]
+    pub forward_key: Option<SecretString>,
+
+    /// Sandbox: requests in flight to the forward server at once, per batch.
+    #[arg(long, env = "BATCHBOARD_SANDBOX_FORWARD_CONCURRENCY", default_value_t = 8,
+          value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub forward_concurrency: u16,
 }
 
 impl SpeedArgs {
@@ -79,6 +93,21 @@ impl SpeedArgs {
                     .map_err(|e| format!("--sandbox-fault '{s}': {e}"))
             })
             .collect()
+    }
+
+    /// The forward target, if one is set.
+    pub fn forward(&self) -> Result<Option<crate::sandbox::forward::Forward>, String> {
+        self.forward_url
+            .clone()
+            .map(|url| {
+                crate::sandbox::forward::Forward::new(
+                    url,
+                    self.forward_key.clone(),
+                    usize::from(self.forward_concurrency),
+                )
+                .map_err(|e| format!("--forward-url: {e}"))
+            })
+            .transpose()
     }
 
     pub fn speed(&self) -> crate::sandbox::Speed {

@@ -216,12 +216,12 @@ async fn start_embedded_sandbox(args: &ServeArgs) -> Result<Upstream, StartError
         uuid::Uuid::new_v4().simple()
     ));
     let faults = args.speed.faults().map_err(StartError::Config)?;
-    let sb = crate::sandbox::Sandbox::open(&dir, key.clone(), args.speed.speed(), faults).map_err(
-        |e| StartError::DataDir {
+    let forward = args.speed.forward().map_err(StartError::Config)?;
+    let sb = crate::sandbox::Sandbox::open(&dir, key.clone(), args.speed.speed(), faults, forward)
+        .map_err(|e| StartError::DataDir {
             path: dir.display().to_string(),
             reason: format!("sandbox state: {e}"),
-        },
-    )?;
+        })?;
     let loopback = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
     let listener = tokio::net::TcpListener::bind(loopback)
         .await
@@ -245,11 +245,18 @@ async fn sandbox(args: config::SandboxArgs) -> Result<(), StartError> {
     check_data_dir(&args.data_dir)?;
     let dir = args.data_dir.join("sandbox");
     let faults = args.speed.faults().map_err(StartError::Config)?;
-    let sb = crate::sandbox::Sandbox::open(&dir, args.api_key.clone(), args.speed.speed(), faults)
-        .map_err(|e| StartError::DataDir {
-            path: dir.display().to_string(),
-            reason: format!("sandbox state: {e}"),
-        })?;
+    let forward = args.speed.forward().map_err(StartError::Config)?;
+    let sb = crate::sandbox::Sandbox::open(
+        &dir,
+        args.api_key.clone(),
+        args.speed.speed(),
+        faults,
+        forward,
+    )
+    .map_err(|e| StartError::DataDir {
+        path: dir.display().to_string(),
+        reason: format!("sandbox state: {e}"),
+    })?;
     let listener = tokio::net::TcpListener::bind(args.addr)
         .await
         .map_err(|source| StartError::Listen {
