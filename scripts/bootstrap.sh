@@ -24,6 +24,7 @@ export PATH="$HOME/.cargo/bin:$PATH"
 
 CARGO_LEPTOS_VERSION=0.3.10
 BINARYEN_VERSION=132.0.0
+OPENAI_PY_VERSION=3.57.0
 
 as_root() {
   if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
@@ -92,6 +93,18 @@ if [ $want_test = 1 ]; then
     say "chromium: present"
   else
     apt_install chromium
+  fi
+
+  # --- The official openai Python SDK, to prove the sandbox speaks its shapes
+  if python3 -c "import openai" 2>/dev/null; then
+    say "python openai SDK: present"
+  else
+    if ! command -v pip3 >/dev/null && ! python3 -m pip --version >/dev/null 2>&1; then
+      apt_install python3-pip
+    fi
+    say "pip install openai==$OPENAI_PY_VERSION"
+    python3 -m pip install --quiet --disable-pip-version-check "openai==$OPENAI_PY_VERSION" \
+      || python3 -m pip install --quiet --break-system-packages "openai==$OPENAI_PY_VERSION"
   fi
 
   # --- Playwright's npm packages (never its browser downloads) ---------------

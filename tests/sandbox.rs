@@ -816,3 +816,25 @@ async fn forwarding_sends_each_request_to_another_server_with_bounded_concurrenc
         "requests were not concurrent: {took:?}"
     );
 }
+
+/// The official `openai` Python SDK (installed by `scripts/bootstrap.sh
+/// --test`) drives the sandbox without any change: request shapes, multipart
+/// field names, query parameters and response fields as the SDK expects.
+#[tokio::test]
+async fn the_official_python_sdk_works_unchanged() {
+    let api = Api::start(FAST);
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sdk/openai_python.py");
+    let out = tokio::process::Command::new("python3")
+        .arg(script)
+        .env("OPENAI_BASE_URL", &api.base)
+        .env("OPENAI_API_KEY", KEY)
+        .output()
+        .await
+        .expect("python3 (scripts/bootstrap.sh --test installs the openai package)");
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
