@@ -42,9 +42,9 @@ pub enum Command {
     Sandbox(SandboxArgs),
 }
 
-/// How fast the sandbox works through batches.
+/// How the sandbox works: its speed, injected faults, and forwarding.
 #[derive(Debug, Clone, Args)]
-pub struct SpeedArgs {
+pub struct SandboxOptions {
     /// Sandbox: requests executed per second in each batch.
     #[arg(long, env = "BATCHBOARD_SANDBOX_RPS", default_value_t = 5.0, value_parser = parse_rate)]
     pub sandbox_rps: f64,
@@ -82,7 +82,7 @@ pub struct SpeedArgs {
     pub forward_concurrency: u16,
 }
 
-impl SpeedArgs {
+impl SandboxOptions {
     /// The fault rules, checked.
     pub fn faults(&self) -> Result<Vec<crate::sandbox::faults::Fault>, String> {
         self.sandbox_faults
@@ -145,7 +145,7 @@ pub struct SandboxArgs {
     pub data_dir: PathBuf,
 
     #[command(flatten)]
-    pub speed: SpeedArgs,
+    pub speed: SandboxOptions,
 
     /// Log format.
     #[arg(
@@ -207,7 +207,7 @@ pub struct ServeArgs {
 
     /// Speed of the built-in sandbox (used when no upstream is configured).
     #[command(flatten)]
-    pub speed: SpeedArgs,
+    pub speed: SandboxOptions,
 }
 
 fn parse_secret(s: &str) -> Result<SecretString, String> {

@@ -190,12 +190,7 @@ async fn serve(args: ServeArgs) -> Result<(), StartError> {
         UpstreamInfo::Sandbox => "the built-in sandbox".to_string(),
     };
     let app = router(state);
-    let listener = tokio::net::TcpListener::bind(args.addr)
-        .await
-        .map_err(|source| StartError::Listen {
-            addr: args.addr,
-            source,
-        })?;
+    let listener = bind(args.addr).await?;
     tracing::info!(addr = %args.addr, upstream = %upstream, "batchboard listening on http://{}", args.addr);
     axum::serve(listener, app.into_make_service())
         .with_graceful_shutdown(shutdown_signal())
@@ -205,30 +200,40 @@ async fn serve(args: ServeArgs) -> Result<(), StartError> {
     Ok(())
 }
 
+async fn bind(addr: std::net::SocketAddr) -> Result<tokio::net::TcpListener, StartError> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartError::Listen { addr, source })
+}
+
+/// Opens the sandbox under `<data_dir>/sandbox` with the given options.
+fn open_sandbox(
+    data_dir: &Path,
+    key: secrecy::SecretString,
+    opts: &config::SandboxOptions,
+) -> Result<crate::sandbox::Sandbox, StartError> {
+    let dir = data_dir.join("sandbox");
+    let faults = opts.faults().map_err(StartError::Config)?;
+    let forward = opts.forward().map_err(StartError::Config)?;
+    crate::sandbox::Sandbox::open(&dir, key, opts.speed(), faults, forward).map_err(|e| {
+        StartError::DataDir {
+            path: dir.display().to_string(),
+            reason: format!("sandbox state: {e}"),
+        }
+    })
+}
+
 /// Starts the sandbox on a loopback port of its own, with a key made for
 /// this run, and returns it as the upstream: the dashboard talks to it over
 /// HTTP exactly as to any other provider.
 async fn start_embedded_sandbox(args: &ServeArgs) -> Result<Upstream, StartError> {
-    let dir = args.data_dir.join("sandbox");
     let key = secrecy::SecretString::from(format!(
         "sk-sandbox-{}{}",
         uuid::Uuid::new_v4().simple(),
         uuid::Uuid::new_v4().simple()
     ));
-    let faults = args.speed.faults().map_err(StartError::Config)?;
-    let forward = args.speed.forward().map_err(StartError::Config)?;
-    let sb = crate::sandbox::Sandbox::open(&dir, key.clone(), args.speed.speed(), faults, forward)
-        .map_err(|e| StartError::DataDir {
-            path: dir.display().to_string(),
-            reason: format!("sandbox state: {e}"),
-        })?;
-    let loopback = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
-    let listener = tokio::net::TcpListener::bind(loopback)
-        .await
-        .map_err(|source| StartError::Listen {
-            addr: loopback,
-            source,
-        })?;
+    let sb = open_sandbox(&args.data_dir, key.clone(), &args.speed)?;
+    let listener = bind(std::net::SocketAddr::from(([127, 0, 0, 1], 0))).await?;
     let addr = listener.local_addr().map_err(StartError::Serve)?;
     let app = with_request_trace(sb.router(), "sandbox");
     tokio::spawn(async move {
@@ -243,26 +248,8 @@ async fn start_embedded_sandbox(args: &ServeArgs) -> Result<Upstream, StartError
 /// `batchboard sandbox`: the sandbox alone.
 async fn sandbox(args: config::SandboxArgs) -> Result<(), StartError> {
     check_data_dir(&args.data_dir)?;
-    let dir = args.data_dir.join("sandbox");
-    let faults = args.speed.faults().map_err(StartError::Config)?;
-    let forward = args.speed.forward().map_err(StartError::Config)?;
-    let sb = crate::sandbox::Sandbox::open(
-        &dir,
-        args.api_key.clone(),
-        args.speed.speed(),
-        faults,
-        forward,
-    )
-    .map_err(|e| StartError::DataDir {
-        path: dir.display().to_string(),
-        reason: format!("sandbox state: {e}"),
-    })?;
-    let listener = tokio::net::TcpListener::bind(args.addr)
-        .await
-        .map_err(|source| StartError::Listen {
-            addr: args.addr,
-            source,
-        })?;
+    let sb = open_sandbox(&args.data_dir, args.api_key.clone(), &args.speed)?;
+    let listener = bind(args.addr).await?;
     let app = with_request_trace(sb.router(), "sandbox");
     tracing::info!(addr = %args.addr, "sandbox listening: base URL http://{}/v1", args.addr);
     axum::serve(listener, app)
