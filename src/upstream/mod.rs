@@ -122,8 +122,18 @@ impl Client {
         Err(api_error(resp).await)
     }
 
+    /// Sends with a 60 s limit for the whole exchange: right for API calls,
+    /// not for uploads (see [`Client::upload_file`]).
     async fn json<T: DeserializeOwned>(&self, req: RequestBuilder) -> Result<T, UpstreamError> {
-        let resp = self.send(req.timeout(Duration::from_secs(60))).await?;
+        self.json_within(req, Duration::from_secs(60)).await
+    }
+
+    async fn json_within<T: DeserializeOwned>(
+        &self,
+        req: RequestBuilder,
+        limit: Duration,
+    ) -> Result<T, UpstreamError> {
+        let resp = self.send(req.timeout(limit)).await?;
         let bytes = resp.bytes().await.map_err(transport)?;
         serde_json::from_slice(&bytes).map_err(|e| UpstreamError::Decode(e.to_string()))
     }
@@ -190,8 +200,12 @@ impl Client {
         let form = reqwest::multipart::Form::new()
             .text("purpose", purpose.to_owned())
             .part("file", part);
-        self.json(self.request(Method::POST, "/files").multipart(form))
-            .await
+        // 200 MB over a slow link takes a while: allow an hour, not a minute.
+        self.json_within(
+            self.request(Method::POST, "/files").multipart(form),
+            Duration::from_secs(3600),
+        )
+        .await
     }
 
     /// Starts a download of a file's content; the caller streams the body.
