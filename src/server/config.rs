@@ -147,6 +147,13 @@ pub struct SandboxArgs {
     #[command(flatten)]
     pub speed: SandboxOptions,
 
+    #[command(flatten)]
+    pub log: LogArgs,
+}
+
+/// Logging options, shared by every subcommand.
+#[derive(Debug, Clone, Args)]
+pub struct LogArgs {
     /// Log format.
     #[arg(
         long,
@@ -196,14 +203,8 @@ pub struct ServeArgs {
     #[arg(long, env = "LEPTOS_SITE_ROOT", default_value = "target/site")]
     pub site_root: PathBuf,
 
-    /// Log format.
-    #[arg(
-        long,
-        env = "BATCHBOARD_LOG_FORMAT",
-        value_enum,
-        default_value = "text"
-    )]
-    pub log_format: LogFormat,
+    #[command(flatten)]
+    pub log: LogArgs,
 
     /// Speed of the built-in sandbox (used when no upstream is configured).
     #[command(flatten)]

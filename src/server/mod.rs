@@ -54,8 +54,8 @@ pub fn main() -> std::process::ExitCode {
     let cli = Cli::parse_or_exit();
     let command = cli.into_command();
     init_logging(match &command {
-        Command::Serve(a) => a.log_format,
-        Command::Sandbox(a) => a.log_format,
+        Command::Serve(a) => a.log.log_format,
+        Command::Sandbox(a) => a.log.log_format,
     });
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,

@@ -5,7 +5,6 @@ use std::time::Instant;
 
 use axum::extract::FromRef;
 use leptos::prelude::*;
-use leptos::server_fn::error::ServerFnError;
 use secrecy::SecretString;
 use url::Url;
 
@@ -23,14 +22,6 @@ pub struct AppState {
 impl FromRef<AppState> for LeptosOptions {
     fn from_ref(state: &AppState) -> Self {
         state.leptos_options.clone()
-    }
-}
-
-impl AppState {
-    /// The state, inside a server function.
-    pub fn from_context() -> Result<Self, ServerFnError> {
-        use_context::<Self>()
-            .ok_or_else(|| ServerFnError::ServerError("server state missing".into()))
     }
 }
 
