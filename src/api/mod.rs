@@ -8,6 +8,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::batch::Batch;
 
+pub mod auth;
+
+use auth::{CurrentUser, Role};
+
 /// Which upstream the dashboard talks to, as the browser may know it: the
 /// base URL, never the key.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -41,6 +45,15 @@ pub enum AppError {
         code: Option<String>,
         request_id: Option<String>,
     },
+    /// No one is signed in.
+    #[error("Sign in first.")]
+    Unauthenticated,
+    /// Signed in, but the role does not allow it.
+    #[error("{0}")]
+    Forbidden(String),
+    /// Batchboard itself failed (its database, say); details are in its log.
+    #[error("internal error: {0}")]
+    Internal(String),
     /// Transport between browser and server.
     #[error("{0}")]
     ServerFn(ServerFnErrorErr),
@@ -139,23 +152,83 @@ fn now() -> i64 {
         .unwrap_or(0)
 }
 
-/// Sets the HTTP status of a failed server function call: 400 for refused
-/// input, the upstream's own 4xx, 502 when the upstream failed otherwise.
+#[cfg(feature = "ssr")]
+impl AppError {
+    /// The one mapping of errors to HTTP status: 400 for refused input,
+    /// 401/403 for sign-in and role, the upstream's own 4xx, 502 when the
+    /// upstream failed otherwise.
+    pub fn status(&self) -> axum::http::StatusCode {
+        use axum::http::StatusCode;
+        match self {
+            Self::Invalid(_) => StatusCode::BAD_REQUEST,
+            Self::Unauthenticated => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::Upstream {
+                status: Some(s), ..
+            } if (400..500).contains(s) => {
+                StatusCode::from_u16(*s).unwrap_or(StatusCode::BAD_GATEWAY)
+            }
+            Self::Upstream { .. } => StatusCode::BAD_GATEWAY,
+            Self::Internal(_) | Self::ServerFn(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+/// Sets the HTTP status of a failed server function call (see
+/// [`AppError::status`]); during server rendering, the page's status.
 #[cfg(feature = "ssr")]
 fn fail(e: AppError) -> AppError {
-    use axum::http::StatusCode;
-    let status = match &e {
-        AppError::Invalid(_) => StatusCode::BAD_REQUEST,
-        AppError::Upstream {
-            status: Some(s), ..
-        } if (400..500).contains(s) => StatusCode::from_u16(*s).unwrap_or(StatusCode::BAD_GATEWAY),
-        AppError::Upstream { .. } => StatusCode::BAD_GATEWAY,
-        AppError::ServerFn(_) => StatusCode::INTERNAL_SERVER_ERROR,
-    };
     if let Some(resp) = use_context::<leptos_axum::ResponseOptions>() {
-        resp.set_status(status);
+        resp.set_status(e.status());
     }
     e
+}
+
+/// The user the sign-in middleware found for this request, if any.
+#[cfg(feature = "ssr")]
+pub async fn current_user() -> Option<CurrentUser> {
+    leptos_axum::extract::<axum::Extension<CurrentUser>>()
+        .await
+        .ok()
+        .map(|axum::Extension(u)| u)
+}
+
+/// The signed-in user if their role allows `role`; otherwise 401/403, and a
+/// refusal in the audit log.
+#[cfg(feature = "ssr")]
+pub async fn require(role: Role) -> Result<CurrentUser, AppError> {
+    let user = current_user().await.ok_or(AppError::Unauthenticated)?;
+    if user.may(role) {
+        return Ok(user);
+    }
+    let path = leptos_axum::extract::<axum::http::Uri>()
+        .await
+        .map(|u| u.path().to_string())
+        .ok();
+    audit(&user, "denied", path.as_deref(), Some(&format!("needs {role}"))).await;
+    Err(AppError::Forbidden(format!(
+        "Your role ({}) may not do this; it needs {role}.",
+        user.role
+    )))
+}
+
+/// Records what `user` did; a failing audit write is logged, not shown.
+#[cfg(feature = "ssr")]
+pub async fn audit(user: &CurrentUser, action: &str, target: Option<&str>, detail: Option<&str>) {
+    let ip = leptos_axum::extract::<axum::Extension<crate::server::auth::ClientIp>>()
+        .await
+        .ok()
+        .map(|axum::Extension(ip)| ip.0.to_string());
+    if let Ok(st) = state() {
+        st.audit(crate::server::db::Audit {
+            actor: &user.name,
+            action,
+            target,
+            detail,
+            ip: ip.as_deref(),
+        })
+        .await;
+    }
 }
 
 /// A batch id as the upstream makes them: one path segment, no surprises.
@@ -174,17 +247,28 @@ pub fn check_batch_id(id: &str) -> Result<(), AppError> {
 
 #[server(endpoint = "upstream_info")]
 pub async fn get_upstream_info() -> Result<UpstreamInfo, AppError> {
-    Ok(state()?.upstream.info())
+    async {
+        require(Role::Viewer).await?;
+        Ok(state()?.upstream.info())
+    }
+    .await
+    .map_err(fail)
 }
 
 #[server(endpoint = "check_upstream")]
 pub async fn check_upstream() -> Result<Reachability, AppError> {
-    Ok(state()?.upstream.probe().await)
+    async {
+        require(Role::Viewer).await?;
+        Ok(state()?.upstream.probe().await)
+    }
+    .await
+    .map_err(fail)
 }
 
 #[server(endpoint = "list_batches")]
 pub async fn list_batches(after: Option<String>, limit: u32) -> Result<BatchPage, AppError> {
     async {
+        require(Role::Viewer).await?;
         if !(1..=100).contains(&limit) {
             return Err(AppError::Invalid("limit must be between 1 and 100".into()));
         }
@@ -212,6 +296,7 @@ pub async fn list_batches(after: Option<String>, limit: u32) -> Result<BatchPage
 #[server(endpoint = "get_batch")]
 pub async fn get_batch(id: String) -> Result<Batch, AppError> {
     async {
+        require(Role::Viewer).await?;
         check_batch_id(&id)?;
         Ok(state()?.upstream.client.get_batch(&id).await?)
     }
@@ -222,8 +307,11 @@ pub async fn get_batch(id: String) -> Result<Batch, AppError> {
 #[server(endpoint = "cancel_batch")]
 pub async fn cancel_batch(id: String) -> Result<Batch, AppError> {
     async {
+        let user = require(Role::Operator).await?;
         check_batch_id(&id)?;
-        Ok(state()?.upstream.client.cancel_batch(&id).await?)
+        let batch = state()?.upstream.client.cancel_batch(&id).await?;
+        audit(&user, "cancel", Some(&id), None).await;
+        Ok(batch)
     }
     .await
     .map_err(fail)

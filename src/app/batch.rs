@@ -153,7 +153,8 @@ fn Detail(batch: Batch, cancel: ServerAction<CancelBatch>) -> impl IntoView {
         <div class="page-head">
             <h1 class="mono" data-testid="batch-id">{batch.id.clone()}</h1>
             <StatusBadge status=batch.status.clone() />
-            {can_cancel.then(|| view! { <CancelButton id=id.clone() cancel /> })}
+            {(can_cancel && super::session::may(crate::api::auth::Role::Operator))
+                .then(|| view! { <CancelButton id=id.clone() cancel /> })}
         </div>
         <section class="panel">
             <Progress batch=batch.clone() />

@@ -10,7 +10,8 @@ use leptos_router::hooks::use_query_map;
 use super::components::{use_poll, Progress, StatusBadge, Time};
 use super::format;
 use crate::api::{list_batches, BatchPage, PAGE_SIZES};
-use crate::batch::Batch;
+use crate::api::auth::Role;
+use crate::batch::{Batch, CREATED_BY};
 
 #[component]
 pub fn BatchesPage() -> impl IntoView {
@@ -43,7 +44,11 @@ pub fn BatchesPage() -> impl IntoView {
         <Title text="Batches" />
         <div class="page-head">
             <h1>"Batches"</h1>
-            <A href="/batches/new" attr:class="btn btn-primary">"New batch"</A>
+            <Transition fallback=|| ()>
+                {move || super::session::may(Role::Operator).then(|| view! {
+                    <A href="/batches/new" attr:class="btn btn-primary">"New batch"</A>
+                })}
+            </Transition>
         </div>
         <Transition fallback=|| view! { <p class="muted" data-testid="loading">"Loading batches…"</p> }>
             {move || {
@@ -109,6 +114,7 @@ fn Table(page: BatchPage, limit: u32, first: bool) -> impl IntoView {
                         <th>"Progress"</th>
                         <th>"Created"</th>
                         <th>"Time left"</th>
+                        <th>"Created by"</th>
                         <th>"Metadata"</th>
                     </tr>
                 </thead>
@@ -145,10 +151,11 @@ fn Row(batch: Batch) -> impl IntoView {
         (false, Some(exp)) => format::duration(exp - format::now()),
         _ => "—".into(),
     };
-    let metadata = batch
-        .metadata
-        .clone()
-        .unwrap_or_default()
+    let mut metadata = batch.metadata.clone().unwrap_or_default();
+    let creator = metadata
+        .remove(CREATED_BY)
+        .unwrap_or_else(|| "—".into());
+    let metadata = metadata
         .into_iter()
         .map(|(k, v)| {
             let text = format!("{k}={v}");
@@ -167,6 +174,7 @@ fn Row(batch: Batch) -> impl IntoView {
             <td><Progress batch=batch.clone() /></td>
             <td><Time ts=batch.created_at /></td>
             <td>{left}</td>
+            <td data-testid="created-by">{creator}</td>
             <td class="meta">{metadata}</td>
         </tr>
     }

@@ -3,6 +3,8 @@
 use leptos::prelude::*;
 use leptos_router::components::A;
 
+use super::session::{may, me};
+use crate::api::auth::Role;
 use crate::api::{get_upstream_info, UpstreamInfo};
 
 #[component]
@@ -13,13 +15,28 @@ pub fn Layout(children: Children) -> impl IntoView {
                 <span class="brand-mark" aria-hidden="true">"▦"</span>
                 " Batchboard"
             </a>
-            <nav aria-label="Main">
-                <A href="/" exact=true>"Batches"</A>
-                <A href="/batches/new">"New batch"</A>
-            </nav>
+            <Suspense fallback=|| ()>
+                {move || me().map(|u| view! {
+                    <nav aria-label="Main">
+                        <A href="/" exact=true>"Batches"</A>
+                        {may(Role::Operator).then(|| view! { <A href="/batches/new">"New batch"</A> })}
+                        {may(Role::Admin).then(|| view! { <A href="/audit">"Audit log"</A> })}
+                    </nav>
+                    <span class="who" data-testid="who">
+                        <span title="Signed in">{u.name.clone()}</span>
+                        " "
+                        <span class="chip" data-testid="role">{u.role.to_string()}</span>
+                    </span>
+                    // A form, not a link: signing out changes state, so it is
+                    // a POST (and works without JavaScript).
+                    <form method="post" action="/auth/logout" class="signout">
+                        <button type="submit" class="btn btn-small" data-testid="sign-out">"Sign out"</button>
+                    </form>
+                })}
+            </Suspense>
         </header>
         <main class="content">{children()}</main>
-        <Footer />
+        <Suspense fallback=|| ()>{move || me().map(|_| view! { <Footer /> })}</Suspense>
     }
 }
 

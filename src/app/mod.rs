@@ -1,5 +1,6 @@
 //! The user interface: rendered on the server, hydrated in the browser.
 
+mod audit;
 mod batch;
 mod batches;
 mod components;
@@ -7,17 +8,20 @@ pub mod format;
 mod layout;
 mod new_batch;
 mod pages;
+pub mod session;
 
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
 use leptos_router::components::{Route, Router, Routes};
 use leptos_router::{path, SsrMode};
 
+use audit::AuditPage;
 use batch::BatchPage;
 use batches::BatchesPage;
 use layout::Layout;
 use new_batch::NewBatchPage;
 use pages::NotFound;
+use session::LoginPage;
 
 /// The HTML document around the app, rendered on the server only.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
@@ -43,6 +47,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
+    session::provide_me();
     // Effects run only in the browser, once hydration has attached the event
     // handlers: the mark lets tests (and curious users) see the page is live.
     Effect::new(move |_| {
@@ -63,6 +68,8 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/") view=BatchesPage ssr=SsrMode::Async />
                     <Route path=path!("/batches/new") view=NewBatchPage ssr=SsrMode::Async />
                     <Route path=path!("/batches/:id") view=BatchPage ssr=SsrMode::Async />
+                    <Route path=path!("/audit") view=AuditPage ssr=SsrMode::Async />
+                    <Route path=path!("/login") view=LoginPage ssr=SsrMode::Async />
                 </Routes>
             </Layout>
         </Router>

@@ -6,6 +6,8 @@
 use leptos::prelude::*;
 use leptos_meta::Title;
 
+use super::session::NeedsRole;
+use crate::api::auth::Role;
 use crate::batch::{
     BatchError, ENDPOINTS, MAX_METADATA_KEY_CHARS, MAX_METADATA_PAIRS, MAX_METADATA_VALUE_CHARS,
 };
@@ -74,6 +76,10 @@ pub fn NewBatchPage() -> impl IntoView {
     view! {
         <Title text="New batch" />
         <h1>"New batch"</h1>
+        <Suspense fallback=|| ()>
+            {move || (super::session::me().is_some() && !super::session::may(Role::Operator))
+                .then(|| view! { <NeedsRole role=Role::Operator what="create batches" /> })}
+        </Suspense>
         <form class="panel new-batch" method="post" action="/api/batches" enctype="multipart/form-data"
             node_ref=form_ref on:submit=on_submit data-testid="new-batch-form">
             <label class="field">

@@ -24,6 +24,8 @@ pub const ENDPOINTS: &[&str] = &[
 /// Limits of the Batch API.
 pub const MAX_REQUESTS: usize = 50_000;
 pub const MAX_FILE_BYTES: u64 = 200 * 1024 * 1024;
+/// The metadata key Batchboard stamps with the name of whoever created a batch.
+pub const CREATED_BY: &str = "created_by";
 pub const MAX_METADATA_PAIRS: usize = 16;
 pub const MAX_METADATA_KEY_CHARS: usize = 64;
 pub const MAX_METADATA_VALUE_CHARS: usize = 512;

@@ -40,6 +40,151 @@ pub enum Command {
     /// Serve only the sandbox: an OpenAI-compatible Files + Batches API with
     /// deterministic built-in models, at http://ADDR/v1.
     Sandbox(SandboxArgs),
+    /// Manage the local accounts in the users file.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Print every route the dashboard serves, as JSON (for tests and audits).
+    #[command(hide = true)]
+    Routes,
+}
+
+/// Where the users file is.
+#[derive(Debug, Clone, Args)]
+pub struct UsersFileArgs {
+    /// The users file (TOML, argon2id password hashes) [default: DATA_DIR/users.toml].
+    #[arg(long, env = "BATCHBOARD_USERS_FILE")]
+    pub users_file: Option<PathBuf>,
+
+    /// Directory for Batchboard's own state (created if missing; must be writable).
+    #[arg(long, env = "BATCHBOARD_DATA_DIR", default_value = "data")]
+    pub data_dir: PathBuf,
+}
+
+impl UsersFileArgs {
+    pub fn path(&self) -> PathBuf {
+        self.users_file
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("users.toml"))
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Add an account. Prints a generated password unless --password-stdin.
+    Add {
+        name: String,
+        /// viewer: see and download; operator: also create and cancel; admin: also the audit log.
+        #[arg(long, value_enum, default_value = "viewer")]
+        role: crate::api::auth::Role,
+        /// Read the password from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+        #[command(flatten)]
+        file: UsersFileArgs,
+    },
+    /// Set a new password. Prints a generated one unless --password-stdin.
+    Passwd {
+        name: String,
+        /// Read the password from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+        #[command(flatten)]
+        file: UsersFileArgs,
+    },
+    /// Change an account's role.
+    SetRole {
+        name: String,
+        #[arg(value_enum)]
+        role: crate::api::auth::Role,
+        #[command(flatten)]
+        file: UsersFileArgs,
+    },
+    /// List the accounts and their roles.
+    List {
+        #[command(flatten)]
+        file: UsersFileArgs,
+    },
+    /// Remove an account; its sessions end at their next request.
+    Remove {
+        name: String,
+        #[command(flatten)]
+        file: UsersFileArgs,
+    },
+}
+
+/// How people sign in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AuthMode {
+    /// Accounts in the users file, with a sign-in page.
+    Local,
+    /// A trusted reverse proxy (oauth2-proxy, …) names the user in a header.
+    Proxy,
+}
+
+/// When the session cookie carries `Secure`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CookieSecure {
+    /// When the request came over HTTPS, as a trusted proxy's
+    /// `X-Forwarded-Proto: https` says (or TLS reached us directly).
+    Auto,
+    Always,
+    Never,
+}
+
+/// Sign-in, sessions and roles.
+#[derive(Debug, Clone, Args)]
+pub struct AuthArgs {
+    /// How people sign in.
+    #[arg(long, env = "BATCHBOARD_AUTH", value_enum, default_value = "local")]
+    pub auth: AuthMode,
+
+    /// The users file (TOML, argon2id password hashes) [default: DATA_DIR/users.toml].
+    #[arg(long, env = "BATCHBOARD_USERS_FILE")]
+    pub users_file: Option<PathBuf>,
+
+    /// Proxy sign-in: the header holding the user's email.
+    #[arg(long, env = "BATCHBOARD_PROXY_USER_HEADER", default_value = "x-forwarded-email")]
+    pub proxy_user_header: axum::http::HeaderName,
+
+    /// Proxy sign-in: role of people not listed in the users file (`none`
+    /// refuses them).
+    #[arg(long, env = "BATCHBOARD_PROXY_DEFAULT_ROLE", default_value = "viewer", value_parser = parse_default_role)]
+    pub proxy_default_role: Option<crate::api::auth::Role>,
+
+    /// Addresses (CIDR) of reverse proxies whose X-Forwarded-* and user
+    /// headers are believed. Comma-separated.
+    #[arg(long, env = "BATCHBOARD_TRUSTED_PROXIES", value_delimiter = ',',
+          default_value = "127.0.0.1/32,::1/128")]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+
+    /// When the session cookie is marked Secure.
+    #[arg(long, env = "BATCHBOARD_COOKIE_SECURE", value_enum, default_value = "auto")]
+    pub cookie_secure: CookieSecure,
+
+    /// A session ends after this many minutes without a request.
+    #[arg(long, env = "BATCHBOARD_SESSION_IDLE_MINUTES", default_value_t = 720,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub session_idle_minutes: u32,
+
+    /// A session ends this many hours after sign-in, however active.
+    #[arg(long, env = "BATCHBOARD_SESSION_MAX_HOURS", default_value_t = 168,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub session_max_hours: u32,
+
+    /// Failed sign-ins allowed per account (and 4× that per address) in 15
+    /// minutes before further attempts are refused.
+    #[arg(long, env = "BATCHBOARD_LOGIN_ATTEMPTS", default_value_t = 5,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub login_attempts: u32,
+}
+
+fn parse_default_role(s: &str) -> Result<Option<crate::api::auth::Role>, String> {
+    if s == "none" {
+        return Ok(None);
+    }
+    crate::api::auth::Role::parse(s)
+        .map(Some)
+        .ok_or_else(|| "one of viewer, operator, admin, none".into())
 }
 
 /// How the sandbox works: its speed, injected faults, and forwarding.
@@ -202,6 +347,14 @@ pub struct ServeArgs {
     /// Directory holding the built site (`pkg/` with the WASM, JS and CSS).
     #[arg(long, env = "LEPTOS_SITE_ROOT", default_value = "target/site")]
     pub site_root: PathBuf,
+
+    /// Database for sessions and the audit log: postgres://… (several
+    /// replicas share it) [default: SQLite at DATA_DIR/batchboard.db].
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+
+    #[command(flatten)]
+    pub auth: AuthArgs,
 
     #[command(flatten)]
     pub log: LogArgs,

@@ -12,10 +12,15 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 use tokio::io::AsyncWriteExt;
 
+use axum::Extension;
+
+use super::auth::{self, ClientIp};
+use super::db::Audit;
 use super::state::AppState;
+use crate::api::auth::{CurrentUser, Role};
 use crate::api::{check_batch_id, AppError};
 use crate::batch::validate::{Report, Validator};
-use crate::batch::{check_metadata, BatchError, Metadata, ENDPOINTS, MAX_FILE_BYTES};
+use crate::batch::{check_metadata, BatchError, Metadata, CREATED_BY, ENDPOINTS, MAX_FILE_BYTES};
 use crate::upstream::CreateBatch;
 
 /// What the browser (or curl) gets when a request is refused.
@@ -65,17 +70,8 @@ impl HttpError {
 
 impl From<AppError> for HttpError {
     fn from(e: AppError) -> Self {
-        let status = match &e {
-            AppError::Invalid(_) => StatusCode::BAD_REQUEST,
-            AppError::Upstream {
-                status: Some(s), ..
-            } if (400..500).contains(s) => {
-                StatusCode::from_u16(*s).unwrap_or(StatusCode::BAD_GATEWAY)
-            }
-            _ => StatusCode::BAD_GATEWAY,
-        };
         Self {
-            status,
+            status: e.status(),
             body: ErrorResponse {
                 message: e.describe(),
                 errors: Vec::new(),
@@ -105,14 +101,42 @@ pub struct DownloadQuery {
     kind: Option<String>,
 }
 
-/// `GET /files/{id}/content`: streams the upstream file to the browser.
+/// The signed-in user and address the gate found, as route handlers take them.
+type Who = (Option<Extension<CurrentUser>>, Option<Extension<ClientIp>>);
+
+async fn require(state: &AppState, who: &Who, path: &str, role: Role) -> Result<CurrentUser, HttpError> {
+    let user = who.0.as_ref().map(|Extension(u)| u);
+    let ip = who.1.as_ref().map(|Extension(i)| i);
+    Ok(auth::require(state, user, ip, path, role).await?)
+}
+
+async fn audit(state: &AppState, who: &Who, user: &CurrentUser, action: &str, target: &str, detail: Option<&str>) {
+    let ip = who.1.as_ref().map(|Extension(i)| i.0.to_string());
+    state
+        .audit(Audit {
+            actor: &user.name,
+            action,
+            target: Some(target),
+            detail,
+            ip: ip.as_deref(),
+        })
+        .await;
+}
+
+/// `GET /files/{id}/content`: streams the upstream file to the browser
+/// (viewers and up; each download is audited).
 pub async fn download(
     State(state): State<AppState>,
+    user: Option<Extension<CurrentUser>>,
+    ip: Option<Extension<ClientIp>>,
     Path(id): Path<String>,
     Query(q): Query<DownloadQuery>,
 ) -> Result<Response, HttpError> {
+    let who = (user, ip);
+    let user = require(&state, &who, "/files/{id}/content", Role::Viewer).await?;
     check_batch_id(&id).map_err(|_| HttpError::invalid(format!("'{id}' is not a file id")))?;
     let upstream = state.upstream.client.file_content(&id).await?;
+    audit(&state, &who, &user, "download", &id, q.kind.as_deref()).await;
     let name = match (&q.batch, q.kind.as_deref()) {
         (Some(b), Some(k @ ("input" | "output" | "error"))) if check_batch_id(b).is_ok() => {
             format!("{b}_{k}.jsonl")
@@ -232,14 +256,26 @@ fn check_form(
     })
 }
 
+/// Writes who created the batch into its metadata (`created_by`), replacing
+/// whatever the form said there, within the API's metadata limits.
+fn stamp_creator(metadata: &mut Option<Metadata>, name: &str) -> Result<(), String> {
+    let m = metadata.get_or_insert_with(Metadata::new);
+    m.insert(CREATED_BY.to_string(), name.to_string());
+    check_metadata(m).map_err(|e| format!("{e} (one pair is kept for {CREATED_BY})"))
+}
+
 /// `POST /api/batches`: multipart `endpoint`, `completion_window`,
 /// `metadata` (JSON object), `output_expires_after` (seconds) and `file`
 /// (last). The file is validated while it streams to a temporary file; only
 /// a valid file is uploaded upstream, and then the batch is created.
 pub async fn create(
     State(state): State<AppState>,
+    user: Option<Extension<CurrentUser>>,
+    ip: Option<Extension<ClientIp>>,
     mut form: Multipart,
 ) -> Result<Json<crate::batch::Batch>, HttpError> {
+    let who = (user, ip);
+    let user = require(&state, &who, "/api/batches", Role::Operator).await?;
     let bad_form = |e: axum::extract::multipart::MultipartError| {
         HttpError::invalid(format!("could not read the form: {}", e.body_text()))
     };
@@ -293,7 +329,8 @@ pub async fn create(
             _ => {}
         }
     }
-    let new = check_form(endpoint, window, metadata, expiry)?;
+    let mut new = check_form(endpoint, window, metadata, expiry)?;
+    stamp_creator(&mut new.metadata, &user.name).map_err(HttpError::invalid)?;
     let (tmp, filename, report) =
         upload.ok_or_else(|| HttpError::invalid("file: choose a .jsonl file"))?;
     if !report.is_ok() {
@@ -320,6 +357,8 @@ pub async fn create(
                 .map(|s| serde_json::json!({"anchor": "created_at", "seconds": s})),
         })
         .await?;
-    tracing::info!(batch = %batch.id, requests = report.requests, "batch created");
+    tracing::info!(batch = %batch.id, requests = report.requests, user = %user.name, "batch created");
+    let detail = format!("{filename}, {} requests", report.requests);
+    audit(&state, &who, &user, "create", &batch.id, Some(&detail)).await;
     Ok(Json(batch))
 }

@@ -1,9 +1,12 @@
 //! The server side: configuration, router, health checks and the process
 //! lifecycle. Compiled only with the `ssr` feature.
 
+pub mod auth;
 pub mod config;
+pub mod db;
 pub mod files;
 pub mod state;
+pub mod users;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -41,6 +44,10 @@ pub enum StartError {
     },
     #[error("server error: {0}")]
     Serve(std::io::Error),
+    #[error("{0}")]
+    Db(#[from] db::DbError),
+    #[error("users file {0}")]
+    Users(#[from] users::UsersError),
 }
 
 impl From<crate::upstream::UpstreamError> for StartError {
@@ -53,9 +60,31 @@ impl From<crate::upstream::UpstreamError> for StartError {
 pub fn main() -> std::process::ExitCode {
     let cli = Cli::parse_or_exit();
     let command = cli.into_command();
+    match command {
+        Command::User(cmd) => {
+            return match users::run(cmd) {
+                Ok(out) => {
+                    if !out.is_empty() {
+                        println!("{out}");
+                    }
+                    std::process::ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("batchboard: {e}");
+                    std::process::ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Routes => {
+            println!("{}", route_inventory());
+            return std::process::ExitCode::SUCCESS;
+        }
+        _ => {}
+    }
     init_logging(match &command {
         Command::Serve(a) => a.log.log_format,
         Command::Sandbox(a) => a.log.log_format,
+        Command::User(_) | Command::Routes => LogFormat::Text,
     });
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
@@ -67,6 +96,7 @@ pub fn main() -> std::process::ExitCode {
     let result = match command {
         Command::Serve(args) => runtime.block_on(serve(args)),
         Command::Sandbox(args) => runtime.block_on(sandbox(args)),
+        Command::User(_) | Command::Routes => Ok(()),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -119,13 +149,60 @@ fn leptos_options(args: &ServeArgs) -> LeptosOptions {
         .build()
 }
 
+/// The routes the router adds besides the pages and server functions, as
+/// `(method, path)`. `batchboard routes` lists them with the others, so the
+/// tests can prove that each one refuses a request without a session.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("GET", "/healthz"),
+    ("GET", "/readyz"),
+    ("GET", "/files/{id}/content"),
+    ("POST", "/api/batches"),
+    ("POST", "/auth/login"),
+    ("POST", "/auth/logout"),
+];
+
+/// Every route as JSON: pages, server functions, the routes above, and the
+/// paths that answer without a session.
+fn route_inventory() -> String {
+    let pages: Vec<String> = generate_route_list(App)
+        .iter()
+        .map(|r| r.path().to_string())
+        .collect();
+    let mut server_fns: Vec<serde_json::Value> = leptos::server_fn::axum::server_fn_paths()
+        .map(|(path, method)| serde_json::json!({ "method": method.as_str(), "path": path }))
+        .collect();
+    server_fns.sort_by_key(|v| v["path"].as_str().map(str::to_owned));
+    let routes: Vec<serde_json::Value> = ROUTES
+        .iter()
+        .map(|(m, p)| serde_json::json!({ "method": m, "path": p }))
+        .collect();
+    serde_json::json!({
+        "pages": pages,
+        "server_fns": server_fns,
+        "routes": routes,
+        "public": auth::PUBLIC,
+    })
+    .to_string()
+}
+
 /// Builds the whole application router around its state.
 pub fn router(state: AppState) -> Router {
+    use tower_sessions::cookie::SameSite;
     let leptos_options = state.leptos_options.clone();
     let routes = generate_route_list(App);
+    let sessions = tower_sessions::SessionManagerLayer::new(state.db.session_store())
+        .with_name(auth::COOKIE)
+        .with_http_only(true)
+        .with_same_site(SameSite::Lax)
+        .with_secure(state.auth.cookie_secure == config::CookieSecure::Always)
+        .with_expiry(tower_sessions::Expiry::OnInactivity(
+            time::Duration::try_from(state.auth.idle).unwrap_or(time::Duration::HOUR),
+        ));
     let app = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/auth/login", axum::routing::post(auth::login))
+        .route("/auth/logout", axum::routing::post(auth::logout))
         .route("/files/{id}/content", get(files::download))
         .route(
             "/api/batches",
@@ -146,6 +223,12 @@ pub fn router(state: AppState) -> Router {
             },
         )
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), auth::gate))
+        .layer(sessions)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::secure_cookie,
+        ))
         .with_state(state);
     with_request_trace(app, "dashboard")
 }
@@ -180,10 +263,24 @@ async fn serve(args: ServeArgs) -> Result<(), StartError> {
         Some(u) => u,
         None => start_embedded_sandbox(&args).await?,
     };
+    let db = db::Db::open(args.database_url.as_deref(), &args.data_dir).await?;
+    db.session_store()
+        .spawn_cleanup(std::time::Duration::from_secs(600));
+    let users_path = args
+        .auth
+        .users_file
+        .clone()
+        .unwrap_or_else(|| args.data_dir.join("users.toml"));
+    if args.auth.auth == config::AuthMode::Local {
+        users::ensure_first_admin(&users_path)?;
+    }
+    let users = users::Users::open(users_path)?;
     let state = AppState {
         leptos_options: leptos_options(&args),
         upstream: Arc::new(upstream),
         data_dir: Arc::new(args.data_dir.clone()),
+        db,
+        auth: Arc::new(auth::Auth::new(&args.auth, users)),
     };
     let upstream = match state.upstream.info() {
         UpstreamInfo::Remote { base_url } => base_url,
@@ -192,7 +289,10 @@ async fn serve(args: ServeArgs) -> Result<(), StartError> {
     let app = router(state);
     let listener = bind(args.addr).await?;
     tracing::info!(addr = %args.addr, upstream = %upstream, "batchboard listening on http://{}", args.addr);
-    axum::serve(listener, app.into_make_service())
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
         .with_graceful_shutdown(shutdown_signal())
         .await
         .map_err(StartError::Serve)?;

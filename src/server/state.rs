@@ -17,6 +17,19 @@ pub struct AppState {
     pub leptos_options: LeptosOptions,
     pub upstream: Arc<Upstream>,
     pub data_dir: Arc<std::path::PathBuf>,
+    pub db: super::db::Db,
+    pub auth: Arc<super::auth::Auth>,
+}
+
+impl AppState {
+    /// Appends to the audit log. A failed write is logged (the action it
+    /// records has already happened) but does not fail the request.
+    pub async fn audit(&self, a: super::db::Audit<'_>) {
+        let action = a.action.to_string();
+        if let Err(e) = self.db.audit(a).await {
+            tracing::error!(error = %e, action, "cannot write the audit log");
+        }
+    }
 }
 
 impl FromRef<AppState> for LeptosOptions {

@@ -1,0 +1,12 @@
+-- Who did what: sign-ins, creates, cancels, downloads, refusals.
+CREATE TABLE audit_log (
+    id      BIGSERIAL PRIMARY KEY,
+    at      BIGINT NOT NULL,           -- unix seconds
+    actor   TEXT   NOT NULL,           -- user name, or the name tried
+    action  TEXT   NOT NULL,           -- sign_in, sign_in_failed, create, ...
+    target  TEXT,                      -- batch or file id
+    detail  TEXT,
+    ip      TEXT
+);
+CREATE INDEX audit_log_at ON audit_log (at);
+CREATE INDEX audit_log_actor ON audit_log (actor);

@@ -1,0 +1,130 @@
+//! Who is signed in and what they may do, as both targets see it, and the
+//! server functions of the audit log.
+
+use leptos::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use super::AppError;
+
+/// What a signed-in person may do. Each role includes the ones before it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "ssr", derive(clap::ValueEnum))]
+pub enum Role {
+    /// See batches and download results.
+    Viewer,
+    /// Also create and cancel batches.
+    Operator,
+    /// Also read the audit log.
+    Admin,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Viewer => "viewer",
+            Self::Operator => "operator",
+            Self::Admin => "admin",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "viewer" => Some(Self::Viewer),
+            "operator" => Some(Self::Operator),
+            "admin" => Some(Self::Admin),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The person behind a request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CurrentUser {
+    pub name: String,
+    pub role: Role,
+}
+
+impl CurrentUser {
+    pub fn may(&self, role: Role) -> bool {
+        self.role >= role
+    }
+}
+
+/// One line of the audit log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    pub id: i64,
+    /// Unix seconds.
+    pub at: i64,
+    pub actor: String,
+    pub action: String,
+    pub target: Option<String>,
+    pub detail: Option<String>,
+    pub ip: Option<String>,
+}
+
+/// The actions the audit log records, for the filter.
+pub const AUDIT_ACTIONS: &[&str] = &[
+    "sign_in",
+    "sign_in_failed",
+    "sign_out",
+    "create",
+    "cancel",
+    "download",
+    "denied",
+];
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditPage {
+    pub entries: Vec<AuditEntry>,
+    /// Cursor for older entries, when there are more.
+    pub next_before: Option<i64>,
+}
+
+/// The signed-in user, or `None`: the one server function that answers
+/// without a session (the sign-in page needs it).
+#[server(endpoint = "whoami")]
+pub async fn whoami() -> Result<Option<CurrentUser>, AppError> {
+    Ok(super::current_user().await)
+}
+
+/// The audit log, newest first (admins only).
+#[server(endpoint = "audit_log")]
+pub async fn audit_log(
+    before: Option<i64>,
+    action: Option<String>,
+    limit: u32,
+) -> Result<AuditPage, AppError> {
+    async {
+        super::require(Role::Admin).await?;
+        if !(1..=500).contains(&limit) {
+            return Err(AppError::Invalid("limit must be between 1 and 500".into()));
+        }
+        let action = action.filter(|a| !a.is_empty());
+        if let Some(a) = &action {
+            if !AUDIT_ACTIONS.contains(&a.as_str()) {
+                return Err(AppError::Invalid(format!("'{a}' is not an audit action")));
+            }
+        }
+        let db = &super::state()?.db;
+        let mut entries = db
+            .audit_page(before, action.as_deref(), limit + 1)
+            .await
+            .map_err(|e| AppError::Internal(e.to_string()))?;
+        let more = entries.len() > limit as usize;
+        entries.truncate(limit as usize);
+        Ok(AuditPage {
+            next_before: more.then(|| entries.last().map(|e| e.id)).flatten(),
+            entries,
+        })
+    }
+    .await
+    .map_err(super::fail)
+}
