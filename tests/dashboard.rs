@@ -21,8 +21,9 @@ struct Setup {
     _dir: TempDir,
 }
 
-fn setup() -> Setup {
+async fn setup() -> Setup {
     let dir = TempDir::new("dashboard");
+    common::add_user(&dir.0.join("data"), "op", "operator", common::PASSWORD);
     let upstream = sandbox(&dir.0.join("up"), KEY, common::FAST);
     let site = dir.0.join("site");
     std::fs::create_dir_all(site.join("pkg")).unwrap();
@@ -34,10 +35,12 @@ fn setup() -> Setup {
         .arg(&site)
         .args(["--upstream-url", &format!("{}/v1", upstream.base())])
         .env("OPENAI_API_KEY", KEY);
+    let dash = Proc::spawn(cmd, addr);
+    let http = common::signed_in(&dash.base(), "op", common::PASSWORD).await;
     Setup {
-        dash: Proc::spawn(cmd, addr),
+        dash,
         upstream,
-        http: reqwest::Client::new(),
+        http,
         _dir: dir,
     }
 }
@@ -92,26 +95,13 @@ impl Setup {
 
     /// Calls a server function the way the browser does (URL-encoded form).
     async fn server_fn(&self, name: &str, args: &[(&str, &str)]) -> (u16, String) {
-        let r = self
-            .http
-            .post(self.url(&format!("/api/{name}")))
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(
-                args.iter()
-                    .map(|(k, v)| format!("{k}={v}"))
-                    .collect::<Vec<_>>()
-                    .join("&"),
-            )
-            .send()
-            .await
-            .unwrap();
-        (r.status().as_u16(), r.text().await.unwrap())
+        common::server_fn(&self.http, &self.dash.base(), name, args).await
     }
 }
 
 #[tokio::test]
 async fn bad_files_and_fields_are_refused_before_anything_goes_upstream() {
-    let s = setup();
+    let s = setup().await;
     let bad = format!("{}\n{{broken\n{}\n", chat("a"), chat("a"));
     let (status, body) = s.create(bad, "/v1/chat/completions", "{}").await;
     assert_eq!(status, 422, "{body}");
@@ -162,16 +152,20 @@ async fn bad_files_and_fields_are_refused_before_anything_goes_upstream() {
         .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["metadata"]["team"], "x");
+    assert_eq!(
+        body["metadata"]["created_by"], "op",
+        "the creator is stamped into the metadata"
+    );
     assert_eq!(s.upstream_count("/batches?limit=100").await, 1);
 }
 
 #[tokio::test]
 async fn server_functions_check_their_input_and_map_upstream_errors() {
-    let s = setup();
+    let s = setup().await;
     let (status, body) = s.server_fn("list_batches", &[("limit", "500")]).await;
     assert_eq!(status, 400, "{body}");
     assert!(body.contains("limit must be between 1 and 100"), "{body}");
-    let (status, body) = s.server_fn("get_batch", &[("id", "..%2Fetc")]).await;
+    let (status, body) = s.server_fn("get_batch", &[("id", "../etc")]).await;
     assert_eq!(status, 400);
     assert!(body.contains("is not a batch id"), "{body}");
     let (status, body) = s.server_fn("get_batch", &[("id", "batch_nope")]).await;
@@ -185,7 +179,7 @@ async fn server_functions_check_their_input_and_map_upstream_errors() {
 
 #[tokio::test]
 async fn a_walkthrough_never_shows_the_key() {
-    let s = setup();
+    let s = setup().await;
     let (status, created) = s
         .create(
             format!("{}\n{}\n", chat("a"), chat("b")),
@@ -212,6 +206,8 @@ async fn a_walkthrough_never_shows_the_key() {
         "/readyz".into(),
         "/healthz".into(),
         "/nope".into(),
+        "/login".into(),
+        "/audit".into(),
     ] {
         let r = s.http.get(s.url(&path)).send().await.unwrap();
         bodies.push((path, format!("{:?}", r.headers()), r.text().await.unwrap()));
@@ -237,6 +233,8 @@ async fn a_walkthrough_never_shows_the_key() {
         ("cancel_batch", vec![("id", id.as_str())]),
         ("check_upstream", vec![]),
         ("upstream_info", vec![]),
+        ("whoami", vec![]),
+        ("audit_log", vec![("limit", "50")]),
     ] {
         let (_, body) = s.server_fn(name, &args).await;
         bodies.push((name.to_string(), String::new(), body));

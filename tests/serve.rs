@@ -29,6 +29,7 @@ fn start(envs: &[(&str, &str)], extra: &[&str]) -> Server {
     let site = dir.0.join("site");
     std::fs::create_dir_all(site.join("pkg")).unwrap();
     let addr = format!("127.0.0.1:{}", common::free_port());
+    common::add_user(&dir.0.join("data"), "admin", "admin", common::PASSWORD);
     let mut cmd = common::command();
     cmd.args(["serve", "--addr", &addr, "--data-dir"])
         .arg(dir.0.join("data"))
@@ -149,6 +150,25 @@ fn get(url: &str) -> (u16, String) {
     })
 }
 
+/// A page as a signed-in browser gets it.
+fn page(base: &str, path: &str) -> (u16, String) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let http = common::signed_in(base, "admin", common::PASSWORD).await;
+        let r = http
+            .get(format!("{base}{path}"))
+            .header("accept", "text/html")
+            .send()
+            .await
+            .expect("request");
+        let status = r.status().as_u16();
+        (status, r.text().await.unwrap())
+    })
+}
+
 #[test]
 fn without_key_or_url_the_built_in_sandbox_is_the_upstream() {
     let server = start(&[], &[]);
@@ -159,7 +179,7 @@ fn without_key_or_url_the_built_in_sandbox_is_the_upstream() {
     let (code, body) = get(&format!("{}/readyz", server.base));
     assert_eq!(code, 200, "{body}");
     assert!(body.contains("Reachable"), "{body}");
-    let (code, page) = get(&format!("{}/", server.base));
+    let (code, page) = page(&server.base, "/");
     assert_eq!(code, 200);
     assert!(page.contains("Sandbox"), "footer should say Sandbox");
     let (status, logs) = server.stop();
@@ -234,7 +254,7 @@ fn readiness_asks_the_upstream_with_the_key_but_never_shows_it() {
     assert!(head_lower.contains("openai-project: proj_9"), "{head}");
     // The page shows the base URL, never the key. (The one-shot stand-in has
     // closed by now, so the table's data fails: an error state with 502.)
-    let (code, page) = get(&format!("{}/", server.base));
+    let (code, page) = page(&server.base, "/");
     assert_eq!(code, 502);
     assert!(page.contains("Could not load batches"), "{page}");
     assert!(page.contains(&url), "footer should name the upstream");

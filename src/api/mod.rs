@@ -205,7 +205,13 @@ pub async fn require(role: Role) -> Result<CurrentUser, AppError> {
         .await
         .map(|u| u.path().to_string())
         .ok();
-    audit(&user, "denied", path.as_deref(), Some(&format!("needs {role}"))).await;
+    audit(
+        &user,
+        "denied",
+        path.as_deref(),
+        Some(&format!("needs {role}")),
+    )
+    .await;
     Err(AppError::Forbidden(format!(
         "Your role ({}) may not do this; it needs {role}.",
         user.role

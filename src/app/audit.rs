@@ -11,7 +11,11 @@ use crate::api::auth::{audit_log, AuditEntry, AUDIT_ACTIONS};
 #[component]
 pub fn AuditPage() -> impl IntoView {
     let query = use_query_map();
-    let before = Memo::new(move |_| query.with(|q| q.get("before")).and_then(|b| b.parse::<i64>().ok()));
+    let before = Memo::new(move |_| {
+        query
+            .with(|q| q.get("before"))
+            .and_then(|b| b.parse::<i64>().ok())
+    });
     let action = Memo::new(move |_| query.with(|q| q.get("action")).filter(|a| !a.is_empty()));
     let page = Resource::new(
         move || (before.get(), action.get()),
@@ -25,7 +29,11 @@ pub fn AuditPage() -> impl IntoView {
         let each = AUDIT_ACTIONS
             .iter()
             .map(|a| {
-                let class = if current.as_deref() == Some(*a) { "chip chip-on" } else { "chip" };
+                let class = if current.as_deref() == Some(*a) {
+                    "chip chip-on"
+                } else {
+                    "chip"
+                };
                 view! { <A href=format!("/audit?action={a}") attr:class=class>{*a}</A> }
             })
             .collect_view();

@@ -9,8 +9,8 @@ use leptos_router::hooks::use_query_map;
 
 use super::components::{use_poll, Progress, StatusBadge, Time};
 use super::format;
-use crate::api::{list_batches, BatchPage, PAGE_SIZES};
 use crate::api::auth::Role;
+use crate::api::{list_batches, BatchPage, PAGE_SIZES};
 use crate::batch::{Batch, CREATED_BY};
 
 #[component]
@@ -152,9 +152,7 @@ fn Row(batch: Batch) -> impl IntoView {
         _ => "—".into(),
     };
     let mut metadata = batch.metadata.clone().unwrap_or_default();
-    let creator = metadata
-        .remove(CREATED_BY)
-        .unwrap_or_else(|| "—".into());
+    let creator = metadata.remove(CREATED_BY).unwrap_or_else(|| "—".into());
     let metadata = metadata
         .into_iter()
         .map(|(k, v)| {

@@ -78,7 +78,9 @@ pub fn LoginPage() -> impl IntoView {
 /// Shown instead of a page whose role the user lacks.
 #[component]
 pub fn NeedsRole(role: Role, what: &'static str) -> impl IntoView {
-    let have = me().map(|u| u.role.to_string()).unwrap_or_else(|| "none".into());
+    let have = me()
+        .map(|u| u.role.to_string())
+        .unwrap_or_else(|| "none".into());
     view! {
         <section class="error-state" data-testid="needs-role">
             <h2>{format!("You cannot {what}")}</h2>

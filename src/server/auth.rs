@@ -88,7 +88,7 @@ impl Auth {
             mode: args.auth,
             users,
             proxy_header: args.proxy_user_header.clone(),
-            proxy_default_role: args.proxy_default_role,
+            proxy_default_role: args.proxy_default_role.role(),
             trusted: args.trusted_proxies.clone(),
             cookie_secure: args.cookie_secure,
             idle: Duration::from_secs(u64::from(args.session_idle_minutes) * 60),
@@ -318,7 +318,10 @@ async fn session_user(auth: &Auth, session: &Session) -> Option<CurrentUser> {
     let too_old = now() - sa.signed_in_at > auth.max_age.as_secs() as i64;
     let role = auth.users.role(&sa.name);
     match role {
-        Some(role) if !too_old => Some(CurrentUser { name: sa.name, role }),
+        Some(role) if !too_old => Some(CurrentUser {
+            name: sa.name,
+            role,
+        }),
         _ => {
             let _ = session.flush().await;
             None
@@ -537,9 +540,15 @@ mod tests {
 
     #[test]
     fn origin_must_match_host() {
-        let ok = headers(&[("host", "127.0.0.1:3000"), ("origin", "http://127.0.0.1:3000")]);
+        let ok = headers(&[
+            ("host", "127.0.0.1:3000"),
+            ("origin", "http://127.0.0.1:3000"),
+        ]);
         assert!(same_origin(&ok, false));
-        let evil = headers(&[("host", "127.0.0.1:3000"), ("origin", "http://evil.example")]);
+        let evil = headers(&[
+            ("host", "127.0.0.1:3000"),
+            ("origin", "http://evil.example"),
+        ]);
         assert!(!same_origin(&evil, false));
         let none = headers(&[("host", "127.0.0.1:3000")]);
         assert!(!same_origin(&none, false));

@@ -143,22 +143,40 @@ pub struct AuthArgs {
     pub users_file: Option<PathBuf>,
 
     /// Proxy sign-in: the header holding the user's email.
-    #[arg(long, env = "BATCHBOARD_PROXY_USER_HEADER", default_value = "x-forwarded-email")]
+    #[arg(
+        long,
+        env = "BATCHBOARD_PROXY_USER_HEADER",
+        default_value = "x-forwarded-email"
+    )]
     pub proxy_user_header: axum::http::HeaderName,
 
     /// Proxy sign-in: role of people not listed in the users file (`none`
     /// refuses them).
-    #[arg(long, env = "BATCHBOARD_PROXY_DEFAULT_ROLE", default_value = "viewer", value_parser = parse_default_role)]
-    pub proxy_default_role: Option<crate::api::auth::Role>,
+    #[arg(
+        long,
+        env = "BATCHBOARD_PROXY_DEFAULT_ROLE",
+        value_enum,
+        default_value = "viewer"
+    )]
+    pub proxy_default_role: DefaultRole,
 
     /// Addresses (CIDR) of reverse proxies whose X-Forwarded-* and user
     /// headers are believed. Comma-separated.
-    #[arg(long, env = "BATCHBOARD_TRUSTED_PROXIES", value_delimiter = ',',
-          default_value = "127.0.0.1/32,::1/128")]
+    #[arg(
+        long,
+        env = "BATCHBOARD_TRUSTED_PROXIES",
+        value_delimiter = ',',
+        default_value = "127.0.0.1/32,::1/128"
+    )]
     pub trusted_proxies: Vec<ipnet::IpNet>,
 
     /// When the session cookie is marked Secure.
-    #[arg(long, env = "BATCHBOARD_COOKIE_SECURE", value_enum, default_value = "auto")]
+    #[arg(
+        long,
+        env = "BATCHBOARD_COOKIE_SECURE",
+        value_enum,
+        default_value = "auto"
+    )]
     pub cookie_secure: CookieSecure,
 
     /// A session ends after this many minutes without a request.
@@ -178,13 +196,26 @@ pub struct AuthArgs {
     pub login_attempts: u32,
 }
 
-fn parse_default_role(s: &str) -> Result<Option<crate::api::auth::Role>, String> {
-    if s == "none" {
-        return Ok(None);
+/// The role of proxy-signed-in people not in the users file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DefaultRole {
+    Viewer,
+    Operator,
+    Admin,
+    /// Refuse them.
+    None,
+}
+
+impl DefaultRole {
+    pub fn role(self) -> Option<crate::api::auth::Role> {
+        use crate::api::auth::Role;
+        match self {
+            Self::Viewer => Some(Role::Viewer),
+            Self::Operator => Some(Role::Operator),
+            Self::Admin => Some(Role::Admin),
+            Self::None => None,
+        }
     }
-    crate::api::auth::Role::parse(s)
-        .map(Some)
-        .ok_or_else(|| "one of viewer, operator, admin, none".into())
 }
 
 /// How the sandbox works: its speed, injected faults, and forwarding.

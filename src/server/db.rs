@@ -50,7 +50,15 @@ fn now() -> i64 {
         .unwrap_or(0)
 }
 
-type AuditRow = (i64, i64, String, String, Option<String>, Option<String>, Option<String>);
+type AuditRow = (
+    i64,
+    i64,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+);
 
 impl Db {
     /// Opens `url` (`postgres://…`), or the SQLite file `<data_dir>/batchboard.db`

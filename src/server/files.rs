@@ -104,13 +104,25 @@ pub struct DownloadQuery {
 /// The signed-in user and address the gate found, as route handlers take them.
 type Who = (Option<Extension<CurrentUser>>, Option<Extension<ClientIp>>);
 
-async fn require(state: &AppState, who: &Who, path: &str, role: Role) -> Result<CurrentUser, HttpError> {
+async fn require(
+    state: &AppState,
+    who: &Who,
+    path: &str,
+    role: Role,
+) -> Result<CurrentUser, HttpError> {
     let user = who.0.as_ref().map(|Extension(u)| u);
     let ip = who.1.as_ref().map(|Extension(i)| i);
     Ok(auth::require(state, user, ip, path, role).await?)
 }
 
-async fn audit(state: &AppState, who: &Who, user: &CurrentUser, action: &str, target: &str, detail: Option<&str>) {
+async fn audit(
+    state: &AppState,
+    who: &Who,
+    user: &CurrentUser,
+    action: &str,
+    target: &str,
+    detail: Option<&str>,
+) {
     let ip = who.1.as_ref().map(|Extension(i)| i.0.to_string());
     state
         .audit(Audit {

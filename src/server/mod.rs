@@ -76,8 +76,17 @@ pub fn main() -> std::process::ExitCode {
             }
         }
         Command::Routes => {
-            println!("{}", route_inventory());
-            return std::process::ExitCode::SUCCESS;
+            // Listing the pages builds the app's reactive graph: it needs a runtime.
+            return match tokio::runtime::Runtime::new() {
+                Ok(rt) => {
+                    println!("{}", rt.block_on(async { route_inventory() }));
+                    std::process::ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("batchboard: {e}");
+                    std::process::ExitCode::FAILURE
+                }
+            };
         }
         _ => {}
     }
@@ -223,7 +232,10 @@ pub fn router(state: AppState) -> Router {
             },
         )
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
-        .layer(axum::middleware::from_fn_with_state(state.clone(), auth::gate))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::gate,
+        ))
         .layer(sessions)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -293,9 +305,9 @@ async fn serve(args: ServeArgs) -> Result<(), StartError> {
         listener,
         app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
     )
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .map_err(StartError::Serve)?;
+    .with_graceful_shutdown(shutdown_signal())
+    .await
+    .map_err(StartError::Serve)?;
     tracing::info!("batchboard stopped");
     Ok(())
 }

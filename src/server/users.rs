@@ -37,7 +37,8 @@ struct UsersDoc {
     users: BTreeMap<String, Account>,
 }
 
-const HEADER: &str = "# Batchboard accounts. Edit with `batchboard user add|passwd|set-role|list|remove`.\n\
+const HEADER: &str =
+    "# Batchboard accounts. Edit with `batchboard user add|passwd|set-role|list|remove`.\n\
 # Roles: viewer (see, download), operator (also create, cancel), admin (also the audit log).\n\n";
 
 /// A user name: an email or a short login, nothing that needs escaping.
@@ -195,9 +196,15 @@ impl Users {
     }
 }
 
+/// Where the first start leaves the generated admin password.
+pub fn initial_password_path(users_file: &Path) -> PathBuf {
+    users_file.with_file_name("initial-admin-password")
+}
+
 /// On the first start with local sign-in and no accounts, makes `admin` with
-/// a generated password and prints it once, so that the dashboard can be
-/// used at once and nobody else can.
+/// a generated password, written to a file only this user can read (never
+/// to the log), so that the dashboard can be used at once and nobody else
+/// can. `batchboard user passwd admin` removes the file.
 pub fn ensure_first_admin(path: &Path) -> Result<(), UsersError> {
     let mut doc = read_doc(path)?;
     if !doc.users.is_empty() {
@@ -211,15 +218,33 @@ pub fn ensure_first_admin(path: &Path) -> Result<(), UsersError> {
             password_hash: Some(hash_password(&password)?),
         },
     );
+    let pw_file = initial_password_path(path);
+    write_private(&pw_file, &format!("{password}\n")).map_err(|e| UsersError::File {
+        path: pw_file.display().to_string(),
+        reason: e.to_string(),
+    })?;
     write_doc(path, &doc)?;
-    eprintln!(
-        "\n  No accounts yet: created user 'admin' (role admin) in {}\n  \
-         password: {password}\n  \
-         Add people with `batchboard user add NAME --role operator`; change this \
-         password with `batchboard user passwd admin`.\n",
-        path.display()
+    tracing::warn!(
+        users_file = %path.display(),
+        password_file = %pw_file.display(),
+        "no accounts yet: created user 'admin' (role admin); sign in with the password in {}, \
+         then change it with `batchboard user passwd admin`",
+        pw_file.display()
     );
     Ok(())
+}
+
+/// Writes a file readable by its owner only.
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    opts.open(path)?.write_all(text.as_bytes())
 }
 
 fn read_password(from_stdin: bool) -> Result<(String, bool), UsersError> {
@@ -286,6 +311,9 @@ pub fn run(cmd: UserCommand) -> Result<String, UsersError> {
             let (pw, generated) = read_password(password_stdin)?;
             account.password_hash = Some(hash_password(&pw)?);
             write_doc(&path, &doc)?;
+            if name == "admin" {
+                let _ = std::fs::remove_file(initial_password_path(&path));
+            }
             let mut out = format!("new password set for {name}");
             if generated {
                 out.push_str(&format!("\npassword: {pw}"));

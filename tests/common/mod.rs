@@ -137,3 +137,86 @@ pub fn sandbox(data_dir: &std::path::Path, key: &str, speed: &[&str]) -> Proc {
         .args(speed);
     Proc::spawn(cmd, addr)
 }
+
+/// Adds an account to the users file of `data_dir` with `batchboard user add`.
+pub fn add_user(data_dir: &std::path::Path, name: &str, role: &str, password: &str) {
+    use std::io::Write;
+    let mut child = command()
+        .args([
+            "user",
+            "add",
+            name,
+            "--role",
+            role,
+            "--password-stdin",
+            "--data-dir",
+        ])
+        .arg(data_dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("batchboard user add");
+    writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "user add: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A password good enough for the minimum length.
+pub const PASSWORD: &str = "correct-horse-battery";
+
+/// An HTTP client that keeps cookies and sends this site's `Origin`, as a
+/// browser on the dashboard's own pages does. Redirects are not followed, so
+/// tests see them.
+pub fn browser(base: &str) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert("origin", base.parse().unwrap());
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .default_headers(headers)
+        .redirect(reqwest::redirect::Policy::none())
+        // No kept-alive connections: tests restart servers on the same port.
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap()
+}
+
+/// Signs in through the sign-in form; returns the `Location` it redirected to.
+pub async fn sign_in(http: &reqwest::Client, base: &str, name: &str, password: &str) -> String {
+    let r = http
+        .post(format!("{base}/auth/login"))
+        .form(&[("username", name), ("password", password), ("next", "/")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 303, "sign-in answers with a redirect");
+    r.headers()["location"].to_str().unwrap().to_string()
+}
+
+/// A client signed in as `name`.
+pub async fn signed_in(base: &str, name: &str, password: &str) -> reqwest::Client {
+    let http = browser(base);
+    let to = sign_in(&http, base, name, password).await;
+    assert_eq!(to, "/", "{name} could not sign in");
+    http
+}
+
+/// Calls a server function the way the browser does (URL-encoded form).
+pub async fn server_fn(
+    http: &reqwest::Client,
+    base: &str,
+    name: &str,
+    args: &[(&str, &str)],
+) -> (u16, String) {
+    let r = http
+        .post(format!("{base}/api/{name}"))
+        .form(args)
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.text().await.unwrap())
+}
