@@ -9,7 +9,10 @@ import { join, resolve } from "node:path";
 const root = resolve(__dirname, "..");
 const bin = process.env.BATCHBOARD_BIN ?? join(root, "target/debug/batchboard");
 const port = Number(process.env.E2E_PORT ?? 3300);
-const dataDir = mkdtempSync(join(tmpdir(), "batchboard-e2e-"));
+// Made once: workers load this file again and inherit the variables.
+process.env.E2E_DATA_DIR ??= mkdtempSync(join(tmpdir(), "batchboard-e2e-"));
+process.env.BATCHBOARD_BIN = bin;
+const dataDir = process.env.E2E_DATA_DIR;
 
 // The server's environment: ours, minus any upstream settings, so that the
 // built-in sandbox is the upstream; fast sandbox speeds keep tests short.
@@ -33,6 +36,16 @@ export default defineConfig({
   forbidOnly: !!process.env.CI,
   retries: 0,
   reporter: [["list"]],
+  // auth.setup.ts makes the accounts and signs each in once; the tests
+  // start signed in as the operator unless they say otherwise.
+  projects: [
+    { name: "setup", testMatch: /auth\.setup\.ts/ },
+    {
+      name: "chromium",
+      dependencies: ["setup"],
+      use: { storageState: join(dataDir, "operator.storage.json") },
+    },
+  ],
   use: {
     baseURL: `http://127.0.0.1:${port}`,
     trace: "retain-on-failure",

@@ -1,3 +1,4 @@
+import { storageFor } from "./accounts";
 import { expect, test, type APIRequestContext, type Page } from "@playwright/test";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
@@ -18,6 +19,8 @@ function chatLines(n: number, prefix: string): string {
 /** Creates a batch through the server's upload route (real HTTP). */
 async function createViaApi(request: APIRequestContext, content: string, name = "api.jsonl") {
   const resp = await request.post("/api/batches", {
+    // What a browser sends from our own pages; the server refuses others.
+    headers: { origin: new URL(request_base()).origin },
     multipart: {
       endpoint: "/v1/chat/completions",
       completion_window: "24h",
@@ -27,6 +30,10 @@ async function createViaApi(request: APIRequestContext, content: string, name = 
   });
   expect(resp.status(), await resp.text()).toBe(200);
   return (await resp.json()) as { id: string; status: string };
+}
+
+function request_base() {
+  return `http://127.0.0.1:${process.env.E2E_PORT ?? 3300}`;
 }
 
 async function hydrated(page: Page) {
@@ -134,7 +141,7 @@ test("the table updates by itself while a batch runs", async ({ page, request })
 
 test("read pages render on the server without JavaScript", async ({ browser, request }) => {
   const batch = await createViaApi(request, chatLines(2, "nojs"));
-  const context = await browser.newContext({ javaScriptEnabled: false });
+  const context = await browser.newContext({ javaScriptEnabled: false, storageState: storageFor("operator") });
   const page = await context.newPage();
   await page.goto("/");
   await expect(page.getByTestId("batch-table")).toBeVisible();

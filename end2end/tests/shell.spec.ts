@@ -1,8 +1,9 @@
+import { storageFor } from "./accounts";
 import { expect, test } from "@playwright/test";
 
 test.describe("page shell", () => {
   test("server renders the layout without JavaScript", async ({ browser }) => {
-    const context = await browser.newContext({ javaScriptEnabled: false });
+    const context = await browser.newContext({ javaScriptEnabled: false, storageState: storageFor("operator") });
     const page = await context.newPage();
     await page.goto("/");
     await expect(page).toHaveTitle("Batches · Batchboard");
