@@ -95,6 +95,13 @@ if [ $want_test = 1 ]; then
     apt_install chromium
   fi
 
+  # --- PostgreSQL server binaries: tests start their own throwaway cluster --
+  if ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+    say "postgresql: present"
+  else
+    apt_install postgresql
+  fi
+
   # --- The official openai Python SDK, to prove the sandbox speaks its shapes
   if python3 -c "import openai" 2>/dev/null; then
     say "python openai SDK: present"

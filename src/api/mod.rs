@@ -10,6 +10,7 @@ use crate::batch::Batch;
 
 pub mod auth;
 
+#[cfg(feature = "ssr")]
 use auth::{CurrentUser, Role};
 
 /// Which upstream the dashboard talks to, as the browser may know it: the

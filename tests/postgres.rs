@@ -1,0 +1,218 @@
+//! Postgres as the database: two replicas share sessions and the audit log.
+//! The test starts its own throwaway cluster from Debian's `postgresql`
+//! binaries (`scripts/bootstrap.sh --test` installs them).
+#![cfg(feature = "ssr")]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+
+use common::{add_user, Proc, TempDir, PASSWORD};
+use serde_json::Value;
+
+/// A PostgreSQL cluster in a temporary directory, stopped on drop.
+struct Postgres {
+    bin: PathBuf,
+    data: PathBuf,
+    port: u16,
+    as_root: bool,
+}
+
+fn pg_bin() -> PathBuf {
+    let mut found: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .expect("PostgreSQL is not installed: run scripts/bootstrap.sh --test")
+        .filter_map(|e| e.ok())
+        .map(|e| e.path().join("bin"))
+        .filter(|p| p.join("initdb").exists())
+        .collect();
+    found.sort();
+    found
+        .pop()
+        .expect("no initdb under /usr/lib/postgresql: run scripts/bootstrap.sh --test")
+}
+
+impl Postgres {
+    fn start(dir: &Path) -> Self {
+        let bin = pg_bin();
+        let data = dir.join("pg");
+        std::fs::create_dir_all(&data).unwrap();
+        // initdb refuses to run as root: run the server as `postgres` then.
+        let as_root = Command::new("id")
+            .arg("-u")
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+            .unwrap_or(false);
+        if as_root {
+            assert!(Command::new("chown")
+                .args(["-R", "postgres"])
+                .arg(dir)
+                .status()
+                .unwrap()
+                .success());
+        }
+        let pg = Self {
+            bin,
+            data,
+            port: common::free_port(),
+            as_root,
+        };
+        pg.run(
+            "initdb",
+            &[
+                "-D",
+                pg.data.to_str().unwrap(),
+                "-U",
+                "batchboard",
+                "-A",
+                "trust",
+                "--no-sync",
+            ],
+        );
+        pg.run(
+            "pg_ctl",
+            &[
+                "-D",
+                pg.data.to_str().unwrap(),
+                "-o",
+                &format!(
+                    "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
+                    pg.port,
+                    pg.data.display()
+                ),
+                "-l",
+                pg.data.join("log").to_str().unwrap(),
+                "-w",
+                "start",
+            ],
+        );
+        pg
+    }
+
+    fn run(&self, tool: &str, args: &[&str]) {
+        let exe = self.bin.join(tool);
+        let mut cmd = if self.as_root {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(exe);
+            c
+        } else {
+            Command::new(exe)
+        };
+        let out = cmd.args(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{tool}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    fn url(&self) -> String {
+        format!("postgres://batchboard@127.0.0.1:{}/postgres", self.port)
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        let data = self.data.to_str().unwrap().to_string();
+        self.run("pg_ctl", &["-D", &data, "-m", "immediate", "stop"]);
+    }
+}
+
+fn replica(dir: &Path, name: &str, db: &str, users: &Path) -> Proc {
+    let data = dir.join(name);
+    let site = data.join("site");
+    std::fs::create_dir_all(site.join("pkg")).unwrap();
+    let addr = format!("127.0.0.1:{}", common::free_port());
+    let mut cmd = common::command();
+    cmd.args(["serve", "--addr", &addr, "--data-dir"])
+        .arg(&data)
+        .arg("--site-root")
+        .arg(&site)
+        .arg("--users-file")
+        .arg(users)
+        .env("DATABASE_URL", db);
+    Proc::spawn(cmd, addr)
+}
+
+/// A client that shares `jar` and sends `base` as its Origin: the same
+/// browser, talking to whichever replica the load balancer picked.
+fn via(jar: &Arc<reqwest::cookie::Jar>, base: &str) -> reqwest::Client {
+    let mut h = reqwest::header::HeaderMap::new();
+    h.insert("origin", base.parse().unwrap());
+    reqwest::Client::builder()
+        .cookie_provider(jar.clone())
+        .default_headers(h)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn replicas_on_postgres_share_sessions_and_the_audit_log() {
+    let dir = TempDir::new("postgres");
+    let pg = Postgres::start(&dir.0.join("db"));
+    let users = dir.0.join("users.toml");
+    add_user(&dir.0.join("a"), "boss", "admin", PASSWORD);
+    std::fs::rename(dir.0.join("a").join("users.toml"), &users).unwrap();
+    let a = replica(&dir.0, "a", &pg.url(), &users);
+    let b = replica(&dir.0, "b", &pg.url(), &users);
+
+    let jar = Arc::new(reqwest::cookie::Jar::default());
+    let to_a = via(&jar, &a.base());
+    let r = to_a
+        .post(format!("{}/auth/login", a.base()))
+        .form(&[("username", "boss"), ("password", PASSWORD)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["location"], "/");
+
+    // Replica B knows the session A made.
+    let to_b = via(&jar, &b.base());
+    let r = to_b
+        .post(format!("{}/api/whoami", b.base()))
+        .send()
+        .await
+        .unwrap();
+    let me = r.text().await.unwrap();
+    assert!(me.contains(r#""name":"boss""#), "{me}");
+
+    // A failed sign-in on B shows in the audit log read through A.
+    let stranger = via(&Arc::new(reqwest::cookie::Jar::default()), &b.base());
+    stranger
+        .post(format!("{}/auth/login", b.base()))
+        .form(&[("username", "boss"), ("password", "wrong-wrong-wrong")])
+        .send()
+        .await
+        .unwrap();
+    let r = to_a
+        .post(format!("{}/api/audit_log", a.base()))
+        .form(&[("limit", "50")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let page: Value = r.json().await.unwrap();
+    let actions: Vec<&str> = page["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, ["sign_in_failed", "sign_in"], "{page}");
+
+    // Signing out on B ends the session on A too.
+    to_b.post(format!("{}/auth/logout", b.base()))
+        .send()
+        .await
+        .unwrap();
+    let r = to_a
+        .post(format!("{}/api/whoami", a.base()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.text().await.unwrap(), "null");
+    drop((a, b));
+}
