@@ -126,15 +126,139 @@ impl From<crate::upstream::UpstreamError> for AppError {
     }
 }
 
-/// A page of the batch table.
+/// What the batch table asks for: filters, search, sort and page. Every
+/// field is optional; the URL's query string holds the same names.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchQuery {
+    /// Statuses, comma-separated (`in_progress,finalizing`).
+    #[serde(default)]
+    pub status: Option<String>,
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    #[serde(default)]
+    pub model: Option<String>,
+    /// Who created it (`metadata.created_by`).
+    #[serde(default)]
+    pub creator: Option<String>,
+    /// A metadata key; with `meta_value`, that pair.
+    #[serde(default)]
+    pub meta_key: Option<String>,
+    #[serde(default)]
+    pub meta_value: Option<String>,
+    /// Created on or after this day (`YYYY-MM-DD`, UTC).
+    #[serde(default)]
+    pub from: Option<String>,
+    /// Created on or before this day (`YYYY-MM-DD`, UTC).
+    #[serde(default)]
+    pub to: Option<String>,
+    /// Part of a batch id, file id or input file name.
+    #[serde(default)]
+    pub q: Option<String>,
+    /// `created` (default), `status`, `endpoint`, `model` or `creator`.
+    #[serde(default)]
+    pub sort: Option<String>,
+    /// `desc` (default) or `asc`.
+    #[serde(default)]
+    pub dir: Option<String>,
+    #[serde(default)]
+    pub offset: Option<u32>,
+    #[serde(default)]
+    pub limit: Option<u32>,
+}
+
+pub const SORT_KEYS: &[&str] = &["created", "status", "endpoint", "model", "creator"];
+
+impl BatchQuery {
+    /// The same query as URL parameters (empty ones left out), for links.
+    pub fn to_query_string(&self) -> String {
+        let pairs: [(&str, Option<String>); 13] = [
+            ("status", self.status.clone()),
+            ("endpoint", self.endpoint.clone()),
+            ("model", self.model.clone()),
+            ("creator", self.creator.clone()),
+            ("meta_key", self.meta_key.clone()),
+            ("meta_value", self.meta_value.clone()),
+            ("from", self.from.clone()),
+            ("to", self.to.clone()),
+            ("q", self.q.clone()),
+            ("sort", self.sort.clone()),
+            ("dir", self.dir.clone()),
+            ("offset", self.offset.filter(|o| *o > 0).map(|o| o.to_string())),
+            ("limit", self.limit.map(|l| l.to_string())),
+        ];
+        let mut out = String::new();
+        for (k, v) in pairs {
+            if let Some(v) = v.filter(|v| !v.is_empty()) {
+                out.push(if out.is_empty() { '?' } else { '&' });
+                out.push_str(k);
+                out.push('=');
+                out.push_str(&encode(&v));
+            }
+        }
+        out
+    }
+
+    /// Whether any filter or search is set (sort and page aside).
+    pub fn is_filtered(&self) -> bool {
+        [
+            &self.status,
+            &self.endpoint,
+            &self.model,
+            &self.creator,
+            &self.meta_key,
+            &self.meta_value,
+            &self.from,
+            &self.to,
+            &self.q,
+        ]
+        .iter()
+        .any(|f| f.as_deref().is_some_and(|v| !v.is_empty()))
+    }
+}
+
+/// Percent-encodes a query-string value.
+fn encode(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// How current the index is: what the pages say about the upstream.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WatcherStatus {
+    /// When the watcher last heard from the upstream (unix seconds).
+    pub last_success_at: Option<i64>,
+    /// The last failure, if it came after the last success.
+    pub last_error: Option<String>,
+    pub last_error_at: Option<i64>,
+    /// Batches not yet in a final state.
+    pub running: i64,
+}
+
+/// A page of the batch table, read from the index.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BatchPage {
     pub batches: Vec<Batch>,
-    pub has_more: bool,
-    /// Cursor for the next page.
-    pub last_id: Option<String>,
-    /// When the upstream answered (unix seconds).
-    pub fetched_at: i64,
+    /// Rows matching the query, over all pages.
+    pub total: u64,
+    pub offset: u32,
+    pub limit: u32,
+    pub watcher: WatcherStatus,
+}
+
+/// The values the filters offer, from the index.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Facets {
+    pub statuses: Vec<String>,
+    pub endpoints: Vec<String>,
+    pub models: Vec<String>,
+    pub creators: Vec<String>,
 }
 
 pub const PAGE_SIZES: &[u32] = &[10, 20, 50, 100];
@@ -143,14 +267,6 @@ pub const PAGE_SIZES: &[u32] = &[10, 20, 50, 100];
 fn state() -> Result<crate::server::state::AppState, AppError> {
     use_context::<crate::server::state::AppState>()
         .ok_or_else(|| AppError::Invalid("server state missing".into()))
-}
-
-#[cfg(feature = "ssr")]
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
 }
 
 #[cfg(feature = "ssr")]
@@ -272,40 +388,60 @@ pub async fn check_upstream() -> Result<Reachability, AppError> {
     .map_err(fail)
 }
 
+/// A page of the batch table, from the local index (never the upstream:
+/// its cost does not grow with the number of viewers).
 #[server(endpoint = "list_batches")]
-pub async fn list_batches(after: Option<String>, limit: u32) -> Result<BatchPage, AppError> {
+pub async fn list_batches(query: BatchQuery) -> Result<BatchPage, AppError> {
     async {
         require(Role::Viewer).await?;
-        if !(1..=100).contains(&limit) {
-            return Err(AppError::Invalid("limit must be between 1 and 100".into()));
-        }
-        if let Some(a) = &after {
-            check_batch_id(a)?;
-        }
-        let list = state()?
-            .upstream
-            .client
-            .list_batches(after.as_deref(), limit)
-            .await?;
+        let st = state()?;
+        let (batches, total, offset, limit) = st.db.query_batches(&query).await.map_err(|e| match e {
+            crate::server::db::DbError::Query(m) => AppError::Invalid(m),
+            other => AppError::Internal(other.to_string()),
+        })?;
         Ok(BatchPage {
-            last_id: list
-                .last_id
-                .or_else(|| list.data.last().map(|b| b.id.clone())),
-            has_more: list.has_more,
-            batches: list.data,
-            fetched_at: now(),
+            batches,
+            total,
+            offset,
+            limit,
+            watcher: st.db.watcher_status().await.map_err(internal)?,
         })
     }
     .await
     .map_err(fail)
 }
 
+/// The values the table's filters offer.
+#[server(endpoint = "batch_facets")]
+pub async fn batch_facets() -> Result<Facets, AppError> {
+    async {
+        require(Role::Viewer).await?;
+        state()?.db.facets().await.map_err(internal)
+    }
+    .await
+    .map_err(fail)
+}
+
+#[cfg(feature = "ssr")]
+fn internal(e: impl std::fmt::Display) -> AppError {
+    tracing::error!(error = %e, "database");
+    AppError::Internal("the database failed; see the server log".into())
+}
+
+/// One batch: from the index when it is there; otherwise (not yet seen by
+/// the watcher) from the upstream, and then indexed.
 #[server(endpoint = "get_batch")]
 pub async fn get_batch(id: String) -> Result<Batch, AppError> {
     async {
         require(Role::Viewer).await?;
         check_batch_id(&id)?;
-        Ok(state()?.upstream.client.get_batch(&id).await?)
+        let st = state()?;
+        if let Some(b) = st.db.get_indexed(&id).await.map_err(internal)? {
+            return Ok(b);
+        }
+        let b = st.upstream.client.get_batch(&id).await?;
+        st.index(&b).await;
+        Ok(b)
     }
     .await
     .map_err(fail)
@@ -316,7 +452,9 @@ pub async fn cancel_batch(id: String) -> Result<Batch, AppError> {
     async {
         let user = require(Role::Operator).await?;
         check_batch_id(&id)?;
-        let batch = state()?.upstream.client.cancel_batch(&id).await?;
+        let st = state()?;
+        let batch = st.upstream.client.cancel_batch(&id).await?;
+        st.index(&batch).await;
         audit(&user, "cancel", Some(&id), None).await;
         Ok(batch)
     }

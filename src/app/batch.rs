@@ -1,12 +1,11 @@
 //! One batch: `/batches/:id`.
 
-use std::time::Duration;
-
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_params_map;
 
-use super::components::{use_poll, Progress, StatusBadge, Time};
+use super::components::{Progress, StatusBadge, Time};
+use super::live::use_live;
 use super::format;
 use crate::api::{get_batch, CancelBatch};
 use crate::batch::Batch;
@@ -15,22 +14,18 @@ use crate::batch::Batch;
 pub fn BatchPage() -> impl IntoView {
     let params = use_params_map();
     let id = Memo::new(move |_| params.with(|p| p.get("id")).unwrap_or_default());
-    let (active, set_active) = signal(false);
-    let tick = use_poll(
-        Duration::from_secs(2),
-        Duration::from_secs(60),
-        active.into(),
-    );
+    let live = use_live();
+    // Changes of this batch arrive on the event stream; the page then reads
+    // it again from the index (never polled).
+    let changed = Memo::new(move |_| {
+        live.last
+            .with(|b| b.as_ref().filter(|b| b.id == id.get()).cloned())
+    });
     let cancel = ServerAction::<CancelBatch>::new();
     let batch = Resource::new(
-        move || (id.get(), tick.get(), cancel.version().get()),
+        move || (id.get(), changed.get(), cancel.version().get()),
         |(id, _, _)| get_batch(id),
     );
-    Effect::new(move |_| {
-        if let Some(Ok(b)) = batch.get() {
-            set_active.set(!b.status.is_terminal());
-        }
-    });
 
     view! {
         <Title text=move || format!("Batch {}", id.get()) />

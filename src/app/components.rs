@@ -1,7 +1,5 @@
 //! Small pieces shared by the pages.
 
-use std::time::Duration;
-
 use leptos::prelude::*;
 
 use super::format;
@@ -61,17 +59,4 @@ pub fn Time(ts: i64) -> impl IntoView {
             {format::relative(ts, format::now())}
         </time>
     }
-}
-
-/// A counter that ticks every `fast` while `active` is true and every
-/// `slow` otherwise, in the browser only: resources keyed on it refetch.
-pub fn use_poll(fast: Duration, slow: Duration, active: Signal<bool>) -> ReadSignal<u32> {
-    let (tick, set_tick) = signal(0u32);
-    Effect::new(move |_| {
-        let every = if active.get() { fast } else { slow };
-        if let Ok(handle) = set_interval_with_handle(move || set_tick.update(|t| *t += 1), every) {
-            on_cleanup(move || handle.clear());
-        }
-    });
-    tick
 }

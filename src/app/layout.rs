@@ -3,12 +3,27 @@
 use leptos::prelude::*;
 use leptos_router::components::A;
 
+use super::live::{use_live, Link};
 use super::session::{may, me};
 use crate::api::auth::Role;
 use crate::api::{get_upstream_info, UpstreamInfo};
 
 #[component]
 pub fn Layout(children: Children) -> impl IntoView {
+    let live = use_live();
+    // Once someone is signed in, open the tab's one event stream.
+    Effect::new(move |done: Option<bool>| {
+        if done == Some(true) {
+            return true;
+        }
+        match me() {
+            Some(u) => {
+                live.connect(u.name);
+                true
+            }
+            None => false,
+        }
+    });
     view! {
         <header class="topbar">
             <a class="brand" href="/">
@@ -99,7 +114,32 @@ fn Footer() -> impl IntoView {
                         })
                 }}
             </span>
+            <LiveBadge />
             <span class="version">{concat!("v", env!("CARGO_PKG_VERSION"))}</span>
         </footer>
+    }
+}
+
+/// Whether live updates flow, and the notification switch.
+#[component]
+fn LiveBadge() -> impl IntoView {
+    let live = use_live();
+    view! {
+        <span class="live" data-testid="live" data-state=move || match live.link.get() {
+            Link::Idle => "idle",
+            Link::Live => "live",
+            Link::Reconnecting => "reconnecting",
+        }>
+            {move || match live.link.get() {
+                Link::Idle => view! { <span class="muted">""</span> }.into_any(),
+                Link::Live => view! { <span class="ok" title="Changes appear as they happen">"● Live"</span> }.into_any(),
+                Link::Reconnecting => view! {
+                    <span class="error" role="status">"Connection lost: reconnecting, then catching up…"</span>
+                }.into_any(),
+            }}
+        </span>
+        <button class="btn btn-small" data-testid="notify-toggle" on:click=move |_| live.toggle_notifications()>
+            {move || if live.notify.get() { "Notifications on" } else { "Notify me when my batches finish" }}
+        </button>
     }
 }

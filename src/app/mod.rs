@@ -6,6 +6,7 @@ mod batches;
 mod components;
 pub mod format;
 mod layout;
+pub mod live;
 mod new_batch;
 mod pages;
 pub mod session;
@@ -48,6 +49,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 pub fn App() -> impl IntoView {
     provide_meta_context();
     session::provide_me();
+    let live = live::provide_live();
     // Effects run only in the browser, once hydration has attached the event
     // handlers: the mark lets tests (and curious users) see the page is live.
     Effect::new(move |_| {
@@ -57,8 +59,11 @@ pub fn App() -> impl IntoView {
     });
     view! {
         <Stylesheet id="leptos" href="/pkg/batchboard.css" />
-        <Title formatter=|page: String| {
-            if page.is_empty() { "Batchboard".to_string() } else { format!("{page} · Batchboard") }
+        // The tab says how many batches are running, live.
+        <Title formatter=move |page: String| {
+            let running = live.status.with(|s| s.as_ref().map(|s| s.running).unwrap_or(0));
+            let prefix = if running > 0 { format!("({running}) ") } else { String::new() };
+            if page.is_empty() { format!("{prefix}Batchboard") } else { format!("{prefix}{page} · Batchboard") }
         } />
         <Router>
             <Layout>

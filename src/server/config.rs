@@ -389,6 +389,21 @@ pub struct ServeArgs {
     #[command(flatten)]
     pub auth: AuthArgs,
 
+    /// How often the watcher reads the newest page of the upstream's batch
+    /// list, in milliseconds (unfinished batches are refreshed on their own
+    /// schedule, every 2-5 s).
+    #[arg(long, env = "BATCHBOARD_WATCH_INTERVAL_MS", default_value_t = 5000,
+          value_parser = clap::value_parser!(u64).range(200..))]
+    pub watch_interval_ms: u64,
+
+    /// POST a Slack-compatible JSON message here when a batch finishes.
+    #[arg(long, env = "BATCHBOARD_WEBHOOK_URL", hide_env_values = true, value_parser = parse_base_url)]
+    pub webhook_url: Option<Url>,
+
+    /// The dashboard's address as people reach it (for links in webhook messages).
+    #[arg(long, env = "BATCHBOARD_PUBLIC_URL", value_parser = parse_base_url)]
+    pub public_url: Option<Url>,
+
     #[command(flatten)]
     pub log: LogArgs,
 

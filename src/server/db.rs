@@ -24,6 +24,9 @@ pub enum DbError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("DATABASE_URL: {0}")]
     Url(String),
+    /// A query the caller asked for cannot be run as given.
+    #[error("{0}")]
+    Query(String),
 }
 
 /// A pool of one backend or the other.

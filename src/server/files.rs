@@ -370,6 +370,11 @@ pub async fn create(
         })
         .await?;
     tracing::info!(batch = %batch.id, requests = report.requests, user = %user.name, "batch created");
+    // Into the index at once (with its file name), so every viewer sees it now.
+    state.index(&batch).await;
+    if let Err(e) = state.db.set_file_name(&batch.id, &filename).await {
+        tracing::warn!(error = %e, "cannot store the file name");
+    }
     let detail = format!("{filename}, {} requests", report.requests);
     audit(&state, &who, &user, "create", &batch.id, Some(&detail)).await;
     Ok(Json(batch))

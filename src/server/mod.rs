@@ -4,9 +4,12 @@
 pub mod auth;
 pub mod config;
 pub mod db;
+pub mod events;
 pub mod files;
+pub mod index;
 pub mod state;
 pub mod users;
+pub mod watcher;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -165,6 +168,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/healthz"),
     ("GET", "/readyz"),
     ("GET", "/files/{id}/content"),
+    ("GET", "/events"),
     ("POST", "/api/batches"),
     ("POST", "/auth/login"),
     ("POST", "/auth/logout"),
@@ -213,6 +217,7 @@ pub fn router(state: AppState) -> Router {
         .route("/auth/login", axum::routing::post(auth::login))
         .route("/auth/logout", axum::routing::post(auth::logout))
         .route("/files/{id}/content", get(files::download))
+        .route("/events", get(events::stream))
         .route(
             "/api/batches",
             axum::routing::post(files::create).layer(axum::extract::DefaultBodyLimit::max(
@@ -291,9 +296,27 @@ async fn serve(args: ServeArgs) -> Result<(), StartError> {
         leptos_options: leptos_options(&args),
         upstream: Arc::new(upstream),
         data_dir: Arc::new(args.data_dir.clone()),
-        db,
+        db: db.clone(),
         auth: Arc::new(auth::Auth::new(&args.auth, users)),
+        hub: Arc::new(events::Hub::default()),
+        webhook: args.webhook_url.clone().map(|url| {
+            Arc::new(state::Webhook {
+                url,
+                public_url: args.public_url.clone(),
+                http: reqwest::Client::new(),
+            })
+        }),
     };
+    state.hub.spawn_status(db.clone(), std::time::Duration::from_secs(2));
+    state.hub.spawn_relay(db.clone());
+    watcher::spawn(
+        state.clone(),
+        watcher::WatchOptions {
+            sweep: std::time::Duration::from_millis(args.watch_interval_ms),
+            lease_retry: std::time::Duration::from_secs(2),
+            holder: format!("{}:{}", args.addr, std::process::id()),
+        },
+    );
     let upstream = match state.upstream.info() {
         UpstreamInfo::Remote { base_url } => base_url,
         UpstreamInfo::Sandbox => "the built-in sandbox".to_string(),

@@ -19,9 +19,103 @@ pub struct AppState {
     pub data_dir: Arc<std::path::PathBuf>,
     pub db: super::db::Db,
     pub auth: Arc<super::auth::Auth>,
+    pub hub: Arc<super::events::Hub>,
+    pub webhook: Option<Arc<Webhook>>,
+}
+
+/// Posts a Slack-compatible message (`{"text": …}`) when a batch finishes.
+pub struct Webhook {
+    pub url: Url,
+    /// Where the dashboard is reachable, for links in the message.
+    pub public_url: Option<Url>,
+    /// A client of its own: never the upstream's, which carries the key.
+    pub http: reqwest::Client,
+}
+
+impl Webhook {
+    pub fn message(&self, b: &crate::batch::Batch) -> serde_json::Value {
+        let c = &b.request_counts;
+        let who = b
+            .metadata
+            .as_ref()
+            .and_then(|m| m.get(crate::batch::CREATED_BY))
+            .map(|n| format!(" (created by {n})"))
+            .unwrap_or_default();
+        let link = self
+            .public_url
+            .as_ref()
+            .map(|u| format!(" {}/batches/{}", u.as_str().trim_end_matches('/'), b.id))
+            .unwrap_or_default();
+        serde_json::json!({
+            "text": format!(
+                "Batch {} {}: {} of {} requests completed, {} failed{who}.{link}",
+                b.id, b.status, c.completed, c.total, c.failed
+            ),
+            "batch": {"id": b.id, "status": b.status.to_string(), "request_counts": c},
+        })
+    }
+
+    async fn send(&self, b: &crate::batch::Batch) {
+        let r = self
+            .http
+            .post(self.url.clone())
+            .json(&self.message(b))
+            .timeout(std::time::Duration::from_secs(10))
+            .send()
+            .await;
+        match r {
+            Ok(resp) if resp.status().is_success() => {}
+            Ok(resp) => tracing::warn!(status = %resp.status(), batch = %b.id, "webhook refused"),
+            Err(e) => tracing::warn!(error = %e.without_url(), batch = %b.id, "webhook failed"),
+        }
+    }
 }
 
 impl AppState {
+    /// Writes a batch into the index and, when it changed, pushes it to
+    /// every viewer (through Postgres to every replica) and, when it just
+    /// finished, to the webhook. Failures are logged: the caller's request
+    /// has already succeeded upstream.
+    pub async fn index(&self, b: &crate::batch::Batch) -> Option<super::index::Upsert> {
+        use super::index::Upsert;
+        let outcome = match self
+            .db
+            .upsert_batch(b, None, |o| super::watcher::next_check(b, o))
+            .await
+        {
+            Ok(o) => o,
+            Err(e) => {
+                tracing::error!(error = %e, batch = %b.id, "cannot write the index");
+                return None;
+            }
+        };
+        if outcome == Upsert::Unchanged {
+            return Some(outcome);
+        }
+        match &self.db {
+            super::db::Db::Postgres(pool) => {
+                let r = sqlx::query("SELECT pg_notify($1, $2)")
+                    .bind(super::events::CHANNEL)
+                    .bind(&b.id)
+                    .execute(pool)
+                    .await;
+                if let Err(e) = r {
+                    tracing::warn!(error = %e, "cannot notify other replicas");
+                }
+            }
+            super::db::Db::Sqlite(_) => self
+                .hub
+                .send(super::events::Change::Batch(Box::new(b.clone()))),
+        }
+        let finished = matches!(&outcome, Upsert::Changed { was } if !was.is_terminal())
+            && b.status.is_terminal();
+        if let (true, Some(hook)) = (finished, &self.webhook) {
+            let (hook, b) = (hook.clone(), b.clone());
+            tokio::spawn(async move { hook.send(&b).await });
+        }
+        Some(outcome)
+    }
+
     /// Appends to the audit log. A failed write is logged (the action it
     /// records has already happened) but does not fail the request.
     pub async fn audit(&self, a: super::db::Audit<'_>) {

@@ -27,6 +27,9 @@ pub enum UpstreamError {
         code: Option<String>,
         param: Option<String>,
         request_id: Option<String>,
+        /// How long the upstream asked us to wait (`retry-after-ms` or
+        /// `retry-after` in seconds).
+        retry_after: Option<Duration>,
     },
     /// No answer: connection refused, timeout, broken transfer.
     #[error("the upstream could not be reached: {0}")]
@@ -42,6 +45,22 @@ impl UpstreamError {
     pub fn status(&self) -> Option<u16> {
         match self {
             Self::Api { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    /// Worth trying again later: rate limits, server errors, no answer.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Api { status, .. } => *status == 408 || *status == 429 || *status >= 500,
+            Self::Transport(_) => true,
+            Self::Decode(_) | Self::Config(_) => false,
+        }
+    }
+
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Self::Api { retry_after, .. } => *retry_after,
             _ => None,
         }
     }
@@ -236,6 +255,16 @@ async fn api_error(resp: Response) -> UpstreamError {
         .get("x-request-id")
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
+    let header = |name: &str| {
+        resp.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .filter(|v| v.is_finite() && *v >= 0.0)
+    };
+    let retry_after = header("retry-after-ms")
+        .map(|ms| Duration::from_secs_f64(ms / 1000.0))
+        .or_else(|| header("retry-after").map(Duration::from_secs_f64));
     let text = resp.text().await.unwrap_or_default();
     match serde_json::from_str::<ApiErrorBody>(&text) {
         Ok(body) if !body.error.message.is_empty() => UpstreamError::Api {
@@ -245,6 +274,7 @@ async fn api_error(resp: Response) -> UpstreamError {
             code: body.error.code,
             param: body.error.param,
             request_id,
+            retry_after,
         },
         _ => UpstreamError::Api {
             status: status.as_u16(),
@@ -253,6 +283,7 @@ async fn api_error(resp: Response) -> UpstreamError {
             code: None,
             param: None,
             request_id,
+            retry_after,
         },
     }
 }
