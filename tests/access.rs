@@ -63,7 +63,7 @@ async fn create(http: &reqwest::Client, base: &str, n: usize) -> (u16, Value) {
 }
 
 async fn list(http: &reqwest::Client, base: &str) -> Vec<Value> {
-    let (status, body) = server_fn(http, base, "list_batches", &[("limit", "100")]).await;
+    let (status, body) = server_fn(http, base, "list_batches", &[("query[limit]", "100")]).await;
     assert_eq!(status, 200, "{body}");
     let v: Value = serde_json::from_str(&body).unwrap();
     v["batches"].as_array().unwrap().clone()
@@ -323,7 +323,7 @@ async fn a_removed_account_is_signed_out() {
         .output()
         .unwrap();
     assert!(out.status.success());
-    let (status, _) = server_fn(&http, &base, "list_batches", &[("limit", "10")]).await;
+    let (status, _) = server_fn(&http, &base, "list_batches", &[("query[limit]", "10")]).await;
     assert_eq!(status, 401);
 }
 
@@ -543,7 +543,7 @@ async fn proxy_header_sign_in_trusts_only_its_proxies() {
     // No header: no user. The password form is not used in this mode.
     let r = http
         .post(format!("{base}/api/list_batches"))
-        .form(&[("limit", "5")])
+        .form(&[("query[limit]", "5")])
         .send()
         .await
         .unwrap();
@@ -559,7 +559,7 @@ async fn proxy_header_sign_in_trusts_only_its_proxies() {
     let r = browser(&base)
         .post(format!("{base}/api/list_batches"))
         .headers(as_user("lead@example.com"))
-        .form(&[("limit", "5")])
+        .form(&[("query[limit]", "5")])
         .send()
         .await
         .unwrap();

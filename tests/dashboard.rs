@@ -162,9 +162,11 @@ async fn bad_files_and_fields_are_refused_before_anything_goes_upstream() {
 #[tokio::test]
 async fn server_functions_check_their_input_and_map_upstream_errors() {
     let s = setup().await;
-    let (status, body) = s.server_fn("list_batches", &[("limit", "500")]).await;
+    let (status, body) = s
+        .server_fn("list_batches", &[("query[limit]", "500")])
+        .await;
     assert_eq!(status, 400, "{body}");
-    assert!(body.contains("limit must be between 1 and 100"), "{body}");
+    assert!(body.contains("limit must be between 1 and 200"), "{body}");
     let (status, body) = s.server_fn("get_batch", &[("id", "../etc")]).await;
     assert_eq!(status, 400);
     assert!(body.contains("is not a batch id"), "{body}");
@@ -228,7 +230,8 @@ async fn a_walkthrough_never_shows_the_key() {
     assert_eq!(text.lines().count(), 2);
     bodies.push(("download".into(), headers, text));
     for (name, args) in [
-        ("list_batches", vec![("limit", "20")]),
+        ("list_batches", vec![("query[limit]", "20")]),
+        ("batch_facets", vec![]),
         ("get_batch", vec![("id", id.as_str())]),
         ("cancel_batch", vec![("id", id.as_str())]),
         ("check_upstream", vec![]),

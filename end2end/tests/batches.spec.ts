@@ -122,7 +122,7 @@ test("the table pages through more batches than one page holds", async ({ page, 
   await expect(rows).toHaveCount(10);
   const firstPage = await rows.evaluateAll((els) => els.map((e) => e.getAttribute("data-id")));
   await page.getByTestId("next-page").click();
-  await expect(page).toHaveURL(/after=batch_/);
+  await expect(page).toHaveURL(/offset=10/);
   await expect(rows.first()).not.toHaveAttribute("data-id", firstPage[0]!);
   const secondPage = await rows.evaluateAll((els) => els.map((e) => e.getAttribute("data-id")));
   expect(secondPage.length).toBeGreaterThan(0);

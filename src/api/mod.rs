@@ -183,7 +183,10 @@ impl BatchQuery {
             ("q", self.q.clone()),
             ("sort", self.sort.clone()),
             ("dir", self.dir.clone()),
-            ("offset", self.offset.filter(|o| *o > 0).map(|o| o.to_string())),
+            (
+                "offset",
+                self.offset.filter(|o| *o > 0).map(|o| o.to_string()),
+            ),
             ("limit", self.limit.map(|l| l.to_string())),
         ];
         let mut out = String::new();
@@ -395,10 +398,11 @@ pub async fn list_batches(query: BatchQuery) -> Result<BatchPage, AppError> {
     async {
         require(Role::Viewer).await?;
         let st = state()?;
-        let (batches, total, offset, limit) = st.db.query_batches(&query).await.map_err(|e| match e {
-            crate::server::db::DbError::Query(m) => AppError::Invalid(m),
-            other => AppError::Internal(other.to_string()),
-        })?;
+        let (batches, total, offset, limit) =
+            st.db.query_batches(&query).await.map_err(|e| match e {
+                crate::server::db::DbError::Query(m) => AppError::Invalid(m),
+                other => AppError::Internal(other.to_string()),
+            })?;
         Ok(BatchPage {
             batches,
             total,

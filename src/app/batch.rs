@@ -5,8 +5,8 @@ use leptos_meta::Title;
 use leptos_router::hooks::use_params_map;
 
 use super::components::{Progress, StatusBadge, Time};
-use super::live::use_live;
 use super::format;
+use super::live::use_live;
 use crate::api::{get_batch, CancelBatch};
 use crate::batch::Batch;
 

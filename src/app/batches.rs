@@ -86,7 +86,10 @@ pub fn BatchesPage() -> impl IntoView {
 /// The filter bar: a plain GET form, so it works without JavaScript too.
 #[component]
 fn Filters(facets: Facets, query: BatchQuery) -> impl IntoView {
-    let select = move |name: &'static str, label: &'static str, values: Vec<String>, current: Option<String>| {
+    let select = move |name: &'static str,
+                       label: &'static str,
+                       values: Vec<String>,
+                       current: Option<String>| {
         let options = values
             .into_iter()
             .map(|v| {
@@ -104,7 +107,10 @@ fn Filters(facets: Facets, query: BatchQuery) -> impl IntoView {
             </label>
         }
     };
-    let text = move |name: &'static str, label: &'static str, kind: &'static str, value: Option<String>| {
+    let text = move |name: &'static str,
+                     label: &'static str,
+                     kind: &'static str,
+                     value: Option<String>| {
         view! {
             <label class="filter">
                 <span>{label}</span>
@@ -112,7 +118,9 @@ fn Filters(facets: Facets, query: BatchQuery) -> impl IntoView {
             </label>
         }
     };
-    let clear = query.is_filtered().then(|| view! { <A href="/" attr:class="btn btn-small">"Clear"</A> });
+    let clear = query
+        .is_filtered()
+        .then(|| view! { <A href="/" attr:class="btn btn-small">"Clear"</A> });
     view! {
         <form class="filters panel" method="get" action="/" data-testid="filters">
             {text("q", "Search id, file or name", "search", query.q.clone())}
@@ -144,8 +152,24 @@ fn SortHeader(label: &'static str, key: &'static str, query: BatchQuery) -> impl
     q.sort = Some(key.to_string());
     q.dir = Some(next_dir.to_string());
     q.offset = None;
-    let arrow = if on { if dir == "asc" { " ▲" } else { " ▼" } } else { "" };
-    let aria = if on { if dir == "asc" { "ascending" } else { "descending" } } else { "none" };
+    let arrow = if on {
+        if dir == "asc" {
+            " ▲"
+        } else {
+            " ▼"
+        }
+    } else {
+        ""
+    };
+    let aria = if on {
+        if dir == "asc" {
+            "ascending"
+        } else {
+            "descending"
+        }
+    } else {
+        "none"
+    };
     view! {
         <th aria-sort=aria>
             <A href=format!("/{}", q.to_query_string()) attr:data-testid=format!("sort-{key}")>{label}{arrow}</A>

@@ -122,8 +122,12 @@ mod browser {
     }
 
     pub fn connect(live: Live, me: String) {
-        live.notify
-            .set(permitted() && storage().and_then(|s| s.get_item(NOTIFY_KEY).ok().flatten()).is_some());
+        live.notify.set(
+            permitted()
+                && storage()
+                    .and_then(|s| s.get_item(NOTIFY_KEY).ok().flatten())
+                    .is_some(),
+        );
         let Ok(source) = web_sys::EventSource::new("/events") else {
             return;
         };
@@ -169,15 +173,16 @@ mod browser {
                 bump();
             })
         };
-        let on_status = Closure::<dyn FnMut(web_sys::MessageEvent)>::new(move |e: web_sys::MessageEvent| {
-            if let Some(s) = e
-                .data()
-                .as_string()
-                .and_then(|t| serde_json::from_str(&t).ok())
-            {
-                live.status.set(Some(s));
-            }
-        });
+        let on_status =
+            Closure::<dyn FnMut(web_sys::MessageEvent)>::new(move |e: web_sys::MessageEvent| {
+                if let Some(s) = e
+                    .data()
+                    .as_string()
+                    .and_then(|t| serde_json::from_str(&t).ok())
+                {
+                    live.status.set(Some(s));
+                }
+            });
         let on_resync = {
             let bump = bump.clone();
             Closure::<dyn FnMut(web_sys::MessageEvent)>::new(move |_| bump())
@@ -196,8 +201,10 @@ mod browser {
             live.link.set(Link::Reconnecting);
         });
         let _ = source.add_event_listener_with_callback("batch", on_batch.as_ref().unchecked_ref());
-        let _ = source.add_event_listener_with_callback("status", on_status.as_ref().unchecked_ref());
-        let _ = source.add_event_listener_with_callback("resync", on_resync.as_ref().unchecked_ref());
+        let _ =
+            source.add_event_listener_with_callback("status", on_status.as_ref().unchecked_ref());
+        let _ =
+            source.add_event_listener_with_callback("resync", on_resync.as_ref().unchecked_ref());
         source.set_onopen(Some(on_open.as_ref().unchecked_ref()));
         source.set_onerror(Some(on_error.as_ref().unchecked_ref()));
         // One stream for the life of the tab.

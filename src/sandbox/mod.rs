@@ -33,6 +33,9 @@ pub struct Sandbox {
     key: Arc<SecretString>,
     faults: Arc<Vec<faults::Fault>>,
     forward: Option<Arc<forward::Forward>>,
+    /// Requests received under `/v1`, for `GET /sandbox/stats`: tests and
+    /// benchmarks measure what the dashboard costs the upstream with it.
+    requests: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Sandbox {
@@ -51,6 +54,7 @@ impl Sandbox {
             key: Arc::new(key),
             faults: Arc::new(faults),
             forward: forward.map(Arc::new),
+            requests: Arc::default(),
         };
         let unfinished: Vec<String> = sb
             .store
@@ -104,8 +108,14 @@ impl Sandbox {
                 faults::inject,
             ))
             .route_layer(middleware::from_fn_with_state(self.clone(), auth))
+            .layer(middleware::from_fn_with_state(self.clone(), count))
             .with_state(self.clone());
-        Router::new().nest("/v1", api)
+        Router::new().nest("/v1", api).route(
+            "/sandbox/stats",
+            get(stats)
+                .route_layer(middleware::from_fn_with_state(self.clone(), auth))
+                .with_state(self.clone()),
+        )
     }
 }
 
@@ -124,6 +134,19 @@ async fn model(
     let status = axum::http::StatusCode::from_u16(reply.status)
         .unwrap_or(axum::http::StatusCode::INTERNAL_SERVER_ERROR);
     (status, axum::Json(reply.body)).into_response()
+}
+
+async fn count(State(sb): State<Sandbox>, req: Request, next: Next) -> Response {
+    sb.requests
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    next.run(req).await
+}
+
+/// `GET /sandbox/stats` (with the key): requests served under `/v1` so far.
+async fn stats(State(sb): State<Sandbox>) -> axum::Json<serde_json::Value> {
+    axum::Json(serde_json::json!({
+        "requests": sb.requests.load(std::sync::atomic::Ordering::Relaxed),
+    }))
 }
 
 /// Bearer authentication with the sandbox key.

@@ -48,6 +48,22 @@ pub enum Command {
     /// Print every route the dashboard serves, as JSON (for tests and audits).
     #[command(hide = true)]
     Routes,
+    /// Fill the batch index with made-up batches and print them as JSON
+    /// lines (for tests and benchmarks).
+    #[command(hide = true)]
+    IndexSeed(SeedArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct SeedArgs {
+    #[arg(long, default_value_t = 10_000)]
+    pub count: usize,
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    #[arg(long, env = "BATCHBOARD_DATA_DIR", default_value = "data")]
+    pub data_dir: PathBuf,
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
 }
 
 /// Where the users file is.

@@ -109,7 +109,9 @@ impl Hub {
                         Ok(Some(n)) => match db.get_indexed(n.payload()).await {
                             Ok(Some(b)) => hub.send(Change::Batch(Box::new(b))),
                             Ok(None) => {}
-                            Err(e) => tracing::warn!(error = %e, "event relay: cannot read a batch"),
+                            Err(e) => {
+                                tracing::warn!(error = %e, "event relay: cannot read a batch")
+                            }
                         },
                         // The connection was lost; PgListener reconnects,
                         // but notifications in between are gone.
@@ -164,19 +166,17 @@ pub async fn stream(
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let guard = StreamGuard(hub.clone());
     let first = status_event(&hub.status.borrow()).retry(Duration::from_secs(2));
-    let changes = tokio_stream::wrappers::BroadcastStream::new(hub.changes.subscribe()).map(
-        |c| match c {
+    let changes =
+        tokio_stream::wrappers::BroadcastStream::new(hub.changes.subscribe()).map(|c| match c {
             Ok(Change::Batch(b)) => Event::default()
                 .event("batch")
                 .json_data(&*b)
                 .unwrap_or_else(|_| Event::default().event("resync").data("")),
             // Fell behind the broadcast: tell the page to reload.
             Ok(Change::Resync) | Err(_) => Event::default().event("resync").data(""),
-        },
-    );
-    let statuses =
-        tokio_stream::wrappers::WatchStream::from_changes(hub.status.subscribe())
-            .map(|s| status_event(&s));
+        });
+    let statuses = tokio_stream::wrappers::WatchStream::from_changes(hub.status.subscribe())
+        .map(|s| status_event(&s));
     let body = stream::once(async move { first })
         .chain(stream::select(changes, statuses))
         .map(move |e| {

@@ -96,7 +96,7 @@ pub fn main() -> std::process::ExitCode {
     init_logging(match &command {
         Command::Serve(a) => a.log.log_format,
         Command::Sandbox(a) => a.log.log_format,
-        Command::User(_) | Command::Routes => LogFormat::Text,
+        Command::User(_) | Command::Routes | Command::IndexSeed(_) => LogFormat::Text,
     });
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
@@ -108,6 +108,7 @@ pub fn main() -> std::process::ExitCode {
     let result = match command {
         Command::Serve(args) => runtime.block_on(serve(args)),
         Command::Sandbox(args) => runtime.block_on(sandbox(args)),
+        Command::IndexSeed(args) => runtime.block_on(seed_index(args)),
         Command::User(_) | Command::Routes => Ok(()),
     };
     match result {
@@ -307,7 +308,9 @@ async fn serve(args: ServeArgs) -> Result<(), StartError> {
             })
         }),
     };
-    state.hub.spawn_status(db.clone(), std::time::Duration::from_secs(2));
+    state
+        .hub
+        .spawn_status(db.clone(), std::time::Duration::from_secs(2));
     state.hub.spawn_relay(db.clone());
     watcher::spawn(
         state.clone(),
@@ -332,6 +335,22 @@ async fn serve(args: ServeArgs) -> Result<(), StartError> {
     .await
     .map_err(StartError::Serve)?;
     tracing::info!("batchboard stopped");
+    Ok(())
+}
+
+/// `batchboard index-seed`: made-up batches into the index, printed as JSON lines.
+async fn seed_index(args: config::SeedArgs) -> Result<(), StartError> {
+    use std::io::Write;
+    check_data_dir(&args.data_dir)?;
+    let db = db::Db::open(args.database_url.as_deref(), &args.data_dir).await?;
+    let out = std::io::stdout();
+    let mut out = std::io::BufWriter::new(out.lock());
+    for (b, name) in index::synthetic(args.count, args.seed) {
+        db.upsert_batch(&b, Some(&name), |_| i64::MAX / 2).await?;
+        let line = serde_json::json!({ "batch": b, "input_file_name": name });
+        writeln!(out, "{line}").map_err(StartError::Serve)?;
+    }
+    out.flush().map_err(StartError::Serve)?;
     Ok(())
 }
 

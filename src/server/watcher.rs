@@ -151,9 +151,7 @@ async fn lead(state: &AppState, mut lease: Lease, opts: &WatchOptions) {
             Ok(Some(at)) => Duration::from_secs((at - now()).max(0) as u64),
             _ => until_sweep,
         };
-        let wait = until_sweep
-            .min(until_due)
-            .max(Duration::from_millis(500));
+        let wait = until_sweep.min(until_due).max(Duration::from_millis(500));
         tokio::time::sleep(wait).await;
     }
 }
@@ -205,7 +203,11 @@ async fn step(state: &AppState, sweep: bool, full: bool) -> Result<(), UpstreamE
 
 /// Input file names, for search by file name: one lookup per new batch.
 async fn name_files(state: &AppState) -> Result<(), UpstreamError> {
-    let missing = state.db.batches_without_file_name(10).await.unwrap_or_default();
+    let missing = state
+        .db
+        .batches_without_file_name(10)
+        .await
+        .unwrap_or_default();
     for (id, file) in missing {
         let name = match state.upstream.client.get_file(&file).await {
             Ok(f) => f.filename,

@@ -46,6 +46,27 @@ impl Drop for TempDir {
 pub struct Proc {
     pub child: Child,
     pub addr: String,
+    /// Its output so far, read continuously so that a chatty server never
+    /// blocks on a full pipe.
+    output: std::sync::Arc<std::sync::Mutex<String>>,
+    readers: Vec<std::thread::JoinHandle<()>>,
+}
+
+fn drain(
+    mut from: impl Read + Send + 'static,
+    into: std::sync::Arc<std::sync::Mutex<String>>,
+) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 8192];
+        while let Ok(n) = from.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            into.lock()
+                .unwrap()
+                .push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    })
 }
 
 impl Proc {
@@ -69,7 +90,20 @@ impl Proc {
             assert!(Instant::now() < deadline, "server did not start");
             std::thread::sleep(Duration::from_millis(25));
         }
-        Self { child, addr }
+        let output = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let mut readers = Vec::new();
+        if let Some(e) = child.stderr.take() {
+            readers.push(drain(e, output.clone()));
+        }
+        if let Some(o) = child.stdout.take() {
+            readers.push(drain(o, output.clone()));
+        }
+        Self {
+            child,
+            addr,
+            output,
+            readers,
+        }
     }
 
     pub fn base(&self) -> String {
@@ -91,13 +125,10 @@ impl Proc {
             assert!(Instant::now() < deadline, "server ignored SIGTERM");
             std::thread::sleep(Duration::from_millis(25));
         };
-        let mut logs = String::new();
-        if let Some(mut e) = self.child.stderr.take() {
-            e.read_to_string(&mut logs).unwrap();
+        for r in self.readers.drain(..) {
+            let _ = r.join();
         }
-        if let Some(mut o) = self.child.stdout.take() {
-            o.read_to_string(&mut logs).unwrap();
-        }
+        let logs = std::mem::take(&mut *self.output.lock().unwrap());
         (status, logs)
     }
 }

@@ -1,0 +1,83 @@
+import { expect, request as apiRequest, test } from "@playwright/test";
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { PASSWORD } from "./accounts";
+
+// A server of this test's own, so that it can be killed and started again.
+const port = Number(process.env.E2E_PORT ?? 3300) + 7;
+const base = `http://127.0.0.1:${port}`;
+const root = resolve(__dirname, "..", "..");
+const bin = process.env.BATCHBOARD_BIN!;
+
+function start(dataDir: string): ChildProcess {
+  const env = { ...process.env, RUST_LOG: "warn" };
+  delete env.OPENAI_API_KEY;
+  delete env.BATCHBOARD_UPSTREAM_URL;
+  return spawn(
+    bin,
+    ["serve", "--addr", `127.0.0.1:${port}`, "--data-dir", dataDir, "--site-root", join(root, "target/site"),
+      "--sandbox-rps", "20", "--sandbox-validation-ms", "200", "--sandbox-finalizing-ms", "200",
+      "--watch-interval-ms", "500"],
+    { env, stdio: "ignore" },
+  );
+}
+
+async function up() {
+  for (let i = 0; i < 200; i++) {
+    try {
+      if ((await fetch(`${base}/healthz`)).ok) return;
+    } catch {}
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error("server did not start");
+}
+
+test.use({ storageState: { cookies: [], origins: [] }, baseURL: base });
+
+test("the stream survives a server restart: the page says so, then catches up", async ({ page }) => {
+  const dataDir = mkdtempSync(join(tmpdir(), "batchboard-live-"));
+  execFileSync(bin, ["user", "add", "op", "--role", "operator", "--password-stdin", "--data-dir", dataDir], {
+    input: PASSWORD + "\n",
+  });
+  let server = start(dataDir);
+  try {
+    await up();
+    await page.goto("/login");
+    await page.getByTestId("username").fill("op");
+    await page.getByTestId("password").fill(PASSWORD);
+    await page.getByTestId("sign-in").click();
+    await expect(page).toHaveURL(/\/$/);
+    await page.locator('body[data-hydrated="true"]').waitFor();
+    await expect(page.getByTestId("live")).toHaveAttribute("data-state", "live");
+    await page.evaluate(() => ((window as any).__noReload = true));
+
+    server.kill("SIGKILL");
+    await expect(page.getByTestId("live")).toHaveAttribute("data-state", "reconnecting");
+    await expect(page.getByTestId("live")).toContainText("reconnecting");
+
+    server = start(dataDir);
+    await up();
+    await expect(page.getByTestId("live")).toHaveAttribute("data-state", "live", { timeout: 15_000 });
+
+    // A batch created now shows up in the open page, which never reloaded.
+    const api = await apiRequest.newContext({ baseURL: base, storageState: await page.context().storageState() });
+    const line = JSON.stringify({ custom_id: "a", method: "POST", url: "/v1/chat/completions",
+      body: { model: "m", messages: [{ role: "user", content: "hi" }] } });
+    const resp = await api.post("/api/batches", {
+      headers: { origin: base },
+      multipart: { endpoint: "/v1/chat/completions", file: { name: "live.jsonl", mimeType: "application/jsonl", buffer: Buffer.from(line + "\n") } },
+    });
+    expect(resp.status(), await resp.text()).toBe(200);
+    const { id } = await resp.json();
+    const row = page.locator(`[data-testid="batch-row"][data-id="${id}"]`);
+    await expect(row.getByTestId("status")).toHaveText("completed", { timeout: 20_000 });
+    expect(await page.evaluate(() => (window as any).__noReload)).toBe(true);
+    // The tab title counts running batches; none are left.
+    await expect(page).toHaveTitle("Batches · Batchboard");
+    await api.dispose();
+  } finally {
+    server.kill("SIGKILL");
+  }
+});
