@@ -8,8 +8,9 @@ mod common;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{add_user, sandbox, server_fn, signed_in, Proc, TempDir, PASSWORD};
-use futures_util::StreamExt;
+use common::{
+    add_user, create_upstream, sandbox, server_fn, signed_in, Events, Proc, TempDir, PASSWORD,
+};
 use serde_json::Value;
 
 const KEY: &str = "sk-live-test-7d2e";
@@ -27,113 +28,6 @@ fn serve(data: &Path, upstream: &str, extra: &[&str]) -> Proc {
         .args(extra)
         .env("OPENAI_API_KEY", KEY);
     Proc::spawn(cmd, addr)
-}
-
-/// An open `/events` stream, read event by event.
-pub struct Events {
-    body: std::pin::Pin<Box<dyn futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>,
-    buf: String,
-}
-
-impl Events {
-    pub async fn open(http: &reqwest::Client, base: &str) -> Self {
-        let r = http.get(format!("{base}/events")).send().await.unwrap();
-        assert_eq!(r.status().as_u16(), 200);
-        assert_eq!(r.headers()["content-type"], "text/event-stream");
-        Self {
-            body: Box::pin(r.bytes_stream()),
-            buf: String::new(),
-        }
-    }
-
-    /// The next event: (name, data).
-    pub async fn next(&mut self) -> (String, String) {
-        loop {
-            if let Some(end) = self.buf.find("\n\n") {
-                let block: String = self.buf.drain(..end + 2).collect();
-                let mut name = String::from("message");
-                let mut data = String::new();
-                for line in block.lines() {
-                    if let Some(v) = line.strip_prefix("event:") {
-                        name = v.trim().to_string();
-                    } else if let Some(v) = line.strip_prefix("data:") {
-                        data.push_str(v.trim_start());
-                    }
-                }
-                if block.lines().all(|l| l.starts_with(':') || l.is_empty()) {
-                    continue; // keep-alive comment
-                }
-                return (name, data);
-            }
-            let chunk = self.body.next().await.expect("stream ended").unwrap();
-            self.buf.push_str(&String::from_utf8_lossy(&chunk));
-        }
-    }
-
-    /// Waits (up to `within`) for a `batch` event about `id` matching `pred`.
-    pub async fn batch_where(
-        &mut self,
-        id: &str,
-        within: Duration,
-        pred: impl Fn(&Value) -> bool,
-    ) -> Value {
-        let deadline = Instant::now() + within;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let (name, data) = tokio::time::timeout(left, self.next())
-                .await
-                .unwrap_or_else(|_| panic!("no batch event for {id} within {within:?}"));
-            if name == "batch" {
-                let b: Value = serde_json::from_str(&data).unwrap();
-                if b["id"] == id && pred(&b) {
-                    return b;
-                }
-            }
-        }
-    }
-}
-
-/// Creates a batch directly on the upstream, as another tool would.
-async fn create_upstream(upstream: &str, lines: usize) -> String {
-    let http = reqwest::Client::new();
-    let body: String = (0..lines)
-        .map(|i| {
-            format!(
-                r#"{{"custom_id":"u{i}","method":"POST","url":"/v1/chat/completions","body":{{"model":"m","messages":[{{"role":"user","content":"{i}"}}]}}}}"#
-            ) + "\n"
-        })
-        .collect();
-    let form = reqwest::multipart::Form::new()
-        .text("purpose", "batch")
-        .part(
-            "file",
-            reqwest::multipart::Part::bytes(body.into_bytes()).file_name("up.jsonl"),
-        );
-    let file: Value = http
-        .post(format!("{upstream}/files"))
-        .bearer_auth(KEY)
-        .multipart(form)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let batch: Value = http
-        .post(format!("{upstream}/batches"))
-        .bearer_auth(KEY)
-        .json(&serde_json::json!({
-            "input_file_id": file["id"],
-            "endpoint": "/v1/chat/completions",
-            "completion_window": "24h",
-        }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    batch["id"].as_str().unwrap().to_string()
 }
 
 async fn upstream_requests(sandbox_base: &str) -> u64 {
@@ -168,7 +62,7 @@ async fn a_change_upstream_reaches_open_streams_without_asking() {
 
     // Made by someone else, straight on the upstream: the watcher finds it
     // and every open stream hears of it, up to completion.
-    let id = create_upstream(&upstream, 20).await;
+    let id = create_upstream(&upstream, KEY, 20).await;
     let seen = events
         .batch_where(&id, Duration::from_secs(10), |_| true)
         .await;
@@ -190,6 +84,9 @@ async fn a_change_upstream_reaches_open_streams_without_asking() {
     assert_eq!(page["total"], 1, "{body}");
     assert_eq!(page["batches"][0]["id"], id.as_str());
     assert!(page["watcher"]["last_success_at"].as_i64().is_some());
+    // An unfiltered query (all defaults: an empty body, as the browser sends it).
+    let (status, body) = server_fn(&http, &dash.base(), "list_batches", &[]).await;
+    assert_eq!(status, 200, "{body}");
     // Without a session there is no stream.
     let r = reqwest::get(format!("{}/events", dash.base()))
         .await
@@ -205,7 +102,7 @@ async fn upstream_calls_do_not_grow_with_viewers() {
     let data = dir.0.join("data");
     add_user(&data, "vi", "viewer", PASSWORD);
     // One slow batch keeps the watcher busy refreshing it the whole time.
-    create_upstream(&upstream, 500).await;
+    create_upstream(&upstream, KEY, 500).await;
     let dash = serve(&data, &upstream, &["--watch-interval-ms", "1000"]);
     let base = dash.base();
     let http = signed_in(&base, "vi", PASSWORD).await;

@@ -9,7 +9,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 
-use common::{add_user, Proc, TempDir, PASSWORD};
+use common::{add_user, create_upstream, sandbox, signed_in, Events, Proc, TempDir, PASSWORD};
+
+const KEY: &str = "sk-pg-replicas-51b0";
 use serde_json::Value;
 
 /// A PostgreSQL cluster in a temporary directory, stopped on drop.
@@ -120,7 +122,7 @@ impl Drop for Postgres {
     }
 }
 
-fn replica(dir: &Path, name: &str, db: &str, users: &Path) -> Proc {
+fn replica(dir: &Path, name: &str, db: &str, users: &Path, upstream: Option<&str>) -> Proc {
     let data = dir.join(name);
     let site = data.join("site");
     std::fs::create_dir_all(site.join("pkg")).unwrap();
@@ -133,6 +135,10 @@ fn replica(dir: &Path, name: &str, db: &str, users: &Path) -> Proc {
         .arg("--users-file")
         .arg(users)
         .env("DATABASE_URL", db);
+    if let Some(u) = upstream {
+        cmd.args(["--upstream-url", u, "--watch-interval-ms", "500"])
+            .env("OPENAI_API_KEY", KEY);
+    }
     Proc::spawn(cmd, addr)
 }
 
@@ -156,8 +162,8 @@ async fn replicas_on_postgres_share_sessions_and_the_audit_log() {
     let users = dir.0.join("users.toml");
     add_user(&dir.0.join("a"), "boss", "admin", PASSWORD);
     std::fs::rename(dir.0.join("a").join("users.toml"), &users).unwrap();
-    let a = replica(&dir.0, "a", &pg.url(), &users);
-    let b = replica(&dir.0, "b", &pg.url(), &users);
+    let a = replica(&dir.0, "a", &pg.url(), &users, None);
+    let b = replica(&dir.0, "b", &pg.url(), &users, None);
 
     let jar = Arc::new(reqwest::cookie::Jar::default());
     let to_a = via(&jar, &a.base());
@@ -215,4 +221,77 @@ async fn replicas_on_postgres_share_sessions_and_the_audit_log() {
         .unwrap();
     assert_eq!(r.text().await.unwrap(), "null");
     drop((a, b));
+}
+
+async fn polling(base: &str) -> bool {
+    let v: Value = reqwest::get(format!("{base}/readyz"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    v["watcher"] == "polling"
+}
+
+#[tokio::test]
+async fn one_replica_polls_and_another_takes_over_when_it_dies() {
+    let dir = TempDir::new("pg-takeover");
+    let pg = Postgres::start(&dir.0.join("db"));
+    let sb = sandbox(
+        &dir.0.join("sb"),
+        KEY,
+        &[
+            "--sandbox-rps",
+            "50",
+            "--sandbox-validation-ms",
+            "200",
+            "--sandbox-finalizing-ms",
+            "200",
+        ],
+    );
+    let upstream = format!("{}/v1", sb.base());
+    let users = dir.0.join("users.toml");
+    add_user(&dir.0.join("u"), "vi", "viewer", PASSWORD);
+    std::fs::rename(dir.0.join("u").join("users.toml"), &users).unwrap();
+    let mut a = replica(&dir.0, "a", &pg.url(), &users, Some(&upstream));
+    let mut b = replica(&dir.0, "b", &pg.url(), &users, Some(&upstream));
+
+    // Exactly one of them polls.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let (pa, pb) = loop {
+        let (pa, pb) = (polling(&a.base()).await, polling(&b.base()).await);
+        if pa || pb || std::time::Instant::now() > deadline {
+            break (pa, pb);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    assert!(pa ^ pb, "exactly one replica polls: a={pa} b={pb}");
+    if pb {
+        std::mem::swap(&mut a, &mut b);
+    }
+    // Viewers on both replicas hear of a change the poller saw.
+    let va = signed_in(&a.base(), "vi", PASSWORD).await;
+    let vb = signed_in(&b.base(), "vi", PASSWORD).await;
+    let mut ea = Events::open(&va, &a.base()).await;
+    let mut eb = Events::open(&vb, &b.base()).await;
+    let first = create_upstream(&upstream, KEY, 3).await;
+    let within = std::time::Duration::from_secs(15);
+    ea.batch_where(&first, within, |_| true).await;
+    eb.batch_where(&first, within, |_| true).await;
+
+    // The poller dies without a word; the other takes the lease over and
+    // its viewers keep receiving changes.
+    a.child.kill().unwrap();
+    let _ = a.child.wait();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while !polling(&b.base()).await {
+        assert!(std::time::Instant::now() < deadline, "no replica took over");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let second = create_upstream(&upstream, KEY, 3).await;
+    let done = eb
+        .batch_where(&second, within, |b| b["status"] == "completed")
+        .await;
+    assert_eq!(done["request_counts"]["total"], 3);
+    drop(pg);
 }

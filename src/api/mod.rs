@@ -394,7 +394,7 @@ pub async fn check_upstream() -> Result<Reachability, AppError> {
 /// A page of the batch table, from the local index (never the upstream:
 /// its cost does not grow with the number of viewers).
 #[server(endpoint = "list_batches")]
-pub async fn list_batches(query: BatchQuery) -> Result<BatchPage, AppError> {
+pub async fn list_batches(#[server(default)] query: BatchQuery) -> Result<BatchPage, AppError> {
     async {
         require(Role::Viewer).await?;
         let st = state()?;

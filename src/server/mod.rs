@@ -307,6 +307,7 @@ async fn serve(args: ServeArgs) -> Result<(), StartError> {
                 http: reqwest::Client::new(),
             })
         }),
+        polling: Arc::default(),
     };
     state
         .hub
@@ -452,10 +453,16 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
+    let polling = state.polling.load(std::sync::atomic::Ordering::Relaxed);
     (
         code,
-        Json(
-            serde_json::json!({ "ready": r.ok, "upstream": r.detail, "latency_ms": r.latency_ms }),
-        ),
+        Json(serde_json::json!({
+            "ready": r.ok,
+            "upstream": r.detail,
+            "latency_ms": r.latency_ms,
+            // Whether this replica is the one polling the upstream.
+            "watcher": if polling { "polling" } else { "standby" },
+            "streams": state.hub.streams(),
+        })),
     )
 }

@@ -21,6 +21,8 @@ pub struct AppState {
     pub auth: Arc<super::auth::Auth>,
     pub hub: Arc<super::events::Hub>,
     pub webhook: Option<Arc<Webhook>>,
+    /// This replica holds the lease and polls the upstream.
+    pub polling: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// Posts a Slack-compatible message (`{"text": …}`) when a batch finishes.

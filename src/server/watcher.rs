@@ -100,7 +100,13 @@ pub fn spawn(state: AppState, opts: WatchOptions) {
             match Lease::try_acquire(&state.db).await {
                 Some(lease) => {
                     tracing::info!(holder = %opts.holder, "watcher: this replica polls the upstream");
+                    state
+                        .polling
+                        .store(true, std::sync::atomic::Ordering::Relaxed);
                     lead(&state, lease, &opts).await;
+                    state
+                        .polling
+                        .store(false, std::sync::atomic::Ordering::Relaxed);
                     tracing::warn!("watcher: lost the lease");
                 }
                 None => tokio::time::sleep(opts.lease_retry).await,

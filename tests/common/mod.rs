@@ -8,6 +8,9 @@ use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
+use futures_util::StreamExt;
+use serde_json::Value;
+
 pub const BIN: &str = env!("CARGO_BIN_EXE_batchboard");
 
 pub fn free_port() -> u16 {
@@ -250,4 +253,111 @@ pub async fn server_fn(
         .await
         .unwrap();
     (r.status().as_u16(), r.text().await.unwrap())
+}
+
+/// An open `/events` stream, read event by event.
+pub struct Events {
+    body: std::pin::Pin<Box<dyn futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>,
+    buf: String,
+}
+
+impl Events {
+    pub async fn open(http: &reqwest::Client, base: &str) -> Self {
+        let r = http.get(format!("{base}/events")).send().await.unwrap();
+        assert_eq!(r.status().as_u16(), 200);
+        assert_eq!(r.headers()["content-type"], "text/event-stream");
+        Self {
+            body: Box::pin(r.bytes_stream()),
+            buf: String::new(),
+        }
+    }
+
+    /// The next event: (name, data).
+    pub async fn next(&mut self) -> (String, String) {
+        loop {
+            if let Some(end) = self.buf.find("\n\n") {
+                let block: String = self.buf.drain(..end + 2).collect();
+                let mut name = String::from("message");
+                let mut data = String::new();
+                for line in block.lines() {
+                    if let Some(v) = line.strip_prefix("event:") {
+                        name = v.trim().to_string();
+                    } else if let Some(v) = line.strip_prefix("data:") {
+                        data.push_str(v.trim_start());
+                    }
+                }
+                if block.lines().all(|l| l.starts_with(':') || l.is_empty()) {
+                    continue; // keep-alive comment
+                }
+                return (name, data);
+            }
+            let chunk = self.body.next().await.expect("stream ended").unwrap();
+            self.buf.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    }
+
+    /// Waits (up to `within`) for a `batch` event about `id` matching `pred`.
+    pub async fn batch_where(
+        &mut self,
+        id: &str,
+        within: Duration,
+        pred: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let deadline = Instant::now() + within;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let (name, data) = tokio::time::timeout(left, self.next())
+                .await
+                .unwrap_or_else(|_| panic!("no batch event for {id} within {within:?}"));
+            if name == "batch" {
+                let b: Value = serde_json::from_str(&data).unwrap();
+                if b["id"] == id && pred(&b) {
+                    return b;
+                }
+            }
+        }
+    }
+}
+
+/// Creates a batch directly on the upstream, as another tool would.
+pub async fn create_upstream(upstream: &str, key: &str, lines: usize) -> String {
+    let http = reqwest::Client::new();
+    let body: String = (0..lines)
+        .map(|i| {
+            format!(
+                r#"{{"custom_id":"u{i}","method":"POST","url":"/v1/chat/completions","body":{{"model":"m","messages":[{{"role":"user","content":"{i}"}}]}}}}"#
+            ) + "\n"
+        })
+        .collect();
+    let form = reqwest::multipart::Form::new()
+        .text("purpose", "batch")
+        .part(
+            "file",
+            reqwest::multipart::Part::bytes(body.into_bytes()).file_name("up.jsonl"),
+        );
+    let file: Value = http
+        .post(format!("{upstream}/files"))
+        .bearer_auth(key)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let batch: Value = http
+        .post(format!("{upstream}/batches"))
+        .bearer_auth(key)
+        .json(&serde_json::json!({
+            "input_file_id": file["id"],
+            "endpoint": "/v1/chat/completions",
+            "completion_window": "24h",
+        }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    batch["id"].as_str().unwrap().to_string()
 }
