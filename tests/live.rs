@@ -268,7 +268,7 @@ async fn filters_return_exactly_the_right_rows_from_10000_batches() {
         );
         let mut got: Vec<String> = Vec::new();
         let mut offset = 0;
-        let mut total = 0;
+        let mut total;
         loop {
             let mut args: Vec<(String, String)> = params
                 .iter()
