@@ -35,7 +35,9 @@ async fn bench_index() {
     let n = 10_000;
     let started = Instant::now();
     for (b, name) in index::synthetic(n, 1) {
-        db.upsert_batch(&b, Some(&name), |_| i64::MAX / 2).await.unwrap();
+        db.upsert_batch(&b, Some(&name), |_| i64::MAX / 2)
+            .await
+            .unwrap();
     }
     let seed_s = started.elapsed().as_secs_f64();
     let q = |f: &dyn Fn(&mut BatchQuery)| {
@@ -49,27 +51,48 @@ async fn bench_index() {
     let cases: Vec<(&str, BatchQuery)> = vec![
         ("first page, newest first", q(&|_| {})),
         ("page 100 (offset 4,950)", q(&|q| q.offset = Some(4950))),
-        ("status in (completed, failed)", q(&|q| q.status = Some("completed,failed".into()))),
-        ("creator + model", q(&|q| {
-            q.creator = Some("ben".into());
-            q.model = Some("gpt-4.1".into());
-        })),
-        ("metadata team=research", q(&|q| {
-            q.meta_key = Some("team".into());
-            q.meta_value = Some("research".into());
-        })),
-        ("created between two days", q(&|q| {
-            q.from = Some("2026-01-03".into());
-            q.to = Some("2026-01-05".into());
-        })),
-        ("search 'support-12'", q(&|q| q.q = Some("support-12".into()))),
-        ("sort by model, ascending", q(&|q| {
-            q.sort = Some("model".into());
-            q.dir = Some("asc".into());
-        })),
+        (
+            "status in (completed, failed)",
+            q(&|q| q.status = Some("completed,failed".into())),
+        ),
+        (
+            "creator + model",
+            q(&|q| {
+                q.creator = Some("ben".into());
+                q.model = Some("gpt-4.1".into());
+            }),
+        ),
+        (
+            "metadata team=research",
+            q(&|q| {
+                q.meta_key = Some("team".into());
+                q.meta_value = Some("research".into());
+            }),
+        ),
+        (
+            "created between two days",
+            q(&|q| {
+                q.from = Some("2026-01-03".into());
+                q.to = Some("2026-01-05".into());
+            }),
+        ),
+        (
+            "search 'support-12'",
+            q(&|q| q.q = Some("support-12".into())),
+        ),
+        (
+            "sort by model, ascending",
+            q(&|q| {
+                q.sort = Some("model".into());
+                q.dir = Some("asc".into());
+            }),
+        ),
     ];
     println!("\n### Index queries, {n} batches, SQLite (page of 50 + total count)\n");
-    println!("Seeding {n} batches: {seed_s:.1} s ({:.0} upserts/s)\n", n as f64 / seed_s);
+    println!(
+        "Seeding {n} batches: {seed_s:.1} s ({:.0} upserts/s)\n",
+        n as f64 / seed_s
+    );
     println!("| query | matches | p50 ms | p99 ms |");
     println!("| --- | ---: | ---: | ---: |");
     for (name, query) in cases {
@@ -100,7 +123,11 @@ impl Drop for Child {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 async fn wait_up(base: &str) {
@@ -128,14 +155,26 @@ async fn sandbox_requests(base: &str) -> u64 {
 
 async fn bench_fanout() {
     let window = Duration::from_secs(
-        std::env::var("BENCH_WINDOW_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(30),
+        std::env::var("BENCH_WINDOW_SECS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(30),
     );
     let dir = temp_dir("fanout");
     let sb_port = free_port();
     let sb_base = format!("http://127.0.0.1:{sb_port}");
     let _sb = Child(
         Command::new(BIN)
-            .args(["sandbox", "--addr", &format!("127.0.0.1:{sb_port}"), "--api-key", KEY, "--sandbox-rps", "2", "--data-dir"])
+            .args([
+                "sandbox",
+                "--addr",
+                &format!("127.0.0.1:{sb_port}"),
+                "--api-key",
+                KEY,
+                "--sandbox-rps",
+                "2",
+                "--data-dir",
+            ])
             .arg(dir.join("sb"))
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
@@ -145,7 +184,15 @@ async fn bench_fanout() {
     );
     wait_up(&sb_base).await;
     let mut add = Command::new(BIN)
-        .args(["user", "add", "vi", "--role", "viewer", "--password-stdin", "--data-dir"])
+        .args([
+            "user",
+            "add",
+            "vi",
+            "--role",
+            "viewer",
+            "--password-stdin",
+            "--data-dir",
+        ])
         .arg(dir.join("data"))
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
@@ -162,8 +209,20 @@ async fn bench_fanout() {
             .collect();
         let form = reqwest::multipart::Form::new()
             .text("purpose", "batch")
-            .part("file", reqwest::multipart::Part::bytes(body.into_bytes()).file_name("b.jsonl"));
-        let f: serde_json::Value = http.post(format!("{sb_base}/v1/files")).bearer_auth(KEY).multipart(form).send().await.unwrap().json().await.unwrap();
+            .part(
+                "file",
+                reqwest::multipart::Part::bytes(body.into_bytes()).file_name("b.jsonl"),
+            );
+        let f: serde_json::Value = http
+            .post(format!("{sb_base}/v1/files"))
+            .bearer_auth(KEY)
+            .multipart(form)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
         http.post(format!("{sb_base}/v1/batches"))
             .bearer_auth(KEY)
             .json(&serde_json::json!({"input_file_id": f["id"], "endpoint": "/v1/chat/completions", "completion_window": "24h"}))
@@ -177,7 +236,14 @@ async fn bench_fanout() {
     std::fs::create_dir_all(site.join("pkg")).unwrap();
     let _dash = Child(
         Command::new(BIN)
-            .args(["serve", "--addr", &format!("127.0.0.1:{port}"), "--upstream-url", &format!("{sb_base}/v1"), "--data-dir"])
+            .args([
+                "serve",
+                "--addr",
+                &format!("127.0.0.1:{port}"),
+                "--upstream-url",
+                &format!("{sb_base}/v1"),
+                "--data-dir",
+            ])
             .arg(dir.join("data"))
             .arg("--site-root")
             .arg(&site)
@@ -204,7 +270,10 @@ async fn bench_fanout() {
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_secs(3)).await;
-    println!("\n### Upstream calls against viewers ({}-second windows, 3 running batches)\n", window.as_secs());
+    println!(
+        "\n### Upstream calls against viewers ({}-second windows, 3 running batches)\n",
+        window.as_secs()
+    );
     println!("| open event streams | upstream calls / min | events received / stream / min |");
     println!("| ---: | ---: | ---: |");
     for viewers in [1usize, 10, 100, 500] {
