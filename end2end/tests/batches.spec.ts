@@ -152,3 +152,28 @@ test("read pages render on the server without JavaScript", async ({ browser, req
   await expect(page.getByTestId("batch-error")).toContainText("No batch found");
   await context.close();
 });
+
+test("filters, search and sort narrow the table, and the URL keeps them", async ({ page, request }) => {
+  const tag = `filt${Date.now()}`;
+  const a = await createViaApi(request, chatLines(1, `${tag}a`), `${tag}-alpha.jsonl`);
+  await createViaApi(request, chatLines(1, `${tag}b`), `${tag}-beta.jsonl`);
+  await page.goto("/");
+  await hydrated(page);
+  await page.getByTestId("filter-q").fill(`${tag}-alpha`);
+  await page.getByTestId("filter-creator").selectOption("op");
+  await page.getByTestId("apply-filters").click();
+  await expect(page).toHaveURL(new RegExp(`q=${tag}-alpha.*creator=op|creator=op.*q=${tag}-alpha`));
+  const rows = page.getByTestId("batch-row");
+  await expect(rows).toHaveCount(1);
+  await expect(rows.first()).toHaveAttribute("data-id", a.id);
+  await expect(page.getByTestId("match-count")).toHaveText("1–1 of 1");
+  // A search that matches nothing says so.
+  await page.goto("/?q=no-such-batch-anywhere");
+  await expect(page.getByTestId("match-count")).toHaveText("No batches match");
+  // Sorting by model is a link that flips direction.
+  await page.goto("/");
+  await page.getByTestId("sort-model").click();
+  await expect(page).toHaveURL(/sort=model&dir=desc/);
+  await page.getByTestId("sort-model").click();
+  await expect(page).toHaveURL(/sort=model&dir=asc/);
+});
