@@ -313,8 +313,14 @@ async fn bench_fanout() {
 
 fn main() {
     let rt = tokio::runtime::Runtime::new().unwrap();
+    // BENCH_ONLY=index or BENCH_ONLY=fanout runs one half.
+    let only = std::env::var("BENCH_ONLY").unwrap_or_default();
     rt.block_on(async {
-        bench_index().await;
-        bench_fanout().await;
+        if only != "fanout" {
+            bench_index().await;
+        }
+        if only != "index" {
+            bench_fanout().await;
+        }
     });
 }

@@ -81,3 +81,57 @@ test("the stream survives a server restart: the page says so, then catches up", 
     server.kill("SIGKILL");
   }
 });
+
+test.describe("notifications", () => {
+  test.use({ storageState: { cookies: [], origins: [] } });
+
+  test("a batch I created finishing notifies me, once I turned it on", async ({ page }) => {
+    // A stand-in for the browser's Notification API that records what is shown.
+    await page.addInitScript(() => {
+      (window as any).__notes = [];
+      class RecordingNotification {
+        constructor(title: string, opts?: { body?: string }) {
+          (window as any).__notes.push({ title, body: opts?.body });
+        }
+        static get permission() { return "granted"; }
+        static requestPermission() { return Promise.resolve("granted"); }
+      }
+      (window as any).Notification = RecordingNotification;
+    });
+    const dataDir = mkdtempSync(join(tmpdir(), "batchboard-notify-"));
+    execFileSync(bin, ["user", "add", "op", "--role", "operator", "--password-stdin", "--data-dir", dataDir], {
+      input: PASSWORD + "\n",
+    });
+    const server = start(dataDir);
+    try {
+      await up();
+      await page.goto("/login");
+      await page.getByTestId("username").fill("op");
+      await page.getByTestId("password").fill(PASSWORD);
+      await page.getByTestId("sign-in").click();
+      await page.locator('body[data-hydrated="true"]').waitFor();
+      await expect(page.getByTestId("live")).toHaveAttribute("data-state", "live");
+      await page.getByTestId("notify-toggle").click();
+      await expect(page.getByTestId("notify-toggle")).toHaveText("Notifications on");
+      // Going back to /login while signed in lands on the table again.
+      await page.goto("/login?next=/");
+      await expect(page).toHaveURL(/\/$/);
+      await page.locator('body[data-hydrated="true"]').waitFor();
+      await expect(page.getByTestId("notify-toggle")).toHaveText("Notifications on");
+
+      const api = await apiRequest.newContext({ baseURL: base, storageState: await page.context().storageState() });
+      const lines = Array.from({ length: 10 }, (_, i) => JSON.stringify({ custom_id: `n${i}`, method: "POST",
+        url: "/v1/chat/completions", body: { model: "m", messages: [{ role: "user", content: "hi" }] } })).join("\n");
+      const resp = await api.post("/api/batches", {
+        headers: { origin: base },
+        multipart: { endpoint: "/v1/chat/completions", file: { name: "n.jsonl", mimeType: "application/jsonl", buffer: Buffer.from(lines) } },
+      });
+      expect(resp.status(), await resp.text()).toBe(200);
+      await expect.poll(() => page.evaluate(() => (window as any).__notes), { timeout: 20_000 })
+        .toEqual([{ title: "Batch completed", body: "10 of 10 requests completed, 0 failed" }]);
+      await api.dispose();
+    } finally {
+      server.kill("SIGKILL");
+    }
+  });
+});

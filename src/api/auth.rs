@@ -49,6 +49,9 @@ impl std::fmt::Display for Role {
 pub struct CurrentUser {
     pub name: String,
     pub role: Role,
+    /// Signed in by the reverse proxy (signing out is the proxy's business).
+    #[serde(default)]
+    pub via_proxy: bool,
 }
 
 impl CurrentUser {

@@ -43,10 +43,13 @@ pub fn Layout(children: Children) -> impl IntoView {
                         <span class="chip" data-testid="role">{u.role.to_string()}</span>
                     </span>
                     // A form, not a link: signing out changes state, so it is
-                    // a POST (and works without JavaScript).
-                    <form method="post" action="/auth/logout" class="signout">
-                        <button type="submit" class="btn btn-small" data-testid="sign-out">"Sign out"</button>
-                    </form>
+                    // a POST (and works without JavaScript). Behind a
+                    // sign-in proxy, signing out is the proxy's job.
+                    {(!u.via_proxy).then(|| view! {
+                        <form method="post" action="/auth/logout" class="signout">
+                            <button type="submit" class="btn btn-small" data-testid="sign-out">"Sign out"</button>
+                        </form>
+                    })}
                 })}
             </Suspense>
         </header>

@@ -34,7 +34,13 @@ pub fn may(role: Role) -> bool {
 #[component]
 pub fn LoginPage() -> impl IntoView {
     let query = use_query_map();
-    let next = move || query.with(|q| q.get("next")).unwrap_or_else(|| "/".into());
+    // Only paths of this site: never `//host` or a scheme.
+    let next = move || {
+        query
+            .with(|q| q.get("next"))
+            .filter(|n| n.starts_with('/') && !n.starts_with("//") && !n.starts_with("/\\"))
+            .unwrap_or_else(|| "/".into())
+    };
     let error = move || {
         query.with(|q| match q.get("error").as_deref() {
             Some("invalid") => Some("Wrong name or password.".to_string()),
@@ -54,6 +60,10 @@ pub fn LoginPage() -> impl IntoView {
     };
     view! {
         <Title text="Sign in" />
+        // Already signed in: straight on to where they were going.
+        <Suspense fallback=|| ()>
+            {move || me().map(|_| view! { <leptos_router::components::Redirect path=next() /> })}
+        </Suspense>
         <section class="login panel">
             <h1>"Sign in"</h1>
             {move || error().map(|e| view! { <p class="error" role="alert" data-testid="login-error">{e}</p> })}

@@ -145,7 +145,11 @@ impl Auth {
             .to_ascii_lowercase();
         super::users::check_name(&name).ok()?;
         let role = self.users.role(&name).or(self.proxy_default_role)?;
-        Some(CurrentUser { name, role })
+        Some(CurrentUser {
+            name,
+            role,
+            via_proxy: true,
+        })
     }
 }
 
@@ -319,6 +323,7 @@ async fn session_user(auth: &Auth, session: &Session) -> Option<CurrentUser> {
     let role = auth.users.role(&sa.name);
     match role {
         Some(role) if !too_old => Some(CurrentUser {
+            via_proxy: false,
             name: sa.name,
             role,
         }),

@@ -91,15 +91,13 @@ fn filters(q: &BatchQuery) -> Result<(String, Vec<Param>), DbError> {
             let pk = next(Param::Text(k.to_string()), &mut params);
             let pv = next(Param::Text(v.to_string()), &mut params);
             clauses.push(format!(
-                "EXISTS (SELECT 1 FROM batch_metadata m WHERE m.batch_id = batches.id \
-                 AND m.key = {pk} AND m.value = {pv})"
+                "id IN (SELECT batch_id FROM batch_metadata WHERE key = {pk} AND value = {pv})"
             ));
         }
         (Some(k), None) => {
             let pk = next(Param::Text(k.to_string()), &mut params);
             clauses.push(format!(
-                "EXISTS (SELECT 1 FROM batch_metadata m WHERE m.batch_id = batches.id \
-                 AND m.key = {pk})"
+                "id IN (SELECT batch_id FROM batch_metadata WHERE key = {pk})"
             ));
         }
         (None, Some(_)) => {
@@ -195,9 +193,15 @@ impl Db {
             other => return Err(DbError::Query(format!("dir: '{other}' is not asc or desc"))),
         };
         let (where_sql, params) = filters(q)?;
+        // Ties broken by age; by creation time itself, the (created_at,
+        // id) index serves the order without sorting.
+        let order = if col == "created_at" {
+            format!("created_at {dir}, id {dir}")
+        } else {
+            format!("{col} {dir}, created_at DESC, id DESC")
+        };
         let rows_sql = format!(
-            "SELECT data FROM batches{where_sql} ORDER BY {col} {dir}, created_at DESC, id DESC \
-             LIMIT {limit} OFFSET {offset}"
+            "SELECT data FROM batches{where_sql} ORDER BY {order} LIMIT {limit} OFFSET {offset}"
         );
         let count_sql = format!("SELECT COUNT(*) FROM batches{where_sql}");
         let (rows, total): (Vec<(String,)>, (i64,)) = on_db!(self, p => {
@@ -540,7 +544,7 @@ mod tests {
         let (sql, params) = filters(&q).unwrap();
         assert!(sql.contains("status IN ($1, $2)"), "{sql}");
         assert!(sql.contains("model = $3"), "{sql}");
-        assert!(sql.contains("m.key = $4 AND m.value = $5"), "{sql}");
+        assert!(sql.contains("key = $4 AND value = $5"), "{sql}");
         assert!(sql.contains("LOWER(id) LIKE $6"), "{sql}");
         assert_eq!(params.len(), 6);
         match &params[5] {
