@@ -1,5 +1,5 @@
 # The README's two commands. Both bootstrap first (installing only what is missing).
-.PHONY: run test build bootstrap
+.PHONY: run test build bootstrap bench
 
 # Build in release mode and serve the dashboard at http://127.0.0.1:3000.
 run: build
@@ -14,3 +14,7 @@ test:
 
 bootstrap:
 	scripts/bootstrap.sh
+
+# Benchmarks (not part of the tests): prints the README's performance tables.
+bench: bootstrap
+	LEPTOS_OUTPUT_NAME=batchboard cargo bench --features ssr --bench live
