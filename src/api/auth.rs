@@ -60,6 +60,16 @@ impl CurrentUser {
     }
 }
 
+/// Where to go after signing in: only paths of this site (no scheme, no
+/// `//host`), else the table. Used by the server and by the sign-in page.
+pub fn safe_next(next: &str) -> &str {
+    if next.starts_with('/') && !next.starts_with("//") && !next.starts_with("/\\") {
+        next
+    } else {
+        "/"
+    }
+}
+
 /// One line of the audit log.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditEntry {

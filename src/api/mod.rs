@@ -314,37 +314,37 @@ pub async fn current_user() -> Option<CurrentUser> {
 }
 
 /// The signed-in user if their role allows `role`; otherwise 401/403, and a
-/// refusal in the audit log.
+/// refusal in the audit log (the same check as the routes').
 #[cfg(feature = "ssr")]
 pub async fn require(role: Role) -> Result<CurrentUser, AppError> {
-    let user = current_user().await.ok_or(AppError::Unauthenticated)?;
-    if user.may(role) {
-        return Ok(user);
-    }
+    let user = current_user().await;
     let path = leptos_axum::extract::<axum::http::Uri>()
         .await
         .map(|u| u.path().to_string())
-        .ok();
-    audit(
-        &user,
-        "denied",
-        path.as_deref(),
-        Some(&format!("needs {role}")),
+        .unwrap_or_default();
+    crate::server::auth::require(
+        &state()?,
+        user.as_ref(),
+        client_ip().await.as_ref(),
+        &path,
+        role,
     )
-    .await;
-    Err(AppError::Forbidden(format!(
-        "Your role ({}) may not do this; it needs {role}.",
-        user.role
-    )))
+    .await
+}
+
+/// The client's address the sign-in middleware found.
+#[cfg(feature = "ssr")]
+async fn client_ip() -> Option<crate::server::auth::ClientIp> {
+    leptos_axum::extract::<axum::Extension<crate::server::auth::ClientIp>>()
+        .await
+        .ok()
+        .map(|axum::Extension(ip)| ip)
 }
 
 /// Records what `user` did; a failing audit write is logged, not shown.
 #[cfg(feature = "ssr")]
 pub async fn audit(user: &CurrentUser, action: &str, target: Option<&str>, detail: Option<&str>) {
-    let ip = leptos_axum::extract::<axum::Extension<crate::server::auth::ClientIp>>()
-        .await
-        .ok()
-        .map(|axum::Extension(ip)| ip.0.to_string());
+    let ip = client_ip().await.map(|ip| ip.0.to_string());
     if let Ok(st) = state() {
         st.audit(crate::server::db::Audit {
             actor: &user.name,

@@ -4,7 +4,7 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_query_map;
 
-use crate::api::auth::{whoami, CurrentUser, Role};
+use crate::api::auth::{safe_next, whoami, CurrentUser, Role};
 use crate::api::AppError;
 
 /// The signed-in user, loaded once per page load and shared by the frame
@@ -35,12 +35,8 @@ pub fn may(role: Role) -> bool {
 pub fn LoginPage() -> impl IntoView {
     let query = use_query_map();
     // Only paths of this site: never `//host` or a scheme.
-    let next = move || {
-        query
-            .with(|q| q.get("next"))
-            .filter(|n| n.starts_with('/') && !n.starts_with("//") && !n.starts_with("/\\"))
-            .unwrap_or_else(|| "/".into())
-    };
+    let next =
+        move || query.with(|q| safe_next(q.get("next").as_deref().unwrap_or("/")).to_string());
     let error = move || {
         query.with(|q| match q.get("error").as_deref() {
             Some("invalid") => Some("Wrong name or password.".to_string()),

@@ -22,10 +22,10 @@ use serde::{Deserialize, Serialize};
 use tower_sessions::Session;
 
 use super::config::{AuthArgs, AuthMode, CookieSecure};
-use super::db::Audit;
+use super::db::{now, Audit};
 use super::state::AppState;
 use super::users::Users;
-use crate::api::auth::{CurrentUser, Role};
+use crate::api::auth::{safe_next, CurrentUser, Role};
 use crate::api::AppError;
 
 /// The session cookie's name.
@@ -60,13 +60,6 @@ struct SessionAuth {
     name: String,
     /// Unix seconds.
     signed_in_at: i64,
-}
-
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
 }
 
 /// Sign-in configuration and state shared by every request.
@@ -369,15 +362,6 @@ pub struct LoginForm {
     password: String,
     #[serde(default)]
     next: String,
-}
-
-/// Only paths of this site: no scheme, no `//host`.
-fn safe_next(next: &str) -> &str {
-    if next.starts_with('/') && !next.starts_with("//") && !next.starts_with("/\\") {
-        next
-    } else {
-        "/"
-    }
 }
 
 fn back_to_login(error: &str, next: &str, extra: &str) -> Response {

@@ -46,7 +46,20 @@ pub struct Audit<'a> {
     pub ip: Option<&'a str>,
 }
 
-fn now() -> i64 {
+/// Runs `$body` with `$p` bound to the pool of either backend: the same
+/// SQL (`$N` placeholders) and the same calls serve both.
+macro_rules! on_db {
+    ($db:expr, $p:ident => $body:expr) => {
+        match $db {
+            Db::Sqlite($p) => $body,
+            Db::Postgres($p) => $body,
+        }
+    };
+}
+pub(crate) use on_db;
+
+/// Unix seconds now.
+pub fn now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
@@ -141,32 +154,20 @@ impl Db {
 
     /// Appends to the audit log.
     pub async fn audit(&self, a: Audit<'_>) -> Result<(), DbError> {
-        const SQL: &str = "INSERT INTO audit_log (at, actor, action, target, detail, ip) \
-                           VALUES ($1, $2, $3, $4, $5, $6)";
-        match self {
-            Self::Sqlite(p) => {
-                sqlx::query(SQL)
-                    .bind(now())
-                    .bind(a.actor)
-                    .bind(a.action)
-                    .bind(a.target)
-                    .bind(a.detail)
-                    .bind(a.ip)
-                    .execute(p)
-                    .await?;
-            }
-            Self::Postgres(p) => {
-                sqlx::query(SQL)
-                    .bind(now())
-                    .bind(a.actor)
-                    .bind(a.action)
-                    .bind(a.target)
-                    .bind(a.detail)
-                    .bind(a.ip)
-                    .execute(p)
-                    .await?;
-            }
-        }
+        on_db!(self, p => {
+            sqlx::query(
+                "INSERT INTO audit_log (at, actor, action, target, detail, ip) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(now())
+            .bind(a.actor)
+            .bind(a.action)
+            .bind(a.target)
+            .bind(a.detail)
+            .bind(a.ip)
+            .execute(p)
+            .await?;
+        });
         Ok(())
     }
 
@@ -178,32 +179,20 @@ impl Db {
         action: Option<&str>,
         limit: u32,
     ) -> Result<Vec<AuditEntry>, DbError> {
-        const SQL: &str = "SELECT id, at, actor, action, target, detail, ip FROM audit_log \
-                           WHERE ($1 IS NULL OR id < $1) AND ($2 IS NULL OR action = $2) \
-                           ORDER BY id DESC LIMIT $3";
-        let rows: Vec<AuditRow> = match self {
-            Self::Sqlite(p) => {
-                sqlx::query_as(SQL)
-                    .bind(before)
-                    .bind(action)
-                    .bind(i64::from(limit))
-                    .fetch_all(p)
-                    .await?
-            }
-            Self::Postgres(p) => {
-                // Postgres must know the parameters' types for `IS NULL`.
-                sqlx::query_as(
-                    "SELECT id, at, actor, action, target, detail, ip FROM audit_log \
-                     WHERE ($1::BIGINT IS NULL OR id < $1) AND ($2::TEXT IS NULL OR action = $2) \
-                     ORDER BY id DESC LIMIT $3",
-                )
-                .bind(before)
-                .bind(action)
-                .bind(i64::from(limit))
-                .fetch_all(p)
-                .await?
-            }
-        };
+        // The casts tell Postgres the parameters' types for `IS NULL`.
+        let rows: Vec<AuditRow> = on_db!(self, p => {
+            sqlx::query_as(
+                "SELECT id, at, actor, action, target, detail, ip FROM audit_log \
+                 WHERE (CAST($1 AS BIGINT) IS NULL OR id < $1) \
+                 AND (CAST($2 AS TEXT) IS NULL OR action = $2) \
+                 ORDER BY id DESC LIMIT $3",
+            )
+            .bind(before)
+            .bind(action)
+            .bind(i64::from(limit))
+            .fetch_all(p)
+            .await?
+        });
         Ok(rows
             .into_iter()
             .map(|(id, at, actor, action, target, detail, ip)| AuditEntry {

@@ -1,22 +1,12 @@
 //! The local index of the upstream's batches (tables `batches`,
 //! `batch_metadata`, `watcher_state`): written by the watcher, read by the
 //! pages. The same SQL runs on SQLite and Postgres (`$N` placeholders, `ON
-//! CONFLICT`); [`on_db!`] runs one body against whichever pool is in use.
+//! CONFLICT`); `db::on_db!` runs one body against whichever pool is in use.
 
 use crate::api::{BatchQuery, Facets, WatcherStatus, SORT_KEYS};
 use crate::batch::{Batch, BatchStatus, CREATED_BY};
 
-use super::db::{Db, DbError};
-
-/// Runs `$body` with `$p` bound to the pool of either backend.
-macro_rules! on_db {
-    ($db:expr, $p:ident => $body:expr) => {
-        match $db {
-            Db::Sqlite($p) => $body,
-            Db::Postgres($p) => $body,
-        }
-    };
-}
+use super::db::{now, on_db, Db, DbError};
 
 /// A query parameter of a statement built at run time.
 #[derive(Debug, Clone)]
@@ -34,13 +24,6 @@ pub enum Upsert {
     Changed { was: BatchStatus },
     /// Same as before (only `seen_at` moved).
     Unchanged,
-}
-
-pub fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
 }
 
 /// Days since 1970-01-01 of a `YYYY-MM-DD` date, as unix seconds of its start.

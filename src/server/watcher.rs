@@ -10,8 +10,8 @@
 
 use std::time::{Duration, Instant};
 
-use super::db::Db;
-use super::index::{now, Upsert};
+use super::db::{now, Db};
+use super::index::Upsert;
 use super::state::AppState;
 use crate::batch::{Batch, BatchStatus};
 use crate::upstream::UpstreamError;
