@@ -19,14 +19,8 @@ fn serve(data: &Path, extra: &[&str]) -> Proc {
 }
 
 fn serve_on(data: &Path, addr: String, extra: &[&str]) -> Proc {
-    let site = data.join("site");
-    std::fs::create_dir_all(site.join("pkg")).unwrap();
-    let mut cmd = common::command();
-    cmd.args(["serve", "--addr", &addr, "--data-dir"])
-        .arg(data)
-        .arg("--site-root")
-        .arg(&site)
-        .args(["--sandbox-rps", "0.5", "--sandbox-validation-ms", "200"])
+    let mut cmd = common::serve_command(&addr, data);
+    cmd.args(["--sandbox-rps", "0.5", "--sandbox-validation-ms", "200"])
         .args(extra);
     Proc::spawn(cmd, addr)
 }

@@ -6,9 +6,7 @@
 
 mod common;
 
-use std::process::Command;
-
-use common::{sandbox, Proc, TempDir, BIN};
+use common::{sandbox, Proc, TempDir};
 use reqwest::multipart::{Form, Part};
 use serde_json::Value;
 
@@ -25,15 +23,9 @@ async fn setup() -> Setup {
     let dir = TempDir::new("dashboard");
     common::add_user(&dir.0.join("data"), "op", "operator", common::PASSWORD);
     let upstream = sandbox(&dir.0.join("up"), KEY, common::FAST);
-    let site = dir.0.join("site");
-    std::fs::create_dir_all(site.join("pkg")).unwrap();
     let addr = format!("127.0.0.1:{}", common::free_port());
-    let mut cmd = Command::new(BIN);
-    cmd.args(["serve", "--addr", &addr, "--data-dir"])
-        .arg(dir.0.join("data"))
-        .arg("--site-root")
-        .arg(&site)
-        .args(["--upstream-url", &format!("{}/v1", upstream.base())])
+    let mut cmd = common::serve_command(&addr, &dir.0.join("data"));
+    cmd.args(["--upstream-url", &format!("{}/v1", upstream.base())])
         .env("OPENAI_API_KEY", KEY);
     let dash = Proc::spawn(cmd, addr);
     let http = common::signed_in(&dash.base(), "op", common::PASSWORD).await;

@@ -16,15 +16,9 @@ use serde_json::Value;
 const KEY: &str = "sk-live-test-7d2e";
 
 fn serve(data: &Path, upstream: &str, extra: &[&str]) -> Proc {
-    let site = data.join("site");
-    std::fs::create_dir_all(site.join("pkg")).unwrap();
     let addr = format!("127.0.0.1:{}", common::free_port());
-    let mut cmd = common::command();
-    cmd.args(["serve", "--addr", &addr, "--data-dir"])
-        .arg(data)
-        .arg("--site-root")
-        .arg(&site)
-        .args(["--upstream-url", upstream])
+    let mut cmd = common::serve_command(&addr, data);
+    cmd.args(["--upstream-url", upstream])
         .args(extra)
         .env("OPENAI_API_KEY", KEY);
     Proc::spawn(cmd, addr)

@@ -123,18 +123,9 @@ impl Drop for Postgres {
 }
 
 fn replica(dir: &Path, name: &str, db: &str, users: &Path, upstream: Option<&str>) -> Proc {
-    let data = dir.join(name);
-    let site = data.join("site");
-    std::fs::create_dir_all(site.join("pkg")).unwrap();
     let addr = format!("127.0.0.1:{}", common::free_port());
-    let mut cmd = common::command();
-    cmd.args(["serve", "--addr", &addr, "--data-dir"])
-        .arg(&data)
-        .arg("--site-root")
-        .arg(&site)
-        .arg("--users-file")
-        .arg(users)
-        .env("DATABASE_URL", db);
+    let mut cmd = common::serve_command(&addr, &dir.join(name));
+    cmd.arg("--users-file").arg(users).env("DATABASE_URL", db);
     if let Some(u) = upstream {
         cmd.args(["--upstream-url", u, "--watch-interval-ms", "500"])
             .env("OPENAI_API_KEY", KEY);

@@ -26,16 +26,10 @@ struct Server {
 
 fn start(envs: &[(&str, &str)], extra: &[&str]) -> Server {
     let dir = TempDir::new("serve");
-    let site = dir.0.join("site");
-    std::fs::create_dir_all(site.join("pkg")).unwrap();
     let addr = format!("127.0.0.1:{}", common::free_port());
     common::add_user(&dir.0.join("data"), "admin", "admin", common::PASSWORD);
-    let mut cmd = common::command();
-    cmd.args(["serve", "--addr", &addr, "--data-dir"])
-        .arg(dir.0.join("data"))
-        .arg("--site-root")
-        .arg(&site)
-        .args(extra);
+    let mut cmd = common::serve_command(&addr, &dir.0.join("data"));
+    cmd.args(extra);
     for (k, v) in envs {
         cmd.env(k, v);
     }

@@ -1,9 +1,9 @@
 import { expect, request as apiRequest, test } from "@playwright/test";
-import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { PASSWORD } from "./accounts";
+import { addUser, signIn } from "./accounts";
 
 // A server of this test's own, so that it can be killed and started again.
 const port = Number(process.env.E2E_PORT ?? 3300) + 7;
@@ -12,7 +12,7 @@ const root = resolve(__dirname, "..", "..");
 const bin = process.env.BATCHBOARD_BIN!;
 
 function start(dataDir: string): ChildProcess {
-  const env = { ...process.env, RUST_LOG: "warn" };
+  const env: Record<string, string | undefined> = { ...process.env, RUST_LOG: "warn" };
   delete env.OPENAI_API_KEY;
   delete env.BATCHBOARD_UPSTREAM_URL;
   return spawn(
@@ -22,6 +22,13 @@ function start(dataDir: string): ChildProcess {
       "--watch-interval-ms", "500"],
     { env, stdio: "ignore" },
   );
+}
+
+/** A fresh data directory with the account "op" (operator). */
+function withOperator(prefix: string): string {
+  const dataDir = mkdtempSync(join(tmpdir(), prefix));
+  addUser("op", "operator", dataDir);
+  return dataDir;
 }
 
 async function up() {
@@ -37,17 +44,11 @@ async function up() {
 test.use({ storageState: { cookies: [], origins: [] }, baseURL: base });
 
 test("the stream survives a server restart: the page says so, then catches up", async ({ page }) => {
-  const dataDir = mkdtempSync(join(tmpdir(), "batchboard-live-"));
-  execFileSync(bin, ["user", "add", "op", "--role", "operator", "--password-stdin", "--data-dir", dataDir], {
-    input: PASSWORD + "\n",
-  });
+  const dataDir = withOperator("batchboard-live-");
   let server = start(dataDir);
   try {
     await up();
-    await page.goto("/login");
-    await page.getByTestId("username").fill("op");
-    await page.getByTestId("password").fill(PASSWORD);
-    await page.getByTestId("sign-in").click();
+    await signIn(page, "op");
     await expect(page).toHaveURL(/\/$/);
     await page.locator('body[data-hydrated="true"]').waitFor();
     await expect(page.getByTestId("live")).toHaveAttribute("data-state", "live");
@@ -98,17 +99,11 @@ test.describe("notifications", () => {
       }
       (window as any).Notification = RecordingNotification;
     });
-    const dataDir = mkdtempSync(join(tmpdir(), "batchboard-notify-"));
-    execFileSync(bin, ["user", "add", "op", "--role", "operator", "--password-stdin", "--data-dir", dataDir], {
-      input: PASSWORD + "\n",
-    });
+    const dataDir = withOperator("batchboard-notify-");
     const server = start(dataDir);
     try {
       await up();
-      await page.goto("/login");
-      await page.getByTestId("username").fill("op");
-      await page.getByTestId("password").fill(PASSWORD);
-      await page.getByTestId("sign-in").click();
+      await signIn(page, "op");
       await page.locator('body[data-hydrated="true"]').waitFor();
       await expect(page.getByTestId("live")).toHaveAttribute("data-state", "live");
       await page.getByTestId("notify-toggle").click();

@@ -152,6 +152,19 @@ pub fn command() -> Command {
     cmd
 }
 
+/// `batchboard serve` on `addr` with `data_dir` and an empty site (these
+/// tests need no WASM); the caller adds options and environment.
+pub fn serve_command(addr: &str, data_dir: &std::path::Path) -> Command {
+    let site = data_dir.join("site");
+    std::fs::create_dir_all(site.join("pkg")).unwrap();
+    let mut cmd = command();
+    cmd.args(["serve", "--addr", addr, "--data-dir"])
+        .arg(data_dir)
+        .arg("--site-root")
+        .arg(&site);
+    cmd
+}
+
 /// Fast sandbox settings for tests.
 pub const FAST: &[&str] = &[
     "--sandbox-rps",
