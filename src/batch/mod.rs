@@ -5,6 +5,8 @@
 //! required may be `null` or missing, unknown fields are ignored, and an
 //! unknown status string is kept as itself.
 
+pub mod example;
+pub mod prices;
 pub mod validate;
 
 use std::collections::BTreeMap;

@@ -52,6 +52,26 @@ pub enum Command {
     /// lines (for tests and benchmarks).
     #[command(hide = true)]
     IndexSeed(SeedArgs),
+    /// Write a made-up valid request file (for tests and benchmarks) and
+    /// print the custom_ids of the requests made to fail, one per line.
+    #[command(hide = true)]
+    ExampleFile(ExampleArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ExampleArgs {
+    #[arg(long, default_value_t = 1000)]
+    pub requests: u64,
+    /// Total size to aim for, in MB (10^6 bytes).
+    #[arg(long, default_value_t = 1.0)]
+    pub megabytes: f64,
+    /// Every n-th request gets an empty `messages`, which the upstream refuses.
+    #[arg(long)]
+    pub fail_every: Option<u64>,
+    #[arg(long, default_value = "gpt-4o-mini")]
+    pub model: String,
+    #[arg(long)]
+    pub out: PathBuf,
 }
 
 #[derive(Debug, Clone, Args)]

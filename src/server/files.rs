@@ -177,38 +177,6 @@ impl Drop for TempFile {
     }
 }
 
-/// Splits a byte stream into lines for the validator, across chunk borders.
-struct LineSplitter {
-    pending: Vec<u8>,
-    line_no: u64,
-}
-
-impl LineSplitter {
-    fn feed(&mut self, chunk: &[u8], v: &mut Validator) {
-        let mut rest = chunk;
-        while let Some(pos) = rest.iter().position(|b| *b == b'\n') {
-            self.line_no += 1;
-            if self.pending.is_empty() {
-                v.line(self.line_no, &rest[..pos]);
-            } else {
-                self.pending.extend_from_slice(&rest[..pos]);
-                v.line(self.line_no, &self.pending);
-                self.pending.clear();
-            }
-            rest = &rest[pos + 1..];
-        }
-        self.pending.extend_from_slice(rest);
-    }
-
-    fn finish(mut self, v: &mut Validator) {
-        if !self.pending.is_empty() {
-            self.line_no += 1;
-            v.line(self.line_no, &self.pending);
-            self.pending.clear();
-        }
-    }
-}
-
 /// The form fields of a new batch, checked.
 struct NewBatch {
     endpoint: String,
@@ -276,6 +244,25 @@ fn stamp_creator(metadata: &mut Option<Metadata>, name: &str) -> Result<(), Stri
     check_metadata(m).map_err(|e| format!("{e} (one pair is kept for {CREATED_BY})"))
 }
 
+/// The token estimate, counted off the request path's threads.
+async fn estimate_tokens(mut report: Report) -> Report {
+    let model = report.model.clone().unwrap_or_default();
+    let sample = std::mem::take(&mut report.sample);
+    let counted = tokio::task::spawn_blocking(move || {
+        let (n, name) = super::tokens::count(&model, &sample);
+        (n, name, sample)
+    })
+    .await;
+    match counted {
+        Ok((n, name, sample)) => {
+            report.sample = sample;
+            report.estimate_tokens(n, name);
+        }
+        Err(e) => tracing::warn!(error = %e, "token estimate failed"),
+    }
+    report
+}
+
 /// `POST /api/batches`: multipart `endpoint`, `completion_window`,
 /// `metadata` (JSON object), `output_expires_after` (seconds) and `file`
 /// (last). The file is validated while it streams to a temporary file; only
@@ -313,11 +300,8 @@ pub async fn create(
                 let mut out = tokio::fs::File::create(&tmp.0)
                     .await
                     .map_err(|e| HttpError::from(AppError::Invalid(format!("upload: {e}"))))?;
-                let mut validator = Validator::new(endpoint.as_deref().filter(|e| !e.is_empty()));
-                let mut lines = LineSplitter {
-                    pending: Vec::new(),
-                    line_no: 0,
-                };
+                let mut validator = Validator::new(endpoint.as_deref().filter(|e| !e.is_empty()))
+                    .with_token_counter(super::tokens::counter());
                 let mut bytes = 0u64;
                 while let Some(chunk) = field.chunk().await.map_err(bad_form)? {
                     bytes += chunk.len() as u64;
@@ -326,7 +310,7 @@ pub async fn create(
                             "file: larger than {MAX_FILE_BYTES} bytes (200 MB), the Batch API's limit"
                         )));
                     }
-                    lines.feed(&chunk, &mut validator);
+                    validator.chunk(&chunk);
                     out.write_all(&chunk)
                         .await
                         .map_err(|e| HttpError::from(AppError::Invalid(format!("upload: {e}"))))?;
@@ -334,8 +318,6 @@ pub async fn create(
                 out.flush()
                     .await
                     .map_err(|e| HttpError::from(AppError::Invalid(format!("upload: {e}"))))?;
-                lines.finish(&mut validator);
-                validator.add_bytes(bytes);
                 upload = Some((tmp, filename, validator.finish()));
             }
             _ => {}
@@ -348,6 +330,7 @@ pub async fn create(
     if !report.is_ok() {
         return Err(HttpError::file(report));
     }
+    let report = estimate_tokens(report).await;
     if report.endpoint.as_deref() != Some(new.endpoint.as_str()) {
         return Err(HttpError::invalid(format!(
             "endpoint: the form says {} but the file's requests go to {}",
@@ -375,7 +358,8 @@ pub async fn create(
     if let Err(e) = state.db.set_file_name(&batch.id, &filename).await {
         tracing::warn!(error = %e, "cannot store the file name");
     }
-    let detail = format!("{filename}, {} requests", report.requests);
+    let tokens = report.tokens.as_ref().map_or(0, |t| t.input_tokens);
+    let detail = format!("{filename}, {} requests, ≈{tokens} input tokens", report.requests);
     audit(&state, &who, &user, "create", &batch.id, Some(&detail)).await;
     Ok(Json(batch))
 }

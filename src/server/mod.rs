@@ -8,6 +8,7 @@ pub mod events;
 pub mod files;
 pub mod index;
 pub mod state;
+pub mod tokens;
 pub mod users;
 pub mod watcher;
 
@@ -96,7 +97,9 @@ pub fn main() -> std::process::ExitCode {
     init_logging(match &command {
         Command::Serve(a) => a.log.log_format,
         Command::Sandbox(a) => a.log.log_format,
-        Command::User(_) | Command::Routes | Command::IndexSeed(_) => LogFormat::Text,
+        Command::User(_) | Command::Routes | Command::IndexSeed(_) | Command::ExampleFile(_) => {
+            LogFormat::Text
+        }
     });
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
@@ -109,6 +112,7 @@ pub fn main() -> std::process::ExitCode {
         Command::Serve(args) => runtime.block_on(serve(args)),
         Command::Sandbox(args) => runtime.block_on(sandbox(args)),
         Command::IndexSeed(args) => runtime.block_on(seed_index(args)),
+        Command::ExampleFile(args) => example_file(&args),
         Command::User(_) | Command::Routes => Ok(()),
     };
     match result {
@@ -336,6 +340,27 @@ async fn serve(args: ServeArgs) -> Result<(), StartError> {
     .await
     .map_err(StartError::Serve)?;
     tracing::info!("batchboard stopped");
+    Ok(())
+}
+
+/// `batchboard example-file`: a made-up valid request file.
+fn example_file(args: &config::ExampleArgs) -> Result<(), StartError> {
+    use std::io::Write;
+    let fail = |e: std::io::Error| StartError::Config(format!("--out {}: {e}", args.out.display()));
+    let file = std::fs::File::create(&args.out).map_err(fail)?;
+    let mut out = std::io::BufWriter::new(file);
+    let spec = crate::batch::example::ExampleSpec {
+        requests: args.requests,
+        target_bytes: (args.megabytes * 1e6) as u64,
+        fail_every: args.fail_every,
+        model: args.model.clone(),
+    };
+    let failing = crate::batch::example::write_example(&spec, &mut out).map_err(fail)?;
+    out.flush().map_err(fail)?;
+    let mut stdout = std::io::stdout().lock();
+    for id in failing {
+        let _ = writeln!(stdout, "{id}");
+    }
     Ok(())
 }
 
