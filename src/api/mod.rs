@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::batch::Batch;
 
 pub mod auth;
+pub mod checks;
 
 #[cfg(feature = "ssr")]
 use auth::{CurrentUser, Role};

@@ -86,6 +86,29 @@ pub fn count(n: u64) -> String {
     out
 }
 
+/// `4.2 MB` (decimal units, as file managers show them).
+pub fn bytes(n: u64) -> String {
+    let n = n as f64;
+    if n < 1e3 {
+        format!("{n} B")
+    } else if n < 1e6 {
+        format!("{:.1} kB", n / 1e3)
+    } else if n < 1e9 {
+        format!("{:.1} MB", n / 1e6)
+    } else {
+        format!("{:.2} GB", n / 1e9)
+    }
+}
+
+/// `$0.0123` for small sums, `$12.35` for larger ones.
+pub fn usd(x: f64) -> String {
+    if x < 1.0 {
+        format!("${x:.4}")
+    } else {
+        format!("${x:.2}")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -101,5 +124,9 @@ mod tests {
         assert_eq!(relative(500, 400), "in 1 min");
         assert_eq!(count(1_234_567), "1,234,567");
         assert_eq!(count(12), "12");
+        assert_eq!(bytes(999), "999 B");
+        assert_eq!(bytes(4_200_000), "4.2 MB");
+        assert_eq!(usd(0.01234), "$0.0123");
+        assert_eq!(usd(12.345), "$12.35");
     }
 }

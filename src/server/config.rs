@@ -432,6 +432,12 @@ pub struct ServeArgs {
           value_parser = clap::value_parser!(u64).range(200..))]
     pub watch_interval_ms: u64,
 
+    /// Batch prices for cost estimates: a TOML file with `source = "…"` and
+    /// `[models."<model or prefix>"] input = <USD per 1M tokens>, output = …`
+    /// [default: a built-in table of OpenAI batch prices].
+    #[arg(long, env = "BATCHBOARD_PRICE_TABLE")]
+    pub price_table: Option<PathBuf>,
+
     /// POST a Slack-compatible JSON message here when a batch finishes.
     #[arg(long, env = "BATCHBOARD_WEBHOOK_URL", hide_env_values = true, value_parser = parse_base_url)]
     pub webhook_url: Option<Url>,

@@ -312,6 +312,7 @@ async fn serve(args: ServeArgs) -> Result<(), StartError> {
             })
         }),
         polling: Arc::default(),
+        prices: Arc::new(price_table(args.price_table.as_deref())?),
     };
     state
         .hub
@@ -341,6 +342,21 @@ async fn serve(args: ServeArgs) -> Result<(), StartError> {
     .map_err(StartError::Serve)?;
     tracing::info!("batchboard stopped");
     Ok(())
+}
+
+/// The price table: the file given, or the built-in one.
+fn price_table(path: Option<&Path>) -> Result<crate::batch::prices::PriceTable, StartError> {
+    let Some(path) = path else {
+        return Ok(Default::default());
+    };
+    let fail = |e: String| StartError::Config(format!("--price-table {}: {e}", path.display()));
+    let text = std::fs::read_to_string(path).map_err(|e| fail(e.to_string()))?;
+    let mut table: crate::batch::prices::PriceTable =
+        toml::from_str(&text).map_err(|e| fail(e.to_string()))?;
+    if table.source.is_empty() {
+        table.source = path.display().to_string();
+    }
+    Ok(table)
 }
 
 /// `batchboard example-file`: a made-up valid request file.

@@ -23,6 +23,8 @@ pub struct AppState {
     pub webhook: Option<Arc<Webhook>>,
     /// This replica holds the lease and polls the upstream.
     pub polling: Arc<std::sync::atomic::AtomicBool>,
+    /// Batch prices for cost estimates.
+    pub prices: Arc<crate::batch::prices::PriceTable>,
 }
 
 /// Posts a Slack-compatible message (`{"text": …}`) when a batch finishes.
