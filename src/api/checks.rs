@@ -6,12 +6,12 @@
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::AppError;
-use crate::batch::prices::PriceTable;
-#[cfg(feature = "ssr")]
-use super::{fail, require, state};
 #[cfg(feature = "ssr")]
 use super::auth::Role;
+use super::AppError;
+#[cfg(feature = "ssr")]
+use super::{fail, require, state};
+use crate::batch::prices::PriceTable;
 
 /// The largest sample `count_tokens` takes (the validator keeps 256 KiB).
 pub const MAX_SAMPLE_BYTES: usize = crate::batch::validate::SAMPLE_BYTES + 4096;

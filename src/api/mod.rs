@@ -10,6 +10,7 @@ use crate::batch::Batch;
 
 pub mod auth;
 pub mod checks;
+pub mod results;
 
 #[cfg(feature = "ssr")]
 use auth::{CurrentUser, Role};

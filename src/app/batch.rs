@@ -144,6 +144,18 @@ fn Detail(batch: Batch, cancel: ServerAction<CancelBatch>) -> impl IntoView {
 
     let counts = batch.request_counts.clone();
     let can_cancel = batch.status.can_cancel();
+    let results = batch
+        .status
+        .is_terminal()
+        .then(|| view! { <super::results::Results id=id.clone() /> });
+    let retry_of = batch
+        .metadata
+        .as_ref()
+        .and_then(|m| m.get(crate::api::results::RETRY_OF))
+        .filter(|o| crate::api::check_batch_id(o).is_ok())
+        .map(|o| view! {
+            <p data-testid="retry-of">"Retries the failed requests of " <a class="mono" href=format!("/batches/{o}")>{o.clone()}</a></p>
+        });
     view! {
         <div class="page-head">
             <h1 class="mono" data-testid="batch-id">{batch.id.clone()}</h1>
@@ -151,6 +163,7 @@ fn Detail(batch: Batch, cancel: ServerAction<CancelBatch>) -> impl IntoView {
             {(can_cancel && super::session::may(crate::api::auth::Role::Operator))
                 .then(|| view! { <CancelButton id=id.clone() cancel /> })}
         </div>
+        {retry_of}
         <section class="panel">
             <Progress batch=batch.clone() />
             <dl class="fields">
@@ -168,6 +181,7 @@ fn Detail(batch: Batch, cancel: ServerAction<CancelBatch>) -> impl IntoView {
             {downloads}
         </section>
         {errors}
+        {results}
         <section class="panel">
             <h2>"Timeline"</h2>
             <ul class="timeline" data-testid="timeline">{timeline}{expires}</ul>

@@ -9,6 +9,7 @@ mod layout;
 pub mod live;
 mod new_batch;
 mod pages;
+mod results;
 pub mod session;
 
 use leptos::prelude::*;

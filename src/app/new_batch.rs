@@ -25,8 +25,14 @@ use crate::batch::{
 pub enum Check {
     /// No file chosen (or no JavaScript: the server checks).
     None,
-    Running { done: f64, total: f64 },
-    Done { report: Box<Report>, ms: f64 },
+    Running {
+        done: f64,
+        total: f64,
+    },
+    Done {
+        report: Box<Report>,
+        ms: f64,
+    },
     /// The browser could not read the file.
     Unreadable(String),
 }
@@ -390,7 +396,10 @@ mod browser {
                         endpoint_set = true;
                     }
                 }
-                set_check.set(Check::Running { done: offset, total });
+                set_check.set(Check::Running {
+                    done: offset,
+                    total,
+                });
             }
             let mut report = v.finish();
             report.approximate_tokens();

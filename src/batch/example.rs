@@ -5,10 +5,45 @@
 use std::io::{self, Write};
 
 const WORDS: &[&str] = &[
-    "the", "report", "customer", "ticket", "delivery", "arrived", "late", "and", "was", "damaged",
-    "summarise", "please", "invoice", "quarterly", "revenue", "grew", "by", "percent", "while",
-    "costs", "fell", "support", "agent", "replied", "within", "hours", "résumé", "naïve", "über",
-    "data", "pipeline", "failed", "because", "a", "schema", "changed", "upstream", "of", "batch",
+    "the",
+    "report",
+    "customer",
+    "ticket",
+    "delivery",
+    "arrived",
+    "late",
+    "and",
+    "was",
+    "damaged",
+    "summarise",
+    "please",
+    "invoice",
+    "quarterly",
+    "revenue",
+    "grew",
+    "by",
+    "percent",
+    "while",
+    "costs",
+    "fell",
+    "support",
+    "agent",
+    "replied",
+    "within",
+    "hours",
+    "résumé",
+    "naïve",
+    "über",
+    "data",
+    "pipeline",
+    "failed",
+    "because",
+    "a",
+    "schema",
+    "changed",
+    "upstream",
+    "of",
+    "batch",
 ];
 
 /// What to write.
@@ -32,7 +67,9 @@ pub fn custom_id(i: u64) -> String {
 /// Writes the file; returns the custom_ids of the requests made to fail.
 pub fn write_example(spec: &ExampleSpec, out: &mut impl Write) -> io::Result<Vec<String>> {
     let overhead = 190u64;
-    let per_line = (spec.target_bytes / spec.requests.max(1)).saturating_sub(overhead).max(8);
+    let per_line = (spec.target_bytes / spec.requests.max(1))
+        .saturating_sub(overhead)
+        .max(8);
     let mut failing = Vec::new();
     let mut state = 0x2545_f491_4f6c_dd1du64;
     let mut text = String::new();
@@ -84,7 +121,10 @@ mod tests {
         let r = super::super::validate::validate_bytes(&buf, None);
         assert!(r.is_ok(), "{:?}", r.errors);
         assert_eq!(r.requests, 500);
-        let spec = ExampleSpec { fail_every: None, ..spec };
+        let spec = ExampleSpec {
+            fail_every: None,
+            ..spec
+        };
         let mut buf = Vec::new();
         assert!(write_example(&spec, &mut buf).unwrap().is_empty());
         let ratio = buf.len() as f64 / 1_000_000.0;

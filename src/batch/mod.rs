@@ -7,6 +7,7 @@
 
 pub mod example;
 pub mod prices;
+pub mod results;
 pub mod validate;
 
 use std::collections::BTreeMap;

@@ -49,10 +49,19 @@ const BUILT_IN: &[(&str, f64, f64)] = &[
 impl Default for PriceTable {
     fn default() -> Self {
         Self {
-            source: "built-in table (OpenAI batch prices, 2025); set --price-table for yours".into(),
+            source: "built-in table (OpenAI batch prices, 2025); set --price-table for yours"
+                .into(),
             models: BUILT_IN
                 .iter()
-                .map(|(m, i, o)| ((*m).to_string(), Price { input: *i, output: *o }))
+                .map(|(m, i, o)| {
+                    (
+                        (*m).to_string(),
+                        Price {
+                            input: *i,
+                            output: *o,
+                        },
+                    )
+                })
                 .collect(),
         }
     }
@@ -85,7 +94,8 @@ impl PriceTable {
         Some(CostEstimate {
             priced_as: priced_as.to_string(),
             input_usd: tokens as f64 * price.input / 1e6,
-            output_max_usd: all_limited.then(|| report.max_output_tokens as f64 * price.output / 1e6),
+            output_max_usd: all_limited
+                .then(|| report.max_output_tokens as f64 * price.output / 1e6),
         })
     }
 }
@@ -98,7 +108,10 @@ mod tests {
     #[test]
     fn the_longest_prefix_wins() {
         let t = PriceTable::default();
-        assert_eq!(t.lookup("gpt-4o-mini-2024-07-18").map(|p| p.0), Some("gpt-4o-mini"));
+        assert_eq!(
+            t.lookup("gpt-4o-mini-2024-07-18").map(|p| p.0),
+            Some("gpt-4o-mini")
+        );
         assert_eq!(t.lookup("gpt-4o-2024-08-06").map(|p| p.0), Some("gpt-4o"));
         assert_eq!(t.lookup("llama-3"), None);
     }
@@ -111,7 +124,11 @@ mod tests {
             requests: 2,
             limited_requests: 2,
             max_output_tokens: 2_000_000,
-            tokens: Some(TokenEstimate { input_tokens: 4_000_000, encoding: "o200k_base".into(), exact: true }),
+            tokens: Some(TokenEstimate {
+                input_tokens: 4_000_000,
+                encoding: "o200k_base".into(),
+                exact: true,
+            }),
             ..Report::default()
         };
         let c = t.estimate(&r).unwrap();

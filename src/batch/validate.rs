@@ -184,7 +184,14 @@ impl Validator {
         &self.report
     }
 
-    fn push(list: &mut Vec<BatchError>, cap: usize, code: &str, line: Option<u64>, param: Option<&str>, message: String) {
+    fn push(
+        list: &mut Vec<BatchError>,
+        cap: usize,
+        code: &str,
+        line: Option<u64>,
+        param: Option<&str>,
+        message: String,
+    ) {
         if list.len() < cap {
             list.push(BatchError {
                 code: code.into(),
@@ -197,12 +204,26 @@ impl Validator {
 
     fn error(&mut self, code: &str, line: Option<u64>, param: Option<&str>, message: String) {
         self.report.error_count += 1;
-        Self::push(&mut self.report.errors, self.cap, code, line, param, message);
+        Self::push(
+            &mut self.report.errors,
+            self.cap,
+            code,
+            line,
+            param,
+            message,
+        );
     }
 
     fn warn(&mut self, code: &str, line: Option<u64>, param: Option<&str>, message: String) {
         self.report.warning_count += 1;
-        Self::push(&mut self.report.warnings, self.cap, code, line, param, message);
+        Self::push(
+            &mut self.report.warnings,
+            self.cap,
+            code,
+            line,
+            param,
+            message,
+        );
     }
 
     /// Feeds the next chunk of the file, of any size: lines are split here,
@@ -324,7 +345,10 @@ impl Validator {
                 "missing_required_parameter",
                 Some(line_no),
                 Some("custom_id"),
-                format!("Line {line_no}: `custom_id` {}.", other.missing_or_not_string()),
+                format!(
+                    "Line {line_no}: `custom_id` {}.",
+                    other.missing_or_not_string()
+                ),
             ),
         }
 
@@ -842,8 +866,20 @@ struct TextSeed<'t> {
 }
 
 const NOT_TEXT_KEYS: &[&str] = &[
-    "role", "type", "name", "id", "call_id", "image_url", "url", "file_id", "detail", "format",
-    "status", "tool_call_id", "audio", "file_data",
+    "role",
+    "type",
+    "name",
+    "id",
+    "call_id",
+    "image_url",
+    "url",
+    "file_id",
+    "detail",
+    "format",
+    "status",
+    "tool_call_id",
+    "audio",
+    "file_data",
 ];
 
 impl<'de> DeserializeSeed<'de> for TextSeed<'_> {
@@ -865,7 +901,9 @@ impl<'de> Visitor<'de> for TextSeed<'_> {
             // A token is at least one byte: shorter inputs are within limit.
             if v.len() as u64 > EMBEDDING_MAX_INPUT_TOKENS {
                 let index = self.text.inputs - 1;
-                self.text.long_inputs.push((index, LongInput::Text(v.to_owned())));
+                self.text
+                    .long_inputs
+                    .push((index, LongInput::Text(v.to_owned())));
             }
         }
         Ok(())
@@ -1029,7 +1067,10 @@ mod tests {
     }
 
     fn warnings(r: &Report) -> Vec<(String, Option<u64>)> {
-        r.warnings.iter().map(|e| (e.code.clone(), e.line)).collect()
+        r.warnings
+            .iter()
+            .map(|e| (e.code.clone(), e.line))
+            .collect()
     }
 
     #[test]
@@ -1090,7 +1131,11 @@ mod tests {
         );
         assert!(r.errors[2].message.contains("line 1"));
         assert_eq!(r.errors[7].param.as_deref(), Some("body"));
-        assert!(r.errors[8].message.contains("is a number, not a string"), "{}", r.errors[8].message);
+        assert!(
+            r.errors[8].message.contains("is a number, not a string"),
+            "{}",
+            r.errors[8].message
+        );
         assert!(r.errors[9].message.contains("`custom_id` is a number"));
         assert_eq!(r.error_count, 12);
     }
@@ -1166,7 +1211,11 @@ mod tests {
                 ("invalid_json_line".into(), Some(4))
             ]
         );
-        assert!(r.errors[0].message.contains("UTF-8"), "{}", r.errors[0].message);
+        assert!(
+            r.errors[0].message.contains("UTF-8"),
+            "{}",
+            r.errors[0].message
+        );
         assert!(r.errors[1].message.contains("binary"));
         assert!(r.errors[2].message.contains("not valid JSON"));
     }
@@ -1197,7 +1246,11 @@ mod tests {
 
     #[test]
     fn missing_output_limits_are_a_warning_not_an_error() {
-        let l = |id: &str, limit: &str| format!(r#"{{"custom_id":"{id}","method":"POST","url":"/v1/responses","body":{{"model":"m","input":"hi"{limit}}}}}"#);
+        let l = |id: &str, limit: &str| {
+            format!(
+                r#"{{"custom_id":"{id}","method":"POST","url":"/v1/responses","body":{{"model":"m","input":"hi"{limit}}}}}"#
+            )
+        };
         let data = [l("a", r#","max_output_tokens":50"#), l("b", ""), l("c", "")].join("\n");
         let r = validate_bytes(data.as_bytes(), None);
         assert!(r.is_ok());
@@ -1208,7 +1261,11 @@ mod tests {
 
     #[test]
     fn embeddings_inputs_are_checked_against_their_limits() {
-        let e = |id: &str, input: &str| format!(r#"{{"custom_id":"{id}","method":"POST","url":"/v1/embeddings","body":{{"model":"text-embedding-3-small","input":{input}}}}}"#);
+        let e = |id: &str, input: &str| {
+            format!(
+                r#"{{"custom_id":"{id}","method":"POST","url":"/v1/embeddings","body":{{"model":"text-embedding-3-small","input":{input}}}}}"#
+            )
+        };
         let long = format!("\"{}\"", "word ".repeat(9000));
         let many = format!("[{}]", vec!["\"x\""; 2049].join(","));
         let ids = format!("[{}]", vec!["1"; 8193].join(","));
@@ -1225,11 +1282,17 @@ mod tests {
         let r = validate_bytes(data.as_bytes(), None);
         assert_eq!(
             codes(&r),
-            vec![("invalid_request".into(), Some(3)), ("invalid_request".into(), Some(4))]
+            vec![
+                ("invalid_request".into(), Some(3)),
+                ("invalid_request".into(), Some(4))
+            ]
         );
         assert_eq!(r.errors[0].param.as_deref(), Some("body.input"));
         assert_eq!(r.errors[1].param.as_deref(), Some("body.input[0]"));
-        assert_eq!(warnings(&r), vec![("embedding_input_too_long".into(), Some(2))]);
+        assert_eq!(
+            warnings(&r),
+            vec![("embedding_input_too_long".into(), Some(2))]
+        );
         assert_eq!(r.warnings[0].param.as_deref(), Some("body.input[1]"));
         // ... with one it is counted, and an error when over.
         let mut v = Validator::new(None)
@@ -1244,7 +1307,11 @@ mod tests {
                 ("invalid_request".into(), Some(4))
             ]
         );
-        assert!(r.errors[0].message.contains("9001 tokens"), "{}", r.errors[0].message);
+        assert!(
+            r.errors[0].message.contains("9001 tokens"),
+            "{}",
+            r.errors[0].message
+        );
     }
 
     #[test]
@@ -1257,11 +1324,18 @@ mod tests {
         r.estimate_tokens(10, "o200k_base");
         assert_eq!(
             r.tokens,
-            Some(TokenEstimate { input_tokens: 100, encoding: "o200k_base".into(), exact: false })
+            Some(TokenEstimate {
+                input_tokens: 100,
+                encoding: "o200k_base".into(),
+                exact: false
+            })
         );
         r.text_bytes = 40;
         r.approximate_tokens();
-        assert_eq!(r.tokens.as_ref().map(|t| (t.input_tokens, t.exact)), Some((10, true)));
+        assert_eq!(
+            r.tokens.as_ref().map(|t| (t.input_tokens, t.exact)),
+            Some((10, true))
+        );
     }
 
     #[test]

@@ -102,9 +102,9 @@ pub struct DownloadQuery {
 }
 
 /// The signed-in user and address the gate found, as route handlers take them.
-type Who = (Option<Extension<CurrentUser>>, Option<Extension<ClientIp>>);
+pub type Who = (Option<Extension<CurrentUser>>, Option<Extension<ClientIp>>);
 
-async fn require(
+pub async fn require(
     state: &AppState,
     who: &Who,
     path: &str,
@@ -115,7 +115,7 @@ async fn require(
     Ok(auth::require(state, user, ip, path, role).await?)
 }
 
-async fn audit(
+pub async fn audit(
     state: &AppState,
     who: &Who,
     user: &CurrentUser,
@@ -169,7 +169,7 @@ pub async fn download(
 }
 
 /// Removes the temporary upload however the request ends.
-struct TempFile(PathBuf);
+pub struct TempFile(pub PathBuf);
 
 impl Drop for TempFile {
     fn drop(&mut self) {
@@ -238,7 +238,7 @@ fn check_form(
 
 /// Writes who created the batch into its metadata (`created_by`), replacing
 /// whatever the form said there, within the API's metadata limits.
-fn stamp_creator(metadata: &mut Option<Metadata>, name: &str) -> Result<(), String> {
+pub fn stamp_creator(metadata: &mut Option<Metadata>, name: &str) -> Result<(), String> {
     let m = metadata.get_or_insert_with(Metadata::new);
     m.insert(CREATED_BY.to_string(), name.to_string());
     check_metadata(m).map_err(|e| format!("{e} (one pair is kept for {CREATED_BY})"))
@@ -338,28 +338,48 @@ pub async fn create(
             report.endpoint.unwrap_or_default()
         )));
     }
-    let client = &state.upstream.client;
-    let file = client.upload_file(&tmp.0, &filename, "batch").await?;
-    drop(tmp);
-    let batch = client
-        .create_batch(&CreateBatch {
-            input_file_id: file.id,
+    let batch = submit(
+        &state,
+        &tmp.0,
+        &filename,
+        CreateBatch {
+            input_file_id: String::new(),
             endpoint: new.endpoint,
             completion_window: new.completion_window,
             metadata: new.metadata,
             output_expires_after: new
                 .output_expires_after
                 .map(|s| serde_json::json!({"anchor": "created_at", "seconds": s})),
-        })
-        .await?;
+        },
+    )
+    .await?;
+    drop(tmp);
     tracing::info!(batch = %batch.id, requests = report.requests, user = %user.name, "batch created");
-    // Into the index at once (with its file name), so every viewer sees it now.
-    state.index(&batch).await;
-    if let Err(e) = state.db.set_file_name(&batch.id, &filename).await {
-        tracing::warn!(error = %e, "cannot store the file name");
-    }
     let tokens = report.tokens.as_ref().map_or(0, |t| t.input_tokens);
-    let detail = format!("{filename}, {} requests, ≈{tokens} input tokens", report.requests);
+    let detail = format!(
+        "{filename}, {} requests, ≈{tokens} input tokens",
+        report.requests
+    );
     audit(&state, &who, &user, "create", &batch.id, Some(&detail)).await;
     Ok(Json(batch))
+}
+
+/// Uploads a checked file and creates the batch from it (`input_file_id`
+/// is filled in here); indexes it at once, with its file name, so every
+/// viewer sees it now.
+pub async fn submit(
+    state: &AppState,
+    path: &std::path::Path,
+    filename: &str,
+    mut req: CreateBatch,
+) -> Result<crate::batch::Batch, AppError> {
+    let client = &state.upstream.client;
+    let file = client.upload_file(path, filename, "batch").await?;
+    req.input_file_id = file.id;
+    let batch = client.create_batch(&req).await?;
+    state.index(&batch).await;
+    if let Err(e) = state.db.set_file_name(&batch.id, filename).await {
+        tracing::warn!(error = %e, "cannot store the file name");
+    }
+    Ok(batch)
 }

@@ -349,6 +349,17 @@ impl Db {
         Ok(())
     }
 
+    /// The input file's name, when known.
+    pub async fn get_file_name(&self, id: &str) -> Result<Option<String>, DbError> {
+        let row: Option<(Option<String>,)> = on_db!(self, p => {
+            sqlx::query_as("SELECT input_file_name FROM batches WHERE id = $1")
+                .bind(id)
+                .fetch_optional(p)
+                .await?
+        });
+        Ok(row.and_then(|r| r.0))
+    }
+
     /// Non-final batches whose next check is due, soonest first.
     pub async fn due_batches(&self, limit: i64) -> Result<Vec<String>, DbError> {
         let rows: Vec<(String,)> = on_db!(self, p => {

@@ -7,6 +7,7 @@ pub mod db;
 pub mod events;
 pub mod files;
 pub mod index;
+pub mod results;
 pub mod state;
 pub mod tokens;
 pub mod users;
@@ -175,6 +176,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/files/{id}/content"),
     ("GET", "/events"),
     ("POST", "/api/batches"),
+    ("GET", "/api/batches/{id}/merged"),
     ("POST", "/auth/login"),
     ("POST", "/auth/logout"),
 ];
@@ -222,6 +224,7 @@ pub fn router(state: AppState) -> Router {
         .route("/auth/login", axum::routing::post(auth::login))
         .route("/auth/logout", axum::routing::post(auth::logout))
         .route("/files/{id}/content", get(files::download))
+        .route("/api/batches/{id}/merged", get(results::merged))
         .route("/events", get(events::stream))
         .route(
             "/api/batches",
@@ -313,6 +316,7 @@ async fn serve(args: ServeArgs) -> Result<(), StartError> {
         }),
         polling: Arc::default(),
         prices: Arc::new(price_table(args.price_table.as_deref())?),
+        results: Arc::default(),
     };
     state
         .hub

@@ -25,6 +25,8 @@ pub struct AppState {
     pub polling: Arc<std::sync::atomic::AtomicBool>,
     /// Batch prices for cost estimates.
     pub prices: Arc<crate::batch::prices::PriceTable>,
+    /// Joined results of finished batches, recently read.
+    pub results: Arc<super::results::ResultsCache>,
 }
 
 /// Posts a Slack-compatible message (`{"text": …}`) when a batch finishes.

@@ -20,10 +20,12 @@ fn encoding(model: &str) -> (&'static str, &'static CoreBPE) {
             "cl100k_base",
             CL100K.get_or_init(|| tiktoken_rs::cl100k_base().expect("built-in cl100k_base")),
         ),
-        Some(Tokenizer::P50kBase | Tokenizer::P50kEdit | Tokenizer::R50kBase | Tokenizer::Gpt2) => (
-            "p50k_base",
-            P50K.get_or_init(|| tiktoken_rs::p50k_base().expect("built-in p50k_base")),
-        ),
+        Some(Tokenizer::P50kBase | Tokenizer::P50kEdit | Tokenizer::R50kBase | Tokenizer::Gpt2) => {
+            (
+                "p50k_base",
+                P50K.get_or_init(|| tiktoken_rs::p50k_base().expect("built-in p50k_base")),
+            )
+        }
         _ => (
             "o200k_base",
             O200K.get_or_init(|| tiktoken_rs::o200k_base().expect("built-in o200k_base")),
@@ -50,7 +52,10 @@ mod tests {
     #[test]
     fn encodings_follow_the_model_family() {
         assert_eq!(count("gpt-4o-mini", "hello world").1, "o200k_base");
-        assert_eq!(count("text-embedding-3-small", "hello world").1, "cl100k_base");
+        assert_eq!(
+            count("text-embedding-3-small", "hello world").1,
+            "cl100k_base"
+        );
         assert_eq!(count("gpt-4", "hello world"), (2, "cl100k_base"));
         assert_eq!(count("some-local-model", "").0, 0);
     }

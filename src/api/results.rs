@@ -1,0 +1,127 @@
+//! Server functions of the results viewer and of "retry failures".
+
+use leptos::prelude::*;
+
+#[cfg(feature = "ssr")]
+use super::auth::Role;
+use super::AppError;
+#[cfg(feature = "ssr")]
+use super::{audit, fail, require, state};
+use crate::batch::results::{ResultsPage, ResultsQuery};
+use crate::batch::Batch;
+
+/// The metadata key that links a retry batch to the batch it retries.
+pub const RETRY_OF: &str = "retry_of";
+
+/// A page of a finished batch's requests joined with their results.
+#[server(endpoint = "batch_results")]
+pub async fn batch_results(
+    id: String,
+    #[server(default)] query: ResultsQuery,
+) -> Result<ResultsPage, AppError> {
+    async {
+        require(Role::Viewer).await?;
+        let st = state()?;
+        let b = crate::server::results::batch(&st, &id).await?;
+        let joined = crate::server::results::joined(&st, &b).await?;
+        tokio::task::spawn_blocking(move || joined.page(&query))
+            .await
+            .map_err(|e| AppError::Internal(e.to_string()))?
+    }
+    .await
+    .map_err(fail)
+}
+
+/// Creates a new batch from the requests of a finished, cancelled or
+/// expired batch that failed or never ran; `retry_of` in its metadata names
+/// the original.
+#[server(endpoint = "retry_failed")]
+pub async fn retry_failed(id: String) -> Result<Batch, AppError> {
+    async {
+        use crate::server::files::{stamp_creator, submit, TempFile};
+
+        use crate::server::results;
+
+        let user = require(Role::Operator).await?;
+        let st = state()?;
+        let original = results::batch(&st, &id).await?;
+        let joined = results::joined(&st, &original).await?;
+        if joined.failed_requests() == 0 {
+            return Err(AppError::Invalid(format!(
+                "batch {id} has no failed or unfinished requests to retry"
+            )));
+        }
+        let (path, n) = results::write_failed(joined, st.data_dir.join("uploads")).await?;
+        let file = TempFile(path);
+        // The same check as any upload, before anything reaches the upstream.
+        let report = check_file(&file.0, &original.endpoint).await?;
+        if !report.is_ok() {
+            let first = report
+                .errors
+                .first()
+                .map(|e| e.message.clone())
+                .unwrap_or_default();
+            return Err(AppError::Invalid(format!(
+                "the requests to retry do not pass the check ({} problems; first: {first})",
+                report.error_count
+            )));
+        }
+        let mut metadata = original.metadata.clone();
+        metadata
+            .get_or_insert_with(Default::default)
+            .insert(RETRY_OF.into(), id.clone());
+        stamp_creator(&mut metadata, &user.name).map_err(AppError::Invalid)?;
+        let name = st
+            .db
+            .get_file_name(&id)
+            .await
+            .ok()
+            .flatten()
+            .map(|n| format!("{}-retry.jsonl", n.trim_end_matches(".jsonl")))
+            .unwrap_or_else(|| format!("{id}-retry.jsonl"));
+        let batch = submit(
+            &st,
+            &file.0,
+            &name,
+            crate::upstream::CreateBatch {
+                input_file_id: String::new(),
+                endpoint: original.endpoint.clone(),
+                completion_window: original.completion_window.clone(),
+                metadata,
+                output_expires_after: None,
+            },
+        )
+        .await?;
+        drop(file);
+        let detail = format!("retry of {id}: {n} requests");
+        audit(&user, "create", Some(&batch.id), Some(&detail)).await;
+        Ok(batch)
+    }
+    .await
+    .map_err(fail)
+}
+
+#[cfg(feature = "ssr")]
+async fn check_file(
+    path: &std::path::Path,
+    endpoint: &str,
+) -> Result<crate::batch::validate::Report, AppError> {
+    use tokio::io::AsyncReadExt;
+    let mut f = tokio::fs::File::open(path)
+        .await
+        .map_err(|e| AppError::Internal(format!("retry file: {e}")))?;
+    let mut v = crate::batch::validate::Validator::new(Some(endpoint))
+        .with_token_counter(crate::server::tokens::counter());
+    let mut buf = vec![0; 1 << 20];
+    loop {
+        let n = f
+            .read(&mut buf)
+            .await
+            .map_err(|e| AppError::Internal(format!("retry file: {e}")))?;
+        if n == 0 {
+            break;
+        }
+        v.chunk(&buf[..n]);
+    }
+    Ok(v.finish())
+}
