@@ -334,7 +334,6 @@ impl Events {
 
 /// Creates a batch directly on the upstream, as another tool would.
 pub async fn create_upstream(upstream: &str, key: &str, lines: usize) -> String {
-    let http = reqwest::Client::new();
     let body: String = (0..lines)
         .map(|i| {
             format!(
@@ -342,6 +341,12 @@ pub async fn create_upstream(upstream: &str, key: &str, lines: usize) -> String 
             ) + "\n"
         })
         .collect();
+    create_upstream_from(upstream, key, body).await
+}
+
+/// Creates a batch directly on the upstream from this file content.
+pub async fn create_upstream_from(upstream: &str, key: &str, body: String) -> String {
+    let http = reqwest::Client::new();
     let form = reqwest::multipart::Form::new()
         .text("purpose", "batch")
         .part(
