@@ -101,11 +101,21 @@ test("a malformed file is refused with its line number and nothing is created", 
   await page.goto("/batches/new");
   await hydrated(page);
   await page.getByTestId("file").setInputFiles(fixture("malformed.jsonl"));
+  // Checked in the browser before any byte is uploaded.
+  const check = page.getByTestId("check-errors");
+  await expect(check).toContainText("Line 2");
+  await expect(check).toContainText("invalid_json_line");
+  await expect(check).toContainText("Line 3, custom_id");
+  await expect(check).toContainText("duplicate_custom_id");
+  await expect(page.getByTestId("file-check")).toHaveAttribute("data-ok", "false");
+  await expect(page.getByTestId("create")).toBeDisabled();
+  await expect(page.getByTestId("create-blocked")).toContainText("Fix the problems");
+
+  // Forcing the button past the browser's check: the server checks again.
+  await page.getByTestId("create").evaluate((b) => b.removeAttribute("disabled"));
   await page.getByTestId("create").click();
   const error = page.getByTestId("upload-error");
   await expect(error).toContainText("Line 2");
-  await expect(error).toContainText("invalid_json_line");
-  await expect(error).toContainText("Line 3");
   await expect(error).toContainText("duplicate_custom_id");
   await expect(page).toHaveURL(/\/batches\/new$/);
 

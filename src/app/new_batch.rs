@@ -134,7 +134,9 @@ pub fn NewBatchPage() -> impl IntoView {
                     required data-testid="file" on:change=on_file />
                 <small class="muted">"One request per line, at most 50,000 requests and 200 MB. The file is checked here before anything is uploaded."</small>
             </label>
-            {move || view! { <CheckView check=check.get() prices=prices.get().and_then(|p| p.ok()) /> }}
+            <div class="file-check-slot">
+                {move || view! { <CheckView check=check.get() prices=prices.get().and_then(|p| p.ok()) /> }}
+            </div>
             <label class="field">
                 <span>"Endpoint"</span>
                 <select name="endpoint" data-testid="endpoint"
@@ -167,7 +169,7 @@ pub fn NewBatchPage() -> impl IntoView {
                     </div>
                 </For>
                 <button type="button" class="btn btn-small" data-testid="add-meta"
-                    disabled=move || meta.get().len() >= MAX_METADATA_PAIRS
+                    disabled=move || { meta.get().len() >= MAX_METADATA_PAIRS }
                     on:click=move |_| {
                         let k = next_key.get();
                         set_next_key.set(k + 1);
@@ -306,7 +308,7 @@ fn CheckView(check: Check, prices: Option<PriceTable>) -> impl IntoView {
                 </section>
             });
             view! {
-                <section class="panel check" data-testid="check-result" data-ok=ok.to_string()
+                <section class="panel check" data-testid="file-check" data-ok=ok.to_string()
                     data-ms=format!("{ms:.0}") data-requests=report.requests.to_string()>
                     <p>
                         <strong>{if ok { "✓ Checked: " } else { "✗ Checked: " }}</strong>

@@ -201,10 +201,10 @@ fn Pager(p: ResultsPage, set_offset: WriteSignal<u64>) -> impl IntoView {
     (matched > limit).then(|| {
         view! {
             <div class="pager">
-                <button class="btn btn-small" data-testid="results-prev" disabled=offset == 0
+                <button class="btn btn-small" data-testid="results-prev" disabled={ offset == 0 }
                     on:click=move |_| set_offset.set(offset.saturating_sub(limit))>"← Previous"</button>
                 <span class="muted">{format!("{}–{} of {}", offset + 1, last, format::count(matched))}</span>
-                <button class="btn btn-small" data-testid="results-next" disabled=last >= matched
+                <button class="btn btn-small" data-testid="results-next" disabled={ last >= matched }
                     on:click=move |_| set_offset.set(offset + limit)>"Next →"</button>
             </div>
         }
