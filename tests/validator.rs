@@ -57,12 +57,20 @@ fn every_corpus_file_gets_the_codes_its_name_promises() {
             continue;
         }
         for code in expected.split('+') {
-            assert!(codes.contains(code), "{name}: expected {code}, got {codes:?}");
+            assert!(
+                codes.contains(code),
+                "{name}: expected {code}, got {codes:?}"
+            );
         }
         // Every problem that belongs to a line says which, in its message too.
         for e in &r.errors {
             if let Some(l) = e.line {
-                assert!(e.message.contains(&format!("Line {l}")) || e.message.contains(&format!("line {l}")), "{name}: {}", e.message);
+                assert!(
+                    e.message.contains(&format!("Line {l}"))
+                        || e.message.contains(&format!("line {l}")),
+                    "{name}: {}",
+                    e.message
+                );
             }
         }
         // The verdict does not depend on how the file arrives.
@@ -95,7 +103,9 @@ fn broken(kind: usize, id: &str) -> String {
         1 => line("r0"),
         2 => line(id).replace("POST", "PATCH"),
         3 => line(id).replace(r#""model":"m","#, ""),
-        4 => format!(r#"{{"custom_id":"{id}","method":"POST","url":"/v1/chat/completions","body":[1]}}"#),
+        4 => format!(
+            r#"{{"custom_id":"{id}","method":"POST","url":"/v1/chat/completions","body":[1]}}"#
+        ),
         // A raw control character inside a string.
         _ => format!("{{\"custom_id\":\"{id}\u{1}\"}}"),
     }

@@ -88,6 +88,13 @@ impl ResultsCache {
             .map(|(_, j)| j.clone())
     }
 
+    fn ids(&self) -> Vec<String> {
+        self.entries
+            .lock()
+            .map(|e| e.iter().map(|(k, _)| k.clone()).collect())
+            .unwrap_or_default()
+    }
+
     fn put(&self, id: &str, joined: Arc<Joined>) {
         if let Ok(mut entries) = self.entries.lock() {
             entries.retain(|(k, _)| k != id);
@@ -152,7 +159,33 @@ pub async fn joined(state: &AppState, batch: &Batch) -> Result<Arc<Joined>, AppE
         .map_err(|e| AppError::Internal(e.to_string()))??;
     let joined = Arc::new(joined);
     state.results.put(&batch.id, joined.clone());
+    let keep: Vec<String> = state.results.ids();
+    let root = state.data_dir.join("results");
+    tokio::task::spawn_blocking(move || prune(&root, &keep));
     Ok(joined)
+}
+
+/// Spools unused for a day are removed (they are made again on demand).
+const SPOOL_TTL: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
+fn prune(root: &Path, keep: &[String]) {
+    let Ok(dirs) = std::fs::read_dir(root) else {
+        return;
+    };
+    for d in dirs.flatten() {
+        let name = d.file_name().to_string_lossy().into_owned();
+        let old = d
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > SPOOL_TTL);
+        if old && !keep.contains(&name) {
+            if let Err(e) = std::fs::remove_dir_all(d.path()) {
+                tracing::warn!(error = %e, dir = %d.path().display(), "cannot remove an old results spool");
+            }
+        }
+    }
 }
 
 /// Streams an upstream file to disk (to a `.part` file, renamed when whole).

@@ -1,0 +1,35 @@
+//! Any bytes, cut into chunks anywhere: the validator must answer (never
+//! panic, never loop), with the same report however the file is cut, and
+//! with line numbers inside the file.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+// The pure-Rust domain module, compiled as it is into the server and the
+// browser (no I/O, no other dependencies than serde, serde_json and memchr).
+#[path = "../../src/batch/mod.rs"]
+#[allow(dead_code)]
+mod batch;
+
+use batch::validate::{validate_bytes, Validator};
+
+fuzz_target!(|input: &[u8]| {
+    let Some((&cut, data)) = input.split_first() else {
+        return;
+    };
+    let whole = validate_bytes(data, None);
+    let mut v = Validator::new(None);
+    for chunk in data.chunks(usize::from(cut).max(1)) {
+        v.chunk(chunk);
+    }
+    let chunked = v.finish();
+    assert_eq!(whole, chunked);
+    let lines = data.split(|b| *b == b'\n').count() as u64;
+    assert!(whole.errors.len() as u64 <= whole.error_count);
+    for e in &whole.errors {
+        if let Some(l) = e.line {
+            assert!(l >= 1 && l <= lines);
+        }
+    }
+    assert_eq!(whole.bytes, data.len() as u64);
+});
