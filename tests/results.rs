@@ -294,6 +294,12 @@ async fn a_finished_batch_reads_as_a_table_downloads_merged_and_retries_its_fail
         .into_iter()
         .collect();
     assert_eq!(retried, failing);
+    let (status, body) = server_fn(&s.op, &s.base(), "retry_failed", &[("id", &id)]).await;
+    assert_eq!(
+        status, 400,
+        "a second retry of one batch is refused: {body}"
+    );
+    assert!(body.contains("already retried"), "{body}");
     let rid = retry["id"].as_str().unwrap().to_owned();
     let rb = s.wait_for(&rid, "completed").await;
     assert_eq!(rb["request_counts"]["total"], 8);

@@ -185,6 +185,9 @@ proptest! {
         let r = validate_bytes(data.as_bytes(), None);
         prop_assert!(r.is_ok(), "{:?}", r.errors);
         prop_assert_eq!(r.requests, texts.len() as u64);
-        prop_assert_eq!(r.text_bytes, texts.iter().map(|t| t.len() as u64).sum::<u64>());
+        // One separator byte per string, as in the sample.
+        prop_assert_eq!(r.tokens.as_ref().map(|t| t.exact), None);
+        prop_assert_eq!(r.sample.len() as u64, r.text_bytes);
+        prop_assert_eq!(r.text_bytes, texts.iter().map(|t| t.len() as u64 + 1).sum::<u64>());
     }
 }

@@ -38,7 +38,7 @@ pub async fn batch_results(
 #[server(endpoint = "retry_failed")]
 pub async fn retry_failed(id: String) -> Result<Batch, AppError> {
     async {
-        use crate::server::files::{stamp_creator, submit, TempFile};
+        use crate::server::files::{stamp_creator, submit};
 
         use crate::server::results;
 
@@ -46,13 +46,32 @@ pub async fn retry_failed(id: String) -> Result<Batch, AppError> {
         let st = state()?;
         let original = results::batch(&st, &id).await?;
         let joined = results::joined(&st, &original).await?;
+        // One retry of a batch at a time, and only one: a second click (or a
+        // colleague) gets the batch already made.
+        let lock = st.results.lock_for(&id);
+        let _one = lock.lock().await;
+        let earlier = st
+            .db
+            .query_batches(&crate::api::BatchQuery {
+                meta_key: Some(RETRY_OF.into()),
+                meta_value: Some(id.clone()),
+                limit: Some(1),
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| AppError::Internal(e.to_string()))?;
+        if let Some(b) = earlier.0.first() {
+            return Err(AppError::Invalid(format!(
+                "batch {id} was already retried as {}; retry that one's failures instead",
+                b.id
+            )));
+        }
         if joined.failed_requests() == 0 {
             return Err(AppError::Invalid(format!(
                 "batch {id} has no failed or unfinished requests to retry"
             )));
         }
-        let (path, n) = results::write_failed(joined, st.data_dir.join("uploads")).await?;
-        let file = TempFile(path);
+        let (file, n) = results::write_failed(joined, st.data_dir.join("uploads")).await?;
         // The same check as any upload, before anything reaches the upstream.
         let report = check_file(&file.0, &original.endpoint).await?;
         if !report.is_ok() {
@@ -121,7 +140,7 @@ async fn check_file(
         if n == 0 {
             break;
         }
-        v.chunk(&buf[..n]);
+        tokio::task::block_in_place(|| v.chunk(&buf[..n]));
     }
     Ok(v.finish())
 }

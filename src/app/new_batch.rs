@@ -280,6 +280,7 @@ fn CheckView(check: Check, prices: Option<PriceTable>) -> impl IntoView {
                 let source = p.source.clone();
                 p.estimate(&report).map(|c| {
                     let output = match c.output_max_usd {
+                        Some(0.0) => "; no output cost".to_string(),
                         Some(o) => format!("; output at most {}", format::usd(o)),
                         None => "; output cost depends on the answers (no limit on every request)".into(),
                     };

@@ -474,7 +474,8 @@ impl Validator {
             Family::Chat | Family::Responses => match body.output_limit {
                 Some(n) => {
                     self.report.limited_requests += 1;
-                    self.report.max_output_tokens += n;
+                    self.report.max_output_tokens +=
+                        n.saturating_mul(body.choices.unwrap_or(1).max(1));
                 }
                 None => {
                     if self.unlimited.0 == 0 {
@@ -488,8 +489,13 @@ impl Validator {
                 self.report.limited_requests += 1;
                 self.report.max_output_tokens += body.output_limit.unwrap_or(16);
             }
-            Family::Embeddings => self.check_embeddings(line_no, &body.text),
-            Family::Moderations | Family::Unknown => {}
+            Family::Embeddings => {
+                // No output tokens to pay for.
+                self.report.limited_requests += 1;
+                self.check_embeddings(line_no, &body.text);
+            }
+            Family::Moderations => self.report.limited_requests += 1,
+            Family::Unknown => {}
         }
     }
 
@@ -706,6 +712,8 @@ enum BodyField<'a> {
 struct BodyFields<'a> {
     model: Field<'a>,
     output_limit: Option<u64>,
+    /// `n`: answers per request (chat), which multiplies the output.
+    choices: Option<u64>,
     text: Text,
 }
 
@@ -732,18 +740,21 @@ thread_local! {
 }
 
 impl Text {
+    /// Each string counts with one separator byte, in the size and in the
+    /// sample alike: the sample is the whole text exactly when it is as
+    /// long as the text.
     fn add(&mut self, s: &str) {
-        self.bytes += s.len() as u64;
+        self.bytes += s.len() as u64 + 1;
         let room = SAMPLE_ROOM.with(|r| r.get());
         if self.sample.len() < room {
-            if !self.sample.is_empty() {
-                self.sample.push('\n');
-            }
             let mut end = s.len().min(room - self.sample.len());
             while !s.is_char_boundary(end) {
                 end -= 1;
             }
             self.sample.push_str(&s[..end]);
+            if end == s.len() && self.sample.len() < room {
+                self.sample.push('\n');
+            }
         }
     }
 }
@@ -793,6 +804,7 @@ impl<'de: 'a, 'a> Deserialize<'de> for BodyField<'a> {
                                 b.output_limit = Some(n);
                             }
                         }
+                        "n" => b.choices = a.next_value::<Option<LimitValue>>()?.and_then(|l| l.0),
                         "input" => a.next_value_seed(TextSeed {
                             text: &mut b.text,
                             depth: 0,
@@ -867,6 +879,9 @@ struct TextSeed<'t> {
 
 const NOT_TEXT_KEYS: &[&str] = &[
     "role",
+    "input_audio",
+    "input_image",
+    "file",
     "type",
     "name",
     "id",
@@ -1083,8 +1098,8 @@ mod tests {
         assert_eq!(r.model.as_deref(), Some("m"));
         assert_eq!(r.endpoint.as_deref(), Some("/v1/chat/completions"));
         assert_eq!(r.bytes, data.len() as u64);
-        assert_eq!(r.text_bytes, 10);
-        assert_eq!(r.sample, "hellohello");
+        assert_eq!(r.text_bytes, 12);
+        assert_eq!(r.sample, "hello\nhello\n");
         assert_eq!((r.limited_requests, r.max_output_tokens), (2, 20));
         assert!(r.warnings.is_empty(), "{r:?}");
     }
@@ -1232,7 +1247,7 @@ mod tests {
         }
         let r = v.finish();
         assert!(r.is_ok(), "{:?}", r.errors);
-        assert_eq!(r.text_bytes, big.len() as u64);
+        assert_eq!(r.text_bytes, big.len() as u64 + 1);
         assert_eq!(r.sample.len(), SAMPLE_BYTES);
     }
 
@@ -1242,6 +1257,24 @@ mod tests {
         v.line(1, line("a", "m").as_bytes());
         v.add_bytes(MAX_FILE_BYTES + 1);
         assert_eq!(codes(&v.finish()), vec![("file_too_large".into(), None)]);
+    }
+
+    #[test]
+    fn output_bounds_count_every_answer_and_audio_is_not_text() {
+        let data = [
+            r#"{"custom_id":"a","method":"POST","url":"/v1/chat/completions","body":{"model":"m","n":3,"max_completion_tokens":10,"messages":[{"role":"user","content":[{"type":"input_audio","input_audio":{"data":"QUJDREVGRw==","format":"wav"}},{"type":"text","text":"hey"}]}]}}"#,
+        ]
+        .join("\n");
+        let r = validate_bytes(data.as_bytes(), None);
+        assert!(r.is_ok(), "{r:?}");
+        assert_eq!((r.limited_requests, r.max_output_tokens), (1, 30));
+        assert_eq!(r.sample, "hey\n");
+        let emb = r#"{"custom_id":"e","method":"POST","url":"/v1/embeddings","body":{"model":"m","input":"x"}}"#;
+        let r = validate_bytes(emb.as_bytes(), None);
+        assert_eq!(
+            (r.requests, r.limited_requests, r.max_output_tokens),
+            (1, 1, 0)
+        );
     }
 
     #[test]
@@ -1347,7 +1380,7 @@ mod tests {
         .join("\n");
         let r = validate_bytes(data.as_bytes(), None);
         assert!(r.is_ok(), "{r:?}");
-        assert_eq!(r.text_bytes, 6);
-        assert_eq!(r.sample, "AB\nCDEF");
+        assert_eq!(r.text_bytes, 9);
+        assert_eq!(r.sample, "AB\nCD\nEF\n");
     }
 }

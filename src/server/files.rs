@@ -310,7 +310,9 @@ pub async fn create(
                             "file: larger than {MAX_FILE_BYTES} bytes (200 MB), the Batch API's limit"
                         )));
                     }
-                    validator.chunk(&chunk);
+                    // CPU work (long embedding inputs are tokenized): let the
+                    // runtime move other requests off this thread meanwhile.
+                    tokio::task::block_in_place(|| validator.chunk(&chunk));
                     out.write_all(&chunk)
                         .await
                         .map_err(|e| HttpError::from(AppError::Invalid(format!("upload: {e}"))))?;

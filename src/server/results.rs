@@ -62,7 +62,8 @@ struct InputRef {
 
 /// One batch's joined results.
 pub struct Joined {
-    dir: PathBuf,
+    /// Input, output and error file (absent: none).
+    paths: [Option<PathBuf>; 3],
     endpoint: String,
     inputs: Vec<InputRef>,
     ok: u64,
@@ -75,8 +76,9 @@ pub struct Joined {
 #[derive(Default)]
 pub struct ResultsCache {
     entries: Mutex<Vec<(String, Arc<Joined>)>>,
-    /// One spool at a time: two viewers of one batch download it once.
-    building: tokio::sync::Mutex<()>,
+    /// One lock per batch: two viewers of one batch spool it once, and two
+    /// retries of one batch do not both create a batch.
+    locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl ResultsCache {
@@ -86,6 +88,16 @@ impl ResultsCache {
             .iter()
             .find(|(k, _)| k == id)
             .map(|(_, j)| j.clone())
+    }
+
+    /// The lock of one batch's results (spooling, retrying).
+    pub fn lock_for(&self, id: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let Ok(mut locks) = self.locks.lock() else {
+            return Arc::default();
+        };
+        // Forget the locks nobody holds, so the map stays small.
+        locks.retain(|_, l| Arc::strong_count(l) > 1);
+        locks.entry(id.to_string()).or_default().clone()
     }
 
     fn ids(&self) -> Vec<String> {
@@ -123,7 +135,8 @@ pub async fn joined(state: &AppState, batch: &Batch) -> Result<Arc<Joined>, AppE
     if let Some(j) = state.results.get(&batch.id) {
         return Ok(j);
     }
-    let _one = state.results.building.lock().await;
+    let lock = state.results.lock_for(&batch.id);
+    let _one = lock.lock().await;
     if let Some(j) = state.results.get(&batch.id) {
         return Ok(j);
     }
@@ -131,39 +144,44 @@ pub async fn joined(state: &AppState, batch: &Batch) -> Result<Arc<Joined>, AppE
     tokio::fs::create_dir_all(&dir)
         .await
         .map_err(io_error("cannot create the spool directory"))?;
+    // Named by file id: a batch whose files change (say, the index had it
+    // before its output existed) is spooled again, not read stale.
     let files = [
-        (
-            "input",
-            Some(batch.input_file_id.as_str()).filter(|f| !f.is_empty()),
-        ),
-        ("output", batch.output_file_id.as_deref()),
-        ("error", batch.error_file_id.as_deref()),
+        Some(batch.input_file_id.as_str()).filter(|f| !f.is_empty()),
+        batch.output_file_id.as_deref(),
+        batch.error_file_id.as_deref(),
     ];
-    for (kind, file) in files {
-        let path = dir.join(format!("{kind}.jsonl"));
-        if tokio::fs::try_exists(&path).await.unwrap_or(false) {
-            continue;
+    let mut paths: [Option<PathBuf>; 3] = Default::default();
+    for (slot, file) in paths.iter_mut().zip(files) {
+        let Some(id) = file else { continue };
+        crate::api::check_batch_id(id)?;
+        let path = dir.join(format!("{id}.jsonl"));
+        if !tokio::fs::try_exists(&path).await.unwrap_or(false) {
+            spool(state, id, &path).await?;
         }
-        match file {
-            Some(id) => spool(state, id, &path).await?,
-            None => {
-                tokio::fs::write(&path, b"")
-                    .await
-                    .map_err(io_error("cannot write the spool"))?;
-            }
-        }
+        *slot = Some(path);
     }
+    // Marks the spool as used now (see `prune`).
+    tokio::fs::write(dir.join(USED), b"")
+        .await
+        .map_err(io_error("cannot write the spool"))?;
     let endpoint = batch.endpoint.clone();
-    let joined = tokio::task::spawn_blocking(move || index(dir, endpoint))
+    let joined = tokio::task::spawn_blocking(move || index(paths, endpoint))
         .await
         .map_err(|e| AppError::Internal(e.to_string()))??;
     let joined = Arc::new(joined);
     state.results.put(&batch.id, joined.clone());
-    let keep: Vec<String> = state.results.ids();
+    let mut keep: Vec<String> = state.results.ids();
+    if let Ok(locks) = state.results.locks.lock() {
+        keep.extend(locks.keys().cloned());
+    }
     let root = state.data_dir.join("results");
     tokio::task::spawn_blocking(move || prune(&root, &keep));
     Ok(joined)
 }
+
+/// The file whose time says when a spool was last used.
+const USED: &str = ".used";
 
 /// Spools unused for a day are removed (they are made again on demand).
 const SPOOL_TTL: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
@@ -174,8 +192,8 @@ fn prune(root: &Path, keep: &[String]) {
     };
     for d in dirs.flatten() {
         let name = d.file_name().to_string_lossy().into_owned();
-        let old = d
-            .metadata()
+        let old = std::fs::metadata(d.path().join(USED))
+            .or_else(|_| d.metadata())
             .and_then(|m| m.modified())
             .ok()
             .and_then(|t| t.elapsed().ok())
@@ -245,16 +263,14 @@ struct IdOnly {
 /// Where a result is and what it says: source, span, outcome, error code.
 type ResultRef = (Source, Span, Outcome, Option<Arc<str>>);
 
-fn index(dir: PathBuf, endpoint: String) -> Result<Joined, AppError> {
+fn index(paths: [Option<PathBuf>; 3], endpoint: String) -> Result<Joined, AppError> {
     let read_err = io_error("cannot read the spool");
     // Results first: custom_id → where, and what it says.
     let mut results: HashMap<String, ResultRef> = HashMap::new();
     let mut codes: HashMap<String, Arc<str>> = HashMap::new();
-    for (source, name) in [
-        (Source::Output, "output.jsonl"),
-        (Source::Error, "error.jsonl"),
-    ] {
-        each_line(&dir.join(name), |_, offset, line| {
+    for (source, path) in [(Source::Output, &paths[1]), (Source::Error, &paths[2])] {
+        let Some(path) = path else { continue };
+        each_line(path, |_, offset, line| {
             let Ok(v) = serde_json::from_slice::<Value>(line) else {
                 return;
             };
@@ -279,7 +295,10 @@ fn index(dir: PathBuf, endpoint: String) -> Result<Joined, AppError> {
     let mut inputs = Vec::new();
     let (mut ok, mut failed, mut not_run) = (0, 0, 0);
     let mut groups: HashMap<Arc<str>, u64> = HashMap::new();
-    each_line(&dir.join("input.jsonl"), |n, offset, line| {
+    let Some(input) = &paths[0] else {
+        return Err(AppError::Invalid("the batch has no input file".into()));
+    };
+    each_line(input, |n, offset, line| {
         let id = serde_json::from_slice::<IdOnly>(line)
             .ok()
             .and_then(|l| l.custom_id)
@@ -321,7 +340,7 @@ fn index(dir: PathBuf, endpoint: String) -> Result<Joined, AppError> {
         .collect();
     groups.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
     Ok(Joined {
-        dir,
+        paths,
         endpoint,
         inputs,
         ok,
@@ -341,17 +360,18 @@ fn row_code(i: &InputRef) -> Option<&str> {
 
 /// Reads the bytes of a span back from a spooled file.
 struct Reader {
-    output: File,
-    error: File,
     input: File,
+    output: Option<File>,
+    error: Option<File>,
 }
 
 impl Reader {
-    fn open(dir: &Path) -> std::io::Result<Self> {
+    fn open(paths: &[Option<PathBuf>; 3]) -> std::io::Result<Self> {
+        let open = |p: &Option<PathBuf>| p.as_ref().map(File::open).transpose();
         Ok(Self {
-            output: File::open(dir.join("output.jsonl"))?,
-            error: File::open(dir.join("error.jsonl"))?,
-            input: File::open(dir.join("input.jsonl"))?,
+            input: open(&paths[0])?.ok_or_else(|| std::io::Error::other("no input file"))?,
+            output: open(&paths[1])?,
+            error: open(&paths[2])?,
         })
     }
 
@@ -363,11 +383,12 @@ impl Reader {
 
     fn result(&self, r: Option<(Source, Span)>) -> std::io::Result<Option<Vec<u8>>> {
         r.map(|(source, span)| {
+            let file = match source {
+                Source::Output => self.output.as_ref(),
+                Source::Error => self.error.as_ref(),
+            };
             Self::read(
-                match source {
-                    Source::Output => &self.output,
-                    Source::Error => &self.error,
-                },
+                file.ok_or_else(|| std::io::Error::other("result file missing"))?,
                 span,
             )
         })
@@ -401,7 +422,7 @@ impl Joined {
     /// A page of rows matching the query.
     pub fn page(&self, q: &ResultsQuery) -> Result<ResultsPage, AppError> {
         let limit = q.limit.clamp(1, MAX_PAGE);
-        let reader = Reader::open(&self.dir).map_err(io_error("cannot read the spool"))?;
+        let reader = Reader::open(&self.paths).map_err(io_error("cannot read the spool"))?;
         let mut matched = 0u64;
         let mut rows = Vec::new();
         for i in &self.inputs {
@@ -465,7 +486,7 @@ fn merged_rows(
     tx: tokio::sync::mpsc::Sender<Result<Vec<u8>, std::io::Error>>,
 ) {
     let send = |buf: &mut Vec<u8>| tx.blocking_send(Ok(std::mem::take(buf))).is_ok();
-    let reader = match Reader::open(&joined.dir) {
+    let reader = match Reader::open(&joined.paths) {
         Ok(r) => r,
         Err(e) => {
             let _ = tx.blocking_send(Err(e));
@@ -520,18 +541,27 @@ fn write_jsonl(buf: &mut Vec<u8>, reader: &Reader, i: &InputRef) -> std::io::Res
     Ok(())
 }
 
+/// A cell a spreadsheet would run as a formula gets a leading `'`.
+fn cell(s: &str) -> String {
+    if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{s}")
+    } else {
+        s.to_string()
+    }
+}
+
 fn write_csv(buf: &mut Vec<u8>, r: &ResultRow) -> std::io::Result<()> {
     let num = |n: Option<u64>| n.map(|n| n.to_string()).unwrap_or_default();
     let mut w = csv::Writer::from_writer(buf);
     w.write_record([
         r.line.to_string(),
-        r.custom_id.clone(),
+        cell(&r.custom_id),
         r.outcome.as_str().to_string(),
         r.status_code.map(|s| s.to_string()).unwrap_or_default(),
-        r.answer.clone(),
+        cell(&r.answer),
         num(r.embedding_dims),
-        r.error_code.clone().unwrap_or_default(),
-        r.error_message.clone().unwrap_or_default(),
+        cell(r.error_code.as_deref().unwrap_or_default()),
+        cell(r.error_message.as_deref().unwrap_or_default()),
         num(r.usage.map(|u| u.input)),
         num(r.usage.map(|u| u.output)),
         num(r.usage.map(|u| u.total)),
@@ -603,14 +633,19 @@ pub async fn merged(
 }
 
 /// Writes the input lines of the requests that failed or never ran to a new
-/// file; returns its path and how many there are.
-pub async fn write_failed(joined: Arc<Joined>, dir: PathBuf) -> Result<(PathBuf, usize), AppError> {
+/// file (removed when the returned guard drops); returns it and how many.
+pub async fn write_failed(
+    joined: Arc<Joined>,
+    dir: PathBuf,
+) -> Result<(super::files::TempFile, usize), AppError> {
     tokio::task::spawn_blocking(move || {
         let fail = io_error("cannot write the retry file");
         std::fs::create_dir_all(&dir).map_err(&fail)?;
-        let path = dir.join(format!("retry-{}.jsonl", uuid::Uuid::new_v4().simple()));
-        let reader = Reader::open(&joined.dir).map_err(&fail)?;
-        let mut out = std::io::BufWriter::new(File::create(&path).map_err(&fail)?);
+        let file = super::files::TempFile(
+            dir.join(format!("retry-{}.jsonl", uuid::Uuid::new_v4().simple())),
+        );
+        let reader = Reader::open(&joined.paths).map_err(&fail)?;
+        let mut out = std::io::BufWriter::new(File::create(&file.0).map_err(&fail)?);
         let mut n = 0;
         for i in joined.inputs.iter().filter(|i| i.outcome != Outcome::Ok) {
             out.write_all(&Reader::read(&reader.input, i.span).map_err(&fail)?)
@@ -619,7 +654,7 @@ pub async fn write_failed(joined: Arc<Joined>, dir: PathBuf) -> Result<(PathBuf,
             n += 1;
         }
         out.flush().map_err(&fail)?;
-        Ok((path, n))
+        Ok((file, n))
     })
     .await
     .map_err(|e| AppError::Internal(e.to_string()))?
@@ -628,5 +663,18 @@ pub async fn write_failed(joined: Arc<Joined>, dir: PathBuf) -> Result<(PathBuf,
 impl Joined {
     pub fn endpoint(&self) -> &str {
         &self.endpoint
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cell;
+
+    #[test]
+    fn spreadsheet_formulas_are_defused() {
+        assert_eq!(cell("=HYPERLINK(\"x\")"), "'=HYPERLINK(\"x\")");
+        assert_eq!(cell("@SUM(A1)"), "'@SUM(A1)");
+        assert_eq!(cell("-2+3"), "'-2+3");
+        assert_eq!(cell("echo: hi"), "echo: hi");
     }
 }
