@@ -7,6 +7,9 @@
 //! and upstream calls per minute against the number of open event streams.
 //! `BENCH_WINDOW_SECS` (default 30) sets how long each fan-out run lasts.
 
+mod common;
+
+use common::{free_port, Child};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -112,22 +115,6 @@ async fn bench_index() {
         );
     }
     let _ = std::fs::remove_dir_all(&dir);
-}
-
-struct Child(std::process::Child);
-impl Drop for Child {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 async fn wait_up(base: &str) {

@@ -16,6 +16,9 @@
 //!
 //! Prints a markdown table.
 
+mod common;
+
+use common::{free_port, Child};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -56,22 +59,6 @@ with open(path, "rb") as f:
             errors += 1
 print(time.perf_counter() - start, n, errors)
 "#;
-
-struct Child(std::process::Child);
-impl Drop for Child {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);

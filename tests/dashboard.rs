@@ -7,7 +7,6 @@
 mod common;
 
 use common::{sandbox, Proc, TempDir};
-use reqwest::multipart::{Form, Part};
 use serde_json::Value;
 
 const KEY: &str = "sk-dashboard-SECRET-4d1c";
@@ -49,23 +48,14 @@ impl Setup {
     }
 
     async fn create(&self, content: String, endpoint: &str, metadata: &str) -> (u16, Value) {
-        let form = Form::new()
-            .text("endpoint", endpoint.to_string())
-            .text("completion_window", "24h")
-            .text("metadata", metadata.to_string())
-            .part(
-                "file",
-                Part::bytes(content.into_bytes()).file_name("f.jsonl"),
-            );
-        let r = self
-            .http
-            .post(self.url("/api/batches"))
-            .multipart(form)
-            .send()
-            .await
-            .unwrap();
-        let status = r.status().as_u16();
-        let text = r.text().await.unwrap();
+        let (status, text) = common::upload(
+            &self.http,
+            &self.dash.base(),
+            content.into_bytes(),
+            endpoint,
+            metadata,
+        )
+        .await;
         assert!(!text.contains(KEY));
         (status, serde_json::from_str(&text).unwrap())
     }

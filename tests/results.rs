@@ -10,7 +10,6 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use common::{add_user, sandbox, server_fn, signed_in, Proc, TempDir, PASSWORD};
-use reqwest::multipart::{Form, Part};
 use serde_json::Value;
 
 const KEY: &str = "sk-results-SECRET-91ab";
@@ -79,19 +78,9 @@ impl Setup {
     }
 
     async fn create(&self, content: Vec<u8>, endpoint: &str) -> (u16, Value) {
-        let form = Form::new()
-            .text("endpoint", endpoint.to_string())
-            .text("metadata", r#"{"team":"results"}"#)
-            .part("file", Part::bytes(content).file_name("reviews.jsonl"));
-        let r = self
-            .op
-            .post(format!("{}/api/batches", self.base()))
-            .multipart(form)
-            .send()
-            .await
-            .unwrap();
-        let status = r.status().as_u16();
-        let text = r.text().await.unwrap();
+        let metadata = r#"{"team":"results"}"#;
+        let (status, text) =
+            common::upload(&self.op, &self.base(), content, endpoint, metadata).await;
         assert!(!text.contains(KEY));
         (status, serde_json::from_str(&text).unwrap())
     }

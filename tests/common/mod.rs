@@ -252,6 +252,32 @@ pub async fn signed_in(base: &str, name: &str, password: &str) -> reqwest::Clien
     http
 }
 
+/// Posts a request file to `POST /api/batches` as the New batch form does;
+/// returns the status and the body.
+pub async fn upload(
+    http: &reqwest::Client,
+    base: &str,
+    content: Vec<u8>,
+    endpoint: &str,
+    metadata: &str,
+) -> (u16, String) {
+    let form = reqwest::multipart::Form::new()
+        .text("endpoint", endpoint.to_string())
+        .text("completion_window", "24h")
+        .text("metadata", metadata.to_string())
+        .part(
+            "file",
+            reqwest::multipart::Part::bytes(content).file_name("requests.jsonl"),
+        );
+    let r = http
+        .post(format!("{base}/api/batches"))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.text().await.unwrap())
+}
+
 /// Calls a server function the way the browser does (URL-encoded form).
 pub async fn server_fn(
     http: &reqwest::Client,
