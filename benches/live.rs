@@ -7,34 +7,30 @@
 //! and upstream calls per minute against the number of open event streams.
 //! `BENCH_WINDOW_SECS` (default 30) sets how long each fan-out run lasts.
 
+// The integration tests' helpers: the same ways of starting the binary,
+// adding accounts and signing in.
+#[path = "../tests/common/mod.rs"]
 mod common;
 
-use common::{free_port, Child};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+use common::{
+    add_user, create_upstream_from, sandbox, serve_command, signed_in, Proc, TempDir, PASSWORD,
+};
 
 use batchboard::api::BatchQuery;
 use batchboard::server::db::Db;
 use batchboard::server::index;
 
-const BIN: &str = env!("CARGO_BIN_EXE_batchboard");
 const KEY: &str = "sk-bench-live";
-const PASSWORD: &str = "bench-password-123";
-
-fn temp_dir(tag: &str) -> std::path::PathBuf {
-    let d = std::env::temp_dir().join(format!("batchboard-bench-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
 
 async fn bench_index() {
-    let dir = temp_dir("index");
-    let db = Db::open(None, &dir).await.unwrap();
+    let dir = TempDir::new("bench-index");
+    let db = Db::open(None, &dir.0).await.unwrap();
     let n = 10_000;
     let started = Instant::now();
     for (b, name) in index::synthetic(n, 1) {
@@ -114,17 +110,6 @@ async fn bench_index() {
             percentile(&times, 0.99)
         );
     }
-    let _ = std::fs::remove_dir_all(&dir);
-}
-
-async fn wait_up(base: &str) {
-    for _ in 0..200 {
-        if reqwest::get(format!("{base}/healthz")).await.is_ok() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("{base} did not start");
 }
 
 async fn sandbox_requests(base: &str) -> u64 {
@@ -147,115 +132,25 @@ async fn bench_fanout() {
             .and_then(|s| s.parse().ok())
             .unwrap_or(30),
     );
-    let dir = temp_dir("fanout");
-    let sb_port = free_port();
-    let sb_base = format!("http://127.0.0.1:{sb_port}");
-    let _sb = Child(
-        Command::new(BIN)
-            .args([
-                "sandbox",
-                "--addr",
-                &format!("127.0.0.1:{sb_port}"),
-                "--api-key",
-                KEY,
-                "--sandbox-rps",
-                "2",
-                "--data-dir",
-            ])
-            .arg(dir.join("sb"))
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    wait_up(&sb_base).await;
-    let mut add = Command::new(BIN)
-        .args([
-            "user",
-            "add",
-            "vi",
-            "--role",
-            "viewer",
-            "--password-stdin",
-            "--data-dir",
-        ])
-        .arg(dir.join("data"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    writeln!(add.stdin.take().unwrap(), "{PASSWORD}").unwrap();
-    add.wait().unwrap();
+    let dir = TempDir::new("bench-fanout");
+    let sb = sandbox(&dir.0.join("sb"), KEY, &["--sandbox-rps", "2"]);
+    let sb_base = sb.base();
+    let data = dir.0.join("data");
+    add_user(&data, "vi", "viewer", PASSWORD);
     // Three running batches keep the watcher refreshing all along.
-    let http = reqwest::Client::new();
     for i in 0..3 {
         let body: String = (0..2000)
             .map(|j| format!("{{\"custom_id\":\"b{i}-{j}\",\"method\":\"POST\",\"url\":\"/v1/chat/completions\",\"body\":{{\"model\":\"m\",\"messages\":[{{\"role\":\"user\",\"content\":\"x\"}}]}}}}\n"))
             .collect();
-        let form = reqwest::multipart::Form::new()
-            .text("purpose", "batch")
-            .part(
-                "file",
-                reqwest::multipart::Part::bytes(body.into_bytes()).file_name("b.jsonl"),
-            );
-        let f: serde_json::Value = http
-            .post(format!("{sb_base}/v1/files"))
-            .bearer_auth(KEY)
-            .multipart(form)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        http.post(format!("{sb_base}/v1/batches"))
-            .bearer_auth(KEY)
-            .json(&serde_json::json!({"input_file_id": f["id"], "endpoint": "/v1/chat/completions", "completion_window": "24h"}))
-            .send()
-            .await
-            .unwrap();
+        create_upstream_from(&format!("{sb_base}/v1"), KEY, body).await;
     }
-    let port = free_port();
-    let base = format!("http://127.0.0.1:{port}");
-    let site = dir.join("site");
-    std::fs::create_dir_all(site.join("pkg")).unwrap();
-    let _dash = Child(
-        Command::new(BIN)
-            .args([
-                "serve",
-                "--addr",
-                &format!("127.0.0.1:{port}"),
-                "--upstream-url",
-                &format!("{sb_base}/v1"),
-                "--data-dir",
-            ])
-            .arg(dir.join("data"))
-            .arg("--site-root")
-            .arg(&site)
-            .env("OPENAI_API_KEY", KEY)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    wait_up(&base).await;
-    let mut headers = reqwest::header::HeaderMap::new();
-    headers.insert("origin", base.parse().unwrap());
-    let viewer = reqwest::Client::builder()
-        .cookie_store(true)
-        .default_headers(headers)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    viewer
-        .post(format!("{base}/auth/login"))
-        .form(&[("username", "vi"), ("password", PASSWORD)])
-        .send()
-        .await
-        .unwrap();
+    let addr = format!("127.0.0.1:{}", common::free_port());
+    let mut cmd = serve_command(&addr, &data);
+    cmd.args(["--upstream-url", &format!("{sb_base}/v1")])
+        .env("OPENAI_API_KEY", KEY);
+    let dash = Proc::spawn(cmd, addr);
+    let base = dash.base();
+    let viewer = signed_in(&base, "vi", PASSWORD).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     println!(
         "\n### Upstream calls against viewers ({}-second windows, 3 running batches)\n",
@@ -295,7 +190,6 @@ async fn bench_fanout() {
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 fn main() {

@@ -16,17 +16,18 @@
 //!
 //! Prints a markdown table.
 
+// The integration tests' helpers: the same ways of starting the binary and
+// adding accounts.
+#[path = "../tests/common/mod.rs"]
 mod common;
 
-use common::{free_port, Child};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Instant;
+
+use common::{add_user, Proc, TempDir, PASSWORD};
 
 use batchboard::batch::example::{write_example, ExampleSpec};
 use batchboard::batch::validate::Validator;
-
-const BIN: &str = env!("CARGO_BIN_EXE_batchboard");
-const PASSWORD: &str = "bench-password-123";
 
 const PYTHON_CHECK: &str = r#"
 import json, sys, time
@@ -66,10 +67,8 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 fn main() {
-    let dir =
-        std::env::temp_dir().join(format!("batchboard-bench-validator-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("requests-200mb.jsonl");
+    let dir = TempDir::new("bench-validator");
+    let path = dir.0.join("requests-200mb.jsonl");
     let spec = ExampleSpec {
         requests: 50_000,
         target_bytes: 200_000_000,
@@ -117,7 +116,7 @@ fn main() {
     let browser = if std::env::var("BENCH_BROWSER").as_deref() == Ok("0") {
         None
     } else {
-        browser_ms(&dir, &path)
+        browser_ms(&dir.0, &path)
     };
 
     println!("\n### Validator throughput, one {mb:.1} MB file of 50,000 chat requests\n");
@@ -142,7 +141,6 @@ fn main() {
         ),
         None => println!("| WASM in Chromium | skipped | | |"),
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// Runs the New batch page's check in headless Chromium; the median of
@@ -160,54 +158,15 @@ fn browser_ms(dir: &std::path::Path, file: &std::path::Path) -> Option<f64> {
         return None;
     }
     let data = dir.join("data");
-    let mut add = Command::new(BIN)
-        .args([
-            "user",
-            "add",
-            "bench",
-            "--role",
-            "operator",
-            "--password-stdin",
-            "--data-dir",
-        ])
+    add_user(&data, "bench", "operator", PASSWORD);
+    let addr = format!("127.0.0.1:{}", common::free_port());
+    let mut cmd = common::command();
+    cmd.args(["serve", "--addr", &addr, "--data-dir"])
         .arg(&data)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    {
-        use std::io::Write;
-        writeln!(add.stdin.take().unwrap(), "{PASSWORD}").unwrap();
-    }
-    add.wait().unwrap();
-    let port = free_port();
-    let base = format!("http://127.0.0.1:{port}");
-    let _server = Child(
-        Command::new(BIN)
-            .args([
-                "serve",
-                "--addr",
-                &format!("127.0.0.1:{port}"),
-                "--data-dir",
-            ])
-            .arg(&data)
-            .arg("--site-root")
-            .arg(&site)
-            .env_remove("OPENAI_API_KEY")
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let up = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            up.elapsed() < Duration::from_secs(30),
-            "server did not start"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+        .arg("--site-root")
+        .arg(&site);
+    let server = Proc::spawn(cmd, addr);
+    let base = server.base();
     let out = Command::new("node")
         .arg(root.join("end2end/bench/check-in-browser.mjs"))
         .args([&base, "bench", PASSWORD])

@@ -143,25 +143,19 @@ async fn filters_return_exactly_the_right_rows_from_10000_batches() {
     let dir = TempDir::new("live-index");
     let data = dir.0.join("data");
     add_user(&data, "vi", "viewer", PASSWORD);
-    let out = common::command()
-        .args([
-            "index-seed",
-            "--count",
-            "10000",
-            "--seed",
-            "7",
-            "--data-dir",
-        ])
-        .arg(&data)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = common::run_ok(
+        common::command()
+            .args([
+                "index-seed",
+                "--count",
+                "10000",
+                "--seed",
+                "7",
+                "--data-dir",
+            ])
+            .arg(&data),
     );
-    let seeded: Vec<(Value, String)> = String::from_utf8(out.stdout)
-        .unwrap()
+    let seeded: Vec<(Value, String)> = out
         .lines()
         .map(|l| {
             let v: Value = serde_json::from_str(l).unwrap();

@@ -47,28 +47,19 @@ async fn setup(tag: &str, speed: &[&str]) -> Setup {
 /// `batchboard example-file`: returns the file and the ids made to fail.
 fn example(dir: &TempDir, requests: u64, fail_every: u64) -> (Vec<u8>, BTreeSet<String>) {
     let path = dir.0.join(format!("example-{requests}-{fail_every}.jsonl"));
-    let out = common::command()
-        .args([
-            "example-file",
-            "--requests",
-            &requests.to_string(),
-            "--megabytes",
-            "0.2",
-        ])
-        .args(["--fail-every", &fail_every.to_string(), "--out"])
-        .arg(&path)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = common::run_ok(
+        common::command()
+            .args([
+                "example-file",
+                "--requests",
+                &requests.to_string(),
+                "--megabytes",
+                "0.2",
+            ])
+            .args(["--fail-every", &fail_every.to_string(), "--out"])
+            .arg(&path),
     );
-    let failing = String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(str::to_owned)
-        .collect();
+    let failing = out.lines().map(str::to_owned).collect();
     (std::fs::read(&path).unwrap(), failing)
 }
 

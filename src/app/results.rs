@@ -165,12 +165,18 @@ fn ResultsTable(p: ResultsPage) -> impl IntoView {
 
 #[component]
 fn Row(r: ResultRow) -> impl IntoView {
-    let status = match (r.outcome, r.status_code) {
+    let ResultRow {
+        line,
+        custom_id,
+        outcome,
+        result: r,
+    } = r;
+    let status = match (outcome, r.status_code) {
         (Outcome::NotRun, _) => "never ran".to_string(),
         (_, Some(s)) => s.to_string(),
         (_, None) => "—".to_string(),
     };
-    let detail = match r.outcome {
+    let detail = match outcome {
         Outcome::Ok => view! { <span>{r.answer.clone()}</span> }.into_any(),
         _ => view! {
             <span class="error">
@@ -184,9 +190,9 @@ fn Row(r: ResultRow) -> impl IntoView {
         .map(|u| format!("{} / {}", format::count(u.input), format::count(u.output)))
         .unwrap_or_else(|| "—".into());
     view! {
-        <tr data-testid="result-row" data-outcome=r.outcome.as_str() data-custom-id=r.custom_id.clone()>
-            <td>{r.line}</td>
-            <td class="mono">{r.custom_id.clone()}</td>
+        <tr data-testid="result-row" data-outcome=outcome.as_str() data-custom-id=custom_id.clone()>
+            <td>{line}</td>
+            <td class="mono">{custom_id.clone()}</td>
             <td>{status}</td>
             <td class="preview" title=r.answer.clone()>{detail}</td>
             <td>{tokens}</td>

@@ -69,14 +69,9 @@ pub struct ResultRow {
     pub line: u64,
     pub custom_id: String,
     pub outcome: Outcome,
-    pub status_code: Option<u16>,
-    /// A readable preview of the answer ("" when none).
-    pub answer: String,
-    /// For embeddings: the vector's dimensions.
-    pub embedding_dims: Option<u64>,
-    pub error_code: Option<String>,
-    pub error_message: Option<String>,
-    pub usage: Option<RowUsage>,
+    /// What the result line says (its fields sit beside the ones above).
+    #[serde(flatten)]
+    pub result: Reading,
 }
 
 /// A page of the results table with the totals.
@@ -95,10 +90,12 @@ pub struct ResultsPage {
 }
 
 /// What a result line says, read from its JSON.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Reading {
     pub status_code: Option<u16>,
+    /// A readable preview of the answer ("" when none).
     pub answer: String,
+    /// For embeddings: the vector's dimensions.
     pub embedding_dims: Option<u64>,
     pub error_code: Option<String>,
     pub error_message: Option<String>,

@@ -30,7 +30,7 @@ use super::files::HttpError;
 use super::state::AppState;
 use crate::api::auth::{CurrentUser, Role};
 use crate::api::{check_batch_id, AppError};
-use crate::batch::results::{read_result, Outcome, ResultRow, ResultsPage, ResultsQuery};
+use crate::batch::results::{read_result, Outcome, Reading, ResultRow, ResultsPage, ResultsQuery};
 use crate::batch::Batch;
 
 /// Characters of answer shown in the table.
@@ -402,19 +402,19 @@ fn row(reader: &Reader, i: &InputRef, preview: usize) -> std::io::Result<ResultR
         .and_then(|bytes| serde_json::from_slice::<Value>(&bytes).ok())
         .map(|v| read_result(&v, preview))
         .unwrap_or_default();
+    let error_message = match i.outcome {
+        Outcome::NotRun => Some("The batch ended before this request ran.".into()),
+        _ => reading.error_message,
+    };
     Ok(ResultRow {
         line: i.line,
         custom_id: i.id.to_string(),
         outcome: i.outcome,
-        status_code: reading.status_code,
-        answer: reading.answer,
-        embedding_dims: reading.embedding_dims,
-        error_code: row_code(i).map(str::to_owned),
-        error_message: match i.outcome {
-            Outcome::NotRun => Some("The batch ended before this request ran.".into()),
-            _ => reading.error_message,
+        result: Reading {
+            error_code: row_code(i).map(str::to_owned),
+            error_message,
+            ..reading
         },
-        usage: reading.usage,
     })
 }
 
@@ -550,13 +550,14 @@ fn cell(s: &str) -> String {
     }
 }
 
-fn write_csv(buf: &mut Vec<u8>, r: &ResultRow) -> std::io::Result<()> {
+fn write_csv(buf: &mut Vec<u8>, row: &ResultRow) -> std::io::Result<()> {
+    let r = &row.result;
     let num = |n: Option<u64>| n.map(|n| n.to_string()).unwrap_or_default();
     let mut w = csv::Writer::from_writer(buf);
     w.write_record([
-        r.line.to_string(),
-        cell(&r.custom_id),
-        r.outcome.as_str().to_string(),
+        row.line.to_string(),
+        cell(&row.custom_id),
+        row.outcome.as_str().to_string(),
         r.status_code.map(|s| s.to_string()).unwrap_or_default(),
         cell(&r.answer),
         num(r.embedding_dims),

@@ -152,6 +152,18 @@ pub fn command() -> Command {
     cmd
 }
 
+/// Runs a one-off `batchboard` command to the end; fails the test with its
+/// stderr unless it succeeds; returns its stdout.
+pub fn run_ok(cmd: &mut Command) -> String {
+    let out = cmd.output().expect("run batchboard");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("UTF-8 output")
+}
+
 /// `batchboard serve` on `addr` with `data_dir` and an empty site (these
 /// tests need no WASM); the caller adds options and environment.
 pub fn serve_command(addr: &str, data_dir: &std::path::Path) -> Command {
