@@ -37,6 +37,8 @@ const SESSION_KEY: &str = "auth";
 pub const PUBLIC: &[&str] = &[
     "/healthz",
     "/readyz",
+    // Restricted by address instead (`--metrics-allow`).
+    "/metrics",
     "/login",
     "/auth/login",
     "/api/whoami",

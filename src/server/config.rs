@@ -438,6 +438,38 @@ pub struct ServeArgs {
     #[arg(long, env = "BATCHBOARD_PRICE_TABLE")]
     pub price_table: Option<PathBuf>,
 
+    /// Limit of one upstream API call (connect, send, whole answer), in
+    /// milliseconds. Uploads get an hour; downloads fail after this long
+    /// without a byte.
+    #[arg(long, env = "BATCHBOARD_UPSTREAM_TIMEOUT_MS", default_value_t = 30_000,
+          value_parser = clap::value_parser!(u64).range(100..))]
+    pub upstream_timeout_ms: u64,
+
+    /// Further attempts of an upstream call that failed on a rate limit, a
+    /// server error or a broken connection (with jittered exponential
+    /// backoff, honouring retry-after); a create is only tried again once it
+    /// is certain it did not happen.
+    #[arg(long, env = "BATCHBOARD_UPSTREAM_RETRIES", default_value_t = 3,
+          value_parser = clap::value_parser!(u32).range(0..=10))]
+    pub upstream_retries: u32,
+
+    /// Uploads (new batches) received at once; more are refused with 503
+    /// until one ends.
+    #[arg(long, env = "BATCHBOARD_MAX_UPLOADS", default_value_t = 4,
+          value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub max_uploads: u32,
+
+    /// Seconds a client may take to send its request headers, and may stay
+    /// silent in the middle of a request body, before its connection is closed.
+    #[arg(long, env = "BATCHBOARD_READ_TIMEOUT_SECS", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub read_timeout_secs: u64,
+
+    /// Addresses (CIDR, comma-separated) allowed to read Prometheus metrics
+    /// at /metrics; empty (the default) serves them to no one.
+    #[arg(long, env = "BATCHBOARD_METRICS_ALLOW", value_delimiter = ',')]
+    pub metrics_allow: Vec<ipnet::IpNet>,
+
     /// POST a Slack-compatible JSON message here when a batch finishes.
     #[arg(long, env = "BATCHBOARD_WEBHOOK_URL", hide_env_values = true, value_parser = parse_base_url)]
     pub webhook_url: Option<Url>,

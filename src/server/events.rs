@@ -35,6 +35,8 @@ pub struct Hub {
     changes: broadcast::Sender<Change>,
     status: watch::Sender<WatcherStatus>,
     streams: std::sync::atomic::AtomicUsize,
+    /// Set at shutdown: every stream ends.
+    closing: watch::Sender<bool>,
 }
 
 impl Default for Hub {
@@ -43,6 +45,7 @@ impl Default for Hub {
             changes: broadcast::channel(1024).0,
             status: watch::channel(WatcherStatus::default()).0,
             streams: std::sync::atomic::AtomicUsize::new(0),
+            closing: watch::channel(false).0,
         }
     }
 }
@@ -51,6 +54,12 @@ impl Hub {
     pub fn send(&self, c: Change) {
         // No receivers is fine: nobody is watching.
         let _ = self.changes.send(c);
+    }
+
+    /// Ends every open stream (the server is stopping); browsers reconnect
+    /// to whichever server answers next.
+    pub fn close(&self) {
+        self.closing.send_replace(true);
     }
 
     /// Open event streams on this replica.
@@ -177,8 +186,13 @@ pub async fn stream(
         });
     let statuses = tokio_stream::wrappers::WatchStream::from_changes(hub.status.subscribe())
         .map(|s| status_event(&s));
+    let mut closing = hub.closing.subscribe();
+    let closed = async move {
+        let _ = closing.wait_for(|c| *c).await;
+    };
     let body = stream::once(async move { first })
         .chain(stream::select(changes, statuses))
+        .take_until(closed)
         .map(move |e| {
             let _keep = &guard;
             Ok(e)

@@ -52,6 +52,17 @@ impl HttpError {
         }
     }
 
+    fn with_status(status: StatusCode, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            body: ErrorResponse {
+                message: message.into(),
+                errors: Vec::new(),
+                error_count: 0,
+            },
+        }
+    }
+
     fn file(report: Report) -> Self {
         Self {
             status: StatusCode::UNPROCESSABLE_ENTITY,
@@ -89,7 +100,12 @@ impl From<crate::upstream::UpstreamError> for HttpError {
 
 impl IntoResponse for HttpError {
     fn into_response(self) -> Response {
-        (self.status, Json(self.body)).into_response()
+        let mut resp = (self.status, Json(self.body)).into_response();
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("30"));
+        }
+        resp
     }
 }
 
@@ -148,6 +164,7 @@ pub async fn download(
     let user = require(&state, &who, "/files/{id}/content", Role::Viewer).await?;
     check_batch_id(&id).map_err(|_| HttpError::invalid(format!("'{id}' is not a file id")))?;
     let upstream = state.upstream.client.file_content(&id).await?;
+    let length = upstream.content_length();
     audit(&state, &who, &user, "download", &id, q.kind.as_deref()).await;
     let name = match (&q.batch, q.kind.as_deref()) {
         (Some(b), Some(k @ ("input" | "output" | "error"))) if check_batch_id(b).is_ok() => {
@@ -155,8 +172,16 @@ pub async fn download(
         }
         _ => format!("{id}.jsonl"),
     };
-    let mut resp = Response::new(Body::from_stream(upstream.bytes_stream()));
+    let mut resp = Response::new(Body::from_stream(relay(
+        upstream.bytes_stream(),
+        state.upstream.client.policy().call_timeout,
+    )));
     let headers = resp.headers_mut();
+    // With the length announced, a cut transfer is plainly incomplete to
+    // every client; without it, the missing end of the chunked body says so.
+    if let Some(n) = length {
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(n));
+    }
     headers.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/jsonl; charset=utf-8"),
@@ -166,6 +191,38 @@ pub async fn download(
     }
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(resp)
+}
+
+/// The upstream's body, passed on chunk by chunk. A broken upstream
+/// transfer, or one silent for `idle`, becomes an error, which aborts the
+/// response: the browser sees a failed download, never a short file that
+/// looks whole.
+fn relay(
+    body: impl futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + Send + 'static,
+    idle: std::time::Duration,
+) -> impl futures_util::Stream<Item = std::io::Result<bytes::Bytes>> + Send + 'static {
+    use futures_util::StreamExt;
+    let transfer = super::metrics::Transfer::start("download");
+    tokio_stream::StreamExt::timeout(body, idle).map(move |item| {
+        let _running = &transfer;
+        match item {
+            Ok(Ok(chunk)) => {
+                super::metrics::download_bytes(chunk.len() as u64);
+                Ok(chunk)
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e.without_url(), "download: the upstream transfer broke");
+                Err(std::io::Error::other("the upstream transfer broke"))
+            }
+            Err(_) => {
+                tracing::warn!("download: the upstream went silent");
+                Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "the upstream went silent",
+                ))
+            }
+        }
+    })
 }
 
 /// Removes the temporary upload however the request ends.
@@ -275,8 +332,21 @@ pub async fn create(
 ) -> Result<Json<crate::batch::Batch>, HttpError> {
     let who = (user, ip);
     let user = require(&state, &who, "/api/batches", Role::Operator).await?;
+    let Ok(_permit) = state.uploads.clone().try_acquire_owned() else {
+        return Err(HttpError::with_status(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Too many uploads are in progress on this server right now; nothing was uploaded. Try again in a minute.",
+        ));
+    };
+    let _transfer = super::metrics::Transfer::start("upload");
     let bad_form = |e: axum::extract::multipart::MultipartError| {
-        HttpError::invalid(format!("could not read the form: {}", e.body_text()))
+        HttpError::with_status(
+            e.status(),
+            format!(
+                "could not read the form: {}; nothing was uploaded",
+                e.body_text()
+            ),
+        )
     };
     let dir = state.data_dir.join("uploads");
     tokio::fs::create_dir_all(&dir)
@@ -305,10 +375,14 @@ pub async fn create(
                 let mut bytes = 0u64;
                 while let Some(chunk) = field.chunk().await.map_err(bad_form)? {
                     bytes += chunk.len() as u64;
+                    super::metrics::upload_bytes(chunk.len() as u64);
                     if bytes > MAX_FILE_BYTES {
-                        return Err(HttpError::invalid(format!(
-                            "file: larger than {MAX_FILE_BYTES} bytes (200 MB), the Batch API's limit"
-                        )));
+                        return Err(HttpError::with_status(
+                            StatusCode::PAYLOAD_TOO_LARGE,
+                            format!(
+                                "file: larger than {MAX_FILE_BYTES} bytes (200 MB), the Batch API's limit; nothing was uploaded"
+                            ),
+                        ));
                     }
                     // CPU work (long embedding inputs are tokenized): let the
                     // runtime move other requests off this thread meanwhile.

@@ -7,6 +7,8 @@ pub mod db;
 pub mod events;
 pub mod files;
 pub mod index;
+pub mod limits;
+pub mod metrics;
 pub mod results;
 pub mod state;
 pub mod tokens;
@@ -173,6 +175,7 @@ fn leptos_options(args: &ServeArgs) -> LeptosOptions {
 pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/healthz"),
     ("GET", "/readyz"),
+    ("GET", "/metrics"),
     ("GET", "/files/{id}/content"),
     ("GET", "/events"),
     ("POST", "/api/batches"),
@@ -221,6 +224,7 @@ pub fn router(state: AppState) -> Router {
     let app = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics::serve))
         .route("/auth/login", axum::routing::post(auth::login))
         .route("/auth/logout", axum::routing::post(auth::logout))
         .route("/files/{id}/content", get(files::download))
@@ -245,6 +249,8 @@ pub fn router(state: AppState) -> Router {
             },
         )
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
+        .layer(axum::middleware::from_fn(limits::bound_body))
+        .layer(axum::middleware::from_fn(metrics::track))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::gate,
@@ -253,6 +259,9 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::secure_cookie,
+        ))
+        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
+            state.read_timeout,
         ))
         .with_state(state);
     with_request_trace(app, "dashboard")
@@ -317,6 +326,9 @@ async fn serve(args: ServeArgs) -> Result<(), StartError> {
         polling: Arc::default(),
         prices: Arc::new(price_table(args.price_table.as_deref())?),
         results: Arc::default(),
+        metrics_allow: Arc::new(args.metrics_allow.clone()),
+        uploads: Arc::new(tokio::sync::Semaphore::new(args.max_uploads as usize)),
+        read_timeout: std::time::Duration::from_secs(args.read_timeout_secs),
     };
     state
         .hub
@@ -334,14 +346,17 @@ async fn serve(args: ServeArgs) -> Result<(), StartError> {
         UpstreamInfo::Remote { base_url } => base_url,
         UpstreamInfo::Sandbox => "the built-in sandbox".to_string(),
     };
+    let hub = state.hub.clone();
+    let read_timeout = state.read_timeout;
     let app = router(state);
     let listener = bind(args.addr).await?;
     tracing::info!(addr = %args.addr, upstream = %upstream, "batchboard listening on http://{}", args.addr);
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown_signal())
+    limits::serve(listener, app, read_timeout, async move {
+        shutdown_signal().await;
+        // Live streams never end by themselves: end them, so that open
+        // requests can finish and the process exit.
+        hub.close();
+    })
     .await
     .map_err(StartError::Serve)?;
     tracing::info!("batchboard stopped");
@@ -442,7 +457,7 @@ async fn start_embedded_sandbox(args: &ServeArgs) -> Result<Upstream, StartError
         }
     });
     let base = url::Url::parse(&format!("http://{addr}/v1")).expect("loopback URL");
-    Ok(Upstream::sandbox(base, &key)?)
+    Ok(Upstream::sandbox(base, &key, args)?)
 }
 
 /// `batchboard sandbox`: the sandbox alone.

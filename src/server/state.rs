@@ -10,7 +10,7 @@ use url::Url;
 
 use super::config::{ServeArgs, OPENAI_BASE_URL};
 use crate::api::{Reachability, UpstreamInfo};
-use crate::upstream::{Client, UpstreamError};
+use crate::upstream::{Client, Policy, UpstreamError};
 
 #[derive(Clone)]
 pub struct AppState {
@@ -27,6 +27,12 @@ pub struct AppState {
     pub prices: Arc<crate::batch::prices::PriceTable>,
     /// Joined results of finished batches, recently read.
     pub results: Arc<super::results::ResultsCache>,
+    /// Who may read `/metrics`.
+    pub metrics_allow: Arc<Vec<ipnet::IpNet>>,
+    /// One permit per upload being received (`--max-uploads`).
+    pub uploads: Arc<tokio::sync::Semaphore>,
+    /// How long a request body may stay silent.
+    pub read_timeout: std::time::Duration,
 }
 
 /// Posts a Slack-compatible message (`{"text": …}`) when a batch finishes.
@@ -144,6 +150,15 @@ pub struct Upstream {
     sandbox: bool,
 }
 
+/// Timeouts and retries of upstream calls, as configured.
+fn policy(args: &ServeArgs) -> Policy {
+    Policy {
+        call_timeout: std::time::Duration::from_millis(args.upstream_timeout_ms),
+        retries: args.upstream_retries,
+        ..Policy::default()
+    }
+}
+
 impl Upstream {
     /// The upstream the arguments name: `--upstream-url`, or OpenAI when
     /// only a key is given. `None` when neither is set (use the sandbox).
@@ -158,16 +173,21 @@ impl Upstream {
             args.api_key.as_ref(),
             args.organization.as_deref(),
             args.project.as_deref(),
-        )?;
+        )?
+        .with_policy(policy(args));
         Ok(Some(Self {
             client,
             sandbox: false,
         }))
     }
 
-    pub fn sandbox(base_url: Url, key: &SecretString) -> Result<Self, UpstreamError> {
+    pub fn sandbox(
+        base_url: Url,
+        key: &SecretString,
+        args: &ServeArgs,
+    ) -> Result<Self, UpstreamError> {
         Ok(Self {
-            client: Client::new(base_url, Some(key), None, None)?,
+            client: Client::new(base_url, Some(key), None, None)?.with_policy(policy(args)),
             sandbox: true,
         })
     }

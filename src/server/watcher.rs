@@ -14,7 +14,7 @@ use super::db::{now, Db};
 use super::index::Upsert;
 use super::state::AppState;
 use crate::batch::{Batch, BatchStatus};
-use crate::upstream::UpstreamError;
+use crate::upstream::{Backoff, UpstreamError};
 
 /// Settings of the watcher.
 #[derive(Debug, Clone)]
@@ -78,21 +78,6 @@ impl Lease {
     }
 }
 
-/// Exponential backoff with jitter, at least what the upstream asked for.
-struct Backoff {
-    failures: u32,
-}
-
-impl Backoff {
-    fn delay(&mut self, asked: Option<Duration>) -> Duration {
-        self.failures = self.failures.saturating_add(1);
-        let base = Duration::from_millis(500u64.saturating_mul(1 << self.failures.min(7)));
-        let jitter = Duration::from_millis(u64::from(uuid::Uuid::new_v4().as_bytes()[0]) * 4);
-        let d = (base + jitter).min(Duration::from_secs(60));
-        asked.map_or(d, |a| a.max(d.min(a + Duration::from_secs(1))))
-    }
-}
-
 /// Runs for as long as the server does.
 pub fn spawn(state: AppState, opts: WatchOptions) {
     tokio::spawn(async move {
@@ -116,7 +101,7 @@ pub fn spawn(state: AppState, opts: WatchOptions) {
 }
 
 async fn lead(state: &AppState, mut lease: Lease, opts: &WatchOptions) {
-    let mut backoff = Backoff { failures: 0 };
+    let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(60));
     let mut last_full: Option<Instant> = None;
     let mut last_sweep: Option<Instant> = None;
     loop {
@@ -127,7 +112,7 @@ async fn lead(state: &AppState, mut lease: Lease, opts: &WatchOptions) {
         let sweep = full || last_sweep.is_none_or(|t| t.elapsed() >= opts.sweep);
         match step(state, sweep, full).await {
             Ok(()) => {
-                backoff.failures = 0;
+                backoff.reset();
                 if sweep {
                     last_sweep = Some(Instant::now());
                 }

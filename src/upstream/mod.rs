@@ -30,6 +30,9 @@ pub enum UpstreamError {
         /// How long the upstream asked us to wait (`retry-after-ms` or
         /// `retry-after` in seconds).
         retry_after: Option<Duration>,
+        /// The upstream's own advice (`x-should-retry: true|false`), which
+        /// wins over the status code.
+        should_retry: Option<bool>,
     },
     /// No answer: connection refused, timeout, broken transfer.
     #[error("the upstream could not be reached: {0}")]
@@ -58,6 +61,41 @@ impl UpstreamError {
         }
     }
 
+    /// Worth repeating a call that is safe to repeat: the upstream's
+    /// `x-should-retry` when it says, else [`Self::is_transient`]; an
+    /// unreadable answer (a cut or garbled transfer) too.
+    pub fn should_retry(&self) -> bool {
+        match self {
+            Self::Api {
+                should_retry: Some(advice),
+                ..
+            } => *advice,
+            Self::Decode(_) => true,
+            other => other.is_transient(),
+        }
+    }
+
+    /// The call may have taken effect upstream although we got no good
+    /// answer: no answer at all, an unreadable one, or a server error.
+    /// Rate limits and other 4xx answers mean it did not.
+    pub fn is_ambiguous(&self) -> bool {
+        match self {
+            Self::Api { status, .. } => *status >= 500,
+            Self::Transport(_) | Self::Decode(_) => true,
+            Self::Config(_) => false,
+        }
+    }
+
+    /// How the metrics name the outcome: the status code, or the kind of failure.
+    pub fn outcome(&self) -> String {
+        match self {
+            Self::Api { status, .. } => status.to_string(),
+            Self::Transport(_) => "transport".into(),
+            Self::Decode(_) => "decode".into(),
+            Self::Config(_) => "config".into(),
+        }
+    }
+
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
             Self::Api { retry_after, .. } => *retry_after,
@@ -68,7 +106,75 @@ impl UpstreamError {
 
 fn transport(e: reqwest::Error) -> UpstreamError {
     // reqwest's message can contain the URL but never headers: no key.
-    UpstreamError::Transport(e.without_url().to_string())
+    let timeout = e.is_timeout();
+    let mut text = e.without_url().to_string();
+    if timeout && !text.contains("timed out") {
+        text.push_str(" (timed out)");
+    }
+    UpstreamError::Transport(text)
+}
+
+/// Exponential backoff with full jitter, never shorter than what the
+/// upstream asked for (within a second of it).
+#[derive(Debug, Clone)]
+pub struct Backoff {
+    failures: u32,
+    base: Duration,
+    cap: Duration,
+}
+
+impl Backoff {
+    pub fn new(base: Duration, cap: Duration) -> Self {
+        Self {
+            failures: 0,
+            base,
+            cap,
+        }
+    }
+
+    pub fn reset(&mut self) {
+        self.failures = 0;
+    }
+
+    /// The wait before the next attempt, after one more failure.
+    pub fn delay(&mut self, asked: Option<Duration>) -> Duration {
+        self.failures = self.failures.saturating_add(1);
+        let ceiling = self
+            .base
+            .saturating_mul(1 << self.failures.min(16))
+            .min(self.cap);
+        // Half fixed, half random: spread out, but never a zero wait.
+        let jitter = f64::from(uuid::Uuid::new_v4().as_bytes()[0]) / 255.0;
+        let d = ceiling.mul_f64(0.5 + 0.5 * jitter);
+        asked.map_or(d, |a| a.max(d.min(a + Duration::from_secs(1))))
+    }
+}
+
+/// Timeouts and retries of upstream calls.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    /// Limit of one API call, from connecting to the last byte of the answer.
+    pub call_timeout: Duration,
+    /// Attempts after the first for calls that are safe to repeat (list,
+    /// retrieve, cancel, file content, upload) and for a create that surely
+    /// did not happen.
+    pub retries: u32,
+    /// First backoff step; doubles per failure, with jitter.
+    pub backoff: Duration,
+    /// The longest wait between attempts. When the upstream asks for longer
+    /// (`retry-after`), the call fails at once with its message instead.
+    pub max_wait: Duration,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Self {
+            call_timeout: Duration::from_secs(30),
+            retries: 3,
+            backoff: Duration::from_millis(250),
+            max_wait: Duration::from_secs(20),
+        }
+    }
 }
 
 /// Parameters of `POST /batches`.
@@ -86,6 +192,7 @@ pub struct CreateBatch {
 pub struct Client {
     base: Url,
     http: reqwest::Client,
+    policy: Policy,
 }
 
 impl Client {
@@ -121,7 +228,55 @@ impl Client {
             .connect_timeout(Duration::from_secs(10))
             .build()
             .map_err(|e| UpstreamError::Config(e.to_string()))?;
-        Ok(Self { base, http })
+        Ok(Self {
+            base,
+            http,
+            policy: Policy::default(),
+        })
+    }
+
+    /// The same client with other timeouts and retries.
+    pub fn with_policy(mut self, policy: Policy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// Runs `call` until it succeeds, fails for good, or the attempts are
+    /// spent; only for calls that are safe to repeat. Each attempt is
+    /// counted in the metrics under `route`.
+    async fn retrying<T, F, Fut>(
+        &self,
+        route: &'static str,
+        mut call: F,
+    ) -> Result<T, UpstreamError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, UpstreamError>>,
+    {
+        let mut backoff = Backoff::new(self.policy.backoff, self.policy.max_wait);
+        let mut attempt = 0;
+        loop {
+            let result = call().await;
+            crate::server::metrics::upstream_call(route, result.as_ref().err());
+            match result {
+                Ok(v) => return Ok(v),
+                Err(e) if attempt < self.policy.retries && e.should_retry() => {
+                    let wait = backoff.delay(e.retry_after());
+                    if wait > self.policy.max_wait {
+                        return Err(e);
+                    }
+                    attempt += 1;
+                    crate::server::metrics::upstream_retry(route);
+                    tracing::info!(route, attempt, wait_ms = wait.as_millis() as u64, error = %e, "upstream: trying again");
+                    tokio::time::sleep(wait).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     pub fn base_url(&self) -> &Url {
@@ -141,10 +296,10 @@ impl Client {
         Err(api_error(resp).await)
     }
 
-    /// Sends with a 60 s limit for the whole exchange: right for API calls,
-    /// not for uploads (see [`Client::upload_file`]).
+    /// Sends with the policy's limit for the whole exchange: right for API
+    /// calls, not for uploads (see [`Client::upload_file`]).
     async fn json<T: DeserializeOwned>(&self, req: RequestBuilder) -> Result<T, UpstreamError> {
-        self.json_within(req, Duration::from_secs(60)).await
+        self.json_within(req, self.policy.call_timeout).await
     }
 
     async fn json_within<T: DeserializeOwned>(
@@ -166,35 +321,125 @@ impl Client {
         if let Some(a) = after {
             query.push(("after", a.to_owned()));
         }
-        self.json(self.request(Method::GET, "/batches").query(&query))
-            .await
-    }
-
-    pub async fn get_batch(&self, id: &str) -> Result<Batch, UpstreamError> {
-        self.json(self.request(Method::GET, &format!("/batches/{}", path_segment(id))))
-            .await
-    }
-
-    pub async fn cancel_batch(&self, id: &str) -> Result<Batch, UpstreamError> {
-        self.json(self.request(
-            Method::POST,
-            &format!("/batches/{}/cancel", path_segment(id)),
-        ))
+        self.retrying("GET /batches", || {
+            self.json(self.request(Method::GET, "/batches").query(&query))
+        })
         .await
     }
 
+    pub async fn get_batch(&self, id: &str) -> Result<Batch, UpstreamError> {
+        let path = format!("/batches/{}", path_segment(id));
+        self.retrying("GET /batches/{id}", || {
+            self.json(self.request(Method::GET, &path))
+        })
+        .await
+    }
+
+    /// Cancelling twice is harmless (the second answers with the batch, or
+    /// 409 once it has ended), so this call is retried like a read.
+    pub async fn cancel_batch(&self, id: &str) -> Result<Batch, UpstreamError> {
+        let path = format!("/batches/{}/cancel", path_segment(id));
+        self.retrying("POST /batches/{id}/cancel", || {
+            self.json(self.request(Method::POST, &path))
+        })
+        .await
+    }
+
+    /// Creates a batch, and never two. A create that surely did not happen
+    /// (an answered 429 or other 4xx the upstream advises retrying) is
+    /// tried again. After an ambiguous failure (no answer, an unreadable
+    /// one, a 5xx) the upstream may have created it anyway: the newest
+    /// batches are searched for one made from the same input file (each
+    /// create uploads its own file) and that one is returned; only when
+    /// there is none is the create tried again. When the search itself
+    /// fails, the original error is returned without another attempt.
     pub async fn create_batch(&self, req: &CreateBatch) -> Result<Batch, UpstreamError> {
-        self.json(self.request(Method::POST, "/batches").json(req))
-            .await
+        const ROUTE: &str = "POST /batches";
+        let started = crate::server::db::now();
+        let mut backoff = Backoff::new(self.policy.backoff, self.policy.max_wait);
+        let mut attempt = 0;
+        loop {
+            let result = self
+                .json::<Batch>(self.request(Method::POST, "/batches").json(req))
+                .await;
+            crate::server::metrics::upstream_call(ROUTE, result.as_ref().err());
+            let e = match result {
+                Ok(b) => return Ok(b),
+                Err(e) => e,
+            };
+            if attempt >= self.policy.retries || !(e.should_retry() || e.is_ambiguous()) {
+                return Err(e);
+            }
+            let wait = backoff.delay(e.retry_after());
+            if wait > self.policy.max_wait {
+                return Err(e);
+            }
+            // Give a create still in flight upstream the time to land
+            // before looking for it.
+            tokio::time::sleep(wait).await;
+            if e.is_ambiguous() {
+                match self.find_batch_of_file(&req.input_file_id, started).await {
+                    Ok(Some(b)) => {
+                        tracing::warn!(batch = %b.id, error = %e, "upstream: the create failed ambiguously but had created the batch; using it");
+                        return Ok(b);
+                    }
+                    Ok(None) => {}
+                    Err(search) => {
+                        tracing::warn!(error = %search, "upstream: cannot tell whether the failed create happened; not trying again");
+                        return Err(e);
+                    }
+                }
+            }
+            attempt += 1;
+            crate::server::metrics::upstream_retry(ROUTE);
+            tracing::info!(attempt, error = %e, "upstream: creating the batch again");
+        }
+    }
+
+    /// The batch made from `input_file_id` among those created since
+    /// `since` (unix seconds, with a minute of clock slack), newest first.
+    pub async fn find_batch_of_file(
+        &self,
+        input_file_id: &str,
+        since: i64,
+    ) -> Result<Option<Batch>, UpstreamError> {
+        let mut after: Option<String> = None;
+        for _ in 0..10 {
+            let page = self.list_batches(after.as_deref(), 100).await?;
+            if let Some(b) = page.data.iter().find(|b| b.input_file_id == input_file_id) {
+                return Ok(Some(b.clone()));
+            }
+            let older = page.data.last().is_none_or(|b| b.created_at < since - 60);
+            if !page.has_more || older {
+                return Ok(None);
+            }
+            after = page.data.last().map(|b| b.id.clone());
+        }
+        Ok(None)
     }
 
     pub async fn get_file(&self, id: &str) -> Result<FileObject, UpstreamError> {
-        self.json(self.request(Method::GET, &format!("/files/{}", path_segment(id))))
+        let path = format!("/files/{}", path_segment(id));
+        self.retrying("GET /files/{id}", || {
+            self.json(self.request(Method::GET, &path))
+        })
+        .await
+    }
+
+    /// Uploads a file from disk, streaming it. Tried again (from the start
+    /// of the file) when the transfer breaks or the upstream advises it: at
+    /// worst an unused copy of the file is left upstream, never a batch.
+    pub async fn upload_file(
+        &self,
+        path: &std::path::Path,
+        filename: &str,
+        purpose: &str,
+    ) -> Result<FileObject, UpstreamError> {
+        self.retrying("POST /files", || self.upload_once(path, filename, purpose))
             .await
     }
 
-    /// Uploads a file from disk, streaming it.
-    pub async fn upload_file(
+    async fn upload_once(
         &self,
         path: &std::path::Path,
         filename: &str,
@@ -227,10 +472,15 @@ impl Client {
         .await
     }
 
-    /// Starts a download of a file's content; the caller streams the body.
+    /// Starts a download of a file's content (retried until the headers
+    /// arrive); the caller streams the body and must treat a broken body as
+    /// a failed download.
     pub async fn file_content(&self, id: &str) -> Result<Response, UpstreamError> {
-        self.send(self.request(Method::GET, &format!("/files/{}/content", path_segment(id))))
-            .await
+        let path = format!("/files/{}/content", path_segment(id));
+        self.retrying("GET /files/{id}/content", || {
+            self.send(self.request(Method::GET, &path))
+        })
+        .await
     }
 
     /// `GET /batches?limit=1`: answers, is an OpenAI-compatible API, accepts the key.
@@ -265,6 +515,15 @@ async fn api_error(resp: Response) -> UpstreamError {
     let retry_after = header("retry-after-ms")
         .map(|ms| Duration::from_secs_f64(ms / 1000.0))
         .or_else(|| header("retry-after").map(Duration::from_secs_f64));
+    let should_retry = match resp
+        .headers()
+        .get("x-should-retry")
+        .and_then(|v| v.to_str().ok())
+    {
+        Some("true") => Some(true),
+        Some("false") => Some(false),
+        _ => None,
+    };
     let text = resp.text().await.unwrap_or_default();
     match serde_json::from_str::<ApiErrorBody>(&text) {
         Ok(body) if !body.error.message.is_empty() => UpstreamError::Api {
@@ -275,6 +534,7 @@ async fn api_error(resp: Response) -> UpstreamError {
             param: body.error.param,
             request_id,
             retry_after,
+            should_retry,
         },
         _ => UpstreamError::Api {
             status: status.as_u16(),
@@ -284,6 +544,7 @@ async fn api_error(resp: Response) -> UpstreamError {
             param: None,
             request_id,
             retry_after,
+            should_retry,
         },
     }
 }
