@@ -9,39 +9,15 @@ mod common;
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use common::{add_user, sandbox, server_fn, signed_in, Proc, TempDir, PASSWORD};
+use common::{server_fn, TempDir};
 use serde_json::Value;
 
 const KEY: &str = "sk-results-SECRET-91ab";
 
-struct Setup {
-    dash: Proc,
-    _upstream: Proc,
-    op: reqwest::Client,
-    vi: reqwest::Client,
-    dir: TempDir,
-}
+type Setup = common::Stack;
 
 async fn setup(tag: &str, speed: &[&str]) -> Setup {
-    let dir = TempDir::new(tag);
-    let data = dir.0.join("data");
-    add_user(&data, "op", "operator", PASSWORD);
-    add_user(&data, "vi", "viewer", PASSWORD);
-    let upstream = sandbox(&dir.0.join("up"), KEY, speed);
-    let addr = format!("127.0.0.1:{}", common::free_port());
-    let mut cmd = common::serve_command(&addr, &data);
-    cmd.args(["--upstream-url", &format!("{}/v1", upstream.base())])
-        .env("OPENAI_API_KEY", KEY);
-    let dash = Proc::spawn(cmd, addr);
-    let op = signed_in(&dash.base(), "op", PASSWORD).await;
-    let vi = signed_in(&dash.base(), "vi", PASSWORD).await;
-    Setup {
-        dash,
-        _upstream: upstream,
-        op,
-        vi,
-        dir,
-    }
+    common::Stack::start(tag, KEY, speed, &[]).await
 }
 
 /// `batchboard example-file`: returns the file and the ids made to fail.
@@ -365,7 +341,7 @@ async fn a_batch_that_failed_validation_upstream_shows_every_request_as_never_ru
         )
     };
     let body = [line("a"), line("b"), line("a")].join("\n") + "\n";
-    let id = common::create_upstream_from(&format!("{}/v1", s._upstream.base()), KEY, body).await;
+    let id = common::create_upstream_from(&format!("{}/v1", s.upstream.base()), KEY, body).await;
     s.wait_for(&id, "failed").await;
     let page = s.results(&id, "", "", 0, 10).await;
     assert_eq!(page["not_run"], 3);

@@ -434,6 +434,18 @@ fn internal(e: impl std::fmt::Display) -> AppError {
     AppError::Internal("the database failed; see the server log".into())
 }
 
+/// When the watcher last reached the upstream, and its last failure: what
+/// the banner on every page says while the upstream does not answer.
+#[server(endpoint = "watcher_status")]
+pub async fn get_watcher_status() -> Result<WatcherStatus, AppError> {
+    async {
+        require(Role::Viewer).await?;
+        state()?.db.watcher_status().await.map_err(internal)
+    }
+    .await
+    .map_err(fail)
+}
+
 /// One batch: from the index when it is there; otherwise (not yet seen by
 /// the watcher) from the upstream, and then indexed.
 #[server(endpoint = "get_batch")]

@@ -3,6 +3,7 @@
 use leptos::prelude::*;
 use leptos_router::components::A;
 
+use super::components::Time;
 use super::live::{use_live, Link};
 use super::session::{may, me};
 use crate::api::auth::Role;
@@ -53,9 +54,44 @@ pub fn Layout(children: Children) -> impl IntoView {
                 })}
             </Suspense>
         </header>
+        <UpstreamBanner />
         <main class="content">{children()}</main>
         <Suspense fallback=|| ()>{move || me().map(|_| view! { <Footer /> })}</Suspense>
     }
+}
+
+/// On every page, while the watcher cannot reach the upstream: since when,
+/// and that the pages show the index (what Batchboard saw last).
+#[component]
+fn UpstreamBanner() -> impl IntoView {
+    let live = use_live();
+    // Rendered on the server too: the first answer is already right.
+    let initial = Resource::new(
+        || me().is_some(),
+        |signed_in| async move {
+            if signed_in {
+                crate::api::get_watcher_status().await.ok()
+            } else {
+                None
+            }
+        },
+    );
+    let banner = move || {
+        let s = live.status.get().or_else(|| initial.get().flatten())?;
+        let error = s.last_error?;
+        Some(view! {
+            <div class="banner banner-error" role="alert" data-testid="upstream-banner">
+                <strong>"The upstream is not answering"</strong>
+                " (" {error} "). "
+                {match s.last_success_at {
+                    Some(ok) => view! { "Last contact " <Time ts=ok /> ". " }.into_any(),
+                    None => view! { "No contact since this server started. " }.into_any(),
+                }}
+                "Batches below are as last seen; creating, cancelling and downloads may fail until it answers again."
+            </div>
+        })
+    };
+    view! { <Suspense fallback=|| ()>{banner}</Suspense> }
 }
 
 /// Shows which upstream is in use (its base URL, never the key) and lets the

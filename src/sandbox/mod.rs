@@ -31,7 +31,7 @@ pub struct Sandbox {
     pub store: Arc<Store>,
     pub speed: Speed,
     key: Arc<SecretString>,
-    faults: Arc<Vec<faults::Fault>>,
+    faults: faults::Faults,
     forward: Option<Arc<forward::Forward>>,
     /// Requests received under `/v1`, for `GET /sandbox/stats`: tests and
     /// benchmarks measure what the dashboard costs the upstream with it.
@@ -52,7 +52,9 @@ impl Sandbox {
             store: Store::open(dir)?,
             speed,
             key: Arc::new(key),
-            faults: Arc::new(faults),
+            faults: Arc::new(std::sync::RwLock::new(
+                faults.into_iter().map(Arc::new).collect(),
+            )),
             forward: forward.map(Arc::new),
             requests: Arc::default(),
         };
@@ -110,12 +112,20 @@ impl Sandbox {
             .route_layer(middleware::from_fn_with_state(self.clone(), auth))
             .layer(middleware::from_fn_with_state(self.clone(), count))
             .with_state(self.clone());
-        Router::new().nest("/v1", api).route(
-            "/sandbox/stats",
-            get(stats)
-                .route_layer(middleware::from_fn_with_state(self.clone(), auth))
-                .with_state(self.clone()),
-        )
+        Router::new()
+            .nest("/v1", api)
+            .route(
+                "/sandbox/stats",
+                get(stats)
+                    .route_layer(middleware::from_fn_with_state(self.clone(), auth))
+                    .with_state(self.clone()),
+            )
+            .route(
+                "/sandbox/faults",
+                axum::routing::put(set_faults)
+                    .route_layer(middleware::from_fn_with_state(self.clone(), auth))
+                    .with_state(self.clone()),
+            )
     }
 }
 
@@ -147,6 +157,22 @@ async fn stats(State(sb): State<Sandbox>) -> axum::Json<serde_json::Value> {
     axum::Json(serde_json::json!({
         "requests": sb.requests.load(std::sync::atomic::Ordering::Relaxed),
     }))
+}
+
+/// `PUT /sandbox/faults` (with the key): replaces the fault rules with the
+/// ones in the body, one per line; an empty body clears them.
+async fn set_faults(State(sb): State<Sandbox>, body: String) -> Response {
+    match faults::parse_rules(&body) {
+        Ok(rules) => {
+            let n = rules.len();
+            if let Ok(mut current) = sb.faults.write() {
+                *current = rules;
+            }
+            tracing::info!(rules = n, "sandbox: fault rules replaced");
+            axum::Json(serde_json::json!({ "rules": n })).into_response()
+        }
+        Err(e) => SandboxError::bad(e, "body").into_response(),
+    }
 }
 
 /// Bearer authentication with the sandbox key.

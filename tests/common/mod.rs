@@ -417,3 +417,71 @@ pub async fn create_upstream_from(upstream: &str, key: &str, body: String) -> St
         .unwrap();
     batch["id"].as_str().unwrap().to_string()
 }
+
+/// A dashboard on a standalone sandbox (the upstream, reached over HTTP with
+/// `key`), with an operator `op` and a viewer `vi` signed in.
+pub struct Stack {
+    pub dash: Proc,
+    pub upstream: Proc,
+    pub op: reqwest::Client,
+    pub vi: reqwest::Client,
+    pub key: String,
+    pub dir: TempDir,
+}
+
+impl Stack {
+    /// `speed` goes to the sandbox, `extra` to `batchboard serve`.
+    pub async fn start(tag: &str, key: &str, speed: &[&str], extra: &[&str]) -> Self {
+        let dir = TempDir::new(tag);
+        let data = dir.0.join("data");
+        add_user(&data, "op", "operator", PASSWORD);
+        add_user(&data, "vi", "viewer", PASSWORD);
+        let upstream = sandbox(&dir.0.join("up"), key, speed);
+        let addr = format!("127.0.0.1:{}", free_port());
+        let mut cmd = serve_command(&addr, &data);
+        cmd.args(["--upstream-url", &format!("{}/v1", upstream.base())])
+            .args(extra)
+            .env("OPENAI_API_KEY", key);
+        let dash = Proc::spawn(cmd, addr);
+        let op = signed_in(&dash.base(), "op", PASSWORD).await;
+        let vi = signed_in(&dash.base(), "vi", PASSWORD).await;
+        Self {
+            dash,
+            upstream,
+            op,
+            vi,
+            key: key.to_string(),
+            dir,
+        }
+    }
+
+    /// The upstream's base URL (`…/v1`).
+    pub fn upstream_url(&self) -> String {
+        format!("{}/v1", self.upstream.base())
+    }
+
+    /// A GET on the upstream itself, with the key.
+    pub async fn upstream_get(&self, path: &str) -> Value {
+        reqwest::Client::new()
+            .get(format!("{}{path}", self.upstream_url()))
+            .bearer_auth(&self.key)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    /// Replaces the sandbox's fault rules (one per line; "" clears them).
+    pub async fn faults(&self, rules: &str) {
+        let r = reqwest::Client::new()
+            .put(format!("{}/sandbox/faults", self.upstream.base()))
+            .bearer_auth(&self.key)
+            .body(rules.to_string())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 200, "{}", r.text().await.unwrap());
+    }
+}
