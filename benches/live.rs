@@ -11,6 +11,7 @@
 // adding accounts and signing in.
 #[path = "../tests/common/mod.rs"]
 mod common;
+mod report;
 
 use std::time::{Duration, Instant};
 
@@ -24,9 +25,7 @@ use batchboard::server::index;
 
 const KEY: &str = "sk-bench-live";
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
-}
+use report::{percentile, row};
 
 async fn bench_index() {
     let dir = TempDir::new("bench-index");
@@ -158,7 +157,12 @@ async fn bench_fanout() {
     );
     println!("| open event streams | upstream calls / min | events received / stream / min |");
     println!("| ---: | ---: | ---: |");
-    for viewers in [1usize, 10, 100, 500] {
+    let counts: Vec<usize> = std::env::var("BENCH_VIEWERS")
+        .ok()
+        .map(|v| v.split(',').filter_map(|n| n.parse().ok()).collect())
+        .unwrap_or_else(|| vec![1, 10, 100, 500]);
+    let mut calls_at = Vec::new();
+    for &viewers in &counts {
         let mut readers = Vec::new();
         let counter = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
         for _ in 0..viewers {
@@ -185,10 +189,30 @@ async fn bench_fanout() {
             calls as f64 * per_min,
             events as f64 / viewers as f64 * per_min
         );
+        calls_at.push((
+            viewers,
+            calls as f64 * per_min,
+            events as f64 / viewers as f64 * per_min,
+        ));
         for r in readers {
             r.abort();
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    if let (Some(first), Some(last)) = (calls_at.first(), calls_at.last()) {
+        row(
+            &format!("event fan-out, {} viewers", last.0),
+            &format!(
+                "{:.0} upstream calls/min ({:.0} with {} viewer{}); {:.0} events/min reach each viewer",
+                last.1,
+                first.1,
+                first.0,
+                if first.0 == 1 { "" } else { "s" },
+                last.2
+            ),
+            "upstream calls independent of viewers; every viewer gets every change",
+            Some(last.1 <= first.1 * 1.1 + 2.0 && (last.2 - first.2).abs() <= first.2 * 0.05 + 1.0),
+        );
     }
 }
 

@@ -20,6 +20,7 @@
 // adding accounts.
 #[path = "../tests/common/mod.rs"]
 mod common;
+mod report;
 
 use std::process::Command;
 use std::time::Instant;
@@ -61,10 +62,7 @@ with open(path, "rb") as f:
 print(time.perf_counter() - start, n, errors)
 "#;
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
+use report::{median, row};
 
 fn main() {
     let dir = TempDir::new("bench-validator");
@@ -140,6 +138,24 @@ fn main() {
             python_s / (ms / 1000.0)
         ),
         None => println!("| WASM in Chromium | skipped | | |"),
+    }
+    row(
+        "validator, native",
+        &format!(
+            "{:.0} MB/s, {:.1}× Python",
+            mb / native_s,
+            python_s / native_s
+        ),
+        "≥ 1 GB/s and ≥ 3× Python",
+        Some(mb / native_s >= 1000.0 && python_s / native_s >= 3.0),
+    );
+    if let Some(ms) = browser {
+        row(
+            &format!("validator, WASM in Chromium, {mb:.0} MB"),
+            &format!("{:.2} s", ms / 1000.0),
+            "≤ 1.5 s",
+            Some(ms <= 1500.0),
+        );
     }
 }
 

@@ -6,15 +6,19 @@
 #                                 wasm-bindgen, wasm-opt)
 #   scripts/bootstrap.sh --test   the above plus what the tests need (Chromium,
 #                                 Playwright's npm packages, PostgreSQL)
+#   scripts/bootstrap.sh --bench  the test tools plus wrk (load generator) for
+#                                 the benchmark and soak scripts
 #
 # Used by the Makefile (README commands), .ci/run and the Dockerfile.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
 want_test=0
+want_bench=0
 for arg in "$@"; do
   case "$arg" in
     --test) want_test=1 ;;
+    --bench) want_test=1; want_bench=1 ;;
     *) echo "bootstrap: unknown argument $arg" >&2; exit 2 ;;
   esac
 done
@@ -122,6 +126,14 @@ if [ $want_test = 1 ]; then
     say "npm ci in end2end (browser downloads skipped)"
     (cd end2end && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-fund --no-audit)
     cp end2end/package-lock.json "$stamp"
+  fi
+fi
+if [ $want_bench = 1 ]; then
+  # --- wrk: page traffic for the benchmark and soak scripts -------------------
+  if command -v wrk >/dev/null; then
+    say "wrk: present"
+  else
+    apt_install wrk
   fi
 fi
 say "done"

@@ -317,27 +317,6 @@ async fn a_broken_slow_or_vanished_upstream_leaves_the_dashboard_serving() {
     drop(dash);
 }
 
-/// The session cookie of `name`, for hand-written requests.
-async fn session_cookie(base: &str, name: &str) -> String {
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let r = http
-        .post(format!("{base}/auth/login"))
-        .header("origin", base)
-        .form(&[
-            ("username", name),
-            ("password", common::PASSWORD),
-            ("next", "/"),
-        ])
-        .send()
-        .await
-        .unwrap();
-    let cookie = r.headers()["set-cookie"].to_str().unwrap();
-    cookie.split(';').next().unwrap().to_string()
-}
-
 /// Sends `head` (and nothing more) on a new connection; returns the connection.
 fn raw(addr: &str, head: &str) -> std::net::TcpStream {
     let mut c = std::net::TcpStream::connect(addr).unwrap();
@@ -372,7 +351,7 @@ async fn own_limits_refuse_oversized_crowded_and_slow_requests() {
     .await;
     let base = s.dash.base();
     let addr = s.dash.addr.clone();
-    let cookie = session_cookie(&base, "op").await;
+    let cookie = common::session_cookie(&base, "op").await;
     let upload_head = |length: u64| {
         format!(
             "POST /api/batches HTTP/1.1\r\nHost: {addr}\r\nOrigin: {base}\r\nCookie: {cookie}\r\n\

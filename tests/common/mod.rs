@@ -485,3 +485,20 @@ impl Stack {
         assert_eq!(r.status().as_u16(), 200, "{}", r.text().await.unwrap());
     }
 }
+
+/// The session cookie of `name`, for hand-written requests.
+pub async fn session_cookie(base: &str, name: &str) -> String {
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let r = http
+        .post(format!("{base}/auth/login"))
+        .header("origin", base)
+        .form(&[("username", name), ("password", PASSWORD), ("next", "/")])
+        .send()
+        .await
+        .unwrap();
+    let cookie = r.headers()["set-cookie"].to_str().unwrap();
+    cookie.split(';').next().unwrap().to_string()
+}

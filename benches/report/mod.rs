@@ -1,0 +1,76 @@
+//! The benchmark suite's summary: each bench adds its headline figures as
+//! rows of one markdown table (`scripts/bench.sh` prints it at the end).
+#![allow(dead_code)]
+
+use std::io::Write;
+
+/// Appends `| what | measured | target | verdict |` to `$BENCH_SUMMARY`
+/// (when set) and prints it.
+pub fn row(what: &str, measured: &str, target: &str, met: Option<bool>) {
+    let verdict = match met {
+        Some(true) => "met",
+        Some(false) => "**not met**",
+        None => "",
+    };
+    let line = format!("| {what} | {measured} | {target} | {verdict} |");
+    println!("summary: {line}");
+    if let Ok(path) = std::env::var("BENCH_SUMMARY") {
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .expect("BENCH_SUMMARY is writable");
+        writeln!(f, "{line}").expect("write the summary");
+    }
+}
+
+/// Resident memory of a process now, and its peak so far, in MiB (Linux).
+pub fn rss_mib(pid: u32) -> (f64, f64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|kib| kib.parse::<f64>().ok())
+            .map_or(0.0, |kib| kib / 1024.0)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+/// Samples a process's resident memory every 10 ms until stopped; returns
+/// the highest value seen, in MiB.
+pub struct PeakRss {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    handle: std::thread::JoinHandle<f64>,
+}
+
+impl PeakRss {
+    pub fn start(pid: u32) -> Self {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let handle = std::thread::spawn(move || {
+            let mut peak: f64 = 0.0;
+            while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+                peak = peak.max(rss_mib(pid).0);
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            peak.max(rss_mib(pid).0)
+        });
+        Self { stop, handle }
+    }
+
+    pub fn stop(self) -> f64 {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.handle.join().unwrap_or(0.0)
+    }
+}
+
+pub fn percentile(sorted: &[f64], p: f64) -> f64 {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+pub fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
