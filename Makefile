@@ -1,5 +1,5 @@
 # The README's two commands. Both bootstrap first (installing only what is missing).
-.PHONY: run test build bootstrap bench bench-validator
+.PHONY: run test build bootstrap bench soak bench-live bench-validator
 
 # Build in release mode and serve the dashboard at http://127.0.0.1:3000.
 run: build
@@ -15,8 +15,17 @@ test:
 bootstrap:
 	scripts/bootstrap.sh
 
-# Benchmarks (not part of the tests): prints the README's performance tables.
-bench: bootstrap
+# The benchmark suite (not part of the tests): release build, every
+# benchmark, and the README's summary table (target/bench/summary-table.md).
+bench:
+	scripts/bench.sh
+
+# Load and soak: 500 live viewers and page traffic for 5 minutes, memory sampled.
+soak:
+	scripts/soak.sh
+
+# Index queries and event fan-out only (1, 10, 100, 500 viewers).
+bench-live: bootstrap
 	LEPTOS_OUTPUT_NAME=batchboard cargo bench --features ssr --bench live
 
 # Validator throughput: native, Python json.loads, and WASM in headless

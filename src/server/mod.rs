@@ -250,7 +250,6 @@ pub fn router(state: AppState) -> Router {
         )
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
         .layer(axum::middleware::from_fn(limits::bound_body))
-        .layer(axum::middleware::from_fn(metrics::track))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::gate,
@@ -260,6 +259,8 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             auth::secure_cookie,
         ))
+        // Outside the sign-in gate: refused requests are counted too.
+        .layer(axum::middleware::from_fn(metrics::track))
         .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
             state.read_timeout,
         ))
