@@ -163,21 +163,7 @@ async fn bench_fanout() {
         .unwrap_or_else(|| vec![1, 10, 100, 500]);
     let mut calls_at = Vec::new();
     for &viewers in &counts {
-        let mut readers = Vec::new();
-        let counter = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
-        for _ in 0..viewers {
-            let r = viewer.get(format!("{base}/events")).send().await.unwrap();
-            assert_eq!(r.status().as_u16(), 200);
-            let counter = counter.clone();
-            readers.push(tokio::spawn(async move {
-                use futures_util::StreamExt;
-                let mut body = r.bytes_stream();
-                while let Some(Ok(chunk)) = body.next().await {
-                    let n = chunk.windows(12).filter(|w| w == b"event: batch").count();
-                    counter.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
-                }
-            }));
-        }
+        let (readers, counter) = report::open_streams(&viewer, &base, viewers).await;
         let before = sandbox_requests(&sb_base).await;
         counter.store(0, std::sync::atomic::Ordering::Relaxed);
         tokio::time::sleep(window).await;

@@ -413,21 +413,7 @@ async fn soak() {
             common::upload(&op, &base, body.into_bytes(), "/v1/chat/completions", "").await;
         assert_eq!(status, 200, "{text}");
     }
-    let events = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let mut readers = Vec::new();
-    for _ in 0..viewers {
-        let r = op.get(format!("{base}/events")).send().await.unwrap();
-        assert_eq!(r.status().as_u16(), 200);
-        let events = events.clone();
-        readers.push(tokio::spawn(async move {
-            use futures_util::StreamExt;
-            let mut body = r.bytes_stream();
-            while let Some(Ok(chunk)) = body.next().await {
-                let n = chunk.windows(12).filter(|w| w == b"event: batch").count();
-                events.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
-            }
-        }));
-    }
+    let (readers, events) = report::open_streams(&op, &base, viewers).await;
     // Page traffic in the background, in 10 s rounds.
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let traffic = {

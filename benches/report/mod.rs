@@ -74,3 +74,31 @@ pub fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     v[v.len() / 2]
 }
+
+/// Opens `n` live-update streams as `http` and reads them in the
+/// background; the counter holds the `batch` events received by all of them.
+pub async fn open_streams(
+    http: &reqwest::Client,
+    base: &str,
+    n: usize,
+) -> (
+    Vec<tokio::task::JoinHandle<()>>,
+    std::sync::Arc<std::sync::atomic::AtomicU64>,
+) {
+    let counter = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let mut readers = Vec::new();
+    for _ in 0..n {
+        let r = http.get(format!("{base}/events")).send().await.unwrap();
+        assert_eq!(r.status().as_u16(), 200);
+        let counter = counter.clone();
+        readers.push(tokio::spawn(async move {
+            use futures_util::StreamExt;
+            let mut body = r.bytes_stream();
+            while let Some(Ok(chunk)) = body.next().await {
+                let n = chunk.windows(12).filter(|w| w == b"event: batch").count();
+                counter.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+            }
+        }));
+    }
+    (readers, counter)
+}
