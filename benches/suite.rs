@@ -444,7 +444,7 @@ async fn soak() {
             .json()
             .await
             .unwrap();
-        let n = events.load(std::sync::atomic::Ordering::Relaxed);
+        let (n, _, _) = report::received(&events);
         println!(
             "| {} | {rss:.1} | {} | {n} |",
             started.elapsed().as_secs(),

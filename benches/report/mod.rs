@@ -76,29 +76,48 @@ pub fn median(mut v: Vec<f64>) -> f64 {
 }
 
 /// Opens `n` live-update streams as `http` and reads them in the
-/// background; the counter holds the `batch` events received by all of them.
+/// background; each counter holds the `batch` events one stream received.
 pub async fn open_streams(
     http: &reqwest::Client,
     base: &str,
     n: usize,
-) -> (
-    Vec<tokio::task::JoinHandle<()>>,
-    std::sync::Arc<std::sync::atomic::AtomicU64>,
-) {
-    let counter = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+) -> (Vec<tokio::task::JoinHandle<()>>, Streams) {
+    let counters: Streams = std::sync::Arc::new((0..n).map(|_| Default::default()).collect());
     let mut readers = Vec::new();
-    for _ in 0..n {
+    for i in 0..n {
         let r = http.get(format!("{base}/events")).send().await.unwrap();
         assert_eq!(r.status().as_u16(), 200);
-        let counter = counter.clone();
+        let counters = counters.clone();
         readers.push(tokio::spawn(async move {
             use futures_util::StreamExt;
             let mut body = r.bytes_stream();
             while let Some(Ok(chunk)) = body.next().await {
                 let n = chunk.windows(12).filter(|w| w == b"event: batch").count();
-                counter.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+                counters[i].fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
             }
         }));
     }
-    (readers, counter)
+    (readers, counters)
+}
+
+pub type Streams = std::sync::Arc<Vec<std::sync::atomic::AtomicU64>>;
+
+/// Events received so far: (all streams together, fewest by one stream,
+/// most by one stream).
+pub fn received(s: &Streams) -> (u64, u64, u64) {
+    let v: Vec<u64> = s
+        .iter()
+        .map(|c| c.load(std::sync::atomic::Ordering::Relaxed))
+        .collect();
+    (
+        v.iter().sum(),
+        v.iter().copied().min().unwrap_or(0),
+        v.iter().copied().max().unwrap_or(0),
+    )
+}
+
+pub fn reset(s: &Streams) {
+    for c in s.iter() {
+        c.store(0, std::sync::atomic::Ordering::Relaxed);
+    }
 }

@@ -410,7 +410,7 @@ pub async fn list_batches(#[server(default)] query: BatchQuery) -> Result<BatchP
             total,
             offset,
             limit,
-            watcher: st.db.watcher_status().await.map_err(internal)?,
+            watcher: st.hub.status(),
         })
     }
     .await
@@ -422,7 +422,13 @@ pub async fn list_batches(#[server(default)] query: BatchQuery) -> Result<BatchP
 pub async fn batch_facets() -> Result<Facets, AppError> {
     async {
         require(Role::Viewer).await?;
-        state()?.db.facets().await.map_err(internal)
+        let st = state()?;
+        if let Some(f) = st.facets.get() {
+            return Ok(f);
+        }
+        let f = st.db.facets().await.map_err(internal)?;
+        st.facets.put(f.clone());
+        Ok(f)
     }
     .await
     .map_err(fail)
@@ -440,7 +446,7 @@ fn internal(e: impl std::fmt::Display) -> AppError {
 pub async fn get_watcher_status() -> Result<WatcherStatus, AppError> {
     async {
         require(Role::Viewer).await?;
-        state()?.db.watcher_status().await.map_err(internal)
+        Ok(state()?.hub.status())
     }
     .await
     .map_err(fail)

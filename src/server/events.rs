@@ -62,6 +62,12 @@ impl Hub {
         self.closing.send_replace(true);
     }
 
+    /// The index status as last read (every 2 s): what pages show, without
+    /// a query per page.
+    pub fn status(&self) -> WatcherStatus {
+        self.status.borrow().clone()
+    }
+
     /// Open event streams on this replica.
     pub fn streams(&self) -> usize {
         self.streams.load(std::sync::atomic::Ordering::Relaxed)

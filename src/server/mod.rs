@@ -330,6 +330,7 @@ async fn serve(args: ServeArgs) -> Result<(), StartError> {
         metrics_allow: Arc::new(args.metrics_allow.clone()),
         uploads: Arc::new(tokio::sync::Semaphore::new(args.max_uploads as usize)),
         read_timeout: std::time::Duration::from_secs(args.read_timeout_secs),
+        facets: Arc::default(),
     };
     state
         .hub

@@ -33,6 +33,35 @@ pub struct AppState {
     pub uploads: Arc<tokio::sync::Semaphore>,
     /// How long a request body may stay silent.
     pub read_timeout: std::time::Duration,
+    /// The filters' values, read from the index at most every few seconds
+    /// (four scans of the index otherwise, on every page).
+    pub facets: Arc<FacetsCache>,
+}
+
+/// The last facets read, for a few seconds or until the index changes.
+#[derive(Default)]
+pub struct FacetsCache(std::sync::Mutex<Option<(Instant, crate::api::Facets)>>);
+
+impl FacetsCache {
+    const FRESH: std::time::Duration = std::time::Duration::from_secs(5);
+
+    pub fn get(&self) -> Option<crate::api::Facets> {
+        let guard = self.0.lock().ok()?;
+        let (at, f) = guard.as_ref()?;
+        (at.elapsed() < Self::FRESH).then(|| f.clone())
+    }
+
+    pub fn put(&self, f: crate::api::Facets) {
+        if let Ok(mut guard) = self.0.lock() {
+            *guard = Some((Instant::now(), f));
+        }
+    }
+
+    pub fn clear(&self) {
+        if let Ok(mut guard) = self.0.lock() {
+            *guard = None;
+        }
+    }
 }
 
 /// Posts a Slack-compatible message (`{"text": …}`) when a batch finishes.
@@ -104,6 +133,7 @@ impl AppState {
         if outcome == Upsert::Unchanged {
             return Some(outcome);
         }
+        self.facets.clear();
         match &self.db {
             super::db::Db::Postgres(pool) => {
                 let r = sqlx::query("SELECT pg_notify($1, $2)")
