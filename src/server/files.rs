@@ -42,14 +42,7 @@ pub struct HttpError {
 
 impl HttpError {
     fn invalid(message: impl Into<String>) -> Self {
-        Self {
-            status: StatusCode::BAD_REQUEST,
-            body: ErrorResponse {
-                message: message.into(),
-                errors: Vec::new(),
-                error_count: 0,
-            },
-        }
+        Self::with_status(StatusCode::BAD_REQUEST, message)
     }
 
     fn with_status(status: StatusCode, message: impl Into<String>) -> Self {
@@ -81,14 +74,7 @@ impl HttpError {
 
 impl From<AppError> for HttpError {
     fn from(e: AppError) -> Self {
-        Self {
-            status: e.status(),
-            body: ErrorResponse {
-                message: e.describe(),
-                errors: Vec::new(),
-                error_count: 0,
-            },
-        }
+        Self::with_status(e.status(), e.describe())
     }
 }
 
