@@ -114,8 +114,9 @@ fn transport(e: reqwest::Error) -> UpstreamError {
     UpstreamError::Transport(text)
 }
 
-/// Exponential backoff with full jitter, never shorter than what the
-/// upstream asked for (within a second of it).
+/// Exponential backoff with jitter (each wait between half and all of the
+/// doubled step), never shorter than what the upstream asked for (within a
+/// second of it).
 #[derive(Debug, Clone)]
 pub struct Backoff {
     failures: u32,
@@ -175,6 +176,16 @@ impl Default for Policy {
             max_wait: Duration::from_secs(20),
         }
     }
+}
+
+/// What to do after a failed attempt, once the backoff wait is over.
+enum Settle<T> {
+    /// Make the call again.
+    TryAgain,
+    /// The call's effect is there after all: this is the answer.
+    Done(T),
+    /// Return the failure without another attempt.
+    GiveUp,
 }
 
 /// Parameters of `POST /batches`.
@@ -248,34 +259,59 @@ impl Client {
     /// Runs `call` until it succeeds, fails for good, or the attempts are
     /// spent; only for calls that are safe to repeat. Each attempt is
     /// counted in the metrics under `route`.
-    async fn retrying<T, F, Fut>(
+    async fn retrying<T, F, Fut>(&self, route: &'static str, call: F) -> Result<T, UpstreamError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, UpstreamError>>,
+    {
+        self.attempts(route, call, UpstreamError::should_retry, |_| {
+            std::future::ready(Settle::TryAgain)
+        })
+        .await
+    }
+
+    /// The one retry loop. After a failure that `worth_retrying` accepts,
+    /// waits (backoff, at least the upstream's `retry-after`; gives up when
+    /// that is longer than the policy allows), then asks `settle` whether
+    /// the failed call is settled some other way before trying again.
+    async fn attempts<T, F, Fut, S, SFut>(
         &self,
         route: &'static str,
         mut call: F,
+        worth_retrying: impl Fn(&UpstreamError) -> bool,
+        mut settle: S,
     ) -> Result<T, UpstreamError>
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<T, UpstreamError>>,
+        S: FnMut(UpstreamError) -> SFut,
+        SFut: std::future::Future<Output = Settle<T>>,
     {
         let mut backoff = Backoff::new(self.policy.backoff, self.policy.max_wait);
         let mut attempt = 0;
         loop {
             let result = call().await;
             crate::server::metrics::upstream_call(route, result.as_ref().err());
-            match result {
+            let e = match result {
                 Ok(v) => return Ok(v),
-                Err(e) if attempt < self.policy.retries && e.should_retry() => {
-                    let wait = backoff.delay(e.retry_after());
-                    if wait > self.policy.max_wait {
-                        return Err(e);
-                    }
-                    attempt += 1;
-                    crate::server::metrics::upstream_retry(route);
-                    tracing::info!(route, attempt, wait_ms = wait.as_millis() as u64, error = %e, "upstream: trying again");
-                    tokio::time::sleep(wait).await;
-                }
-                Err(e) => return Err(e),
+                Err(e) => e,
+            };
+            if attempt >= self.policy.retries || !worth_retrying(&e) {
+                return Err(e);
             }
+            let wait = backoff.delay(e.retry_after());
+            if wait > self.policy.max_wait {
+                return Err(e);
+            }
+            tracing::info!(route, attempt = attempt + 1, wait_ms = wait.as_millis() as u64, error = %e, "upstream: trying again");
+            tokio::time::sleep(wait).await;
+            match settle(e.clone()).await {
+                Settle::TryAgain => {}
+                Settle::Done(v) => return Ok(v),
+                Settle::GiveUp => return Err(e),
+            }
+            attempt += 1;
+            crate::server::metrics::upstream_retry(route);
         }
     }
 
@@ -354,46 +390,31 @@ impl Client {
     /// there is none is the create tried again. When the search itself
     /// fails, the original error is returned without another attempt.
     pub async fn create_batch(&self, req: &CreateBatch) -> Result<Batch, UpstreamError> {
-        const ROUTE: &str = "POST /batches";
         let started = crate::server::db::now();
-        let mut backoff = Backoff::new(self.policy.backoff, self.policy.max_wait);
-        let mut attempt = 0;
-        loop {
-            let result = self
-                .json::<Batch>(self.request(Method::POST, "/batches").json(req))
-                .await;
-            crate::server::metrics::upstream_call(ROUTE, result.as_ref().err());
-            let e = match result {
-                Ok(b) => return Ok(b),
-                Err(e) => e,
-            };
-            if attempt >= self.policy.retries || !(e.should_retry() || e.is_ambiguous()) {
-                return Err(e);
-            }
-            let wait = backoff.delay(e.retry_after());
-            if wait > self.policy.max_wait {
-                return Err(e);
-            }
-            // Give a create still in flight upstream the time to land
-            // before looking for it.
-            tokio::time::sleep(wait).await;
-            if e.is_ambiguous() {
+        self.attempts(
+            "POST /batches",
+            || self.json(self.request(Method::POST, "/batches").json(req)),
+            |e| e.should_retry() || e.is_ambiguous(),
+            // The wait before this gave a create still in flight upstream
+            // the time to land.
+            |e| async move {
+                if !e.is_ambiguous() {
+                    return Settle::TryAgain;
+                }
                 match self.find_batch_of_file(&req.input_file_id, started).await {
                     Ok(Some(b)) => {
                         tracing::warn!(batch = %b.id, error = %e, "upstream: the create failed ambiguously but had created the batch; using it");
-                        return Ok(b);
+                        Settle::Done(b)
                     }
-                    Ok(None) => {}
+                    Ok(None) => Settle::TryAgain,
                     Err(search) => {
                         tracing::warn!(error = %search, "upstream: cannot tell whether the failed create happened; not trying again");
-                        return Err(e);
+                        Settle::GiveUp
                     }
                 }
-            }
-            attempt += 1;
-            crate::server::metrics::upstream_retry(ROUTE);
-            tracing::info!(attempt, error = %e, "upstream: creating the batch again");
-        }
+            },
+        )
+        .await
     }
 
     /// The batch made from `input_file_id` among those created since
