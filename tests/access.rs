@@ -42,18 +42,15 @@ fn chat_file(n: usize) -> String {
 }
 
 async fn create(http: &reqwest::Client, base: &str, n: usize) -> (u16, Value) {
-    let form = Form::new().text("endpoint", "/v1/chat/completions").part(
-        "file",
-        Part::bytes(chat_file(n).into_bytes()).file_name("t.jsonl"),
-    );
-    let r = http
-        .post(format!("{base}/api/batches"))
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
-    let status = r.status().as_u16();
-    (status, r.json().await.unwrap_or(Value::Null))
+    let (status, body) = common::upload(
+        http,
+        base,
+        chat_file(n).into_bytes(),
+        "/v1/chat/completions",
+        "",
+    )
+    .await;
+    (status, serde_json::from_str(&body).unwrap_or(Value::Null))
 }
 
 async fn list(http: &reqwest::Client, base: &str) -> Vec<Value> {

@@ -203,12 +203,13 @@ pub async fn serve(
     m.event_streams.set(state.hub.streams() as i64);
     let polling = state.polling.load(std::sync::atomic::Ordering::Relaxed);
     m.watcher_polling.set(i64::from(polling));
-    if let Ok(status) = state.db.watcher_status().await {
-        let lag = status
-            .last_success_at
-            .map_or(-1, |t| (super::db::now() - t).max(0));
-        m.watcher_lag.set(lag);
-    }
+    // The status the hub reads for every page (at most 2 s old).
+    let lag = state
+        .hub
+        .status()
+        .last_success_at
+        .map_or(-1, |t| (super::db::now() - t).max(0));
+    m.watcher_lag.set(lag);
     let mut text = String::new();
     if encode(&mut text, &m.registry).is_err() {
         return StatusCode::INTERNAL_SERVER_ERROR.into_response();
