@@ -5,13 +5,8 @@
 
 use libfuzzer_sys::fuzz_target;
 
-// The pure-Rust domain module, compiled as it is into the server and the
-// browser (no I/O, no other dependencies than serde, serde_json and memchr).
-#[path = "../../src/batch/mod.rs"]
-#[allow(dead_code)]
-mod batch;
-
-use batch::validate::{validate_bytes, Validator};
+// The core crate, compiled as it is into the server and the browser.
+use batchboard_core::validate::{validate_bytes, Validator};
 
 fuzz_target!(|input: &[u8]| {
     let Some((&cut, data)) = input.split_first() else {

@@ -1,0 +1,49 @@
+//! Who is signed in and what they may do, as both targets see it, and the
+//! server functions of the audit log.
+
+use leptos::prelude::*;
+
+use super::AppError;
+
+pub use batchboard_core::access::*;
+
+/// The signed-in user, or `None`: the one server function that answers
+/// without a session (the sign-in page needs it).
+#[server(endpoint = "whoami")]
+pub async fn whoami() -> Result<Option<CurrentUser>, AppError> {
+    Ok(super::current_user().await)
+}
+
+/// The audit log, newest first (admins only).
+#[server(endpoint = "audit_log")]
+pub async fn audit_log(
+    before: Option<i64>,
+    action: Option<String>,
+    limit: u32,
+) -> Result<AuditPage, AppError> {
+    async {
+        super::require(Role::Admin).await?;
+        if !(1..=500).contains(&limit) {
+            return Err(AppError::invalid("limit must be between 1 and 500".into()));
+        }
+        let action = action.filter(|a| !a.is_empty());
+        if let Some(a) = &action {
+            if !AUDIT_ACTIONS.contains(&a.as_str()) {
+                return Err(AppError::invalid(format!("'{a}' is not an audit action")));
+            }
+        }
+        let db = &super::state()?.db;
+        let mut entries = db
+            .audit_page(before, action.as_deref(), limit + 1)
+            .await
+            .map_err(|e| AppError::internal(e.to_string()))?;
+        let more = entries.len() > limit as usize;
+        entries.truncate(limit as usize);
+        Ok(AuditPage {
+            next_before: more.then(|| entries.last().map(|e| e.id)).flatten(),
+            entries,
+        })
+    }
+    .await
+    .map_err(super::fail)
+}

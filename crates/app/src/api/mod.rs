@@ -1,0 +1,248 @@
+//! Server functions: the browser's only way to reach the upstream. They run on
+//! the server, which alone holds the API key, and check their input there.
+
+use leptos::prelude::*;
+use leptos::server_fn::codec::JsonEncoding;
+use leptos::server_fn::error::{FromServerFnError, ServerFnErrorErr};
+use serde::{Deserialize, Serialize};
+
+use batchboard_core::error::ApiError;
+use batchboard_core::Batch;
+
+pub mod auth;
+pub mod checks;
+pub mod results_fns;
+
+#[cfg(feature = "ssr")]
+use auth::{CurrentUser, Role};
+pub use batchboard_core::dashboard::{
+    check_batch_id, BatchPage, BatchQuery, Facets, Reachability, UpstreamInfo, WatcherStatus,
+    PAGE_SIZES, SORT_KEYS,
+};
+
+/// The error every server function returns: the one error body of
+/// Batchboard's API ([`ApiError`]), carried by Leptos' server-function
+/// transport. It reads as the `ApiError` inside.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[serde(transparent)]
+#[error("{0}")]
+pub struct AppError(pub ApiError);
+
+impl FromServerFnError for AppError {
+    type Encoder = JsonEncoding;
+    fn from_server_fn_error(value: ServerFnErrorErr) -> Self {
+        Self(ApiError::Transport(value.to_string()))
+    }
+}
+
+impl std::ops::Deref for AppError {
+    type Target = ApiError;
+    fn deref(&self) -> &ApiError {
+        &self.0
+    }
+}
+
+impl From<ApiError> for AppError {
+    fn from(e: ApiError) -> Self {
+        Self(e)
+    }
+}
+
+#[cfg(feature = "ssr")]
+impl From<batchboard_upstream::UpstreamError> for AppError {
+    fn from(e: batchboard_upstream::UpstreamError) -> Self {
+        Self(e.into())
+    }
+}
+
+impl AppError {
+    pub fn invalid(message: String) -> Self {
+        Self(ApiError::Invalid(message))
+    }
+    pub fn internal(message: String) -> Self {
+        Self(ApiError::Internal(message))
+    }
+}
+
+#[cfg(feature = "ssr")]
+fn state() -> Result<batchboard_server::state::AppState, AppError> {
+    use_context::<batchboard_server::state::AppState>()
+        .ok_or_else(|| AppError::invalid("server state missing".into()))
+}
+
+/// Sets the HTTP status of a failed server function call (see
+/// `batchboard_server::http::status`); during server rendering, the page's status.
+#[cfg(feature = "ssr")]
+fn fail(e: AppError) -> AppError {
+    if let Some(resp) = use_context::<leptos_axum::ResponseOptions>() {
+        resp.set_status(batchboard_server::http::status(&e.0));
+    }
+    e
+}
+
+/// The user the sign-in middleware found for this request, if any.
+#[cfg(feature = "ssr")]
+pub async fn current_user() -> Option<CurrentUser> {
+    leptos_axum::extract::<axum::Extension<CurrentUser>>()
+        .await
+        .ok()
+        .map(|axum::Extension(u)| u)
+}
+
+/// The signed-in user if their role allows `role`; otherwise 401/403, and a
+/// refusal in the audit log (the same check as the routes').
+#[cfg(feature = "ssr")]
+pub async fn require(role: Role) -> Result<CurrentUser, AppError> {
+    let user = current_user().await;
+    let path = leptos_axum::extract::<axum::http::Uri>()
+        .await
+        .map(|u| u.path().to_string())
+        .unwrap_or_default();
+    batchboard_server::auth::require(
+        &state()?,
+        user.as_ref(),
+        client_ip().await.as_ref(),
+        &path,
+        role,
+    )
+    .await
+    .map_err(AppError::from)
+}
+
+/// The client's address the sign-in middleware found.
+#[cfg(feature = "ssr")]
+async fn client_ip() -> Option<batchboard_server::auth::ClientIp> {
+    leptos_axum::extract::<axum::Extension<batchboard_server::auth::ClientIp>>()
+        .await
+        .ok()
+        .map(|axum::Extension(ip)| ip)
+}
+
+/// Records what `user` did; a failing audit write is logged, not shown.
+#[cfg(feature = "ssr")]
+pub async fn audit(user: &CurrentUser, action: &str, target: Option<&str>, detail: Option<&str>) {
+    let ip = client_ip().await.map(|ip| ip.0.to_string());
+    if let Ok(st) = state() {
+        st.audit(batchboard_server::db::Audit {
+            actor: &user.name,
+            action,
+            target,
+            detail,
+            ip: ip.as_deref(),
+        })
+        .await;
+    }
+}
+
+#[server(endpoint = "upstream_info")]
+pub async fn get_upstream_info() -> Result<UpstreamInfo, AppError> {
+    async {
+        require(Role::Viewer).await?;
+        Ok(state()?.upstream.info())
+    }
+    .await
+    .map_err(fail)
+}
+
+#[server(endpoint = "check_upstream")]
+pub async fn check_upstream() -> Result<Reachability, AppError> {
+    async {
+        require(Role::Viewer).await?;
+        Ok(state()?.upstream.probe().await)
+    }
+    .await
+    .map_err(fail)
+}
+
+/// A page of the batch table, from the local index (never the upstream:
+/// its cost does not grow with the number of viewers).
+#[server(endpoint = "list_batches")]
+pub async fn list_batches(#[server(default)] query: BatchQuery) -> Result<BatchPage, AppError> {
+    async {
+        require(Role::Viewer).await?;
+        let st = state()?;
+        let (batches, total, offset, limit) =
+            st.db.query_batches(&query).await.map_err(|e| match e {
+                batchboard_server::db::DbError::Query(m) => AppError::invalid(m),
+                other => AppError::internal(other.to_string()),
+            })?;
+        Ok(BatchPage {
+            batches,
+            total,
+            offset,
+            limit,
+            watcher: st.hub.status(),
+        })
+    }
+    .await
+    .map_err(fail)
+}
+
+/// The values the table's filters offer.
+#[server(endpoint = "batch_facets")]
+pub async fn batch_facets() -> Result<Facets, AppError> {
+    async {
+        require(Role::Viewer).await?;
+        let st = state()?;
+        if let Some(f) = st.facets.get() {
+            return Ok(f);
+        }
+        let f = st.db.facets().await.map_err(internal)?;
+        st.facets.put(f.clone());
+        Ok(f)
+    }
+    .await
+    .map_err(fail)
+}
+
+#[cfg(feature = "ssr")]
+fn internal(e: impl std::fmt::Display) -> AppError {
+    tracing::error!(error = %e, "database");
+    AppError::internal("the database failed; see the server log".into())
+}
+
+/// When the watcher last reached the upstream, and its last failure: what
+/// the banner on every page says while the upstream does not answer.
+#[server(endpoint = "watcher_status")]
+pub async fn get_watcher_status() -> Result<WatcherStatus, AppError> {
+    async {
+        require(Role::Viewer).await?;
+        Ok(state()?.hub.status())
+    }
+    .await
+    .map_err(fail)
+}
+
+/// One batch: from the index when it is there; otherwise (not yet seen by
+/// the watcher) from the upstream, and then indexed.
+#[server(endpoint = "get_batch")]
+pub async fn get_batch(id: String) -> Result<Batch, AppError> {
+    async {
+        require(Role::Viewer).await?;
+        check_batch_id(&id)?;
+        let st = state()?;
+        if let Some(b) = st.db.get_indexed(&id).await.map_err(internal)? {
+            return Ok(b);
+        }
+        let b = st.upstream.client.get_batch(&id).await?;
+        st.index(&b).await;
+        Ok(b)
+    }
+    .await
+    .map_err(fail)
+}
+
+#[server(endpoint = "cancel_batch")]
+pub async fn cancel_batch(id: String) -> Result<Batch, AppError> {
+    async {
+        let user = require(Role::Operator).await?;
+        check_batch_id(&id)?;
+        let st = state()?;
+        let batch = st.upstream.client.cancel_batch(&id).await?;
+        st.index(&batch).await;
+        audit(&user, "cancel", Some(&id), None).await;
+        Ok(batch)
+    }
+    .await
+    .map_err(fail)
+}

@@ -1,0 +1,227 @@
+//! One batch: `/batches/:id`.
+
+use leptos::prelude::*;
+use leptos_meta::Title;
+use leptos_router::hooks::use_params_map;
+
+use super::components::{Progress, StatusBadge, Time};
+use super::format;
+use super::live::use_live;
+use crate::api::{get_batch, CancelBatch};
+use batchboard_core::Batch;
+
+#[component]
+pub fn BatchPage() -> impl IntoView {
+    let params = use_params_map();
+    let id = Memo::new(move |_| params.with(|p| p.get("id")).unwrap_or_default());
+    let live = use_live();
+    // Changes of this batch arrive on the event stream; the page then reads
+    // it again from the index (never polled).
+    let changed = Memo::new(move |_| {
+        live.last
+            .with(|b| b.as_ref().filter(|b| b.id == id.get()).cloned())
+    });
+    let cancel = ServerAction::<CancelBatch>::new();
+    let batch = Resource::new(
+        move || (id.get(), changed.get(), cancel.version().get()),
+        |(id, _, _)| get_batch(id),
+    );
+
+    view! {
+        <Title text=move || format!("Batch {}", id.get()) />
+        <p class="crumbs"><a href="/">"← Batches"</a></p>
+        <Transition fallback=|| view! { <p class="muted">"Loading batch…"</p> }>
+            {move || {
+                batch.get()
+                    .map(|r| match r {
+                        Ok(b) => view! { <Detail batch=b cancel /> }.into_any(),
+                        Err(e) => {
+                            view! {
+                                <section class="error-state" data-testid="batch-error">
+                                    <h1>"Batch " {id.get()}</h1>
+                                    <p>{e.describe()}</p>
+                                </section>
+                            }
+                                .into_any()
+                        }
+                    })
+            }}
+        </Transition>
+    }
+}
+
+#[component]
+fn Detail(batch: Batch, cancel: ServerAction<CancelBatch>) -> impl IntoView {
+    let id = batch.id.clone();
+    let timeline: Vec<(&str, Option<i64>)> = vec![
+        ("Created", Some(batch.created_at)),
+        ("In progress", batch.in_progress_at),
+        ("Finalizing", batch.finalizing_at),
+        ("Completed", batch.completed_at),
+        ("Failed", batch.failed_at),
+        ("Cancelling", batch.cancelling_at),
+        ("Cancelled", batch.cancelled_at),
+        ("Expired", batch.expired_at),
+    ];
+    let timeline = timeline
+        .into_iter()
+        .filter_map(|(label, ts)| ts.map(|t| (label, t)))
+        .map(|(label, t)| {
+            view! {
+                <li><span class="tl-label">{label}</span> <Time ts=t /> <span class="muted">" · " {format::absolute(t)}</span></li>
+            }
+        })
+        .collect_view();
+    let expires = batch.expires_at.map(|t| {
+        view! { <li><span class="tl-label">"Expires"</span> <Time ts=t /> <span class="muted">" · " {format::absolute(t)}</span></li> }
+    });
+
+    let file_link = |label: &'static str, kind: &'static str, file: Option<String>| {
+        let bid = id.clone();
+        file.map(|f| {
+            view! {
+                <a class="btn" href=format!("/files/{f}/content?batch={bid}&kind={kind}") download=""
+                    data-testid=format!("download-{kind}")>
+                    "Download " {label}
+                </a>
+            }
+        })
+    };
+    let downloads = view! {
+        <div class="downloads">
+            {file_link("input", "input", Some(batch.input_file_id.clone()).filter(|f| !f.is_empty()))}
+            {file_link("output", "output", batch.output_file_id.clone())}
+            {file_link("errors", "error", batch.error_file_id.clone())}
+        </div>
+    };
+
+    let errors = batch.errors.clone().map(|e| e.data).unwrap_or_default();
+    let errors = (!errors.is_empty()).then(|| {
+        let rows = errors
+            .into_iter()
+            .map(|e| {
+                view! {
+                    <tr>
+                        <td>{e.line.map(|l| l.to_string()).unwrap_or_else(|| "—".into())}</td>
+                        <td class="mono">{e.code}</td>
+                        <td class="mono">{e.param.unwrap_or_default()}</td>
+                        <td>{e.message}</td>
+                    </tr>
+                }
+            })
+            .collect_view();
+        view! {
+            <section class="panel" data-testid="batch-errors">
+                <h2>"Errors"</h2>
+                <table class="errors">
+                    <thead><tr><th>"Line"</th><th>"Code"</th><th>"Field"</th><th>"Message"</th></tr></thead>
+                    <tbody>{rows}</tbody>
+                </table>
+            </section>
+        }
+    });
+
+    let usage = batch.usage.clone().map(|u| {
+        view! {
+            <section class="panel">
+                <h2>"Usage"</h2>
+                <dl class="fields">
+                    <dt>"Input tokens"</dt><dd>{format::count(u.input_tokens)} " (cached " {format::count(u.input_tokens_details.cached_tokens)} ")"</dd>
+                    <dt>"Output tokens"</dt><dd>{format::count(u.output_tokens)} " (reasoning " {format::count(u.output_tokens_details.reasoning_tokens)} ")"</dd>
+                    <dt>"Total tokens"</dt><dd>{format::count(u.total_tokens)}</dd>
+                </dl>
+            </section>
+        }
+    });
+
+    let metadata = batch.metadata.clone().filter(|m| !m.is_empty()).map(|m| {
+        let rows = m
+            .into_iter()
+            .map(|(k, v)| view! { <dt class="mono">{k}</dt><dd>{v}</dd> })
+            .collect_view();
+        view! { <section class="panel"><h2>"Metadata"</h2><dl class="fields">{rows}</dl></section> }
+    });
+
+    let counts = batch.request_counts.clone();
+    let can_cancel = batch.status.can_cancel();
+    let results = batch
+        .status
+        .is_terminal()
+        .then(|| view! { <super::results_view::Results id=id.clone() /> });
+    let retry_of = batch
+        .metadata
+        .as_ref()
+        .and_then(|m| m.get(crate::api::results_fns::RETRY_OF))
+        .filter(|o| crate::api::check_batch_id(o).is_ok())
+        .map(|o| view! {
+            <p data-testid="retry-of">"Retries the failed requests of " <a class="mono" href=format!("/batches/{o}")>{o.clone()}</a></p>
+        });
+    view! {
+        <div class="page-head">
+            <h1 class="mono" data-testid="batch-id">{batch.id.clone()}</h1>
+            <StatusBadge status=batch.status.clone() />
+            {(can_cancel && super::session::may(crate::api::auth::Role::Operator))
+                .then(|| view! { <CancelButton id=id.clone() cancel /> })}
+        </div>
+        {retry_of}
+        <section class="panel">
+            <Progress batch=batch.clone() />
+            <dl class="fields">
+                <dt>"Endpoint"</dt><dd class="mono">{batch.endpoint.clone()}</dd>
+                <dt>"Model"</dt><dd>{batch.model.clone().unwrap_or_else(|| "—".into())}</dd>
+                <dt>"Completion window"</dt><dd>{batch.completion_window.clone()}</dd>
+                <dt>"Requests"</dt>
+                <dd data-testid="counts">
+                    {format!("{} total, {} completed, {} failed", counts.total, counts.completed, counts.failed)}
+                </dd>
+                <dt>"Input file"</dt><dd class="mono">{batch.input_file_id.clone()}</dd>
+                <dt>"Output file"</dt><dd class="mono">{batch.output_file_id.clone().unwrap_or_else(|| "—".into())}</dd>
+                <dt>"Error file"</dt><dd class="mono">{batch.error_file_id.clone().unwrap_or_else(|| "—".into())}</dd>
+            </dl>
+            {downloads}
+        </section>
+        {errors}
+        {results}
+        <section class="panel">
+            <h2>"Timeline"</h2>
+            <ul class="timeline" data-testid="timeline">{timeline}{expires}</ul>
+        </section>
+        {usage}
+        {metadata}
+    }
+}
+
+/// Cancelling asks for confirmation first.
+#[component]
+fn CancelButton(id: String, cancel: ServerAction<CancelBatch>) -> impl IntoView {
+    let (confirming, set_confirming) = signal(false);
+    let pending = cancel.pending();
+    let result = cancel.value();
+    let id2 = id.clone();
+    view! {
+        <span class="cancel">
+            <Show
+                when=move || confirming.get()
+                fallback=move || view! {
+                    <button class="btn btn-danger" data-testid="cancel" on:click=move |_| set_confirming.set(true)>
+                        "Cancel batch"
+                    </button>
+                }
+            >
+                <span class="confirm">"Cancel this batch? Finished requests are kept. "</span>
+                <button class="btn btn-danger" data-testid="confirm-cancel" disabled=move || pending.get()
+                    on:click={
+                        let id = id2.clone();
+                        move |_| {
+                            cancel.dispatch(CancelBatch { id: id.clone() });
+                            set_confirming.set(false);
+                        }
+                    }>
+                    "Yes, cancel"
+                </button>
+                <button class="btn" on:click=move |_| set_confirming.set(false)>"No"</button>
+            </Show>
+            {move || result.get().and_then(|r| r.err()).map(|e| view! { <span class="error">{e.describe()}</span> })}
+        </span>
+    }
+}

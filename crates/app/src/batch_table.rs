@@ -1,0 +1,324 @@
+//! The batch table: `/`.
+
+use leptos::prelude::*;
+use leptos_meta::Title;
+use leptos_router::components::A;
+use leptos_router::hooks::use_query_map;
+
+use super::components::{Progress, StatusBadge, Time};
+use super::format;
+use super::live::use_live;
+use crate::api::auth::Role;
+use crate::api::{
+    batch_facets, list_batches, BatchPage, BatchQuery, Facets, WatcherStatus, PAGE_SIZES,
+};
+use batchboard_core::{Batch, CREATED_BY};
+
+/// The query the URL describes.
+fn query_from_url(q: &leptos_router::params::ParamsMap) -> BatchQuery {
+    let text = |k: &str| q.get(k).filter(|v| !v.trim().is_empty());
+    BatchQuery {
+        status: text("status"),
+        endpoint: text("endpoint"),
+        model: text("model"),
+        creator: text("creator"),
+        meta_key: text("meta_key"),
+        meta_value: text("meta_value"),
+        from: text("from"),
+        to: text("to"),
+        q: text("q"),
+        sort: text("sort"),
+        dir: text("dir"),
+        offset: text("offset").and_then(|o| o.parse().ok()),
+        limit: text("limit")
+            .and_then(|l| l.parse().ok())
+            .filter(|l| (1..=200).contains(l)),
+    }
+}
+
+#[component]
+pub fn BatchesPage() -> impl IntoView {
+    let url = use_query_map();
+    let query = Memo::new(move |_| url.with(query_from_url));
+    let live = use_live();
+    // Read from the index; refetched when the event stream says something
+    // changed (never polled).
+    let page = Resource::new(
+        move || (query.get(), live.version.get()),
+        |(q, _)| list_batches(q),
+    );
+    let facets = Resource::new(move || live.version.get() / 10, |_| batch_facets());
+
+    view! {
+        <Title text="Batches" />
+        <div class="page-head">
+            <h1>"Batches"</h1>
+            <Transition fallback=|| ()>
+                {move || super::session::may(Role::Operator).then(|| view! {
+                    <A href="/batches/new" attr:class="btn btn-primary">"New batch"</A>
+                })}
+            </Transition>
+        </div>
+        <Transition fallback=|| ()>
+            {move || facets.get().map(|f| view! { <Filters facets=f.unwrap_or_default() query=query.get() /> })}
+        </Transition>
+        <Transition fallback=|| view! { <p class="muted" data-testid="loading">"Loading batches…"</p> }>
+            {move || {
+                page.get()
+                    .map(|r| match r {
+                        Ok(p) => view! { <Table page=p query=query.get() /> }.into_any(),
+                        Err(e) => {
+                            view! {
+                                <section class="error-state" data-testid="list-error">
+                                    <h2>"Could not load batches"</h2>
+                                    <p>{e.describe()}</p>
+                                    <p><a href="">"Try again"</a></p>
+                                </section>
+                            }
+                                .into_any()
+                        }
+                    })
+            }}
+        </Transition>
+    }
+}
+
+/// The filter bar: a plain GET form, so it works without JavaScript too.
+#[component]
+fn Filters(facets: Facets, query: BatchQuery) -> impl IntoView {
+    let select = move |name: &'static str,
+                       label: &'static str,
+                       values: Vec<String>,
+                       current: Option<String>| {
+        let options = values
+            .into_iter()
+            .map(|v| {
+                let selected = current.as_deref() == Some(v.as_str());
+                view! { <option value=v.clone() selected=selected>{v.clone()}</option> }
+            })
+            .collect_view();
+        view! {
+            <label class="filter">
+                <span>{label}</span>
+                <select name=name data-testid=format!("filter-{name}")>
+                    <option value="">"any"</option>
+                    {options}
+                </select>
+            </label>
+        }
+    };
+    let text = move |name: &'static str,
+                     label: &'static str,
+                     kind: &'static str,
+                     value: Option<String>| {
+        view! {
+            <label class="filter">
+                <span>{label}</span>
+                <input type=kind name=name value=value.unwrap_or_default() data-testid=format!("filter-{name}") />
+            </label>
+        }
+    };
+    let clear = query
+        .is_filtered()
+        .then(|| view! { <A href="/" attr:class="btn btn-small">"Clear"</A> });
+    view! {
+        <form class="filters panel" method="get" action="/" data-testid="filters">
+            {text("q", "Search id, file or name", "search", query.q.clone())}
+            {select("status", "Status", facets.statuses, query.status.clone())}
+            {select("endpoint", "Endpoint", facets.endpoints, query.endpoint.clone())}
+            {select("model", "Model", facets.models, query.model.clone())}
+            {select("creator", "Created by", facets.creators, query.creator.clone())}
+            {text("meta_key", "Metadata key", "text", query.meta_key.clone())}
+            {text("meta_value", "value", "text", query.meta_value.clone())}
+            {text("from", "Created from", "date", query.from.clone())}
+            {text("to", "to", "date", query.to.clone())}
+            {query.sort.clone().map(|s| view! { <input type="hidden" name="sort" value=s /> })}
+            {query.dir.clone().map(|d| view! { <input type="hidden" name="dir" value=d /> })}
+            {query.limit.map(|l| view! { <input type="hidden" name="limit" value=l.to_string() /> })}
+            <button type="submit" class="btn btn-small" data-testid="apply-filters">"Apply"</button>
+            {clear}
+        </form>
+    }
+}
+
+/// A column header that sorts by `key` (again: the other direction).
+#[component]
+fn SortHeader(label: &'static str, key: &'static str, query: BatchQuery) -> impl IntoView {
+    let current = query.sort.clone().unwrap_or_else(|| "created".into());
+    let dir = query.dir.clone().unwrap_or_else(|| "desc".into());
+    let on = current == key;
+    let next_dir = if on && dir == "desc" { "asc" } else { "desc" };
+    let mut q = query.clone();
+    q.sort = Some(key.to_string());
+    q.dir = Some(next_dir.to_string());
+    q.offset = None;
+    let arrow = if on {
+        if dir == "asc" {
+            " ▲"
+        } else {
+            " ▼"
+        }
+    } else {
+        ""
+    };
+    let aria = if on {
+        if dir == "asc" {
+            "ascending"
+        } else {
+            "descending"
+        }
+    } else {
+        "none"
+    };
+    view! {
+        <th aria-sort=aria>
+            <A href=format!("/{}", q.to_query_string()) attr:data-testid=format!("sort-{key}")>{label}{arrow}</A>
+        </th>
+    }
+}
+
+/// "Index updated …", or the upstream trouble the watcher last met.
+#[component]
+fn Freshness(initial: WatcherStatus) -> impl IntoView {
+    let live = use_live();
+    let status = move || live.status.get().unwrap_or_else(|| initial.clone());
+    view! {
+        <span class="muted" data-testid="last-heard">
+            {move || {
+                let s = status();
+                match (s.last_error, s.last_success_at) {
+                    (Some(e), Some(ok)) => view! {
+                        <span class="error" data-testid="upstream-trouble">
+                            "Upstream unreachable (" {e} "); last contact " <Time ts=ok /> ". Showing the index."
+                        </span>
+                    }.into_any(),
+                    (Some(e), None) => view! {
+                        <span class="error" data-testid="upstream-trouble">"Upstream unreachable: " {e}</span>
+                    }.into_any(),
+                    (None, Some(ok)) => view! { <span>"Upstream answered " <Time ts=ok /></span> }.into_any(),
+                    (None, None) => view! { <span>"Reading the upstream's batches…"</span> }.into_any(),
+                }
+            }}
+        </span>
+    }
+}
+
+#[component]
+fn Table(page: BatchPage, query: BatchQuery) -> impl IntoView {
+    let BatchPage {
+        batches,
+        total,
+        offset,
+        limit,
+        watcher,
+    } = page;
+    if batches.is_empty() && offset == 0 && !query.is_filtered() {
+        return view! {
+            <section class="empty-state" data-testid="no-batches">
+                <h2>"No batches yet"</h2>
+                <p>"Upload a JSONL file of requests to start one."</p>
+                <A href="/batches/new" attr:class="btn btn-primary">"New batch"</A>
+            </section>
+        }
+        .into_any();
+    }
+    let link_at = |off: u32| {
+        let mut q = query.clone();
+        q.offset = Some(off);
+        format!("/{}", q.to_query_string())
+    };
+    let shown_to = offset as u64 + batches.len() as u64;
+    let prev = (offset > 0).then(|| link_at(offset.saturating_sub(limit)));
+    let next = (shown_to < total).then(|| link_at(offset + limit));
+    let rows = batches
+        .into_iter()
+        .map(|b| view! { <Row batch=b /> })
+        .collect_view();
+    let q = query.clone();
+    view! {
+        <div class="table-meta">
+            <Freshness initial=watcher />
+            <span data-testid="match-count">
+                {if total == 0 { "No batches match".to_string() } else {
+                    format!("{}–{} of {}", format::count(offset as u64 + 1), format::count(shown_to), format::count(total))
+                }}
+            </span>
+            <PageSize limit query=query.clone() />
+        </div>
+        <div class="table-wrap">
+            <table class="batches" data-testid="batch-table">
+                <thead>
+                    <tr>
+                        <th>"Batch"</th>
+                        <SortHeader label="Status" key="status" query=q.clone() />
+                        <SortHeader label="Endpoint" key="endpoint" query=q.clone() />
+                        <SortHeader label="Model" key="model" query=q.clone() />
+                        <th>"Progress"</th>
+                        <SortHeader label="Created" key="created" query=q.clone() />
+                        <th>"Time left"</th>
+                        <SortHeader label="Created by" key="creator" query=q.clone() />
+                        <th>"Metadata"</th>
+                    </tr>
+                </thead>
+                <tbody>{rows}</tbody>
+            </table>
+        </div>
+        <nav class="pager" aria-label="Pages">
+            {prev.map(|href| view! { <A href=href attr:data-testid="prev-page">"« Previous"</A> })}
+            {next.map(|href| view! { <A href=href attr:data-testid="next-page">"Next page »"</A> })}
+        </nav>
+    }
+    .into_any()
+}
+
+#[component]
+fn PageSize(limit: u32, query: BatchQuery) -> impl IntoView {
+    let options = PAGE_SIZES
+        .iter()
+        .map(|n| {
+            let mut q = query.clone();
+            q.limit = Some(*n);
+            q.offset = None;
+            view! {
+                <A href=format!("/{}", q.to_query_string()) attr:class=if *n == limit { "chip chip-on" } else { "chip" }>
+                    {n.to_string()}
+                </A>
+            }
+        })
+        .collect_view();
+    view! { <span class="page-size">"Per page: " {options}</span> }
+}
+
+#[component]
+fn Row(batch: Batch) -> impl IntoView {
+    let href = format!("/batches/{}", batch.id);
+    let left = match (batch.status.is_terminal(), batch.expires_at) {
+        (false, Some(exp)) => format::duration(exp - format::now()),
+        _ => "—".into(),
+    };
+    let mut metadata = batch.metadata.clone().unwrap_or_default();
+    let creator = metadata.remove(CREATED_BY).unwrap_or_else(|| "—".into());
+    let metadata = metadata
+        .into_iter()
+        .map(|(k, v)| {
+            let text = format!("{k}={v}");
+            let title = text.clone();
+            view! { <span class="chip" title=title>{text}</span> }
+        })
+        .collect_view();
+    let id = batch.id.clone();
+    let data_id = id.clone();
+    view! {
+        <tr data-testid="batch-row" data-id=data_id>
+            <td><A href=href attr:class="mono">{id}</A></td>
+            <td><StatusBadge status=batch.status.clone() /></td>
+            <td class="mono">{batch.endpoint.clone()}</td>
+            <td>{batch.model.clone().unwrap_or_else(|| "—".into())}</td>
+            <td><Progress batch=batch.clone() /></td>
+            <td><Time ts=batch.created_at /></td>
+            <td>{left}</td>
+            <td data-testid="created-by">{creator}</td>
+            <td class="meta">{metadata}</td>
+        </tr>
+    }
+}

@@ -1,0 +1,62 @@
+//! Small pieces shared by the pages.
+
+use leptos::prelude::*;
+
+use super::format;
+use batchboard_core::{Batch, BatchStatus};
+
+/// A status as a coloured badge; unknown statuses show as themselves.
+#[component]
+pub fn StatusBadge(status: BatchStatus) -> impl IntoView {
+    let class = match &status {
+        BatchStatus::Completed => "badge status-ok",
+        BatchStatus::Failed | BatchStatus::Expired => "badge status-bad",
+        BatchStatus::Cancelled | BatchStatus::Cancelling => "badge status-muted",
+        BatchStatus::Other(_) => "badge status-unknown",
+        _ => "badge status-active",
+    };
+    view! { <span class=class data-testid="status">{status.to_string()}</span> }
+}
+
+/// Progress from `request_counts`: completed and failed out of total.
+#[component]
+pub fn Progress(batch: Batch) -> impl IntoView {
+    let c = batch.request_counts;
+    let total = c.total.max(1) as f64;
+    let done = c.completed as f64 / total * 100.0;
+    let failed = c.failed as f64 / total * 100.0;
+    let label = if c.total == 0 {
+        "—".to_string()
+    } else {
+        format!(
+            "{} / {}{}",
+            format::count(c.completed + c.failed),
+            format::count(c.total),
+            if c.failed > 0 {
+                format!(" ({} failed)", format::count(c.failed))
+            } else {
+                String::new()
+            }
+        )
+    };
+    let title = label.clone();
+    view! {
+        <div class="progress" title=title data-testid="progress">
+            <div class="progress-bar">
+                <span class="progress-done" style=format!("width: {done:.1}%")></span>
+                <span class="progress-failed" style=format!("width: {failed:.1}%")></span>
+            </div>
+            <span class="progress-label">{label}</span>
+        </div>
+    }
+}
+
+/// A time as "5 min ago", with the absolute time on hover.
+#[component]
+pub fn Time(ts: i64) -> impl IntoView {
+    view! {
+        <time datetime=ts.to_string() title=format::absolute(ts)>
+            {format::relative(ts, format::now())}
+        </time>
+    }
+}

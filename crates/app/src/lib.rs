@@ -1,0 +1,103 @@
+//! Batchboard's user interface: the Leptos pages, rendered on the server
+//! (`ssr`) and hydrated in the browser (`hydrate`, WASM), and the server
+//! functions they call.
+//!
+//! Server functions are thin: they find the caller, call the server crate,
+//! and return. The browser build must never depend on the server, upstream
+//! or sandbox crates (they are `ssr`-only dependencies), nor on tokio, sqlx
+//! or axum.
+
+// Upstream errors carry the whole OpenAI error (message, type, code, param,
+// request id, retry-after) by value; they are rare, so their size is fine.
+#![allow(clippy::result_large_err)]
+#![recursion_limit = "256"]
+
+pub mod api;
+mod audit;
+mod batch_page;
+mod batch_table;
+mod components;
+pub mod format;
+mod layout;
+pub mod live;
+mod new_batch;
+mod pages;
+mod results_view;
+pub mod session;
+
+use leptos::prelude::*;
+use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
+use leptos_router::components::{Route, Router, Routes};
+use leptos_router::{path, SsrMode};
+
+use audit::AuditPage;
+use batch_page::BatchPage;
+use batch_table::BatchesPage;
+use layout::Layout;
+use new_batch::NewBatchPage;
+use pages::NotFound;
+use session::LoginPage;
+
+/// The HTML document around the app, rendered on the server only.
+pub fn shell(options: LeptosOptions) -> impl IntoView {
+    view! {
+        <!DOCTYPE html>
+        <html lang="en">
+            <head>
+                <meta charset="utf-8" />
+                <meta name="viewport" content="width=device-width, initial-scale=1" />
+                <meta name="color-scheme" content="light dark" />
+                <link rel="icon" href="/favicon.svg" type="image/svg+xml" />
+                <AutoReload options=options.clone() />
+                <HydrationScripts options />
+                <MetaTags />
+            </head>
+            <body>
+                <App />
+            </body>
+        </html>
+    }
+}
+
+#[component]
+pub fn App() -> impl IntoView {
+    provide_meta_context();
+    session::provide_me();
+    let live = live::provide_live();
+    // Effects run only in the browser, once hydration has attached the event
+    // handlers: the mark lets tests (and curious users) see the page is live.
+    Effect::new(move |_| {
+        if let Some(body) = document().body() {
+            let _ = body.set_attribute("data-hydrated", "true");
+        }
+    });
+    view! {
+        <Stylesheet id="leptos" href="/pkg/batchboard.css" />
+        // The tab says how many batches are running, live.
+        <Title formatter=move |page: String| {
+            let running = live.status.with(|s| s.as_ref().map(|s| s.running).unwrap_or(0));
+            let prefix = if running > 0 { format!("({running}) ") } else { String::new() };
+            if page.is_empty() { format!("{prefix}Batchboard") } else { format!("{prefix}{page} · Batchboard") }
+        } />
+        <Router>
+            <Layout>
+                <Routes fallback=|| view! { <NotFound /> }>
+                    // Async: the server waits for the data and sends whole
+                    // pages, so they read fine without JavaScript.
+                    <Route path=path!("/") view=BatchesPage ssr=SsrMode::Async />
+                    <Route path=path!("/batches/new") view=NewBatchPage ssr=SsrMode::Async />
+                    <Route path=path!("/batches/:id") view=BatchPage ssr=SsrMode::Async />
+                    <Route path=path!("/audit") view=AuditPage ssr=SsrMode::Async />
+                    <Route path=path!("/login") view=LoginPage ssr=SsrMode::Async />
+                </Routes>
+            </Layout>
+        </Router>
+    }
+}
+
+#[cfg(feature = "hydrate")]
+#[wasm_bindgen::prelude::wasm_bindgen]
+pub fn hydrate() {
+    console_error_panic_hook::set_once();
+    leptos::mount::hydrate_body(App);
+}

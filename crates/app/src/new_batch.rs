@@ -1,0 +1,491 @@
+//! Creating a batch: `/batches/new`. Choosing a file checks it in the
+//! browser first: the shared validator (compiled to WASM) reads the file in
+//! chunks with a progress bar, lists problems by line, and estimates tokens
+//! and cost; Create stays disabled while there are problems. The file then
+//! goes to `POST /api/batches`, which runs the same check again while it
+//! streams and only then uploads it upstream. The upload runs through
+//! XMLHttpRequest for its progress events; without JavaScript the form still
+//! posts and the server's check alone applies.
+
+use leptos::prelude::*;
+use leptos_meta::Title;
+
+use super::format;
+use super::session::NeedsRole;
+use crate::api::auth::Role;
+use batchboard_core::prices::PriceTable;
+use batchboard_core::validate::Report;
+use batchboard_core::{
+    BatchError, ENDPOINTS, MAX_METADATA_KEY_CHARS, MAX_METADATA_PAIRS, MAX_METADATA_VALUE_CHARS,
+};
+
+/// The in-browser check of the chosen file.
+#[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
+pub enum Check {
+    /// No file chosen (or no JavaScript: the server checks).
+    None,
+    Running {
+        done: f64,
+        total: f64,
+    },
+    Done {
+        report: Box<Report>,
+        ms: f64,
+    },
+    /// The browser could not read the file.
+    Unreadable(String),
+}
+
+/// What the server answered to a refused upload.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+pub struct Refusal {
+    pub message: String,
+    #[serde(default)]
+    pub errors: Vec<BatchError>,
+    #[serde(default)]
+    pub error_count: u64,
+}
+
+#[derive(Debug, Clone)]
+#[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
+enum Phase {
+    Idle,
+    Uploading(f64),
+    Refused(Refusal),
+}
+
+#[component]
+pub fn NewBatchPage() -> impl IntoView {
+    let (phase, set_phase) = signal(Phase::Idle);
+    let (endpoint, set_endpoint) = signal(String::from("/v1/chat/completions"));
+    let (meta, set_meta) = signal(vec![(0usize, String::new(), String::new())]);
+    let (next_key, set_next_key) = signal(1usize);
+    let form_ref = NodeRef::<leptos::html::Form>::new();
+    let (check, set_check) = signal(Check::None);
+    // Which file choice the running check belongs to: a newer choice stops it.
+    let generation = StoredValue::new(0u64);
+    let prices = LocalResource::new(crate::api::checks::pricing);
+    // Used by the browser-only handlers below.
+    let _ = (set_phase, set_endpoint, form_ref, set_check, generation);
+
+    let metadata_json = move || {
+        let m: std::collections::BTreeMap<String, String> = meta
+            .get()
+            .into_iter()
+            .filter(|(_, k, _)| !k.trim().is_empty())
+            .map(|(_, k, v)| (k.trim().to_string(), v))
+            .collect();
+        serde_json::to_string(&m).unwrap_or_default()
+    };
+
+    let on_file = move |ev: leptos::ev::Event| {
+        let _ = &ev;
+        #[cfg(feature = "hydrate")]
+        browser::check_file(ev, generation, set_check, set_endpoint);
+    };
+
+    let on_submit = move |ev: leptos::ev::SubmitEvent| {
+        let _ = &ev;
+        #[cfg(feature = "hydrate")]
+        {
+            ev.prevent_default();
+            if let Some(form) = form_ref.get() {
+                browser::upload(form, set_phase);
+            }
+        }
+    };
+
+    let uploading = move || matches!(phase.get(), Phase::Uploading(_));
+    // Why Create is not possible yet, if it is not.
+    let blocked = move || -> Option<String> {
+        match check.get() {
+            Check::Running { .. } => Some("Checking the file…".into()),
+            Check::Unreadable(_) => Some("Choose a file the browser can read.".into()),
+            Check::Done { report, .. } if !report.is_ok() => {
+                Some("Fix the problems listed above, then choose the file again.".into())
+            }
+            Check::Done { report, .. } => match report.endpoint {
+                Some(e) if e != endpoint.get() => Some(format!(
+                    "The file's requests go to {e}; choose that endpoint."
+                )),
+                _ => None,
+            },
+            Check::None => None,
+        }
+    };
+    let endpoint_options = ENDPOINTS
+        .iter()
+        .map(|e| view! { <option value=*e selected=move || endpoint.get() == *e>{*e}</option> })
+        .collect_view();
+
+    view! {
+        <Title text="New batch" />
+        <h1>"New batch"</h1>
+        <Suspense fallback=|| ()>
+            {move || (super::session::me().is_some() && !super::session::may(Role::Operator))
+                .then(|| view! { <NeedsRole role=Role::Operator what="create batches" /> })}
+        </Suspense>
+        <form class="panel new-batch" method="post" action="/api/batches" enctype="multipart/form-data"
+            node_ref=form_ref on:submit=on_submit data-testid="new-batch-form">
+            <label class="field">
+                <span>"Requests file (.jsonl)"</span>
+                <input type="file" name="file" accept=".jsonl,application/jsonl,application/x-ndjson"
+                    required data-testid="file" on:change=on_file />
+                <small class="muted">"One request per line, at most 50,000 requests and 200 MB. The file is checked here before anything is uploaded."</small>
+            </label>
+            <div class="file-check-slot">
+                {move || view! { <CheckView check=check.get() prices=prices.get().and_then(|p| p.ok()) /> }}
+            </div>
+            <label class="field">
+                <span>"Endpoint"</span>
+                <select name="endpoint" data-testid="endpoint"
+                    on:change=move |ev| set_endpoint.set(event_target_value(&ev))>
+                    {endpoint_options}
+                </select>
+            </label>
+            <label class="field">
+                <span>"Completion window"</span>
+                <select name="completion_window"><option value="24h" selected>"24 hours"</option></select>
+            </label>
+            <fieldset class="field">
+                <legend>"Metadata " <small class="muted">{format!("(up to {MAX_METADATA_PAIRS} pairs)")}</small></legend>
+                <For each=move || meta.get() key=|(k, _, _)| *k let((key, k, v))>
+                    <div class="meta-row">
+                        <input placeholder="key" maxlength=MAX_METADATA_KEY_CHARS.to_string() value=k
+                            data-testid="meta-key"
+                            on:input=move |ev| {
+                                let val = event_target_value(&ev);
+                                set_meta.update(|m| if let Some(r) = m.iter_mut().find(|r| r.0 == key) { r.1 = val });
+                            } />
+                        <input placeholder="value" maxlength=MAX_METADATA_VALUE_CHARS.to_string() value=v
+                            data-testid="meta-value"
+                            on:input=move |ev| {
+                                let val = event_target_value(&ev);
+                                set_meta.update(|m| if let Some(r) = m.iter_mut().find(|r| r.0 == key) { r.2 = val });
+                            } />
+                        <button type="button" class="btn btn-small" aria-label="Remove pair"
+                            on:click=move |_| set_meta.update(|m| m.retain(|r| r.0 != key))>"×"</button>
+                    </div>
+                </For>
+                <button type="button" class="btn btn-small" data-testid="add-meta"
+                    disabled=move || { meta.get().len() >= MAX_METADATA_PAIRS }
+                    on:click=move |_| {
+                        let k = next_key.get();
+                        set_next_key.set(k + 1);
+                        set_meta.update(|m| m.push((k, String::new(), String::new())));
+                    }>"Add pair"</button>
+                <input type="hidden" name="metadata" prop:value=metadata_json />
+            </fieldset>
+            <label class="field">
+                <span>"Output files expire after " <small class="muted">"(optional, seconds: 3600 to 2592000)"</small></span>
+                <input type="number" name="output_expires_after" min="3600" max="2592000" step="1" />
+            </label>
+            <div class="actions">
+                <button type="submit" class="btn btn-primary" data-testid="create"
+                    disabled=move || uploading() || blocked().is_some()>
+                    {move || if uploading() { "Uploading…" } else { "Create batch" }}
+                </button>
+                {move || blocked().map(|why| view! { <small class="muted" data-testid="create-blocked">{why}</small> })}
+            </div>
+            {move || match phase.get() {
+                Phase::Idle => ().into_any(),
+                Phase::Uploading(p) => view! {
+                    <div class="upload-progress" data-testid="upload-progress">
+                        <progress max="100" value=format!("{:.0}", p * 100.0)></progress>
+                        <span>{format!("{:.0}%", p * 100.0)}</span>
+                    </div>
+                }.into_any(),
+                Phase::Refused(r) => view! { <RefusalView r /> }.into_any(),
+            }}
+        </form>
+    }
+}
+
+/// Problems (or warnings) with their line and field, and how many more
+/// there are past the list.
+#[component]
+fn ProblemList(items: Vec<BatchError>, total: u64) -> impl IntoView {
+    let more = total.saturating_sub(items.len() as u64);
+    let items = items
+        .into_iter()
+        .map(|e| {
+            let at = match (e.line, e.param.as_deref()) {
+                (Some(l), Some(p)) => format!("Line {l}, {p}: "),
+                (Some(l), None) => format!("Line {l}: "),
+                (None, _) => String::new(),
+            };
+            view! { <li data-line=e.line.map(|l| l.to_string())><strong>{at}</strong> {e.message} " " <code class="muted">{e.code}</code></li> }
+        })
+        .collect_view();
+    view! {
+        <ul class="problems">{items}</ul>
+        {(more > 0).then(|| view! { <p class="muted">{format!("…and {} more.", format::count(more))}</p> })}
+    }
+}
+
+#[component]
+fn RefusalView(r: Refusal) -> impl IntoView {
+    view! {
+        <section class="error-state" data-testid="upload-error" role="alert">
+            <p><strong>{r.message}</strong></p>
+            <ProblemList items=r.errors total=r.error_count />
+        </section>
+    }
+}
+
+/// The in-browser check: progress, then statistics, estimates and problems.
+#[component]
+fn CheckView(check: Check, prices: Option<PriceTable>) -> impl IntoView {
+    match check {
+        Check::None => ().into_any(),
+        Check::Running { done, total } => {
+            let pct = if total > 0.0 { done / total * 100.0 } else { 0.0 };
+            view! {
+                <div class="check-progress" data-testid="check-progress" role="status">
+                    <progress max="100" value=format!("{pct:.0}")></progress>
+                    <span>{format!("Checking… {pct:.0}% of {}", format::bytes(total as u64))}</span>
+                </div>
+            }
+            .into_any()
+        }
+        Check::Unreadable(why) => view! {
+            <section class="error-state" data-testid="check-errors" role="alert"><p>{why}</p></section>
+        }
+        .into_any(),
+        Check::Done { report, ms } => {
+            let summary = format!(
+                "{} request{} to {}, model {}, {}",
+                format::count(report.requests),
+                if report.requests == 1 { "" } else { "s" },
+                report.endpoint.clone().unwrap_or_else(|| "—".into()),
+                report.model.clone().unwrap_or_else(|| "—".into()),
+                format::bytes(report.bytes),
+            );
+            let tokens = report.tokens.clone().map(|t| {
+                let how = if t.encoding == "approximate" {
+                    "approximate: about 4 bytes a token".to_string()
+                } else if t.exact {
+                    format!("{}, counted", t.encoding)
+                } else {
+                    format!("{}, extrapolated from a sample of the text", t.encoding)
+                };
+                view! {
+                    <li data-testid="check-tokens" data-tokens=t.input_tokens.to_string()>
+                        "≈ " {format::count(t.input_tokens)} " input tokens " <span class="muted">"(" {how} ")"</span>
+                    </li>
+                }
+            });
+            let cost = prices.and_then(|p| {
+                let source = p.source.clone();
+                p.estimate(&report).map(|c| {
+                    let output = match c.output_max_usd {
+                        Some(0.0) => "; no output cost".to_string(),
+                        Some(o) => format!("; output at most {}", format::usd(o)),
+                        None => "; output cost depends on the answers (no limit on every request)".into(),
+                    };
+                    view! {
+                        <li data-testid="check-cost">
+                            "≈ " {format::usd(c.input_usd)} " for input at batch prices (" {c.priced_as} ")" {output}
+                            <br /><small class="muted">{source}</small>
+                        </li>
+                    }
+                })
+            });
+            let ok = report.is_ok();
+            let errors = (!ok).then(|| {
+                let n = report.error_count;
+                view! {
+                    <section class="error-state" data-testid="check-errors" role="alert">
+                        <p><strong>{format!("{} problem{} found; fix {} before creating the batch.", format::count(n), if n == 1 { "" } else { "s" }, if n == 1 { "it" } else { "them" })}</strong></p>
+                        <ProblemList items=report.errors.clone() total=n />
+                    </section>
+                }
+            });
+            let warnings = (report.warning_count > 0).then(|| view! {
+                <section class="warning-state" data-testid="check-warnings">
+                    <p><strong>"Worth a look:"</strong></p>
+                    <ProblemList items=report.warnings.clone() total=report.warning_count />
+                </section>
+            });
+            view! {
+                <section class="panel check" data-testid="file-check" data-ok=ok.to_string()
+                    data-ms=format!("{ms:.0}") data-requests=report.requests.to_string()>
+                    <p>
+                        <strong>{if ok { "✓ Checked: " } else { "✗ Checked: " }}</strong>
+                        {summary}
+                        <span class="muted">{format!(" · {:.1} s", ms / 1000.0)}</span>
+                    </p>
+                    <ul class="stats">{tokens}{cost}</ul>
+                    {errors}
+                    {warnings}
+                </section>
+            }
+            .into_any()
+        }
+    }
+}
+
+#[cfg(feature = "hydrate")]
+mod browser {
+    use leptos::prelude::*;
+    use wasm_bindgen::closure::Closure;
+    use wasm_bindgen::JsCast;
+
+    use wasm_bindgen_futures::JsFuture;
+
+    use super::{Check, Phase, Refusal};
+    use batchboard_core::validate::Validator;
+    use batchboard_core::ENDPOINTS;
+
+    /// Bytes read and checked at a time: small enough that the page stays
+    /// responsive between chunks, large enough to keep the validator busy.
+    const CHUNK: f64 = 4.0 * 1024.0 * 1024.0;
+
+    /// Checks the chosen file in chunks, showing progress; selects the
+    /// endpoint its requests use; then asks the server for an exact token
+    /// count of the text sample.
+    pub fn check_file(
+        ev: leptos::ev::Event,
+        generation: StoredValue<u64>,
+        set_check: WriteSignal<Check>,
+        set_endpoint: WriteSignal<String>,
+    ) {
+        generation.update_value(|g| *g += 1);
+        let mine = generation.get_value();
+        let file = ev
+            .target()
+            .and_then(|t| t.dyn_into::<web_sys::HtmlInputElement>().ok())
+            .and_then(|input| input.files())
+            .and_then(|f| f.get(0));
+        let Some(file) = file else {
+            set_check.set(Check::None);
+            return;
+        };
+        let current = move || generation.try_get_value() == Some(mine);
+        leptos::task::spawn_local(async move {
+            let total = file.size();
+            let started = js_sys::Date::now();
+            let mut v = Validator::new(None);
+            let mut buf: Vec<u8> = Vec::new();
+            let mut offset = 0.0;
+            let mut endpoint_set = false;
+            set_check.set(Check::Running { done: 0.0, total });
+            while offset < total {
+                let end = (offset + CHUNK).min(total);
+                let read = match file.slice_with_f64_and_f64(offset, end) {
+                    Ok(blob) => JsFuture::from(blob.array_buffer()).await,
+                    Err(e) => Err(e),
+                };
+                if !current() {
+                    return;
+                }
+                let Ok(data) = read else {
+                    set_check.set(Check::Unreadable(
+                        "The browser could not read the file (was it moved or changed?).".into(),
+                    ));
+                    return;
+                };
+                let bytes = js_sys::Uint8Array::new(&data);
+                buf.resize(bytes.length() as usize, 0);
+                bytes.copy_to(&mut buf);
+                v.chunk(&buf);
+                offset = end;
+                if !endpoint_set {
+                    if let Some(e) = v.report().endpoint.as_deref() {
+                        if ENDPOINTS.contains(&e) {
+                            set_endpoint.set(e.to_string());
+                        }
+                        endpoint_set = true;
+                    }
+                }
+                set_check.set(Check::Running {
+                    done: offset,
+                    total,
+                });
+            }
+            let mut report = v.finish();
+            report.approximate_tokens();
+            let ms = js_sys::Date::now() - started;
+            set_check.set(Check::Done {
+                report: Box::new(report.clone()),
+                ms,
+            });
+            // The exact encoding lives on the server: send it the sample only.
+            let (Some(model), false) = (report.model.clone(), report.sample.is_empty()) else {
+                return;
+            };
+            if let Ok(c) = crate::api::checks::count_tokens(model, report.sample.clone()).await {
+                if current() {
+                    report.estimate_tokens(c.tokens, &c.encoding);
+                    set_check.set(Check::Done {
+                        report: Box::new(report),
+                        ms,
+                    });
+                }
+            }
+        });
+    }
+
+    /// Posts the form with XMLHttpRequest, reporting upload progress; on
+    /// success goes to the new batch's page.
+    pub fn upload(form: web_sys::HtmlFormElement, set_phase: WriteSignal<Phase>) {
+        let fail = move |message: String| {
+            set_phase.set(Phase::Refused(Refusal {
+                message,
+                ..Refusal::default()
+            }))
+        };
+        let Ok(data) = web_sys::FormData::new_with_form(&form) else {
+            return fail("The form could not be read.".into());
+        };
+        let Ok(xhr) = web_sys::XmlHttpRequest::new() else {
+            return fail("This browser cannot upload files.".into());
+        };
+        if xhr.open("POST", "/api/batches").is_err() {
+            return fail("The upload could not start.".into());
+        }
+        let _ = xhr.set_request_header("accept", "application/json");
+        set_phase.set(Phase::Uploading(0.0));
+        if let Ok(up) = xhr.upload() {
+            let on_progress = Closure::<dyn FnMut(web_sys::ProgressEvent)>::new(
+                move |e: web_sys::ProgressEvent| {
+                    if e.length_computable() && e.total() > 0.0 {
+                        set_phase.set(Phase::Uploading(e.loaded() / e.total()));
+                    }
+                },
+            );
+            up.set_onprogress(Some(on_progress.as_ref().unchecked_ref()));
+            on_progress.forget();
+        }
+        let xhr2 = xhr.clone();
+        let on_load = Closure::<dyn FnMut()>::new(move || {
+            let status = xhr2.status().unwrap_or(0);
+            let body = xhr2.response_text().ok().flatten().unwrap_or_default();
+            if (200..300).contains(&status) {
+                match serde_json::from_str::<batchboard_core::Batch>(&body) {
+                    Ok(b) => {
+                        let navigate = leptos_router::hooks::use_navigate();
+                        navigate(&format!("/batches/{}", b.id), Default::default());
+                    }
+                    Err(_) => fail("The server's answer could not be read.".into()),
+                }
+            } else {
+                match serde_json::from_str::<Refusal>(&body) {
+                    Ok(r) => set_phase.set(Phase::Refused(r)),
+                    Err(_) => fail(format!("The upload failed (HTTP {status}).")),
+                }
+            }
+        });
+        xhr.set_onload(Some(on_load.as_ref().unchecked_ref()));
+        on_load.forget();
+        let on_error = Closure::<dyn FnMut()>::new(move || {
+            fail("The upload was interrupted: the server could not be reached.".into())
+        });
+        xhr.set_onerror(Some(on_error.as_ref().unchecked_ref()));
+        on_error.forget();
+        if xhr.send_with_opt_form_data(Some(&data)).is_err() {
+            fail("The upload could not start.".into());
+        }
+    }
+}

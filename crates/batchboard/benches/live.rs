@@ -1,0 +1,214 @@
+//! Benchmarks of the index and the event fan-out (issue: live updates).
+//! Not part of the test run:
+//!
+//!     cargo bench --features ssr --bench live
+//!
+//! Prints markdown tables: index query times over 10,000 batches (SQLite),
+//! and upstream calls per minute against the number of open event streams.
+//! `BENCH_WINDOW_SECS` (default 30) sets how long each fan-out run lasts.
+
+// The integration tests' helpers: the same ways of starting the binary,
+// adding accounts and signing in.
+#[path = "../tests/it/common.rs"]
+mod common;
+mod report;
+
+use std::time::{Duration, Instant};
+
+use common::{
+    add_user, create_upstream_from, sandbox, serve_command, signed_in, Proc, TempDir, PASSWORD,
+};
+
+use batchboard_core::dashboard::BatchQuery;
+use batchboard_server::db::Db;
+use batchboard_server::index;
+
+const KEY: &str = "sk-bench-live";
+
+use report::{percentile, row};
+
+async fn bench_index() {
+    let dir = TempDir::new("bench-index");
+    let db = Db::open(None, &dir.0).await.unwrap();
+    let n = 10_000;
+    let started = Instant::now();
+    for (b, name) in index::synthetic(n, 1) {
+        db.upsert_batch(&b, Some(&name), |_| i64::MAX / 2)
+            .await
+            .unwrap();
+    }
+    let seed_s = started.elapsed().as_secs_f64();
+    let q = |f: &dyn Fn(&mut BatchQuery)| {
+        let mut q = BatchQuery {
+            limit: Some(50),
+            ..Default::default()
+        };
+        f(&mut q);
+        q
+    };
+    let cases: Vec<(&str, BatchQuery)> = vec![
+        ("first page, newest first", q(&|_| {})),
+        ("page 100 (offset 4,950)", q(&|q| q.offset = Some(4950))),
+        (
+            "status in (completed, failed)",
+            q(&|q| q.status = Some("completed,failed".into())),
+        ),
+        (
+            "creator + model",
+            q(&|q| {
+                q.creator = Some("ben".into());
+                q.model = Some("gpt-4.1".into());
+            }),
+        ),
+        (
+            "metadata team=research",
+            q(&|q| {
+                q.meta_key = Some("team".into());
+                q.meta_value = Some("research".into());
+            }),
+        ),
+        (
+            "created between two days",
+            q(&|q| {
+                q.from = Some("2026-01-03".into());
+                q.to = Some("2026-01-05".into());
+            }),
+        ),
+        (
+            "search 'support-12'",
+            q(&|q| q.q = Some("support-12".into())),
+        ),
+        (
+            "sort by model, ascending",
+            q(&|q| {
+                q.sort = Some("model".into());
+                q.dir = Some("asc".into());
+            }),
+        ),
+    ];
+    println!("\n### Index queries, {n} batches, SQLite (page of 50 + total count)\n");
+    println!(
+        "Seeding {n} batches: {seed_s:.1} s ({:.0} upserts/s)\n",
+        n as f64 / seed_s
+    );
+    println!("| query | matches | p50 ms | p99 ms |");
+    println!("| --- | ---: | ---: | ---: |");
+    for (name, query) in cases {
+        let mut times = Vec::new();
+        let mut total = 0;
+        for _ in 0..200 {
+            let t = Instant::now();
+            let (_, tot, _, _) = db.query_batches(&query).await.unwrap();
+            times.push(t.elapsed().as_secs_f64() * 1000.0);
+            total = tot;
+        }
+        times.sort_by(f64::total_cmp);
+        println!(
+            "| {name} | {total} | {:.2} | {:.2} |",
+            percentile(&times, 0.5),
+            percentile(&times, 0.99)
+        );
+    }
+}
+
+async fn sandbox_requests(base: &str) -> u64 {
+    let v: serde_json::Value = reqwest::Client::new()
+        .get(format!("{base}/sandbox/stats"))
+        .bearer_auth(KEY)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    v["requests"].as_u64().unwrap()
+}
+
+async fn bench_fanout() {
+    let window = Duration::from_secs(
+        std::env::var("BENCH_WINDOW_SECS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(30),
+    );
+    let dir = TempDir::new("bench-fanout");
+    let sb = sandbox(&dir.0.join("sb"), KEY, &["--sandbox-rps", "2"]);
+    let sb_base = sb.base();
+    let data = dir.0.join("data");
+    add_user(&data, "vi", "viewer", PASSWORD);
+    // Three running batches keep the watcher refreshing all along.
+    for i in 0..3 {
+        let body: String = (0..2000)
+            .map(|j| format!("{{\"custom_id\":\"b{i}-{j}\",\"method\":\"POST\",\"url\":\"/v1/chat/completions\",\"body\":{{\"model\":\"m\",\"messages\":[{{\"role\":\"user\",\"content\":\"x\"}}]}}}}\n"))
+            .collect();
+        create_upstream_from(&format!("{sb_base}/v1"), KEY, body).await;
+    }
+    let addr = format!("127.0.0.1:{}", common::free_port());
+    let mut cmd = serve_command(&addr, &data);
+    cmd.args(["--upstream-url", &format!("{sb_base}/v1")])
+        .env("OPENAI_API_KEY", KEY);
+    let dash = Proc::spawn(cmd, addr);
+    let base = dash.base();
+    let viewer = signed_in(&base, "vi", PASSWORD).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    println!(
+        "\n### Upstream calls against viewers ({}-second windows, 3 running batches)\n",
+        window.as_secs()
+    );
+    println!("| open event streams | upstream calls / min | events received / stream / min |");
+    println!("| ---: | ---: | ---: |");
+    let counts: Vec<usize> = std::env::var("BENCH_VIEWERS")
+        .ok()
+        .map(|v| v.split(',').filter_map(|n| n.parse().ok()).collect())
+        .unwrap_or_else(|| vec![1, 10, 100, 500]);
+    let mut calls_at = Vec::new();
+    for &viewers in &counts {
+        let (readers, counters) = report::open_streams(&viewer, &base, viewers).await;
+        let before = sandbox_requests(&sb_base).await;
+        report::reset(&counters);
+        tokio::time::sleep(window).await;
+        let calls = sandbox_requests(&sb_base).await - before;
+        let (events, fewest, most) = report::received(&counters);
+        let per_min = 60.0 / window.as_secs_f64();
+        println!(
+            "| {viewers} | {:.0} | {:.1} (each stream {fewest}–{most} in the window) |",
+            calls as f64 * per_min,
+            events as f64 / viewers as f64 * per_min
+        );
+        calls_at.push((viewers, calls as f64 * per_min, fewest, most));
+        for r in readers {
+            r.abort();
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    if let (Some(first), Some(last)) = (calls_at.first(), calls_at.last()) {
+        row(
+            &format!("event fan-out, {} viewers", last.0),
+            &format!(
+                "{:.0} upstream calls/min ({:.0} with {}); each viewer received {}–{} batch events in {} s",
+                last.1,
+                first.1,
+                first.0,
+                last.2,
+                last.3,
+                window.as_secs()
+            ),
+            "upstream calls do not grow with viewers; every viewer gets every change (±1 at the window's edge)",
+            Some(last.1 <= first.1 * 1.1 + 2.0 && last.3 - last.2 <= 1 && last.2 > 0),
+        );
+    }
+}
+
+fn main() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    // BENCH_ONLY=index or BENCH_ONLY=fanout runs one half.
+    let only = std::env::var("BENCH_ONLY").unwrap_or_default();
+    rt.block_on(async {
+        if only != "fanout" {
+            bench_index().await;
+        }
+        if only != "index" {
+            bench_fanout().await;
+        }
+    });
+}

@@ -1,0 +1,506 @@
+//! The benchmark suite (not part of the tests): `scripts/bench.sh` runs it
+//! with the other benches on a release build and prints one summary table.
+//!
+//!     cargo bench --features ssr --bench suite
+//!
+//! `BENCH_ONLY=startup|transfer|pages|wasm|soak` runs one part (`soak` only
+//! runs when asked: `scripts/soak.sh`). Each part prints a markdown section
+//! and adds its headline rows to `$BENCH_SUMMARY`.
+//!
+//! - startup: start to ready (`/readyz` 200, the upstream answering) and
+//!   idle memory after a sign-in and a page;
+//! - transfer: a 199 MB file uploaded and downloaded through the dashboard
+//!   and directly to the same upstream, with the dashboard's peak memory;
+//! - pages: the batch table (10,000 indexed batches) under 100 connections
+//!   of `wrk`, latency p50/p99;
+//! - wasm: the release bundle, gzip -9;
+//! - soak: 500 live viewers plus page traffic for `BENCH_SOAK_SECS`
+//!   (default 300), memory sampled every 10 s.
+
+#[path = "../tests/it/common.rs"]
+mod common;
+mod report;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::{add_user, serve_command, session_cookie, signed_in, Proc, TempDir, PASSWORD};
+use report::{median, row, rss_mib, PeakRss};
+
+const KEY: &str = "sk-bench-suite";
+
+async fn wait_ready(base: &str) {
+    let http = reqwest::Client::new();
+    loop {
+        if let Ok(r) = http.get(format!("{base}/readyz")).send().await {
+            if r.status().is_success() {
+                return;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// Start to ready, median of 5 (a database and account already there, as
+/// on every start but the first); then idle memory.
+async fn startup() {
+    let dir = TempDir::new("bench-start");
+    let data = dir.0.join("data");
+    add_user(&data, "op", "operator", PASSWORD);
+    let mut times = Vec::new();
+    let mut idle = 0.0;
+    for i in 0..6 {
+        let addr = format!("127.0.0.1:{}", common::free_port());
+        let mut cmd = serve_command(&addr, &data);
+        let started = Instant::now();
+        let p = Proc::spawn(cmd_quiet(&mut cmd), addr);
+        wait_ready(&p.base()).await;
+        let t = started.elapsed().as_secs_f64();
+        if i > 0 {
+            times.push(t); // the first start creates the database
+        }
+        if i == 5 {
+            let op = signed_in(&p.base(), "op", PASSWORD).await;
+            let r = op
+                .get(format!("{}/", p.base()))
+                .header("accept", "text/html")
+                .send()
+                .await
+                .unwrap();
+            assert!(r.status().is_success());
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            idle = rss_mib(p.child.id()).0;
+        }
+        p.stop();
+    }
+    let t = median(times);
+    println!("\n### Start-up and idle memory\n");
+    println!("| what | figure |\n| --- | ---: |");
+    println!("| start to ready (median of 5) | {:.0} ms |", t * 1000.0);
+    println!("| idle RSS (signed in, one page served, 5 s later) | {idle:.1} MiB |");
+    row(
+        "start to ready (`/readyz` 200)",
+        &format!("{:.0} ms", t * 1000.0),
+        "≤ 1 s",
+        Some(t <= 1.0),
+    );
+    row(
+        "idle RSS",
+        &format!("{idle:.1} MiB"),
+        "≤ 40 MiB",
+        Some(idle <= 40.0),
+    );
+}
+
+/// Logs at warn: a benchmark should not time the terminal.
+fn cmd_quiet(cmd: &mut Command) -> Command {
+    let mut c = Command::new(cmd.get_program());
+    c.args(cmd.get_args());
+    for (k, v) in cmd.get_envs() {
+        match v {
+            Some(v) => c.env(k, v),
+            None => c.env_remove(k),
+        };
+    }
+    c.env("RUST_LOG", "warn");
+    c
+}
+
+fn file_part(path: &Path, name: &str) -> reqwest::multipart::Part {
+    let len = std::fs::metadata(path).unwrap().len();
+    let file = std::fs::File::open(path).unwrap();
+    let stream =
+        tokio_util::io::ReaderStream::with_capacity(tokio::fs::File::from_std(file), 64 * 1024);
+    reqwest::multipart::Part::stream_with_length(reqwest::Body::wrap_stream(stream), len)
+        .file_name(name.to_string())
+}
+
+/// Reads a response to the end, counting bytes.
+async fn drain(r: reqwest::Response) -> u64 {
+    use futures_util::StreamExt;
+    assert!(r.status().is_success(), "{}", r.status());
+    let mut body = r.bytes_stream();
+    let mut n = 0;
+    while let Some(chunk) = body.next().await {
+        n += chunk.unwrap().len() as u64;
+    }
+    n
+}
+
+async fn transfer() {
+    let dir = TempDir::new("bench-transfer");
+    let path = dir.0.join("requests-199mb.jsonl");
+    let spec = batchboard_sandbox::example::ExampleSpec {
+        requests: 50_000,
+        target_bytes: 199_000_000,
+        fail_every: None,
+        model: "gpt-4o-mini".into(),
+    };
+    let mut out = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
+    batchboard_sandbox::example::write_example(&spec, &mut out).unwrap();
+    drop(out);
+    let size = std::fs::metadata(&path).unwrap().len() as f64;
+    // The sandbox keeps the batches `validating`, so that it does not work
+    // on them while the transfers are timed.
+    let sb = common::sandbox(
+        &dir.0.join("sb"),
+        KEY,
+        &["--sandbox-validation-ms", "3600000"],
+    );
+    let up = format!("{}/v1", sb.base());
+    let data = dir.0.join("data");
+    add_user(&data, "op", "operator", PASSWORD);
+    let addr = format!("127.0.0.1:{}", common::free_port());
+    let mut cmd = serve_command(&addr, &data);
+    cmd.args(["--upstream-url", &up]).env("OPENAI_API_KEY", KEY);
+    let dash = Proc::spawn(cmd_quiet(&mut cmd), addr);
+    let base = dash.base();
+    let pid = dash.child.id();
+    let op = signed_in(&base, "op", PASSWORD).await;
+    let direct = reqwest::Client::new();
+
+    let mut rows = Vec::new();
+    for round in 0..2 {
+        // Upload: directly to the upstream's Files API…
+        let t = Instant::now();
+        let form = reqwest::multipart::Form::new()
+            .text("purpose", "batch")
+            .part("file", file_part(&path, "direct.jsonl"));
+        let r = direct
+            .post(format!("{up}/files"))
+            .bearer_auth(KEY)
+            .multipart(form)
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+        let file: serde_json::Value = r.json().await.unwrap();
+        let direct_up = t.elapsed().as_secs_f64();
+        // …and through the dashboard, which checks every line and creates
+        // the batch too.
+        let before = rss_mib(pid).0;
+        let peak = PeakRss::start(pid);
+        let t = Instant::now();
+        let form = reqwest::multipart::Form::new()
+            .text("endpoint", "/v1/chat/completions")
+            .text("completion_window", "24h")
+            .part("file", file_part(&path, "dash.jsonl"));
+        let r = op
+            .post(format!("{base}/api/batches"))
+            .multipart(form)
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+        let dash_up = t.elapsed().as_secs_f64();
+        let up_growth = peak.stop() - before;
+
+        // Download of the same file: directly, then through the dashboard.
+        let id = file["id"].as_str().unwrap();
+        let t = Instant::now();
+        let n = drain(
+            direct
+                .get(format!("{up}/files/{id}/content"))
+                .bearer_auth(KEY)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        let direct_down = t.elapsed().as_secs_f64();
+        assert_eq!(n as f64, size);
+        let before = rss_mib(pid).0;
+        let peak = PeakRss::start(pid);
+        let t = Instant::now();
+        let n = drain(
+            op.get(format!("{base}/files/{id}/content"))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        let dash_down = t.elapsed().as_secs_f64();
+        let down_growth = peak.stop() - before;
+        assert_eq!(n as f64, size);
+        if round == 0 {
+            continue; // warm-up: page cache, connections
+        }
+        let mbs = |s: f64| size / 1e6 / s;
+        rows.push(format!(
+            "| upload | {:.2} s ({:.0} MB/s) | {:.2} s ({:.0} MB/s) | {:.2}× | {up_growth:.1} MiB |",
+            direct_up,
+            mbs(direct_up),
+            dash_up,
+            mbs(dash_up),
+            direct_up / dash_up
+        ));
+        rows.push(format!(
+            "| download | {:.2} s ({:.0} MB/s) | {:.2} s ({:.0} MB/s) | {:.2}× | {down_growth:.1} MiB |",
+            direct_down,
+            mbs(direct_down),
+            dash_down,
+            mbs(dash_down),
+            direct_down / dash_down
+        ));
+        for (what, d, b, growth) in [
+            ("upload", direct_up, dash_up, up_growth),
+            ("download", direct_down, dash_down, down_growth),
+        ] {
+            let met = d / b >= 0.9 && growth <= 64.0;
+            row(
+                &format!(
+                    "{:.0} MB {what} through the dashboard vs direct",
+                    size / 1e6
+                ),
+                &format!("{:.2}× direct; server RSS +{growth:.1} MiB", d / b),
+                "≥ 0.9×, RSS growth ≤ 64 MiB",
+                Some(met),
+            );
+        }
+    }
+    println!(
+        "\n### Transfers: {:.1} MB file, {} requests (second of two rounds)\n",
+        size / 1e6,
+        spec.requests
+    );
+    println!("| transfer | direct to the upstream | through the dashboard | ratio | dashboard RSS growth |");
+    println!("| --- | ---: | ---: | ---: | ---: |");
+    for r in rows {
+        println!("{r}");
+    }
+}
+
+/// Runs wrk; returns (p50 ms, p99 ms, requests/s).
+fn wrk(url: &str, cookie: &str, connections: u32, secs: u64) -> (f64, f64, f64) {
+    let out = Command::new("wrk")
+        .args([
+            "-t2",
+            &format!("-c{connections}"),
+            &format!("-d{secs}s"),
+            "--latency",
+            "-H",
+            &format!("Cookie: {cookie}"),
+            "-H",
+            "Accept: text/html",
+            url,
+        ])
+        .output()
+        .expect("wrk (scripts/bootstrap.sh --bench installs it)");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        !text.contains("Non-2xx"),
+        "pages failed under load:\n{text}"
+    );
+    let ms = |v: &str| -> f64 {
+        let (num, unit) = v.split_at(v.find(|c: char| c.is_alphabetic()).unwrap_or(v.len()));
+        let n: f64 = num.parse().unwrap_or(f64::NAN);
+        match unit {
+            "us" => n / 1000.0,
+            "ms" => n,
+            "s" => n * 1000.0,
+            "m" => n * 60_000.0,
+            _ => f64::NAN,
+        }
+    };
+    let pick = |label: &str| {
+        text.lines()
+            .find_map(|l| {
+                let l = l.trim();
+                l.strip_prefix(label).map(|v| v.trim().to_string())
+            })
+            .unwrap_or_default()
+    };
+    let rps = pick("Requests/sec:").parse().unwrap_or(f64::NAN);
+    (ms(&pick("50%")), ms(&pick("99%")), rps)
+}
+
+/// A dashboard on the built-in sandbox with 10,000 batches in its index.
+async fn seeded_dashboard(dir: &TempDir) -> (Proc, String) {
+    let data = dir.0.join("data");
+    add_user(&data, "op", "operator", PASSWORD);
+    let seeded = Command::new(common::BIN)
+        .args(["index-seed", "--count", "10000", "--data-dir"])
+        .arg(&data)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(seeded.success());
+    let addr = format!("127.0.0.1:{}", common::free_port());
+    let mut cmd = serve_command(&addr, &data);
+    let dash = Proc::spawn(cmd_quiet(&mut cmd), addr);
+    let cookie = session_cookie(&dash.base(), "op").await;
+    (dash, cookie)
+}
+
+async fn pages() {
+    let dir = TempDir::new("bench-pages");
+    let (dash, cookie) = seeded_dashboard(&dir).await;
+    let base = dash.base();
+    let url = format!("{base}/");
+    wrk(&url, &cookie, 10, 3); // warm-up
+    println!(
+        "\n### Page latency: the batch table (10,000 batches indexed, 20 rows), wrk, 20 s each\n"
+    );
+    println!("| connections | p50 ms | p99 ms | pages / s |\n| ---: | ---: | ---: | ---: |");
+    let mut at_100 = (0.0, 0.0);
+    for c in [10, 100] {
+        let (p50, p99, rps) = wrk(&url, &cookie, c, 20);
+        println!("| {c} | {p50:.1} | {p99:.1} | {rps:.0} |");
+        if c == 100 {
+            at_100 = (p50, p99);
+        }
+    }
+    row(
+        "batch table p50 / p99 at 100 connections",
+        &format!("{:.1} ms / {:.1} ms", at_100.0, at_100.1),
+        "p99 ≤ 50 ms",
+        Some(at_100.1 <= 50.0),
+    );
+}
+
+fn wasm() {
+    let path = Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../target/site/pkg/batchboard.wasm"
+    ));
+    let Ok(raw) = std::fs::read(path) else {
+        row(
+            "WASM bundle, gzip -9",
+            "not built (run `make build`)",
+            "≤ 300 KB",
+            None,
+        );
+        return;
+    };
+    let out = Command::new("sh")
+        .args([
+            "-c",
+            concat!(
+                "gzip -9 -c ",
+                env!("CARGO_MANIFEST_DIR"),
+                "/../../target/site/pkg/batchboard.wasm | wc -c"
+            ),
+        ])
+        .output()
+        .unwrap();
+    let gz: f64 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+    println!("\n### WASM bundle\n");
+    println!(
+        "release `target/site/pkg/batchboard.wasm`: {} bytes, {} bytes gzip -9",
+        raw.len(),
+        gz
+    );
+    row(
+        "WASM bundle, gzip -9",
+        &format!("{:.0} KB ({} bytes raw)", gz / 1000.0, raw.len()),
+        "≤ 300 KB",
+        Some(gz <= 300_000.0),
+    );
+}
+
+/// 500 live viewers and page traffic for a while; memory every 10 s.
+async fn soak() {
+    let secs: u64 = std::env::var("BENCH_SOAK_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(300);
+    let viewers: usize = std::env::var("BENCH_SOAK_VIEWERS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(500);
+    let dir = TempDir::new("bench-soak");
+    let (dash, cookie) = seeded_dashboard(&dir).await;
+    let base = dash.base();
+    let pid = dash.child.id();
+    let op = signed_in(&base, "op", PASSWORD).await;
+    // Batches running on the sandbox all along, so that changes flow.
+    for i in 0..3 {
+        let body: String = (0..5000)
+            .map(|j| format!("{{\"custom_id\":\"s{i}-{j}\",\"method\":\"POST\",\"url\":\"/v1/chat/completions\",\"body\":{{\"model\":\"m\",\"max_tokens\":5,\"messages\":[{{\"role\":\"user\",\"content\":\"x\"}}]}}}}\n"))
+            .collect();
+        let (status, text) =
+            common::upload(&op, &base, body.into_bytes(), "/v1/chat/completions", "").await;
+        assert_eq!(status, 200, "{text}");
+    }
+    let (readers, events) = report::open_streams(&op, &base, viewers).await;
+    // Page traffic in the background, in 10 s rounds.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let traffic = {
+        let (stop, url, cookie) = (stop.clone(), format!("{base}/"), cookie.clone());
+        std::thread::spawn(move || {
+            let mut worst: f64 = 0.0;
+            let mut pages = 0.0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let (_, p99, rps) = wrk(&url, &cookie, 20, 10);
+                worst = worst.max(p99);
+                pages += rps * 10.0;
+            }
+            (worst, pages)
+        })
+    };
+    println!(
+        "\n### Soak: {viewers} live viewers + page traffic (wrk, 20 connections) for {secs} s\n"
+    );
+    println!("| elapsed s | RSS MiB | open streams | batch events received |\n| ---: | ---: | ---: | ---: |");
+    let started = Instant::now();
+    let mut samples = Vec::new();
+    while started.elapsed() < Duration::from_secs(secs) {
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        let rss = rss_mib(pid).0;
+        let ready: serde_json::Value = reqwest::get(format!("{base}/readyz"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let (n, _, _) = report::received(&events);
+        println!(
+            "| {} | {rss:.1} | {} | {n} |",
+            started.elapsed().as_secs(),
+            ready["streams"]
+        );
+        samples.push(rss);
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (worst_p99, pages) = traffic.join().unwrap();
+    for r in readers {
+        r.abort();
+    }
+    // Flat: the second half's highest sample against the first half's.
+    let half = samples.len() / 2;
+    let first = samples[..half.max(1)].iter().cloned().fold(0.0, f64::max);
+    let last = samples[half..].iter().cloned().fold(0.0, f64::max);
+    println!(
+        "\n{pages:.0} pages served, worst 10 s p99 {worst_p99:.1} ms; RSS peak first half {first:.1} MiB, second half {last:.1} MiB"
+    );
+    row(
+        &format!("soak: {viewers} viewers + pages, {secs} s"),
+        &format!("RSS {first:.1} → {last:.1} MiB (peak of each half); worst p99 {worst_p99:.1} ms"),
+        "memory flat (second half ≤ first + 10%)",
+        Some(last <= first * 1.1),
+    );
+}
+
+fn main() {
+    let only = std::env::var("BENCH_ONLY").unwrap_or_default();
+    let run = |part: &str| only.is_empty() || only == part;
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        if run("wasm") {
+            wasm();
+        }
+        if run("startup") {
+            startup().await;
+        }
+        if run("pages") {
+            pages().await;
+        }
+        if run("transfer") {
+            transfer().await;
+        }
+        if only == "soak" {
+            soak().await;
+        }
+    });
+}

@@ -1,0 +1,621 @@
+//! Team access over real HTTP: nothing answers without a session, roles are
+//! enforced on the server, sessions survive restarts, sign-in is throttled,
+//! cross-site requests are refused, proxy-header sign-in trusts only its
+//! proxies, and the audit log records who did what.
+
+use std::path::{Path, PathBuf};
+
+use crate::common::{add_user, browser, server_fn, sign_in, signed_in, Proc, TempDir, PASSWORD};
+use reqwest::multipart::{Form, Part};
+use serde_json::Value;
+
+/// `batchboard serve` on a free port with the embedded (slow) sandbox, so
+/// that batches stay cancellable while a test looks at them.
+fn serve(data: &Path, extra: &[&str]) -> Proc {
+    serve_on(
+        data,
+        format!("127.0.0.1:{}", crate::common::free_port()),
+        extra,
+    )
+}
+
+fn serve_on(data: &Path, addr: String, extra: &[&str]) -> Proc {
+    let mut cmd = crate::common::serve_command(&addr, data);
+    cmd.args(["--sandbox-rps", "0.5", "--sandbox-validation-ms", "200"])
+        .args(extra);
+    Proc::spawn(cmd, addr)
+}
+
+fn data_dir(tag: &str) -> (TempDir, PathBuf) {
+    let dir = TempDir::new(tag);
+    let data = dir.0.join("data");
+    (dir, data)
+}
+
+fn chat_file(n: usize) -> String {
+    (0..n)
+        .map(|i| {
+            format!(
+                r#"{{"custom_id":"r{i}","method":"POST","url":"/v1/chat/completions","body":{{"model":"m","messages":[{{"role":"user","content":"{i}"}}]}}}}"#
+            ) + "\n"
+        })
+        .collect()
+}
+
+async fn create(http: &reqwest::Client, base: &str, n: usize) -> (u16, Value) {
+    let (status, body) = crate::common::upload(
+        http,
+        base,
+        chat_file(n).into_bytes(),
+        "/v1/chat/completions",
+        "",
+    )
+    .await;
+    (status, serde_json::from_str(&body).unwrap_or(Value::Null))
+}
+
+async fn list(http: &reqwest::Client, base: &str) -> Vec<Value> {
+    let (status, body) = server_fn(http, base, "list_batches", &[("query[limit]", "100")]).await;
+    assert_eq!(status, 200, "{body}");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    v["batches"].as_array().unwrap().clone()
+}
+
+#[derive(serde::Deserialize)]
+struct Inventory {
+    pages: Vec<String>,
+    server_fns: Vec<Route>,
+    routes: Vec<Route>,
+    public: Vec<String>,
+}
+
+#[derive(serde::Deserialize)]
+struct Route {
+    method: String,
+    path: String,
+}
+
+fn inventory() -> Inventory {
+    let out = crate::common::command().arg("routes").output().unwrap();
+    assert!(out.status.success());
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn is_public(inv: &Inventory, path: &str) -> bool {
+    inv.public
+        .iter()
+        .any(|p| path == p || (p.ends_with('/') && path.starts_with(p.as_str())))
+}
+
+#[tokio::test]
+async fn every_route_and_server_function_refuses_a_request_without_a_session() {
+    let (_d, data) = data_dir("routes");
+    add_user(&data, "op", "operator", PASSWORD);
+    let server = serve(&data, &[]);
+    let base = server.base();
+    let inv = inventory();
+    // The inventory is the real one: it has what the app is known to serve.
+    let fns: Vec<&str> = inv.server_fns.iter().map(|r| r.path.as_str()).collect();
+    for f in [
+        "/api/list_batches",
+        "/api/get_batch",
+        "/api/cancel_batch",
+        "/api/audit_log",
+        "/api/whoami",
+    ] {
+        assert!(fns.contains(&f), "{f} missing from {fns:?}");
+    }
+    assert!(
+        inv.pages.iter().any(|p| p == "/batches/{id}"),
+        "{:?}",
+        inv.pages
+    );
+    assert!(inv.routes.len() >= 5);
+
+    let anon = browser(&base);
+    let mut checked = 0;
+    // Pages: a browser is sent to the sign-in page, anything else gets 401.
+    for page in &inv.pages {
+        let path = page.replace("{id}", "batch_x");
+        if is_public(&inv, &path) {
+            continue;
+        }
+        let r = anon
+            .get(format!("{base}{path}"))
+            .header("accept", "text/html")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 303, "{path}");
+        let to = r.headers()["location"].to_str().unwrap();
+        assert!(to.starts_with("/login?next="), "{path} -> {to}");
+        let r = anon.get(format!("{base}{path}")).send().await.unwrap();
+        assert_eq!(r.status().as_u16(), 401, "{path} without text/html");
+        checked += 1;
+    }
+    for f in inv.server_fns.iter().chain(&inv.routes) {
+        let path = f.path.replace("{id}", "file-x");
+        if is_public(&inv, &path) {
+            continue;
+        }
+        let method = reqwest::Method::from_bytes(f.method.as_bytes()).unwrap();
+        let r = anon
+            .request(method, format!("{base}{path}"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body("id=batch_x&limit=10")
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        let body = r.text().await.unwrap();
+        assert_eq!(status, 401, "{} {path}: {body}", f.method);
+        assert!(body.contains("Sign in first"), "{path}: {body}");
+        checked += 1;
+    }
+    assert!(checked >= 12, "only {checked} routes checked");
+    // The public ones answer.
+    for path in ["/healthz", "/readyz", "/login"] {
+        let r = anon.get(format!("{base}{path}")).send().await.unwrap();
+        assert_eq!(r.status().as_u16(), 200, "{path}");
+    }
+    let (status, body) = server_fn(&anon, &base, "whoami", &[]).await;
+    assert_eq!((status, body.as_str()), (200, "null"));
+    // Unknown paths are refused too, before any 404 could say what exists.
+    let r = anon
+        .get(format!("{base}/secret-thing"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+}
+
+#[tokio::test]
+async fn a_viewer_sees_and_downloads_but_cannot_create_or_cancel() {
+    let (_d, data) = data_dir("viewer");
+    add_user(&data, "op", "operator", PASSWORD);
+    add_user(&data, "vi", "viewer", PASSWORD);
+    let server = serve(&data, &[]);
+    let base = server.base();
+    let op = signed_in(&base, "op", PASSWORD).await;
+    let vi = signed_in(&base, "vi", PASSWORD).await;
+
+    let (status, batch) = create(&op, &base, 50).await;
+    assert_eq!(status, 200, "{batch}");
+    let id = batch["id"].as_str().unwrap().to_string();
+    assert_eq!(batch["metadata"]["created_by"], "op");
+
+    let (status, body) = create(&vi, &base, 2).await;
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("viewer"),
+        "{body}"
+    );
+    let (status, body) = server_fn(&vi, &base, "cancel_batch", &[("id", &id)]).await;
+    assert_eq!(status, 403, "{body}");
+
+    // Nothing changed upstream: one batch, still running.
+    let batches = list(&vi, &base).await;
+    assert_eq!(batches.len(), 1);
+    assert!(
+        matches!(
+            batches[0]["status"].as_str(),
+            Some("validating" | "in_progress")
+        ),
+        "{}",
+        batches[0]
+    );
+    // The viewer may read the batch and download its input.
+    let (status, b) = server_fn(&vi, &base, "get_batch", &[("id", &id)]).await;
+    assert_eq!(status, 200, "{b}");
+    let input = batch["input_file_id"].as_str().unwrap();
+    let r = vi
+        .get(format!("{base}/files/{input}/content"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(r.text().await.unwrap().lines().count(), 50);
+    // The audit log is for admins only.
+    let (status, _) = server_fn(&op, &base, "audit_log", &[("limit", "10")]).await;
+    assert_eq!(status, 403);
+    // The operator may cancel.
+    let (status, body) = server_fn(&op, &base, "cancel_batch", &[("id", &id)]).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body.contains("cancelling") || body.contains("cancelled"),
+        "{body}"
+    );
+    // The table page shows who created it.
+    let page = vi
+        .get(format!("{base}/"))
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains(r#"data-testid="created-by">op<"#), "{page}");
+}
+
+#[tokio::test]
+async fn sign_in_survives_a_restart_and_sign_out_ends_it() {
+    let (_d, data) = data_dir("restart");
+    add_user(&data, "op", "operator", PASSWORD);
+    let server = serve(&data, &[]);
+    let base = server.base();
+    let http = browser(&base);
+    // Rotated at sign-in: a second sign-in gets a new session id.
+    sign_in(&http, &base, "op", PASSWORD).await;
+    let r = http
+        .post(format!("{base}/auth/login"))
+        .form(&[("username", "op"), ("password", PASSWORD), ("next", "/x")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["location"], "/x");
+    let cookie = r.headers()["set-cookie"].to_str().unwrap().to_string();
+    assert!(cookie.starts_with("batchboard_session="), "{cookie}");
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"),
+        "{cookie}"
+    );
+    assert!(
+        !cookie.contains("Secure"),
+        "plain HTTP: no Secure flag: {cookie}"
+    );
+
+    let (status, me) = server_fn(&http, &base, "whoami", &[]).await;
+    assert_eq!(status, 200);
+    assert!(me.contains(r#""name":"op""#), "{me}");
+    let addr = server.addr.clone();
+    let (status, _) = server.stop();
+    assert!(status.success());
+
+    // Same data directory and address, new process: still signed in.
+    let server = serve_on(&data, addr, &[]);
+    let base = server.base();
+    let (status, me) = server_fn(&http, &base, "whoami", &[]).await;
+    assert_eq!(status, 200);
+    assert!(me.contains(r#""role":"operator""#), "still signed in: {me}");
+    assert_eq!(list(&http, &base).await.len(), 0);
+
+    // A role change applies to open sessions at once.
+    let out = crate::common::command()
+        .args(["user", "set-role", "op", "viewer", "--data-dir"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let (_, me) = server_fn(&http, &base, "whoami", &[]).await;
+    assert!(me.contains(r#""role":"viewer""#), "role read afresh: {me}");
+
+    // Sign out: the session is gone, on this server and any other.
+    let r = http
+        .post(format!("{base}/auth/logout"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 303);
+    let (status, me) = server_fn(&http, &base, "whoami", &[]).await;
+    assert_eq!((status, me.as_str()), (200, "null"));
+}
+
+#[tokio::test]
+async fn a_removed_account_is_signed_out() {
+    let (_d, data) = data_dir("removed");
+    add_user(&data, "gone", "operator", PASSWORD);
+    let server = serve(&data, &[]);
+    let base = server.base();
+    let http = signed_in(&base, "gone", PASSWORD).await;
+    assert_eq!(list(&http, &base).await.len(), 0);
+    let out = crate::common::command()
+        .args(["user", "remove", "gone", "--data-dir"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let (status, _) = server_fn(&http, &base, "list_batches", &[("query[limit]", "10")]).await;
+    assert_eq!(status, 401);
+}
+
+#[tokio::test]
+async fn repeated_failures_throttle_sign_in() {
+    let (_d, data) = data_dir("throttle");
+    add_user(&data, "op", "operator", PASSWORD);
+    add_user(&data, "other", "viewer", PASSWORD);
+    let server = serve(&data, &["--login-attempts", "3"]);
+    let base = server.base();
+    let http = browser(&base);
+    for _ in 0..3 {
+        let to = sign_in(&http, &base, "op", "wrong-password-123").await;
+        assert!(to.starts_with("/login?error=invalid"), "{to}");
+    }
+    // Now even the right password is refused for a while.
+    let to = sign_in(&http, &base, "op", PASSWORD).await;
+    assert!(to.starts_with("/login?error=throttled"), "{to}");
+    assert!(to.contains("retry_after="), "{to}");
+    let (_, me) = server_fn(&http, &base, "whoami", &[]).await;
+    assert_eq!(me, "null");
+    // Another account from the same address is not locked by op's failures…
+    assert_eq!(sign_in(&http, &base, "other", PASSWORD).await, "/");
+    // …until the address itself has failed too often (4× the account limit).
+    for i in 0..12 {
+        sign_in(&http, &base, &format!("guess{i}"), "nope-nope-nope").await;
+    }
+    let to = sign_in(&browser(&base), &base, "other", PASSWORD).await;
+    assert!(to.starts_with("/login?error=throttled"), "{to}");
+}
+
+#[tokio::test]
+async fn cross_origin_posts_are_refused_and_change_nothing() {
+    let (_d, data) = data_dir("csrf");
+    add_user(&data, "op", "operator", PASSWORD);
+    let server = serve(&data, &[]);
+    let base = server.base();
+    let op = signed_in(&base, "op", PASSWORD).await;
+    let (status, batch) = create(&op, &base, 50).await;
+    assert_eq!(status, 200);
+    let id = batch["id"].as_str().unwrap().to_string();
+
+    // The same session cookie, sent by a page of another site.
+    let evil_form = Form::new().text("endpoint", "/v1/chat/completions").part(
+        "file",
+        Part::bytes(chat_file(1).into_bytes()).file_name("x.jsonl"),
+    );
+    let r = op
+        .post(format!("{base}/api/batches"))
+        .header("origin", "http://evil.example")
+        .multipart(evil_form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 403);
+    assert!(r.text().await.unwrap().contains("Cross-site"));
+    let r = op
+        .post(format!("{base}/api/cancel_batch"))
+        .header("origin", "http://evil.example")
+        .form(&[("id", id.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 403);
+    // Neither Origin nor Referer: refused as well.
+    let bare = reqwest::Client::new();
+    let r = bare
+        .post(format!("{base}/auth/login"))
+        .form(&[("username", "op"), ("password", PASSWORD)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 403);
+
+    let batches = list(&op, &base).await;
+    assert_eq!(batches.len(), 1, "no batch was created");
+    assert!(
+        matches!(
+            batches[0]["status"].as_str(),
+            Some("validating" | "in_progress")
+        ),
+        "not cancelled: {}",
+        batches[0]
+    );
+}
+
+#[tokio::test]
+async fn the_audit_log_records_who_did_what_for_admins() {
+    let (_d, data) = data_dir("audit");
+    add_user(&data, "boss", "admin", PASSWORD);
+    add_user(&data, "op", "operator", PASSWORD);
+    add_user(&data, "vi", "viewer", PASSWORD);
+    let server = serve(&data, &[]);
+    let base = server.base();
+    let op = signed_in(&base, "op", PASSWORD).await;
+    sign_in(&browser(&base), &base, "op", "not-the-password").await;
+    let (_, batch) = create(&op, &base, 20).await;
+    let id = batch["id"].as_str().unwrap().to_string();
+    let input = batch["input_file_id"].as_str().unwrap().to_string();
+    let (status, _) = server_fn(&op, &base, "cancel_batch", &[("id", &id)]).await;
+    assert_eq!(status, 200);
+    let vi = signed_in(&base, "vi", PASSWORD).await;
+    let r = vi
+        .get(format!(
+            "{base}/files/{input}/content?batch={id}&kind=input"
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let (status, _) = server_fn(&vi, &base, "cancel_batch", &[("id", &id)]).await;
+    assert_eq!(status, 403);
+
+    let boss = signed_in(&base, "boss", PASSWORD).await;
+    let (status, body) = server_fn(&boss, &base, "audit_log", &[("limit", "100")]).await;
+    assert_eq!(status, 200, "{body}");
+    let page: Value = serde_json::from_str(&body).unwrap();
+    let entries = page["entries"].as_array().unwrap();
+    let has = |actor: &str, action: &str, target: Option<&str>| {
+        entries.iter().any(|e| {
+            e["actor"] == actor
+                && e["action"] == action
+                && target.is_none_or(|t| e["target"] == t)
+                && e["ip"] == "127.0.0.1"
+        })
+    };
+    assert!(has("op", "sign_in", None), "{body}");
+    assert!(has("op", "sign_in_failed", None), "{body}");
+    assert!(has("op", "create", Some(&id)), "{body}");
+    assert!(has("op", "cancel", Some(&id)), "{body}");
+    assert!(has("vi", "download", Some(&input)), "{body}");
+    assert!(has("vi", "denied", Some("/api/cancel_batch")), "{body}");
+    assert!(has("boss", "sign_in", None), "{body}");
+    // Newest first, filterable by action.
+    assert!(entries[0]["id"].as_i64() > entries[1]["id"].as_i64());
+    let (_, body) = server_fn(
+        &boss,
+        &base,
+        "audit_log",
+        &[("limit", "100"), ("action", "create")],
+    )
+    .await;
+    let page: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(page["entries"].as_array().unwrap().len(), 1, "{body}");
+    // The admin page renders it.
+    let html = boss
+        .get(format!("{base}/audit"))
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains(r#"data-action="create""#), "{html}");
+    // And refuses anyone else with 403.
+    let r = op
+        .get(format!("{base}/audit"))
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 403);
+}
+
+#[tokio::test]
+async fn proxy_header_sign_in_trusts_only_its_proxies() {
+    let (_d, data) = data_dir("proxy");
+    // Listed people get their role; others the default (viewer).
+    add_user(&data, "lead@example.com", "operator", PASSWORD);
+    let server = serve(&data, &["--auth", "proxy"]);
+    let base = server.base();
+    let http = browser(&base);
+    let as_user = |email: &'static str| {
+        let mut h = reqwest::header::HeaderMap::new();
+        h.insert("x-forwarded-email", email.parse().unwrap());
+        h
+    };
+    let (status, me) = {
+        let r = http
+            .post(format!("{base}/api/whoami"))
+            .headers(as_user("Lead@Example.com"))
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.text().await.unwrap())
+    };
+    assert_eq!(status, 200);
+    assert!(
+        me.contains(r#""name":"lead@example.com","role":"operator""#),
+        "{me}"
+    );
+    let form = || {
+        Form::new().text("endpoint", "/v1/chat/completions").part(
+            "file",
+            Part::bytes(chat_file(2).into_bytes()).file_name("p.jsonl"),
+        )
+    };
+    let r = http
+        .post(format!("{base}/api/batches"))
+        .headers(as_user("lead@example.com"))
+        .multipart(form())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let b: Value = r.json().await.unwrap();
+    assert_eq!(b["metadata"]["created_by"], "lead@example.com");
+    let r = http
+        .post(format!("{base}/api/batches"))
+        .headers(as_user("someone@example.com"))
+        .multipart(form())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 403, "default role is viewer");
+    // No header: no user. The password form is not used in this mode.
+    let r = http
+        .post(format!("{base}/api/list_batches"))
+        .form(&[("query[limit]", "5")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+    drop(server);
+
+    // When loopback is not a trusted proxy, the header means nothing.
+    let server = serve(
+        &data,
+        &["--auth", "proxy", "--trusted-proxies", "10.0.0.0/8"],
+    );
+    let base = server.base();
+    let r = browser(&base)
+        .post(format!("{base}/api/list_batches"))
+        .headers(as_user("lead@example.com"))
+        .form(&[("query[limit]", "5")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+}
+
+#[tokio::test]
+async fn secure_cookie_behind_a_tls_proxy_and_first_run_admin() {
+    let (_d, data) = data_dir("first");
+    let server = serve(&data, &[]);
+    let (status, logs) = server.stop();
+    assert!(status.success());
+    assert!(logs.contains("created user 'admin'"), "{logs}");
+    // The password is in a private file, never in the log.
+    let pw_file = data.join("initial-admin-password");
+    let password = std::fs::read_to_string(&pw_file)
+        .unwrap()
+        .trim()
+        .to_string();
+    assert!(password.len() >= 20);
+    assert!(!logs.contains(&password));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&pw_file).unwrap().permissions().mode();
+        assert_eq!(mode & 0o077, 0, "readable by the owner only");
+    }
+    let listed = crate::common::command()
+        .args(["user", "list", "--data-dir"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&listed.stdout).trim(),
+        "admin\tadmin\tpassword"
+    );
+    let server = serve(&data, &[]);
+    let base = server.base();
+    // Through a TLS-terminating proxy on loopback (trusted by default).
+    let http = browser(&base);
+    let r = http
+        .post(format!("{base}/auth/login"))
+        .header("x-forwarded-proto", "https")
+        .form(&[("username", "admin"), ("password", password.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["location"], "/");
+    let cookie = r.headers()["set-cookie"].to_str().unwrap();
+    assert!(cookie.contains("; Secure"), "{cookie}");
+    // (A Secure cookie is not sent back over plain HTTP: sign in directly.)
+    let http = signed_in(&base, "admin", &password).await;
+    // The admin sees the dashboard, the sandbox upstream, the audit link.
+    let page = http
+        .get(format!("{base}/"))
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("Sandbox") && page.contains("Audit log"),
+        "{page}"
+    );
+}

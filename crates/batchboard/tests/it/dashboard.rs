@@ -1,0 +1,242 @@
+//! The dashboard's own HTTP surface (pages, server functions, upload and
+//! download routes) in front of a real sandbox upstream: input checks, the
+//! refusal of bad files before anything goes upstream, and that the key never
+//! shows up in any response.
+
+use crate::common::{sandbox, Proc, TempDir};
+use serde_json::Value;
+
+const KEY: &str = "sk-dashboard-SECRET-4d1c";
+
+struct Setup {
+    dash: Proc,
+    upstream: Proc,
+    http: reqwest::Client,
+    _dir: TempDir,
+}
+
+async fn setup() -> Setup {
+    let dir = TempDir::new("dashboard");
+    crate::common::add_user(
+        &dir.0.join("data"),
+        "op",
+        "operator",
+        crate::common::PASSWORD,
+    );
+    let upstream = sandbox(&dir.0.join("up"), KEY, crate::common::FAST);
+    let addr = format!("127.0.0.1:{}", crate::common::free_port());
+    let mut cmd = crate::common::serve_command(&addr, &dir.0.join("data"));
+    cmd.args(["--upstream-url", &format!("{}/v1", upstream.base())])
+        .env("OPENAI_API_KEY", KEY);
+    let dash = Proc::spawn(cmd, addr);
+    let http = crate::common::signed_in(&dash.base(), "op", crate::common::PASSWORD).await;
+    Setup {
+        dash,
+        upstream,
+        http,
+        _dir: dir,
+    }
+}
+
+fn chat(id: &str) -> String {
+    format!(
+        r#"{{"custom_id":"{id}","method":"POST","url":"/v1/chat/completions","body":{{"model":"m","messages":[{{"role":"user","content":"{id}"}}]}}}}"#
+    )
+}
+
+impl Setup {
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.dash.base())
+    }
+
+    async fn create(&self, content: String, endpoint: &str, metadata: &str) -> (u16, Value) {
+        let (status, text) = crate::common::upload(
+            &self.http,
+            &self.dash.base(),
+            content.into_bytes(),
+            endpoint,
+            metadata,
+        )
+        .await;
+        assert!(!text.contains(KEY));
+        (status, serde_json::from_str(&text).unwrap())
+    }
+
+    /// How many items an upstream list route returns (read directly, with the key).
+    async fn upstream_count(&self, path: &str) -> usize {
+        let v: Value = self
+            .http
+            .get(format!("{}/v1{path}", self.upstream.base()))
+            .bearer_auth(KEY)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        v["data"].as_array().unwrap().len()
+    }
+
+    /// Calls a server function the way the browser does (URL-encoded form).
+    async fn server_fn(&self, name: &str, args: &[(&str, &str)]) -> (u16, String) {
+        crate::common::server_fn(&self.http, &self.dash.base(), name, args).await
+    }
+}
+
+#[tokio::test]
+async fn bad_files_and_fields_are_refused_before_anything_goes_upstream() {
+    let s = setup().await;
+    let bad = format!("{}\n{{broken\n{}\n", chat("a"), chat("a"));
+    let (status, body) = s.create(bad, "/v1/chat/completions", "{}").await;
+    assert_eq!(status, 422, "{body}");
+    let errors = body["errors"].as_array().unwrap();
+    assert_eq!(errors[0]["line"], 2);
+    assert_eq!(errors[0]["code"], "invalid_json_line");
+    assert_eq!(errors[1]["line"], 3);
+    assert_eq!(errors[1]["code"], "duplicate_custom_id");
+    assert_eq!(body["error_count"], 2);
+
+    let good = format!("{}\n", chat("a"));
+    let (status, body) = s.create(good.clone(), "/v1/embeddings", "{}").await;
+    assert_eq!(status, 422, "url differing from the endpoint: {body}");
+    let (status, body) = s.create(good.clone(), "/v1/nope", "{}").await;
+    assert_eq!(status, 400);
+    assert!(body["message"].as_str().unwrap().starts_with("endpoint"));
+    let too_many: String = format!(
+        "{{{}}}",
+        (0..17)
+            .map(|i| format!(r#""k{i}":"v""#))
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    let (status, body) = s
+        .create(good.clone(), "/v1/chat/completions", &too_many)
+        .await;
+    assert_eq!(status, 400);
+    assert!(
+        body["message"].as_str().unwrap().contains("metadata"),
+        "{body}"
+    );
+    let (status, _) = s.create(String::new(), "/v1/chat/completions", "{}").await;
+    assert_eq!(status, 422, "empty file");
+
+    assert_eq!(
+        s.upstream_count("/files").await,
+        0,
+        "no file reached the upstream"
+    );
+    assert_eq!(
+        s.upstream_count("/batches?limit=100").await,
+        0,
+        "no batch was created"
+    );
+
+    let (status, body) = s
+        .create(good, "/v1/chat/completions", r#"{"team":"x"}"#)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["metadata"]["team"], "x");
+    assert_eq!(
+        body["metadata"]["created_by"], "op",
+        "the creator is stamped into the metadata"
+    );
+    assert_eq!(s.upstream_count("/batches?limit=100").await, 1);
+}
+
+#[tokio::test]
+async fn server_functions_check_their_input_and_map_upstream_errors() {
+    let s = setup().await;
+    let (status, body) = s
+        .server_fn("list_batches", &[("query[limit]", "500")])
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("limit must be between 1 and 200"), "{body}");
+    let (status, body) = s.server_fn("get_batch", &[("id", "../etc")]).await;
+    assert_eq!(status, 400);
+    assert!(body.contains("is not a batch id"), "{body}");
+    let (status, body) = s.server_fn("get_batch", &[("id", "batch_nope")]).await;
+    assert_eq!(status, 404);
+    assert!(
+        body.contains("No batch found") && body.contains("404"),
+        "{body}"
+    );
+    assert!(!body.contains(KEY));
+}
+
+#[tokio::test]
+async fn a_walkthrough_never_shows_the_key() {
+    let s = setup().await;
+    let (status, created) = s
+        .create(
+            format!("{}\n{}\n", chat("a"), chat("b")),
+            "/v1/chat/completions",
+            "{}",
+        )
+        .await;
+    assert_eq!(status, 200);
+    let id = created["id"].as_str().unwrap().to_string();
+    let batch = loop {
+        let (_, body) = s.server_fn("get_batch", &[("id", &id)]).await;
+        let v: Value = serde_json::from_str(&body).unwrap();
+        if v["status"] == "completed" {
+            break v;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    let out = batch["output_file_id"].as_str().unwrap();
+    let mut bodies = Vec::new();
+    for path in [
+        "/".to_string(),
+        "/batches/new".to_string(),
+        format!("/batches/{id}"),
+        "/readyz".into(),
+        "/healthz".into(),
+        "/nope".into(),
+        "/login".into(),
+        "/audit".into(),
+    ] {
+        let r = s.http.get(s.url(&path)).send().await.unwrap();
+        bodies.push((path, format!("{:?}", r.headers()), r.text().await.unwrap()));
+    }
+    let r = s
+        .http
+        .get(s.url(&format!("/files/{out}/content?batch={id}&kind=output")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        r.headers()["content-disposition"],
+        format!("attachment; filename=\"{id}_output.jsonl\"").as_str()
+    );
+    let headers = format!("{:?}", r.headers());
+    let text = r.text().await.unwrap();
+    assert_eq!(text.lines().count(), 2);
+    bodies.push(("download".into(), headers, text));
+    for (name, args) in [
+        ("list_batches", vec![("query[limit]", "20")]),
+        ("batch_facets", vec![]),
+        ("get_batch", vec![("id", id.as_str())]),
+        ("cancel_batch", vec![("id", id.as_str())]),
+        ("check_upstream", vec![]),
+        ("upstream_info", vec![]),
+        ("whoami", vec![]),
+        ("audit_log", vec![("limit", "50")]),
+    ] {
+        let (_, body) = s.server_fn(name, &args).await;
+        bodies.push((name.to_string(), String::new(), body));
+    }
+    for (what, headers, body) in &bodies {
+        assert!(
+            !body.contains(KEY) && !headers.contains(KEY),
+            "the key leaked in {what}"
+        );
+    }
+    // Cancelling a completed batch: the upstream's 409, readable.
+    assert!(bodies
+        .iter()
+        .any(|(w, _, b)| w == "cancel_batch" && b.contains("Cannot cancel")));
+    let (status, logs) = s.dash.stop();
+    assert!(status.success());
+    assert!(!logs.contains(KEY), "the key leaked into the logs");
+}

@@ -1,0 +1,426 @@
+//! The index, the watcher and the event stream over real HTTP: filters on a
+//! seeded index of 10,000 batches, upstream changes pushed to open streams,
+//! upstream cost independent of the number of viewers, and the webhook.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use crate::common::{
+    add_user, create_upstream, sandbox, server_fn, signed_in, Events, Proc, TempDir, PASSWORD,
+};
+use serde_json::Value;
+
+const KEY: &str = "sk-live-test-7d2e";
+
+fn serve(data: &Path, upstream: &str, extra: &[&str]) -> Proc {
+    let addr = format!("127.0.0.1:{}", crate::common::free_port());
+    let mut cmd = crate::common::serve_command(&addr, data);
+    cmd.args(["--upstream-url", upstream])
+        .args(extra)
+        .env("OPENAI_API_KEY", KEY);
+    Proc::spawn(cmd, addr)
+}
+
+async fn upstream_requests(sandbox_base: &str) -> u64 {
+    let v: Value = reqwest::Client::new()
+        .get(format!("{sandbox_base}/sandbox/stats"))
+        .bearer_auth(KEY)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    v["requests"].as_u64().unwrap()
+}
+
+#[tokio::test]
+async fn a_change_upstream_reaches_open_streams_without_asking() {
+    let dir = TempDir::new("live-push");
+    let sb = sandbox(
+        &dir.0.join("sb"),
+        KEY,
+        &["--sandbox-rps", "20", "--sandbox-validation-ms", "300"],
+    );
+    let upstream = format!("{}/v1", sb.base());
+    let data = dir.0.join("data");
+    add_user(&data, "vi", "viewer", PASSWORD);
+    let dash = serve(&data, &upstream, &["--watch-interval-ms", "500"]);
+    let http = signed_in(&dash.base(), "vi", PASSWORD).await;
+    let mut events = Events::open(&http, &dash.base()).await;
+    let (first, status) = events.next().await;
+    assert_eq!(first, "status", "{status}");
+
+    // Made by someone else, straight on the upstream: the watcher finds it
+    // and every open stream hears of it, up to completion.
+    let id = create_upstream(&upstream, KEY, 20).await;
+    let seen = events
+        .batch_where(&id, Duration::from_secs(10), |_| true)
+        .await;
+    assert_eq!(seen["endpoint"], "/v1/chat/completions");
+    let done = events
+        .batch_where(&id, Duration::from_secs(30), |b| b["status"] == "completed")
+        .await;
+    assert_eq!(done["request_counts"]["completed"], 20);
+    // The table reads it from the index, file name included.
+    let (status, body) = server_fn(
+        &http,
+        &dash.base(),
+        "list_batches",
+        &[("query[q]", "up.jsonl")],
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let page: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(page["total"], 1, "{body}");
+    assert_eq!(page["batches"][0]["id"], id.as_str());
+    assert!(page["watcher"]["last_success_at"].as_i64().is_some());
+    // An unfiltered query (all defaults: an empty body, as the browser sends it).
+    let (status, body) = server_fn(&http, &dash.base(), "list_batches", &[]).await;
+    assert_eq!(status, 200, "{body}");
+    // Without a session there is no stream.
+    let r = reqwest::get(format!("{}/events", dash.base()))
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+}
+
+#[tokio::test]
+async fn upstream_calls_do_not_grow_with_viewers() {
+    let dir = TempDir::new("live-cost");
+    let sb = sandbox(&dir.0.join("sb"), KEY, &["--sandbox-rps", "1"]);
+    let upstream = format!("{}/v1", sb.base());
+    let data = dir.0.join("data");
+    add_user(&data, "vi", "viewer", PASSWORD);
+    // One slow batch keeps the watcher busy refreshing it the whole time.
+    create_upstream(&upstream, KEY, 500).await;
+    let dash = serve(&data, &upstream, &["--watch-interval-ms", "1000"]);
+    let base = dash.base();
+    let http = signed_in(&base, "vi", PASSWORD).await;
+    tokio::time::sleep(Duration::from_secs(3)).await; // first full sweep done
+
+    let window = Duration::from_secs(8);
+    let measure = |viewers: usize| {
+        let http = http.clone();
+        let base = base.clone();
+        let sb_base = sb.base();
+        async move {
+            let mut streams = Vec::new();
+            for _ in 0..viewers {
+                streams.push(Events::open(&http, &base).await);
+            }
+            let before = upstream_requests(&sb_base).await;
+            let started = Instant::now();
+            // Viewers also load pages while they watch.
+            while started.elapsed() < window {
+                for _ in 0..viewers.min(20) {
+                    let (s, _) =
+                        server_fn(&http, &base, "list_batches", &[("query[limit]", "50")]).await;
+                    assert_eq!(s, 200);
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            let after = upstream_requests(&sb_base).await;
+            drop(streams);
+            after - before
+        }
+    };
+    let one = measure(1).await;
+    let many = measure(100).await;
+    assert!(one > 0, "the watcher polls");
+    let diff = one.abs_diff(many);
+    assert!(
+        diff <= 2 + one / 5,
+        "upstream calls in {window:?}: {one} with 1 viewer, {many} with 100"
+    );
+}
+
+#[tokio::test]
+async fn filters_return_exactly_the_right_rows_from_10000_batches() {
+    let dir = TempDir::new("live-index");
+    let data = dir.0.join("data");
+    add_user(&data, "vi", "viewer", PASSWORD);
+    let out = crate::common::run_ok(
+        crate::common::command()
+            .args([
+                "index-seed",
+                "--count",
+                "10000",
+                "--seed",
+                "7",
+                "--data-dir",
+            ])
+            .arg(&data),
+    );
+    let seeded: Vec<(Value, String)> = out
+        .lines()
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).unwrap();
+            (
+                v["batch"].clone(),
+                v["input_file_name"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(seeded.len(), 10_000);
+    // An upstream that is not there: the index is all the dashboard has.
+    let dash = serve(&data, "http://127.0.0.1:9/v1", &[]);
+    let base = dash.base();
+    let http = signed_in(&base, "vi", PASSWORD).await;
+
+    let day = |ts: i64| {
+        let days = ts.div_euclid(86_400);
+        // civil from days (Howard Hinnant's algorithm), for the expected set
+        let z = days + 719_468;
+        let era = z.div_euclid(146_097);
+        let doe = z - era * 146_097;
+        let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
+        let y = yoe + era * 400;
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        let mp = (5 * doy + 2) / 153;
+        let d = doy - (153 * mp + 2) / 5 + 1;
+        let m = if mp < 10 { mp + 3 } else { mp - 9 };
+        format!("{:04}-{m:02}-{d:02}", if m <= 2 { y + 1 } else { y })
+    };
+    let meta = |b: &Value, k: &str| b["metadata"][k].as_str().map(str::to_string);
+    type Check = (
+        Vec<(&'static str, String)>,
+        Box<dyn Fn(&Value, &str) -> bool>,
+    );
+    let cases: Vec<Check> = vec![
+        (
+            vec![
+                ("status", "completed,failed".into()),
+                ("model", "gpt-4.1".into()),
+                ("creator", "ben".into()),
+            ],
+            Box::new(move |b, _| {
+                ["completed", "failed"].contains(&b["status"].as_str().unwrap())
+                    && b["model"] == "gpt-4.1"
+                    && meta(b, "created_by").as_deref() == Some("ben")
+            }),
+        ),
+        (
+            vec![
+                ("endpoint", "/v1/embeddings".into()),
+                ("meta_key", "team".into()),
+                ("meta_value", "research".into()),
+                ("from", day(1_767_225_600 + 86_400 * 3)),
+                ("to", day(1_767_225_600 + 86_400 * 6)),
+            ],
+            Box::new(move |b, _| {
+                let d = day(b["created_at"].as_i64().unwrap());
+                b["endpoint"] == "/v1/embeddings"
+                    && meta(b, "team").as_deref() == Some("research")
+                    && d.as_str() >= day(1_767_225_600 + 86_400 * 3).as_str()
+                    && d.as_str() <= day(1_767_225_600 + 86_400 * 6).as_str()
+            }),
+        ),
+        (
+            vec![
+                ("q", "INPUT-SUPPORT-12".into()),
+                ("meta_key", "priority".into()),
+            ],
+            Box::new(move |b, name| {
+                name.contains("input-support-12") && meta(b, "priority").is_some()
+            }),
+        ),
+        (
+            vec![
+                ("q", "batch_seed009".into()),
+                ("status", "in_progress".into()),
+            ],
+            Box::new(|b, _| {
+                b["id"].as_str().unwrap().contains("batch_seed009") && b["status"] == "in_progress"
+            }),
+        ),
+    ];
+    for (params, want) in cases {
+        let mut expected: Vec<(i64, String)> = seeded
+            .iter()
+            .filter(|(b, name)| want(b, name))
+            .map(|(b, _)| {
+                (
+                    b["created_at"].as_i64().unwrap(),
+                    b["id"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        expected.sort_by(|a, b| b.cmp(a));
+        assert!(
+            !expected.is_empty(),
+            "a case with no rows proves little: {params:?}"
+        );
+        let mut got: Vec<String> = Vec::new();
+        let mut offset = 0;
+        let mut total;
+        loop {
+            let mut args: Vec<(String, String)> = params
+                .iter()
+                .map(|(k, v)| (format!("query[{k}]"), v.clone()))
+                .collect();
+            args.push(("query[limit]".into(), "200".into()));
+            args.push(("query[offset]".into(), offset.to_string()));
+            let r = http
+                .post(format!("{base}/api/list_batches"))
+                .form(&args)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status().as_u16(), 200);
+            let page: Value = r.json().await.unwrap();
+            total = page["total"].as_u64().unwrap();
+            let ids: Vec<String> = page["batches"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|b| b["id"].as_str().unwrap().to_string())
+                .collect();
+            if ids.is_empty() {
+                break;
+            }
+            offset += ids.len();
+            got.extend(ids);
+        }
+        let want_ids: Vec<String> = expected.into_iter().map(|(_, id)| id).collect();
+        assert_eq!(total as usize, want_ids.len(), "{params:?}");
+        assert_eq!(got, want_ids, "{params:?}");
+    }
+    // Sorting and bad input.
+    let (s, body) = server_fn(
+        &http,
+        &base,
+        "list_batches",
+        &[
+            ("query[sort]", "model"),
+            ("query[dir]", "asc"),
+            ("query[limit]", "5"),
+        ],
+    )
+    .await;
+    assert_eq!(s, 200, "{body}");
+    let page: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(page["batches"][0]["model"], "gpt-4.1");
+    for (k, v) in [
+        ("query[sort]", "id; DROP TABLE batches"),
+        ("query[from]", "yesterday"),
+        ("query[limit]", "1000"),
+    ] {
+        let (s, body) = server_fn(&http, &base, "list_batches", &[(k, v)]).await;
+        assert_eq!(s, 400, "{k}={v}: {body}");
+    }
+    let facets: Value =
+        serde_json::from_str(&server_fn(&http, &base, "batch_facets", &[]).await.1).unwrap();
+    assert_eq!(
+        facets["creators"],
+        serde_json::json!(["ana", "ben", "chen", "dara", "eli"])
+    );
+    // The dead upstream shows as such (once the watcher's call has used up
+    // its retries), with the index still served.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, body) = server_fn(&http, &base, "list_batches", &[("query[limit]", "1")]).await;
+        let page: Value = serde_json::from_str(&body).unwrap();
+        if page["watcher"]["last_error"].is_string() {
+            assert_eq!(page["batches"].as_array().unwrap().len(), 1, "{body}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "{body}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_finished_batch_is_announced_to_the_webhook() {
+    let dir = TempDir::new("live-hook");
+    let sb = sandbox(&dir.0.join("sb"), KEY, crate::common::FAST);
+    let upstream = format!("{}/v1", sb.base());
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let hook = format!("http://{}/hook", listener.local_addr().unwrap());
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        for stream in listener.incoming() {
+            let mut s = stream.unwrap();
+            let mut buf = vec![0u8; 65536];
+            let mut got = Vec::new();
+            s.set_read_timeout(Some(Duration::from_millis(500)))
+                .unwrap();
+            while let Ok(n) = s.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                got.extend_from_slice(&buf[..n]);
+                let text = String::from_utf8_lossy(&got);
+                if let Some(h) = text.find("\r\n\r\n") {
+                    let len: usize = text
+                        .lines()
+                        .find_map(|l| {
+                            l.to_ascii_lowercase()
+                                .strip_prefix("content-length:")
+                                .map(|v| v.trim().parse().unwrap())
+                        })
+                        .unwrap_or(0);
+                    if got.len() >= h + 4 + len {
+                        break;
+                    }
+                }
+            }
+            let _ = s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok");
+            let _ = tx.send(String::from_utf8_lossy(&got).to_string());
+        }
+    });
+    let data = dir.0.join("data");
+    add_user(&data, "op", "operator", PASSWORD);
+    let dash = serve(
+        &data,
+        &upstream,
+        &[
+            "--watch-interval-ms",
+            "300",
+            "--webhook-url",
+            &hook,
+            "--public-url",
+            "https://batch.example",
+        ],
+    );
+    let http = signed_in(&dash.base(), "op", PASSWORD).await;
+    let form = reqwest::multipart::Form::new()
+        .text("endpoint", "/v1/chat/completions")
+        .part(
+            "file",
+            reqwest::multipart::Part::bytes(
+                br#"{"custom_id":"a","method":"POST","url":"/v1/chat/completions","body":{"model":"m","messages":[]}}
+"#.to_vec(),
+            )
+            .file_name("h.jsonl"),
+        );
+    let b: Value = http
+        .post(format!("{}/api/batches", dash.base()))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = b["id"].as_str().unwrap();
+    let got = tokio::task::spawn_blocking(move || rx.recv_timeout(Duration::from_secs(20)))
+        .await
+        .unwrap()
+        .expect("the webhook was called");
+    assert!(got.starts_with("POST /hook "), "{got}");
+    assert!(
+        !got.contains(KEY),
+        "the upstream key must not go to the webhook"
+    );
+    let body = &got[got.find("\r\n\r\n").unwrap() + 4..];
+    let v: Value = serde_json::from_str(body).unwrap();
+    let text = v["text"].as_str().unwrap();
+    assert!(text.contains(id) && text.contains("completed"), "{text}");
+    assert!(text.contains("created by op"), "{text}");
+    assert!(
+        text.contains(&format!("https://batch.example/batches/{id}")),
+        "{text}"
+    );
+}

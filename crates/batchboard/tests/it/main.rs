@@ -1,0 +1,16 @@
+//! Black-box tests of the real `batchboard` binary over HTTP: one test
+//! binary for the whole process (the command line, the sandbox, the upstream
+//! client against it, the dashboard's routes and server functions, access,
+//! live updates, Postgres replicas, results, faults).
+
+mod common;
+
+mod access;
+mod dashboard;
+mod faults;
+mod live;
+mod postgres;
+mod results;
+mod sandbox;
+mod serve;
+mod upstream;

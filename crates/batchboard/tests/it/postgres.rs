@@ -1,0 +1,287 @@
+//! Postgres as the database: two replicas share sessions and the audit log.
+//! The test starts its own throwaway cluster from Debian's `postgresql`
+//! binaries (`scripts/bootstrap.sh --test` installs them).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+
+use crate::common::{
+    add_user, create_upstream, sandbox, signed_in, Events, Proc, TempDir, PASSWORD,
+};
+
+const KEY: &str = "sk-pg-replicas-51b0";
+use serde_json::Value;
+
+/// A PostgreSQL cluster in a temporary directory, stopped on drop.
+struct Postgres {
+    bin: PathBuf,
+    data: PathBuf,
+    port: u16,
+    as_root: bool,
+}
+
+fn pg_bin() -> PathBuf {
+    let mut found: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .expect("PostgreSQL is not installed: run scripts/bootstrap.sh --test")
+        .filter_map(|e| e.ok())
+        .map(|e| e.path().join("bin"))
+        .filter(|p| p.join("initdb").exists())
+        .collect();
+    found.sort();
+    found
+        .pop()
+        .expect("no initdb under /usr/lib/postgresql: run scripts/bootstrap.sh --test")
+}
+
+impl Postgres {
+    fn start(dir: &Path) -> Self {
+        let bin = pg_bin();
+        let data = dir.join("pg");
+        std::fs::create_dir_all(&data).unwrap();
+        // initdb refuses to run as root: run the server as `postgres` then.
+        let as_root = Command::new("id")
+            .arg("-u")
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+            .unwrap_or(false);
+        if as_root {
+            assert!(Command::new("chown")
+                .args(["-R", "postgres"])
+                .arg(dir)
+                .status()
+                .unwrap()
+                .success());
+        }
+        let pg = Self {
+            bin,
+            data,
+            port: crate::common::free_port(),
+            as_root,
+        };
+        pg.run(
+            "initdb",
+            &[
+                "-D",
+                pg.data.to_str().unwrap(),
+                "-U",
+                "batchboard",
+                "-A",
+                "trust",
+                "--no-sync",
+            ],
+        );
+        pg.run(
+            "pg_ctl",
+            &[
+                "-D",
+                pg.data.to_str().unwrap(),
+                "-o",
+                &format!(
+                    "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
+                    pg.port,
+                    pg.data.display()
+                ),
+                "-l",
+                pg.data.join("log").to_str().unwrap(),
+                "-w",
+                "start",
+            ],
+        );
+        pg
+    }
+
+    fn run(&self, tool: &str, args: &[&str]) {
+        let exe = self.bin.join(tool);
+        let mut cmd = if self.as_root {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(exe);
+            c
+        } else {
+            Command::new(exe)
+        };
+        let out = cmd.args(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{tool}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    fn url(&self) -> String {
+        format!("postgres://batchboard@127.0.0.1:{}/postgres", self.port)
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        let data = self.data.to_str().unwrap().to_string();
+        self.run("pg_ctl", &["-D", &data, "-m", "immediate", "stop"]);
+    }
+}
+
+fn replica(dir: &Path, name: &str, db: &str, users: &Path, upstream: Option<&str>) -> Proc {
+    let addr = format!("127.0.0.1:{}", crate::common::free_port());
+    let mut cmd = crate::common::serve_command(&addr, &dir.join(name));
+    cmd.arg("--users-file").arg(users).env("DATABASE_URL", db);
+    if let Some(u) = upstream {
+        cmd.args(["--upstream-url", u, "--watch-interval-ms", "500"])
+            .env("OPENAI_API_KEY", KEY);
+    }
+    Proc::spawn(cmd, addr)
+}
+
+/// A client that shares `jar` and sends `base` as its Origin: the same
+/// browser, talking to whichever replica the load balancer picked.
+fn via(jar: &Arc<reqwest::cookie::Jar>, base: &str) -> reqwest::Client {
+    let mut h = reqwest::header::HeaderMap::new();
+    h.insert("origin", base.parse().unwrap());
+    reqwest::Client::builder()
+        .cookie_provider(jar.clone())
+        .default_headers(h)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn replicas_on_postgres_share_sessions_and_the_audit_log() {
+    let dir = TempDir::new("postgres");
+    let pg = Postgres::start(&dir.0.join("db"));
+    let users = dir.0.join("users.toml");
+    add_user(&dir.0.join("a"), "boss", "admin", PASSWORD);
+    std::fs::rename(dir.0.join("a").join("users.toml"), &users).unwrap();
+    let a = replica(&dir.0, "a", &pg.url(), &users, None);
+    let b = replica(&dir.0, "b", &pg.url(), &users, None);
+
+    let jar = Arc::new(reqwest::cookie::Jar::default());
+    let to_a = via(&jar, &a.base());
+    let r = to_a
+        .post(format!("{}/auth/login", a.base()))
+        .form(&[("username", "boss"), ("password", PASSWORD)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["location"], "/");
+
+    // Replica B knows the session A made.
+    let to_b = via(&jar, &b.base());
+    let r = to_b
+        .post(format!("{}/api/whoami", b.base()))
+        .send()
+        .await
+        .unwrap();
+    let me = r.text().await.unwrap();
+    assert!(me.contains(r#""name":"boss""#), "{me}");
+
+    // A failed sign-in on B shows in the audit log read through A.
+    let stranger = via(&Arc::new(reqwest::cookie::Jar::default()), &b.base());
+    stranger
+        .post(format!("{}/auth/login", b.base()))
+        .form(&[("username", "boss"), ("password", "wrong-wrong-wrong")])
+        .send()
+        .await
+        .unwrap();
+    let r = to_a
+        .post(format!("{}/api/audit_log", a.base()))
+        .form(&[("limit", "50")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let page: Value = r.json().await.unwrap();
+    let actions: Vec<&str> = page["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, ["sign_in_failed", "sign_in"], "{page}");
+
+    // Signing out on B ends the session on A too.
+    to_b.post(format!("{}/auth/logout", b.base()))
+        .send()
+        .await
+        .unwrap();
+    let r = to_a
+        .post(format!("{}/api/whoami", a.base()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.text().await.unwrap(), "null");
+    drop((a, b));
+}
+
+async fn polling(base: &str) -> bool {
+    let v: Value = reqwest::get(format!("{base}/readyz"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    v["watcher"] == "polling"
+}
+
+#[tokio::test]
+async fn one_replica_polls_and_another_takes_over_when_it_dies() {
+    let dir = TempDir::new("pg-takeover");
+    let pg = Postgres::start(&dir.0.join("db"));
+    let sb = sandbox(
+        &dir.0.join("sb"),
+        KEY,
+        &[
+            "--sandbox-rps",
+            "50",
+            "--sandbox-validation-ms",
+            "200",
+            "--sandbox-finalizing-ms",
+            "200",
+        ],
+    );
+    let upstream = format!("{}/v1", sb.base());
+    let users = dir.0.join("users.toml");
+    add_user(&dir.0.join("u"), "vi", "viewer", PASSWORD);
+    std::fs::rename(dir.0.join("u").join("users.toml"), &users).unwrap();
+    let mut a = replica(&dir.0, "a", &pg.url(), &users, Some(&upstream));
+    let mut b = replica(&dir.0, "b", &pg.url(), &users, Some(&upstream));
+
+    // Exactly one of them polls.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let (pa, pb) = loop {
+        let (pa, pb) = (polling(&a.base()).await, polling(&b.base()).await);
+        if pa || pb || std::time::Instant::now() > deadline {
+            break (pa, pb);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    assert!(pa ^ pb, "exactly one replica polls: a={pa} b={pb}");
+    if pb {
+        std::mem::swap(&mut a, &mut b);
+    }
+    // Viewers on both replicas hear of a change the poller saw.
+    let va = signed_in(&a.base(), "vi", PASSWORD).await;
+    let vb = signed_in(&b.base(), "vi", PASSWORD).await;
+    let mut ea = Events::open(&va, &a.base()).await;
+    let mut eb = Events::open(&vb, &b.base()).await;
+    let first = create_upstream(&upstream, KEY, 3).await;
+    let within = std::time::Duration::from_secs(15);
+    ea.batch_where(&first, within, |_| true).await;
+    eb.batch_where(&first, within, |_| true).await;
+
+    // The poller dies without a word; the other takes the lease over and
+    // its viewers keep receiving changes.
+    a.child.kill().unwrap();
+    let _ = a.child.wait();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while !polling(&b.base()).await {
+        assert!(std::time::Instant::now() < deadline, "no replica took over");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let second = create_upstream(&upstream, KEY, 3).await;
+    let done = eb
+        .batch_where(&second, within, |b| b["status"] == "completed")
+        .await;
+    assert_eq!(done["request_counts"]["total"], 3);
+    drop(pg);
+}

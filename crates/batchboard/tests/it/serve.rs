@@ -1,0 +1,286 @@
+//! The `batchboard` binary as a user runs it: command line, configuration
+//! errors, health endpoints, the upstream headers, and shutdown.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
+use std::process::{Command, Output};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use crate::common::{Proc, TempDir, BIN};
+
+fn run(args: &[&str]) -> Output {
+    crate::common::command()
+        .args(args)
+        .output()
+        .expect("run batchboard")
+}
+
+struct Server {
+    proc: Proc,
+    base: String,
+    _dir: TempDir,
+}
+
+fn start(envs: &[(&str, &str)], extra: &[&str]) -> Server {
+    let dir = TempDir::new("serve");
+    let addr = format!("127.0.0.1:{}", crate::common::free_port());
+    crate::common::add_user(
+        &dir.0.join("data"),
+        "admin",
+        "admin",
+        crate::common::PASSWORD,
+    );
+    let mut cmd = crate::common::serve_command(&addr, &dir.0.join("data"));
+    cmd.args(extra);
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    let proc = Proc::spawn(cmd, addr);
+    Server {
+        base: proc.base(),
+        proc,
+        _dir: dir,
+    }
+}
+
+impl Server {
+    fn stop(self) -> (std::process::ExitStatus, String) {
+        self.proc.stop()
+    }
+}
+
+#[test]
+fn help_documents_every_option_with_its_env_var() {
+    let top = run(&["--help"]);
+    assert!(top.status.success());
+    let top = String::from_utf8(top.stdout).unwrap();
+    assert!(top.contains("serve"), "{top}");
+    let out = run(&["serve", "--help"]);
+    assert!(out.status.success());
+    let help = String::from_utf8(out.stdout).unwrap();
+    for (flag, env) in [
+        ("--addr", "BATCHBOARD_ADDR"),
+        ("--upstream-url", "BATCHBOARD_UPSTREAM_URL"),
+        ("--api-key", "OPENAI_API_KEY"),
+        ("--organization", "OPENAI_ORG_ID"),
+        ("--project", "OPENAI_PROJECT_ID"),
+        ("--data-dir", "BATCHBOARD_DATA_DIR"),
+        ("--site-root", "LEPTOS_SITE_ROOT"),
+        ("--log-format", "BATCHBOARD_LOG_FORMAT"),
+    ] {
+        assert!(help.contains(flag), "{flag} missing from:\n{help}");
+        assert!(
+            help.contains(&format!("env: {env}")),
+            "{env} missing from:\n{help}"
+        );
+    }
+}
+
+#[test]
+fn help_never_shows_the_key_from_the_environment() {
+    let out = Command::new(BIN)
+        .args(["serve", "--help"])
+        .env("OPENAI_API_KEY", "sk-help-should-hide-this")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!text.contains("sk-help-should-hide-this"), "{text}");
+}
+
+/// Bad configuration: a non-zero exit and one line that names the option.
+fn assert_config_error(args: &[&str], option: &str) {
+    let out = run(args);
+    assert!(!out.status.success(), "{args:?} should fail");
+    let err = String::from_utf8(out.stderr).unwrap();
+    let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(
+        lines.len(),
+        1,
+        "one line expected for {args:?}, got:\n{err}"
+    );
+    assert!(
+        lines[0].contains(option),
+        "{option} not named in: {}",
+        lines[0]
+    );
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn bad_configuration_exits_with_one_line_naming_the_option() {
+    assert_config_error(&["serve", "--addr", "not-an-address"], "--addr");
+    assert_config_error(&["--addr", "127.0.0.1:99999"], "--addr");
+    assert_config_error(
+        &["serve", "--upstream-url", "ftp://example.com/v1"],
+        "--upstream-url",
+    );
+    assert_config_error(&["serve", "--upstream-url", "::nonsense"], "--upstream-url");
+    assert_config_error(
+        &["serve", "--data-dir", "/etc/passwd/cannot-be-a-dir"],
+        "--data-dir",
+    );
+    assert_config_error(&["serve", "--log-format", "xml"], "--log-format");
+    let dir = TempDir::new("site");
+    let missing = dir.0.join("nope");
+    assert_config_error(
+        &[
+            "serve",
+            "--data-dir",
+            dir.0.to_str().unwrap(),
+            "--site-root",
+            missing.to_str().unwrap(),
+        ],
+        "--site-root",
+    );
+}
+
+fn get(url: &str) -> (u16, String) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let r = reqwest::get(url).await.expect("request");
+        let status = r.status().as_u16();
+        (status, r.text().await.unwrap())
+    })
+}
+
+/// A page as a signed-in browser gets it.
+fn page(base: &str, path: &str) -> (u16, String) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let http = crate::common::signed_in(base, "admin", crate::common::PASSWORD).await;
+        let r = http
+            .get(format!("{base}{path}"))
+            .header("accept", "text/html")
+            .send()
+            .await
+            .expect("request");
+        let status = r.status().as_u16();
+        (status, r.text().await.unwrap())
+    })
+}
+
+#[test]
+fn without_key_or_url_the_built_in_sandbox_is_the_upstream() {
+    let server = start(&[], &[]);
+    let (code, body) = get(&format!("{}/healthz", server.base));
+    assert_eq!(code, 200);
+    assert_eq!(body, r#"{"status":"ok"}"#);
+    // Ready: the dashboard reached the embedded sandbox over HTTP.
+    let (code, body) = get(&format!("{}/readyz", server.base));
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains("Reachable"), "{body}");
+    let (code, page) = page(&server.base, "/");
+    assert_eq!(code, 200);
+    assert!(page.contains("Sandbox"), "footer should say Sandbox");
+    let (status, logs) = server.stop();
+    assert!(status.success(), "exit {status:?}\n{logs}");
+    assert!(logs.contains("batchboard stopped"), "{logs}");
+    // Structured request logs: method, path and status of each request.
+    assert!(
+        logs.contains("/readyz") && logs.contains("status=200"),
+        "{logs}"
+    );
+    // ...for both the dashboard and the sandbox it called.
+    assert!(
+        logs.contains(r#"service="sandbox""#) && logs.contains("path=/v1/batches"),
+        "{logs}"
+    );
+}
+
+/// An HTTP listener standing in for a third-party provider on loopback,
+/// answering every request alike and recording the raw request heads: the
+/// only way to see exactly which headers go upstream.
+fn capture_one_request(status_line: &'static str) -> (String, mpsc::Receiver<String>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/v1", listener.local_addr().unwrap());
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        while let Ok((mut stream, _)) = listener.accept() {
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut head = String::new();
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                head.push_str(&line);
+            }
+            let body = r#"{"object":"list","data":[],"has_more":false}"#;
+            let _ = write!(
+                stream,
+                "{status_line}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = tx.send(head);
+        }
+    });
+    (url, rx)
+}
+
+#[test]
+fn readiness_asks_the_upstream_with_the_key_but_never_shows_it() {
+    let key = "sk-test-NEVER-SHOW-7f3a9";
+    let (url, rx) = capture_one_request("HTTP/1.1 200 OK");
+    let server = start(
+        &[("OPENAI_API_KEY", key), ("OPENAI_ORG_ID", "org-123")],
+        &["--upstream-url", &url, "--project", "proj_9"],
+    );
+    let (code, body) = get(&format!("{}/readyz", server.base));
+    assert_eq!(code, 200, "{body}");
+    assert!(!body.contains(key));
+    // The readiness probe (the watcher's list calls ask for more).
+    let head = std::iter::from_fn(|| rx.recv_timeout(Duration::from_secs(5)).ok())
+        .find(|h| h.starts_with("GET /v1/batches?limit=1 "))
+        .expect("upstream was called");
+    let head_lower = head.to_ascii_lowercase();
+    assert!(head.starts_with("GET /v1/batches?limit=1 "), "{head}");
+    assert!(head_lower.contains(&format!(
+        "authorization: bearer {}",
+        key.to_ascii_lowercase()
+    )));
+    assert!(
+        head_lower.contains("openai-organization: org-123"),
+        "{head}"
+    );
+    assert!(head_lower.contains("openai-project: proj_9"), "{head}");
+    // The page shows the base URL, never the key.
+    let (code, page) = page(&server.base, "/");
+    assert_eq!(code, 200);
+    assert!(page.contains("No batches yet"), "{page}");
+    assert!(page.contains(&url), "footer should name the upstream");
+    assert!(!page.contains(key));
+    let (status, logs) = server.stop();
+    assert!(status.success());
+    assert!(!logs.contains(key), "key leaked into the logs:\n{logs}");
+}
+
+#[test]
+fn readiness_reports_a_refused_key() {
+    let (url, _rx) = capture_one_request("HTTP/1.1 401 Unauthorized");
+    let server = start(&[("OPENAI_API_KEY", "sk-wrong")], &["--upstream-url", &url]);
+    let (code, body) = get(&format!("{}/readyz", server.base));
+    assert_eq!(code, 503);
+    assert!(body.contains("key was refused"), "{body}");
+}
+
+#[test]
+fn json_logs_are_one_object_per_line() {
+    let server = start(&[], &["--log-format", "json"]);
+    let _ = get(&format!("{}/healthz", server.base));
+    let (_, logs) = server.stop();
+    let mut n = 0;
+    for line in logs.lines().filter(|l| !l.is_empty()) {
+        let v: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        assert!(v.get("level").is_some(), "{line}");
+        n += 1;
+    }
+    assert!(n >= 2, "{logs}");
+}

@@ -1,0 +1,90 @@
+//! Who is signed in and what they may do, as the server and the browser
+//! both see it, and the audit log's entries.
+
+use serde::{Deserialize, Serialize};
+
+/// What a signed-in person may do. Each role includes the ones before it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+pub enum Role {
+    /// See batches and download results.
+    Viewer,
+    /// Also create and cancel batches.
+    Operator,
+    /// Also read the audit log.
+    Admin,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Viewer => "viewer",
+            Self::Operator => "operator",
+            Self::Admin => "admin",
+        }
+    }
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The person behind a request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CurrentUser {
+    pub name: String,
+    pub role: Role,
+    /// Signed in by the reverse proxy (signing out is the proxy's business).
+    #[serde(default)]
+    pub via_proxy: bool,
+}
+
+impl CurrentUser {
+    pub fn may(&self, role: Role) -> bool {
+        self.role >= role
+    }
+}
+
+/// Where to go after signing in: only paths of this site (no scheme, no
+/// `//host`), else the table. Used by the server and by the sign-in page.
+pub fn safe_next(next: &str) -> &str {
+    if next.starts_with('/') && !next.starts_with("//") && !next.starts_with("/\\") {
+        next
+    } else {
+        "/"
+    }
+}
+
+/// One line of the audit log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    pub id: i64,
+    /// Unix seconds.
+    pub at: i64,
+    pub actor: String,
+    pub action: String,
+    pub target: Option<String>,
+    pub detail: Option<String>,
+    pub ip: Option<String>,
+}
+
+/// The actions the audit log records, for the filter.
+pub const AUDIT_ACTIONS: &[&str] = &[
+    "sign_in",
+    "sign_in_failed",
+    "sign_out",
+    "create",
+    "cancel",
+    "download",
+    "denied",
+];
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditPage {
+    pub entries: Vec<AuditEntry>,
+    /// Cursor for older entries, when there are more.
+    pub next_before: Option<i64>,
+}

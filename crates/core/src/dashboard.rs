@@ -1,0 +1,190 @@
+//! What the dashboard's browser side and server exchange besides the Batch
+//! API's own objects: the table's query and page, filters, the watcher's
+//! status, which upstream is in use.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::ApiError;
+use crate::Batch;
+
+/// Which upstream the dashboard talks to, as the browser may know it: the
+/// base URL, never the key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum UpstreamInfo {
+    /// The built-in sandbox (no key and no upstream URL configured).
+    Sandbox,
+    /// An OpenAI-compatible API at this base URL.
+    Remote { base_url: String },
+}
+
+/// The result of asking the upstream whether it answers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reachability {
+    pub ok: bool,
+    /// What happened, in words a user can act on.
+    pub detail: String,
+    pub latency_ms: u64,
+}
+
+/// What the batch table asks for: filters, search, sort and page. Every
+/// field is optional; the URL's query string holds the same names.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchQuery {
+    /// Statuses, comma-separated (`in_progress,finalizing`).
+    #[serde(default)]
+    pub status: Option<String>,
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    #[serde(default)]
+    pub model: Option<String>,
+    /// Who created it (`metadata.created_by`).
+    #[serde(default)]
+    pub creator: Option<String>,
+    /// A metadata key; with `meta_value`, that pair.
+    #[serde(default)]
+    pub meta_key: Option<String>,
+    #[serde(default)]
+    pub meta_value: Option<String>,
+    /// Created on or after this day (`YYYY-MM-DD`, UTC).
+    #[serde(default)]
+    pub from: Option<String>,
+    /// Created on or before this day (`YYYY-MM-DD`, UTC).
+    #[serde(default)]
+    pub to: Option<String>,
+    /// Part of a batch id, file id or input file name.
+    #[serde(default)]
+    pub q: Option<String>,
+    /// `created` (default), `status`, `endpoint`, `model` or `creator`.
+    #[serde(default)]
+    pub sort: Option<String>,
+    /// `desc` (default) or `asc`.
+    #[serde(default)]
+    pub dir: Option<String>,
+    #[serde(default)]
+    pub offset: Option<u32>,
+    #[serde(default)]
+    pub limit: Option<u32>,
+}
+
+pub const SORT_KEYS: &[&str] = &["created", "status", "endpoint", "model", "creator"];
+
+impl BatchQuery {
+    /// The same query as URL parameters (empty ones left out), for links.
+    pub fn to_query_string(&self) -> String {
+        let pairs: [(&str, Option<String>); 13] = [
+            ("status", self.status.clone()),
+            ("endpoint", self.endpoint.clone()),
+            ("model", self.model.clone()),
+            ("creator", self.creator.clone()),
+            ("meta_key", self.meta_key.clone()),
+            ("meta_value", self.meta_value.clone()),
+            ("from", self.from.clone()),
+            ("to", self.to.clone()),
+            ("q", self.q.clone()),
+            ("sort", self.sort.clone()),
+            ("dir", self.dir.clone()),
+            (
+                "offset",
+                self.offset.filter(|o| *o > 0).map(|o| o.to_string()),
+            ),
+            ("limit", self.limit.map(|l| l.to_string())),
+        ];
+        let mut out = String::new();
+        for (k, v) in pairs {
+            if let Some(v) = v.filter(|v| !v.is_empty()) {
+                out.push(if out.is_empty() { '?' } else { '&' });
+                out.push_str(k);
+                out.push('=');
+                out.push_str(&encode(&v));
+            }
+        }
+        out
+    }
+
+    /// Whether any filter or search is set (sort and page aside).
+    pub fn is_filtered(&self) -> bool {
+        [
+            &self.status,
+            &self.endpoint,
+            &self.model,
+            &self.creator,
+            &self.meta_key,
+            &self.meta_value,
+            &self.from,
+            &self.to,
+            &self.q,
+        ]
+        .iter()
+        .any(|f| f.as_deref().is_some_and(|v| !v.is_empty()))
+    }
+}
+
+/// Percent-encodes a query-string value.
+fn encode(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// How current the index is: what the pages say about the upstream.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WatcherStatus {
+    /// When the watcher last heard from the upstream (unix seconds).
+    pub last_success_at: Option<i64>,
+    /// The last failure, if it came after the last success.
+    pub last_error: Option<String>,
+    pub last_error_at: Option<i64>,
+    /// Batches not yet in a final state.
+    pub running: i64,
+}
+
+/// A page of the batch table, read from the index.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchPage {
+    pub batches: Vec<Batch>,
+    /// Rows matching the query, over all pages.
+    pub total: u64,
+    pub offset: u32,
+    pub limit: u32,
+    pub watcher: WatcherStatus,
+}
+
+/// The values the filters offer, from the index.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Facets {
+    pub statuses: Vec<String>,
+    pub endpoints: Vec<String>,
+    pub models: Vec<String>,
+    pub creators: Vec<String>,
+}
+
+pub const PAGE_SIZES: &[u32] = &[10, 20, 50, 100];
+
+/// A batch id as the upstream makes them: one path segment, no surprises.
+pub fn check_batch_id(id: &str) -> Result<(), ApiError> {
+    let ok = !id.is_empty()
+        && id.len() <= 128
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::Invalid(format!("'{id}' is not a batch id")))
+    }
+}
+
+/// The largest sample `count_tokens` takes (the validator keeps 256 KiB).
+pub const MAX_SAMPLE_BYTES: usize = crate::validate::SAMPLE_BYTES + 4096;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenCount {
+    pub tokens: u64,
+    pub encoding: String,
+}

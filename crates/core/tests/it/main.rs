@@ -1,0 +1,4 @@
+//! Integration tests of the core crate: the validator over the corpus of bad
+//! files and its properties.
+
+mod validator;

@@ -1,0 +1,224 @@
+//! `/v1/files`: upload (streamed to disk), list, retrieve, content (streamed
+//! from disk), delete.
+
+use axum::body::Body;
+use axum::extract::{Multipart, Path, Query, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+use tokio::io::AsyncWriteExt;
+
+use super::error::{Result, SandboxError};
+use super::store::{new_id, now};
+use super::Sandbox;
+use batchboard_core::{FileObject, List};
+
+/// The Files API's limit for one file.
+pub const MAX_UPLOAD_BYTES: u64 = 512 * 1024 * 1024;
+const PURPOSES: &[&str] = &[
+    "assistants",
+    "batch",
+    "fine-tune",
+    "vision",
+    "user_data",
+    "evals",
+];
+const THIRTY_DAYS: i64 = 30 * 24 * 3600;
+
+pub async fn upload(State(sb): State<Sandbox>, mut form: Multipart) -> Result<Json<FileObject>> {
+    let tmp = sb.store.temp_path();
+    let result = receive(&mut form, &tmp).await;
+    let (filename, bytes, purpose, expires_after) = match result {
+        Ok(v) => v,
+        Err(e) => {
+            let _ = tokio::fs::remove_file(&tmp).await;
+            return Err(e);
+        }
+    };
+    let id = new_id("file-");
+    tokio::fs::rename(&tmp, sb.store.file_path(&id)).await?;
+    let created_at = now();
+    let expires_at = match (expires_after, purpose.as_str()) {
+        (Some(s), _) => Some(created_at + s),
+        (None, "batch") => Some(created_at + THIRTY_DAYS),
+        (None, _) => None,
+    };
+    let file = FileObject {
+        id,
+        object: "file".into(),
+        bytes,
+        created_at,
+        expires_at,
+        filename,
+        purpose,
+        status: "processed".into(),
+        status_details: None,
+    };
+    sb.store.lock().files.push(file.clone());
+    sb.store.changed();
+    Ok(Json(file))
+}
+
+type Received = (String, u64, String, Option<i64>);
+
+async fn receive(form: &mut Multipart, tmp: &std::path::Path) -> Result<Received> {
+    let bad_form = |e: axum::extract::multipart::MultipartError| {
+        SandboxError::bad(format!("Could not read the multipart form: {e}"), "file")
+    };
+    let mut purpose = None;
+    let mut file: Option<(String, u64)> = None;
+    let (mut anchor, mut seconds) = (None, None);
+    while let Some(mut field) = form.next_field().await.map_err(bad_form)? {
+        let name = field.name().unwrap_or_default().to_owned();
+        match name.as_str() {
+            "file" => {
+                let filename = field.file_name().unwrap_or("upload.jsonl").to_owned();
+                let mut out = tokio::fs::File::create(tmp).await?;
+                let mut bytes = 0u64;
+                while let Some(chunk) = field.chunk().await.map_err(bad_form)? {
+                    bytes += chunk.len() as u64;
+                    if bytes > MAX_UPLOAD_BYTES {
+                        return Err(SandboxError::TooLarge(MAX_UPLOAD_BYTES));
+                    }
+                    out.write_all(&chunk).await?;
+                }
+                out.flush().await?;
+                file = Some((filename, bytes));
+            }
+            "purpose" => purpose = Some(field.text().await.map_err(bad_form)?),
+            "expires_after[anchor]" => anchor = Some(field.text().await.map_err(bad_form)?),
+            "expires_after[seconds]" => seconds = Some(field.text().await.map_err(bad_form)?),
+            _ => {}
+        }
+    }
+    let (filename, bytes) =
+        file.ok_or_else(|| SandboxError::bad("Missing required parameter: 'file'.", "file"))?;
+    let purpose = purpose
+        .ok_or_else(|| SandboxError::bad("Missing required parameter: 'purpose'.", "purpose"))?;
+    if !PURPOSES.contains(&purpose.as_str()) {
+        return Err(SandboxError::bad(
+            format!("'{purpose}' is not one of {PURPOSES:?} - 'purpose'"),
+            "purpose",
+        ));
+    }
+    let expires_after = match (anchor, seconds) {
+        (None, None) => None,
+        (Some(a), Some(s)) if a == "created_at" => {
+            let s: i64 = s.parse().map_err(|_| {
+                SandboxError::bad(
+                    "expires_after[seconds] must be an integer.",
+                    "expires_after",
+                )
+            })?;
+            if !(3600..=2_592_000).contains(&s) {
+                return Err(SandboxError::bad(
+                    "expires_after[seconds] must be between 3600 and 2592000.",
+                    "expires_after",
+                ));
+            }
+            Some(s)
+        }
+        _ => {
+            return Err(SandboxError::bad(
+                "expires_after needs anchor 'created_at' and seconds.",
+                "expires_after",
+            ))
+        }
+    };
+    if bytes == 0 {
+        return Err(SandboxError::bad("The file is empty.", "file"));
+    }
+    Ok((filename, bytes, purpose, expires_after))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ListFilesQuery {
+    purpose: Option<String>,
+    order: Option<String>,
+    after: Option<String>,
+    limit: Option<i64>,
+}
+
+pub async fn list(
+    State(sb): State<Sandbox>,
+    Query(q): Query<ListFilesQuery>,
+) -> Result<Json<List<FileObject>>> {
+    let limit = q.limit.unwrap_or(10_000);
+    if !(1..=10_000).contains(&limit) {
+        return Err(SandboxError::bad(
+            "limit must be between 1 and 10000.",
+            "limit",
+        ));
+    }
+    let desc = match q.order.as_deref() {
+        None | Some("desc") => true,
+        Some("asc") => false,
+        Some(_) => return Err(SandboxError::bad("order must be 'asc' or 'desc'.", "order")),
+    };
+    let state = sb.store.lock();
+    let mut files: Vec<&FileObject> = state
+        .files
+        .iter()
+        .filter(|f| q.purpose.as_deref().is_none_or(|p| f.purpose == p))
+        .collect();
+    if desc {
+        files.reverse();
+    }
+    Ok(Json(super::page(
+        files,
+        q.after.as_deref(),
+        limit as usize,
+        |f| &f.id,
+    )))
+}
+
+pub async fn retrieve(
+    State(sb): State<Sandbox>,
+    Path(id): Path<String>,
+) -> Result<Json<FileObject>> {
+    sb.store
+        .lock()
+        .file(&id)
+        .cloned()
+        .map(Json)
+        .ok_or_else(|| SandboxError::not_found("file", &id))
+}
+
+pub async fn content(State(sb): State<Sandbox>, Path(id): Path<String>) -> Result<Response> {
+    let file = sb
+        .store
+        .lock()
+        .file(&id)
+        .cloned()
+        .ok_or_else(|| SandboxError::not_found("file", &id))?;
+    let f = tokio::fs::File::open(sb.store.file_path(&id)).await?;
+    let body = Body::from_stream(tokio_util::io::ReaderStream::with_capacity(f, 64 * 1024));
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/octet-stream".to_string()),
+            (header::CONTENT_LENGTH, file.bytes.to_string()),
+        ],
+        body,
+    )
+        .into_response())
+}
+
+pub async fn delete(
+    State(sb): State<Sandbox>,
+    Path(id): Path<String>,
+) -> Result<Json<serde_json::Value>> {
+    {
+        let mut state = sb.store.lock();
+        let before = state.files.len();
+        state.files.retain(|f| f.id != id);
+        if state.files.len() == before {
+            return Err(SandboxError::not_found("file", &id));
+        }
+    }
+    sb.store.changed();
+    let _ = tokio::fs::remove_file(sb.store.file_path(&id)).await;
+    Ok(Json(
+        serde_json::json!({ "id": id, "object": "file", "deleted": true }),
+    ))
+}

@@ -1,0 +1,91 @@
+//! Forwarding: instead of the built-in models, each request of a batch goes
+//! to an OpenAI-compatible server (a local model server, say), with bounded
+//! concurrency. This gives a batch API to servers that have none.
+
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::{json, Value};
+use url::Url;
+
+use super::models::Reply;
+use batchboard_core::Usage;
+
+pub struct Forward {
+    base: Url,
+    key: Option<SecretString>,
+    pub concurrency: usize,
+    http: reqwest::Client,
+}
+
+impl Forward {
+    pub fn new(base: Url, key: Option<SecretString>, concurrency: usize) -> Result<Self, String> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .timeout(Duration::from_secs(600))
+            .build()
+            .map_err(|e| e.to_string())?;
+        Ok(Self {
+            base,
+            key,
+            concurrency,
+            http,
+        })
+    }
+
+    /// `POST {base}{endpoint without /v1}`; any answer becomes the line's
+    /// response, a failure to get one a 502.
+    pub async fn send(&self, endpoint: &str, body: &Value) -> Reply {
+        let path = endpoint.strip_prefix("/v1").unwrap_or(endpoint);
+        let mut req = self.http.post(format!("{}{path}", self.base)).json(body);
+        if let Some(k) = &self.key {
+            req = req.bearer_auth(k.expose_secret());
+        }
+        let failed = |message: String| Reply {
+            status: 502,
+            body: json!({ "error": { "message": message, "type": "server_error", "param": null, "code": null } }),
+            usage: Usage::default(),
+        };
+        let resp = match req.send().await {
+            Ok(r) => r,
+            Err(e) => {
+                return failed(format!(
+                    "The forward server could not be reached: {}",
+                    e.without_url()
+                ))
+            }
+        };
+        let status = resp.status().as_u16();
+        let body: Value = match resp.json().await {
+            Ok(v) => v,
+            Err(e) => {
+                return failed(format!(
+                    "The forward server sent no JSON: {}",
+                    e.without_url()
+                ))
+            }
+        };
+        let usage = usage_of(&body);
+        Reply {
+            status,
+            body,
+            usage,
+        }
+    }
+}
+
+/// Token counts from either usage shape (chat/completions or responses).
+fn usage_of(body: &Value) -> Usage {
+    let u = &body["usage"];
+    let get = |k: &str| u.get(k).and_then(Value::as_u64);
+    let input = get("input_tokens").or(get("prompt_tokens")).unwrap_or(0);
+    let output = get("output_tokens")
+        .or(get("completion_tokens"))
+        .unwrap_or(0);
+    Usage {
+        input_tokens: input,
+        output_tokens: output,
+        total_tokens: get("total_tokens").unwrap_or(input + output),
+        ..Usage::default()
+    }
+}

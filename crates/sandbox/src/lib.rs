@@ -1,0 +1,222 @@
+//! The sandbox: an OpenAI-compatible Files + Batches API in the same binary.
+//! It is the default upstream when no key is configured, and what the tests
+//! talk to over real HTTP. The dashboard reaches it like any other upstream.
+
+pub mod batches;
+pub mod error;
+pub mod example;
+pub mod faults;
+pub mod files;
+pub mod forward;
+pub mod models;
+pub mod runner;
+pub mod store;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use secrecy::{ExposeSecret, SecretString};
+
+use batchboard_core::List;
+use error::SandboxError;
+pub use runner::Speed;
+use store::Store;
+
+#[derive(Clone)]
+pub struct Sandbox {
+    pub store: Arc<Store>,
+    pub speed: Speed,
+    key: Arc<SecretString>,
+    faults: faults::Faults,
+    forward: Option<Arc<forward::Forward>>,
+    /// Requests received under `/v1`, for `GET /sandbox/stats`: tests and
+    /// benchmarks measure what the dashboard costs the upstream with it.
+    requests: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Sandbox {
+    /// Opens the sandbox's state under `dir` and resumes unfinished batches.
+    /// Must be called inside a tokio runtime.
+    pub fn open(
+        dir: &Path,
+        key: SecretString,
+        speed: Speed,
+        faults: Vec<faults::Fault>,
+        forward: Option<forward::Forward>,
+    ) -> std::io::Result<Self> {
+        let sb = Self {
+            store: Store::open(dir)?,
+            speed,
+            key: Arc::new(key),
+            faults: Arc::new(std::sync::RwLock::new(
+                faults.into_iter().map(Arc::new).collect(),
+            )),
+            forward: forward.map(Arc::new),
+            requests: Arc::default(),
+        };
+        let unfinished: Vec<String> = sb
+            .store
+            .lock()
+            .batches
+            .iter()
+            .filter(|b| !b.status.is_terminal())
+            .map(|b| b.id.clone())
+            .collect();
+        for id in unfinished {
+            tracing::info!(batch = %id, "sandbox: resuming batch");
+            sb.start_runner(id);
+        }
+        Ok(sb)
+    }
+
+    pub fn start_runner(&self, id: String) {
+        tokio::spawn(self.clone().run_batch(id));
+    }
+
+    /// The API under `/v1`.
+    pub fn router(&self) -> Router {
+        let api = Router::new()
+            .route(
+                "/files",
+                post(files::upload)
+                    .layer(DefaultBodyLimit::max(
+                        files::MAX_UPLOAD_BYTES as usize + 1024 * 1024,
+                    ))
+                    .get(files::list),
+            )
+            .route("/files/{id}", get(files::retrieve).delete(files::delete))
+            .route("/files/{id}/content", get(files::content))
+            .route("/batches", post(batches::create).get(batches::list))
+            .route("/batches/{id}", get(batches::retrieve))
+            .route("/batches/{id}/cancel", post(batches::cancel))
+            // The built-in models, callable directly too (one request at a time).
+            .route("/chat/completions", post(model))
+            .route("/completions", post(model))
+            .route("/responses", post(model))
+            .route("/embeddings", post(model))
+            .route("/moderations", post(model))
+            .fallback(|| async {
+                SandboxError::NotFound {
+                    kind: "route",
+                    id: "this path".into(),
+                }
+            })
+            .route_layer(middleware::from_fn_with_state(
+                self.faults.clone(),
+                faults::inject,
+            ))
+            .route_layer(middleware::from_fn_with_state(self.clone(), auth))
+            .layer(middleware::from_fn_with_state(self.clone(), count))
+            .with_state(self.clone());
+        Router::new()
+            .nest("/v1", api)
+            .route(
+                "/sandbox/stats",
+                get(stats)
+                    .route_layer(middleware::from_fn_with_state(self.clone(), auth))
+                    .with_state(self.clone()),
+            )
+            .route(
+                "/sandbox/faults",
+                axum::routing::put(set_faults)
+                    .route_layer(middleware::from_fn_with_state(self.clone(), auth))
+                    .with_state(self.clone()),
+            )
+    }
+}
+
+/// One request to a built-in model, outside any batch.
+async fn model(
+    axum::extract::OriginalUri(uri): axum::extract::OriginalUri,
+    body: std::result::Result<
+        axum::Json<serde_json::Value>,
+        axum::extract::rejection::JsonRejection,
+    >,
+) -> Response {
+    let Ok(axum::Json(body)) = body else {
+        return SandboxError::bad("The body must be a JSON object.", "body").into_response();
+    };
+    let reply = models::run(uri.path(), &body, &store::new_id("req_"), store::now());
+    let status = axum::http::StatusCode::from_u16(reply.status)
+        .unwrap_or(axum::http::StatusCode::INTERNAL_SERVER_ERROR);
+    (status, axum::Json(reply.body)).into_response()
+}
+
+async fn count(State(sb): State<Sandbox>, req: Request, next: Next) -> Response {
+    sb.requests
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    next.run(req).await
+}
+
+/// `GET /sandbox/stats` (with the key): requests served under `/v1` so far.
+async fn stats(State(sb): State<Sandbox>) -> axum::Json<serde_json::Value> {
+    axum::Json(serde_json::json!({
+        "requests": sb.requests.load(std::sync::atomic::Ordering::Relaxed),
+    }))
+}
+
+/// `PUT /sandbox/faults` (with the key): replaces the fault rules with the
+/// ones in the body, one per line; an empty body clears them.
+async fn set_faults(State(sb): State<Sandbox>, body: String) -> Response {
+    match faults::parse_rules(&body) {
+        Ok(rules) => {
+            let n = rules.len();
+            if let Ok(mut current) = sb.faults.write() {
+                *current = rules;
+            }
+            tracing::info!(rules = n, "sandbox: fault rules replaced");
+            axum::Json(serde_json::json!({ "rules": n })).into_response()
+        }
+        Err(e) => SandboxError::bad(e, "body").into_response(),
+    }
+}
+
+/// Bearer authentication with the sandbox key.
+async fn auth(State(sb): State<Sandbox>, req: Request, next: Next) -> Response {
+    let given = req
+        .headers()
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    match given {
+        None => SandboxError::MissingKey.into_response(),
+        Some(k) if !constant_time_eq(k.as_bytes(), sb.key.expose_secret().as_bytes()) => {
+            SandboxError::WrongKey.into_response()
+        }
+        Some(_) => next.run(req).await,
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// One page of a list in display order, starting after the item `after`.
+pub fn page<T: Clone>(
+    items: Vec<&T>,
+    after: Option<&str>,
+    limit: usize,
+    id: impl Fn(&T) -> &String,
+) -> List<T> {
+    let start = match after {
+        Some(a) => items
+            .iter()
+            .position(|x| id(x) == a)
+            .map_or(items.len(), |i| i + 1),
+        None => 0,
+    };
+    let rest = &items[start.min(items.len())..];
+    let data: Vec<T> = rest.iter().take(limit).map(|x| (*x).clone()).collect();
+    List {
+        object: "list".into(),
+        first_id: data.first().map(|x| id(x).clone()),
+        last_id: data.last().map(|x| id(x).clone()),
+        has_more: rest.len() > limit,
+        data,
+    }
+}

@@ -1,0 +1,584 @@
+//! Who may use the dashboard: sessions, sign-in (local accounts or a trusted
+//! proxy's header), cross-site request checks and sign-in throttling.
+//!
+//! [`gate`] runs in front of every route. It refuses cross-site
+//! state-changing requests, finds the user (session or proxy header) and puts
+//! a [`CurrentUser`] into the request; without one, only [`PUBLIC`] paths
+//! answer. Roles are then checked where the work is done: in each server
+//! function ([`batchboard_core::dashboard::require`]) and each route handler ([`require`]).
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use axum::extract::{ConnectInfo, Form, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::Json;
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+use tower_sessions::Session;
+
+use super::config::{AuthArgs, AuthMode, CookieSecure};
+use super::db::{now, Audit};
+use super::state::AppState;
+use super::users::Users;
+use batchboard_core::access::{safe_next, CurrentUser, Role};
+use batchboard_core::error::ApiError;
+
+/// The session cookie's name.
+pub const COOKIE: &str = "batchboard_session";
+const SESSION_KEY: &str = "auth";
+
+/// Paths answered without a session: health, the sign-in page and its form,
+/// the one server function that says who is signed in, and static assets.
+pub const PUBLIC: &[&str] = &[
+    "/healthz",
+    "/readyz",
+    // Restricted by address instead (`--metrics-allow`).
+    "/metrics",
+    "/login",
+    "/auth/login",
+    "/api/whoami",
+    "/favicon.svg",
+    "/pkg/",
+];
+
+fn is_public(path: &str) -> bool {
+    PUBLIC
+        .iter()
+        .any(|p| path == *p || (p.ends_with('/') && path.starts_with(p)))
+}
+
+/// The address a request came from (behind a trusted proxy: the client's).
+#[derive(Debug, Clone, Copy)]
+pub struct ClientIp(pub IpAddr);
+
+/// What a session holds.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct SessionAuth {
+    name: String,
+    /// Unix seconds.
+    signed_in_at: i64,
+}
+
+/// Sign-in configuration and state shared by every request.
+pub struct Auth {
+    pub mode: AuthMode,
+    pub users: Users,
+    proxy_header: axum::http::HeaderName,
+    proxy_default_role: Option<Role>,
+    trusted: Vec<IpNet>,
+    pub cookie_secure: CookieSecure,
+    pub idle: Duration,
+    max_age: Duration,
+    throttle: Throttle,
+}
+
+impl Auth {
+    pub fn new(args: &AuthArgs, users: Users) -> Self {
+        Self {
+            mode: args.auth,
+            users,
+            proxy_header: args.proxy_user_header.clone(),
+            proxy_default_role: args.proxy_default_role.role(),
+            trusted: args.trusted_proxies.clone(),
+            cookie_secure: args.cookie_secure,
+            idle: Duration::from_secs(u64::from(args.session_idle_minutes) * 60),
+            max_age: Duration::from_secs(u64::from(args.session_max_hours) * 3600),
+            throttle: Throttle::new(args.login_attempts, Duration::from_secs(15 * 60)),
+        }
+    }
+
+    fn trusts(&self, peer: Option<IpAddr>) -> bool {
+        peer.is_some_and(|ip| self.trusted.iter().any(|n| n.contains(&ip)))
+    }
+
+    /// The client's address: the peer's, or behind a trusted proxy the
+    /// nearest untrusted hop of `X-Forwarded-For`.
+    fn client_ip(&self, peer: Option<IpAddr>, headers: &HeaderMap) -> Option<IpAddr> {
+        if !self.trusts(peer) {
+            return peer;
+        }
+        let forwarded = headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|s| s.trim().parse::<IpAddr>().ok())
+            .collect::<Vec<_>>();
+        forwarded
+            .iter()
+            .rev()
+            .find(|ip| !self.trusts(Some(**ip)))
+            .or(forwarded.first())
+            .copied()
+            .or(peer)
+    }
+
+    /// Whether the browser reached us over HTTPS (per a trusted proxy).
+    fn https(&self, peer: Option<IpAddr>, headers: &HeaderMap) -> bool {
+        self.trusts(peer)
+            && headers
+                .get("x-forwarded-proto")
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.eq_ignore_ascii_case("https"))
+    }
+
+    /// The user a trusted proxy names in its header.
+    fn proxy_user(&self, peer: Option<IpAddr>, headers: &HeaderMap) -> Option<CurrentUser> {
+        if !self.trusts(peer) {
+            return None;
+        }
+        let name = headers
+            .get(&self.proxy_header)?
+            .to_str()
+            .ok()?
+            .trim()
+            .to_ascii_lowercase();
+        super::users::check_name(&name).ok()?;
+        let role = self.users.role(&name).or(self.proxy_default_role)?;
+        Some(CurrentUser {
+            name,
+            role,
+            via_proxy: true,
+        })
+    }
+}
+
+/// Counts failed sign-ins per account and per address in a sliding window.
+/// Kept in memory: each replica throttles on its own.
+struct Throttle {
+    per_account: u32,
+    window: Duration,
+    failures: Mutex<HashMap<String, Vec<Instant>>>,
+}
+
+impl Throttle {
+    fn new(per_account: u32, window: Duration) -> Self {
+        Self {
+            per_account,
+            window,
+            failures: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn keys(name: &str, ip: Option<IpAddr>) -> [(String, u32); 2] {
+        [
+            (format!("user:{name}"), 1),
+            (
+                format!("ip:{}", ip.map(|i| i.to_string()).unwrap_or_default()),
+                4,
+            ),
+        ]
+    }
+
+    /// Seconds until another attempt is allowed, if it is not now.
+    fn blocked(&self, name: &str, ip: Option<IpAddr>) -> Option<u64> {
+        let mut map = self.failures.lock().ok()?;
+        let now = Instant::now();
+        Self::keys(name, ip)
+            .into_iter()
+            .filter_map(|(key, factor)| {
+                let list = map.get_mut(&key)?;
+                list.retain(|t| now.duration_since(*t) < self.window);
+                let limit = (self.per_account * factor) as usize;
+                (list.len() >= limit).then(|| {
+                    let oldest = list[list.len() - limit];
+                    self.window
+                        .saturating_sub(now.duration_since(oldest))
+                        .as_secs()
+                        .max(1)
+                })
+            })
+            .max()
+    }
+
+    fn failed(&self, name: &str, ip: Option<IpAddr>) {
+        if let Ok(mut map) = self.failures.lock() {
+            for (key, _) in Self::keys(name, ip) {
+                map.entry(key).or_default().push(Instant::now());
+            }
+            // Forget old entries now and then so the map cannot grow forever.
+            if map.len() > 10_000 {
+                let window = self.window;
+                map.retain(|_, v| v.last().is_some_and(|t| t.elapsed() < window));
+            }
+        }
+    }
+
+    fn succeeded(&self, name: &str) {
+        if let Ok(mut map) = self.failures.lock() {
+            map.remove(&format!("user:{name}"));
+        }
+    }
+}
+
+fn peer(req: &Request) -> Option<IpAddr> {
+    req.extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip())
+}
+
+/// Whether a state-changing request comes from one of our own pages: its
+/// `Origin` (or, failing that, `Referer`) must name the host it was sent to.
+fn same_origin(headers: &HeaderMap, trusted_proxy: bool) -> bool {
+    let host = trusted_proxy
+        .then(|| headers.get("x-forwarded-host"))
+        .flatten()
+        .or_else(|| headers.get(header::HOST))
+        .and_then(|v| v.to_str().ok());
+    let source = headers
+        .get(header::ORIGIN)
+        .or_else(|| headers.get(header::REFERER))
+        .and_then(|v| v.to_str().ok())
+        .and_then(|s| url::Url::parse(s).ok());
+    match (host, source) {
+        (Some(host), Some(url)) => {
+            let authority = match (url.host_str(), url.port()) {
+                (Some(h), Some(p)) => format!("{h}:{p}"),
+                (Some(h), None) => h.to_string(),
+                _ => return false,
+            };
+            authority.eq_ignore_ascii_case(host)
+        }
+        _ => false,
+    }
+}
+
+/// A refusal in the shape every JSON route uses.
+fn refuse(e: ApiError) -> Response {
+    (
+        crate::http::status(&e),
+        Json(serde_json::json!({ "message": e.to_string() })),
+    )
+        .into_response()
+}
+
+/// The middleware in front of every route; see the module docs.
+pub async fn gate(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    let auth = &state.auth;
+    let peer = peer(&req);
+    let trusted = auth.trusts(peer);
+    let safe = matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+    if !safe && !same_origin(req.headers(), trusted) {
+        tracing::warn!(path = %req.uri().path(), "refused a cross-site request");
+        return refuse(ApiError::Forbidden(
+            "Cross-site request refused: the Origin does not match this site.".into(),
+        ));
+    }
+    if let Some(ip) = auth.client_ip(peer, req.headers()) {
+        req.extensions_mut().insert(ClientIp(ip));
+    }
+    let user = match auth.mode {
+        AuthMode::Proxy => auth.proxy_user(peer, req.headers()),
+        AuthMode::Local => match req.extensions().get::<Session>() {
+            Some(session) => session_user(auth, session).await,
+            None => None,
+        },
+    };
+    match user {
+        Some(u) => {
+            req.extensions_mut().insert(u);
+        }
+        None if is_public(req.uri().path()) => {}
+        None => {
+            let wants_page = *req.method() == Method::GET
+                && req
+                    .headers()
+                    .get(header::ACCEPT)
+                    .and_then(|v| v.to_str().ok())
+                    .is_some_and(|a| a.contains("text/html"));
+            if wants_page && auth.mode == AuthMode::Local {
+                let next = req
+                    .uri()
+                    .path_and_query()
+                    .map(|p| p.as_str())
+                    .unwrap_or("/");
+                let target = format!("/login?next={}", urlencode(next));
+                return Redirect::to(&target).into_response();
+            }
+            return refuse(ApiError::Unauthenticated);
+        }
+    }
+    next.run(req).await
+}
+
+fn urlencode(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+/// The user of a session, if it is signed in, not past its absolute
+/// lifetime, and the account still exists (its role read afresh).
+async fn session_user(auth: &Auth, session: &Session) -> Option<CurrentUser> {
+    let sa: SessionAuth = session.get(SESSION_KEY).await.ok().flatten()?;
+    let too_old = now() - sa.signed_in_at > auth.max_age.as_secs() as i64;
+    let role = auth.users.role(&sa.name);
+    match role {
+        Some(role) if !too_old => Some(CurrentUser {
+            via_proxy: false,
+            name: sa.name,
+            role,
+        }),
+        _ => {
+            let _ = session.flush().await;
+            None
+        }
+    }
+}
+
+/// The role check of route handlers (server functions use
+/// [`batchboard_core::dashboard::require`]): 401 without a user, 403 (audited) below `role`.
+pub async fn require(
+    state: &AppState,
+    user: Option<&CurrentUser>,
+    ip: Option<&ClientIp>,
+    path: &str,
+    role: Role,
+) -> Result<CurrentUser, ApiError> {
+    let user = user.ok_or(ApiError::Unauthenticated)?;
+    if user.may(role) {
+        return Ok(user.clone());
+    }
+    let ip = ip.map(|i| i.0.to_string());
+    state
+        .audit(Audit {
+            actor: &user.name,
+            action: "denied",
+            target: Some(path),
+            detail: Some(&format!("needs {role}")),
+            ip: ip.as_deref(),
+        })
+        .await;
+    Err(ApiError::Forbidden(format!(
+        "Your role ({}) may not do this; it needs {role}.",
+        user.role
+    )))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct LoginForm {
+    username: String,
+    password: String,
+    #[serde(default)]
+    next: String,
+}
+
+fn back_to_login(error: &str, next: &str, extra: &str) -> Response {
+    Redirect::to(&format!(
+        "/login?error={error}{extra}&next={}",
+        urlencode(safe_next(next))
+    ))
+    .into_response()
+}
+
+/// `POST /auth/login`: checks the password (throttled per account and per
+/// address), rotates the session id and signs the session in.
+pub async fn login(
+    State(state): State<AppState>,
+    session: Session,
+    ip: Option<axum::Extension<ClientIp>>,
+    Form(form): Form<LoginForm>,
+) -> Response {
+    let auth = state.auth.clone();
+    let ip = ip.map(|axum::Extension(i)| i.0);
+    let ip_text = ip.map(|i| i.to_string());
+    let name = form.username.trim().to_string();
+    if auth.mode != AuthMode::Local {
+        return refuse(ApiError::Invalid(
+            "Sign-in is done by the reverse proxy here.".into(),
+        ));
+    }
+    let audit_failure = |detail: &'static str| {
+        let state = state.clone();
+        let name = name.clone();
+        let ip_text = ip_text.clone();
+        async move {
+            state
+                .audit(Audit {
+                    actor: &name,
+                    action: "sign_in_failed",
+                    target: None,
+                    detail: Some(detail),
+                    ip: ip_text.as_deref(),
+                })
+                .await;
+        }
+    };
+    if let Some(wait) = auth.throttle.blocked(&name, ip) {
+        audit_failure("throttled").await;
+        let mut resp = back_to_login("throttled", &form.next, &format!("&retry_after={wait}"));
+        if let Ok(v) = HeaderValue::from_str(&wait.to_string()) {
+            resp.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        return resp;
+    }
+    let role = {
+        let auth = auth.clone();
+        let (name, password) = (name.clone(), form.password);
+        tokio::task::spawn_blocking(move || auth.users.check_password(&name, &password))
+            .await
+            .ok()
+            .flatten()
+    };
+    if role.is_none() {
+        auth.throttle.failed(&name, ip);
+        audit_failure("wrong name or password").await;
+        return back_to_login("invalid", &form.next, "");
+    }
+    auth.throttle.succeeded(&name);
+    let stored = async {
+        session.cycle_id().await?;
+        session
+            .insert(
+                SESSION_KEY,
+                SessionAuth {
+                    name: name.clone(),
+                    signed_in_at: now(),
+                },
+            )
+            .await
+    }
+    .await;
+    if let Err(e) = stored {
+        tracing::error!(error = %e, "cannot store the session");
+        return refuse(ApiError::Internal("cannot store the session".into()));
+    }
+    state
+        .audit(Audit {
+            actor: &name,
+            action: "sign_in",
+            target: None,
+            detail: None,
+            ip: ip_text.as_deref(),
+        })
+        .await;
+    Redirect::to(safe_next(&form.next)).into_response()
+}
+
+/// `POST /auth/logout`: ends the session everywhere (the row is deleted).
+pub async fn logout(
+    State(state): State<AppState>,
+    session: Session,
+    user: Option<axum::Extension<CurrentUser>>,
+    ip: Option<axum::Extension<ClientIp>>,
+) -> Response {
+    if let Some(axum::Extension(u)) = user {
+        let ip = ip.map(|axum::Extension(i)| i.0.to_string());
+        state
+            .audit(Audit {
+                actor: &u.name,
+                action: "sign_out",
+                target: None,
+                detail: None,
+                ip: ip.as_deref(),
+            })
+            .await;
+    }
+    if let Err(e) = session.flush().await {
+        tracing::error!(error = %e, "cannot end the session");
+    }
+    Redirect::to("/login").into_response()
+}
+
+/// With `--cookie-secure auto`: marks the session cookie `Secure` when the
+/// browser reached us over HTTPS through a trusted proxy.
+pub async fn secure_cookie(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let https = state.auth.cookie_secure == CookieSecure::Auto
+        && state.auth.https(peer(&req), req.headers());
+    let mut resp = next.run(req).await;
+    if https {
+        let cookies: Vec<HeaderValue> = resp
+            .headers()
+            .get_all(header::SET_COOKIE)
+            .iter()
+            .cloned()
+            .collect();
+        resp.headers_mut().remove(header::SET_COOKIE);
+        for c in cookies {
+            let v = match c.to_str() {
+                Ok(s) if s.starts_with(COOKIE) && !s.contains("; Secure") => {
+                    HeaderValue::from_str(&format!("{s}; Secure")).unwrap_or(c)
+                }
+                _ => c,
+            };
+            resp.headers_mut().append(header::SET_COOKIE, v);
+        }
+    }
+    resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(*k, HeaderValue::from_str(v).unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn origin_must_match_host() {
+        let ok = headers(&[
+            ("host", "127.0.0.1:3000"),
+            ("origin", "http://127.0.0.1:3000"),
+        ]);
+        assert!(same_origin(&ok, false));
+        let evil = headers(&[
+            ("host", "127.0.0.1:3000"),
+            ("origin", "http://evil.example"),
+        ]);
+        assert!(!same_origin(&evil, false));
+        let none = headers(&[("host", "127.0.0.1:3000")]);
+        assert!(!same_origin(&none, false));
+        let referer = headers(&[("host", "b.example"), ("referer", "https://b.example/x?y")]);
+        assert!(same_origin(&referer, false));
+        let null = headers(&[("host", "b.example"), ("origin", "null")]);
+        assert!(!same_origin(&null, false));
+        // Behind a trusted proxy the forwarded host counts.
+        let fwd = headers(&[
+            ("host", "10.0.0.5:3000"),
+            ("x-forwarded-host", "batch.example"),
+            ("origin", "https://batch.example"),
+        ]);
+        assert!(same_origin(&fwd, true));
+        assert!(!same_origin(&fwd, false));
+    }
+
+    #[test]
+    fn next_stays_on_this_site() {
+        assert_eq!(safe_next("/batches/x"), "/batches/x");
+        assert_eq!(safe_next("//evil.example"), "/");
+        assert_eq!(safe_next("https://evil.example"), "/");
+        assert_eq!(safe_next(""), "/");
+    }
+
+    #[test]
+    fn throttle_blocks_after_the_limit_and_success_resets_the_account() {
+        let t = Throttle::new(3, Duration::from_secs(60));
+        let ip = Some("10.0.0.1".parse().unwrap());
+        for _ in 0..3 {
+            assert!(t.blocked("a", ip).is_none());
+            t.failed("a", ip);
+        }
+        assert!(t.blocked("a", ip).is_some());
+        // Another account from the same address is not yet blocked (4× limit).
+        assert!(t.blocked("b", ip).is_none());
+        t.succeeded("a");
+        assert!(t.blocked("a", ip).is_none());
+    }
+
+    #[test]
+    fn public_paths() {
+        assert!(is_public("/pkg/batchboard.wasm"));
+        assert!(is_public("/login"));
+        assert!(!is_public("/loginx"));
+        assert!(!is_public("/api/list_batches"));
+        assert!(!is_public("/"));
+    }
+}

@@ -1,0 +1,266 @@
+//! Batchboard's own database: sessions and the audit log. SQLite in the data
+//! directory by default; Postgres when `DATABASE_URL` names one (several
+//! replicas then share it). Schema changes are sqlx migrations under
+//! `migrations/<backend>/`, applied at start.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
+use tower_sessions::session::{Id, Record};
+use tower_sessions::session_store::{self, ExpiredDeletion, SessionStore};
+use tower_sessions_sqlx_store::{PostgresStore, SqliteStore};
+
+use batchboard_core::access::AuditEntry;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("database: {0}")]
+    Sqlx(#[from] sqlx::Error),
+    #[error("database migration: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("DATABASE_URL: {0}")]
+    Url(String),
+    /// A query the caller asked for cannot be run as given.
+    #[error("{0}")]
+    Query(String),
+}
+
+/// A pool of one backend or the other.
+#[derive(Clone, Debug)]
+pub enum Db {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// One audit record to write.
+#[derive(Debug, Clone, Default)]
+pub struct Audit<'a> {
+    pub actor: &'a str,
+    pub action: &'a str,
+    pub target: Option<&'a str>,
+    pub detail: Option<&'a str>,
+    pub ip: Option<&'a str>,
+}
+
+/// Runs `$body` with `$p` bound to the pool of either backend: the same
+/// SQL (`$N` placeholders) and the same calls serve both.
+macro_rules! on_db {
+    ($db:expr, $p:ident => $body:expr) => {
+        match $db {
+            Db::Sqlite($p) => $body,
+            Db::Postgres($p) => $body,
+        }
+    };
+}
+pub(crate) use on_db;
+
+/// Unix seconds now.
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+type AuditRow = (
+    i64,
+    i64,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+);
+
+impl Db {
+    /// Opens `url` (`postgres://…`), or the SQLite file `<data_dir>/batchboard.db`
+    /// when there is none, and brings its schema up to date.
+    pub async fn open(url: Option<&str>, data_dir: &Path) -> Result<Self, DbError> {
+        let db = match url {
+            Some(u) if u.starts_with("postgres://") || u.starts_with("postgresql://") => {
+                let pool = PgPoolOptions::new()
+                    .max_connections(16)
+                    .acquire_timeout(Duration::from_secs(10))
+                    .connect(u)
+                    .await?;
+                Self::Postgres(pool)
+            }
+            Some(u) if u.starts_with("sqlite:") => Self::Sqlite(Self::sqlite(
+                SqliteConnectOptions::from_str(u)
+                    .map_err(|e| DbError::Url(e.to_string()))?
+                    .create_if_missing(true),
+            )?),
+            Some(other) => {
+                let scheme = other.split(':').next().unwrap_or_default();
+                return Err(DbError::Url(format!(
+                    "'{scheme}:' is not supported; use postgres://… or sqlite:…"
+                )));
+            }
+            None => Self::Sqlite(Self::sqlite(
+                SqliteConnectOptions::new()
+                    .filename(data_dir.join("batchboard.db"))
+                    .create_if_missing(true),
+            )?),
+        };
+        db.migrate().await?;
+        Ok(db)
+    }
+
+    fn sqlite(opts: SqliteConnectOptions) -> Result<SqlitePool, DbError> {
+        let opts = opts
+            .journal_mode(SqliteJournalMode::Wal)
+            // Safe with WAL (a crash loses at most the last commits, never
+            // the file) and much faster than fsync per commit.
+            .synchronous(sqlx::sqlite::SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(5));
+        Ok(SqlitePoolOptions::new()
+            .max_connections(8)
+            .connect_lazy_with(opts))
+    }
+
+    /// Which backend, for logs.
+    pub fn backend(&self) -> &'static str {
+        match self {
+            Self::Sqlite(_) => "sqlite",
+            Self::Postgres(_) => "postgres",
+        }
+    }
+
+    async fn migrate(&self) -> Result<(), DbError> {
+        match self {
+            Self::Sqlite(p) => {
+                sqlx::migrate!("migrations/sqlite").run(p).await?;
+                SqliteStore::new(p.clone()).migrate().await?;
+            }
+            Self::Postgres(p) => {
+                sqlx::migrate!("migrations/postgres").run(p).await?;
+                PostgresStore::new(p.clone()).migrate().await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The session store on this database.
+    pub fn session_store(&self) -> Sessions {
+        match self {
+            Self::Sqlite(p) => Sessions::Sqlite(SqliteStore::new(p.clone())),
+            Self::Postgres(p) => Sessions::Postgres(PostgresStore::new(p.clone())),
+        }
+    }
+
+    /// Appends to the audit log.
+    pub async fn audit(&self, a: Audit<'_>) -> Result<(), DbError> {
+        on_db!(self, p => {
+            sqlx::query(
+                "INSERT INTO audit_log (at, actor, action, target, detail, ip) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(now())
+            .bind(a.actor)
+            .bind(a.action)
+            .bind(a.target)
+            .bind(a.detail)
+            .bind(a.ip)
+            .execute(p)
+            .await?;
+        });
+        Ok(())
+    }
+
+    /// The newest `limit` audit entries older than id `before`, newest first,
+    /// optionally only one action.
+    pub async fn audit_page(
+        &self,
+        before: Option<i64>,
+        action: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<AuditEntry>, DbError> {
+        // The casts tell Postgres the parameters' types for `IS NULL`.
+        let rows: Vec<AuditRow> = on_db!(self, p => {
+            sqlx::query_as(
+                "SELECT id, at, actor, action, target, detail, ip FROM audit_log \
+                 WHERE (CAST($1 AS BIGINT) IS NULL OR id < $1) \
+                 AND (CAST($2 AS TEXT) IS NULL OR action = $2) \
+                 ORDER BY id DESC LIMIT $3",
+            )
+            .bind(before)
+            .bind(action)
+            .bind(i64::from(limit))
+            .fetch_all(p)
+            .await?
+        });
+        Ok(rows
+            .into_iter()
+            .map(|(id, at, actor, action, target, detail, ip)| AuditEntry {
+                id,
+                at,
+                actor,
+                action,
+                target,
+                detail,
+                ip,
+            })
+            .collect())
+    }
+}
+
+/// The session store of whichever backend is in use.
+#[derive(Clone, Debug)]
+pub enum Sessions {
+    Sqlite(SqliteStore),
+    Postgres(PostgresStore),
+}
+
+#[async_trait]
+impl SessionStore for Sessions {
+    async fn create(&self, record: &mut Record) -> session_store::Result<()> {
+        match self {
+            Self::Sqlite(s) => s.create(record).await,
+            Self::Postgres(s) => s.create(record).await,
+        }
+    }
+
+    async fn save(&self, record: &Record) -> session_store::Result<()> {
+        match self {
+            Self::Sqlite(s) => s.save(record).await,
+            Self::Postgres(s) => s.save(record).await,
+        }
+    }
+
+    async fn load(&self, id: &Id) -> session_store::Result<Option<Record>> {
+        match self {
+            Self::Sqlite(s) => s.load(id).await,
+            Self::Postgres(s) => s.load(id).await,
+        }
+    }
+
+    async fn delete(&self, id: &Id) -> session_store::Result<()> {
+        match self {
+            Self::Sqlite(s) => s.delete(id).await,
+            Self::Postgres(s) => s.delete(id).await,
+        }
+    }
+}
+
+impl Sessions {
+    /// Removes expired sessions every `period`, for as long as the server runs.
+    pub fn spawn_cleanup(self, period: Duration) {
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(period);
+            loop {
+                tick.tick().await;
+                let r = match &self {
+                    Self::Sqlite(s) => s.delete_expired().await,
+                    Self::Postgres(s) => s.delete_expired().await,
+                };
+                if let Err(e) = r {
+                    tracing::warn!(error = %e, "could not delete expired sessions");
+                }
+            }
+        });
+    }
+}

@@ -1,0 +1,207 @@
+//! Changes pushed to browsers: the hub that fans out batch changes to every
+//! open event stream of this replica, the Postgres relay that brings other
+//! replicas' changes into it, and `GET /events` (Server-Sent Events).
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::Extension;
+use futures_util::stream::{self, Stream, StreamExt};
+use tokio::sync::{broadcast, watch};
+
+use super::auth::ClientIp;
+use super::db::Db;
+use super::state::AppState;
+use batchboard_core::access::{CurrentUser, Role};
+use batchboard_core::dashboard::WatcherStatus;
+use batchboard_core::Batch;
+
+/// The Postgres channel that carries changed batch ids between replicas.
+pub const CHANNEL: &str = "batchboard_batches";
+
+#[derive(Debug, Clone)]
+pub enum Change {
+    Batch(Box<Batch>),
+    /// Changes may have been missed (a stream fell behind, the relay
+    /// reconnected): reload.
+    Resync,
+}
+
+/// Fan-out of changes to this replica's streams, and the index status they
+/// all show (read once for all of them).
+pub struct Hub {
+    changes: broadcast::Sender<Change>,
+    status: watch::Sender<WatcherStatus>,
+    streams: std::sync::atomic::AtomicUsize,
+    /// Set at shutdown: every stream ends.
+    closing: watch::Sender<bool>,
+}
+
+impl Default for Hub {
+    fn default() -> Self {
+        Self {
+            changes: broadcast::channel(1024).0,
+            status: watch::channel(WatcherStatus::default()).0,
+            streams: std::sync::atomic::AtomicUsize::new(0),
+            closing: watch::channel(false).0,
+        }
+    }
+}
+
+impl Hub {
+    pub fn send(&self, c: Change) {
+        // No receivers is fine: nobody is watching.
+        let _ = self.changes.send(c);
+    }
+
+    /// Ends every open stream (the server is stopping); browsers reconnect
+    /// to whichever server answers next.
+    pub fn close(&self) {
+        self.closing.send_replace(true);
+    }
+
+    /// The index status as last read (every 2 s): what pages show, without
+    /// a query per page.
+    pub fn status(&self) -> WatcherStatus {
+        self.status.borrow().clone()
+    }
+
+    /// Open event streams on this replica.
+    pub fn streams(&self) -> usize {
+        self.streams.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Refreshes the shared status every `period` (one query, whatever the
+    /// number of viewers).
+    pub fn spawn_status(self: &std::sync::Arc<Self>, db: Db, period: Duration) {
+        let hub = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(period);
+            loop {
+                tick.tick().await;
+                match db.watcher_status().await {
+                    Ok(s) => {
+                        hub.status.send_if_modified(|old| {
+                            let changed = *old != s;
+                            *old = s;
+                            changed
+                        });
+                    }
+                    Err(e) => tracing::warn!(error = %e, "cannot read the watcher status"),
+                }
+            }
+        });
+    }
+
+    /// On Postgres: relays every replica's `NOTIFY` into this hub, reading
+    /// the changed row from the shared index.
+    pub fn spawn_relay(self: &std::sync::Arc<Self>, db: Db) {
+        let Db::Postgres(pool) = db.clone() else {
+            return;
+        };
+        let hub = self.clone();
+        tokio::spawn(async move {
+            loop {
+                let mut listener = match sqlx::postgres::PgListener::connect_with(&pool).await {
+                    Ok(l) => l,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "event relay: cannot connect; retrying");
+                        tokio::time::sleep(Duration::from_secs(2)).await;
+                        continue;
+                    }
+                };
+                if let Err(e) = listener.listen(CHANNEL).await {
+                    tracing::warn!(error = %e, "event relay: cannot LISTEN; retrying");
+                    tokio::time::sleep(Duration::from_secs(2)).await;
+                    continue;
+                }
+                // Whatever happened while we were not listening: reload.
+                hub.send(Change::Resync);
+                loop {
+                    match listener.try_recv().await {
+                        Ok(Some(n)) => match db.get_indexed(n.payload()).await {
+                            Ok(Some(b)) => hub.send(Change::Batch(Box::new(b))),
+                            Ok(None) => {}
+                            Err(e) => {
+                                tracing::warn!(error = %e, "event relay: cannot read a batch")
+                            }
+                        },
+                        // The connection was lost; PgListener reconnects,
+                        // but notifications in between are gone.
+                        Ok(None) => hub.send(Change::Resync),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "event relay: listener failed; reconnecting");
+                            break;
+                        }
+                    }
+                }
+            }
+        });
+    }
+}
+
+/// Counts a stream for as long as it is open.
+struct StreamGuard(std::sync::Arc<Hub>);
+
+impl Drop for StreamGuard {
+    fn drop(&mut self) {
+        self.0
+            .streams
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+fn status_event(s: &WatcherStatus) -> Event {
+    Event::default()
+        .event("status")
+        .json_data(s)
+        .unwrap_or_else(|_| Event::default().event("status"))
+}
+
+/// `GET /events`: batch changes (`batch`, the whole batch as JSON), the
+/// index status (`status`, every few seconds and on change) and `resync`
+/// when the browser should reload its data. Browsers reconnect by themselves.
+pub async fn stream(
+    State(state): State<AppState>,
+    user: Option<Extension<CurrentUser>>,
+    ip: Option<Extension<ClientIp>>,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, crate::http::HttpError> {
+    super::auth::require(
+        &state,
+        user.as_ref().map(|Extension(u)| u),
+        ip.as_ref().map(|Extension(i)| i),
+        "/events",
+        Role::Viewer,
+    )
+    .await?;
+    let hub = state.hub.clone();
+    hub.streams
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let guard = StreamGuard(hub.clone());
+    let first = status_event(&hub.status.borrow()).retry(Duration::from_secs(2));
+    let changes =
+        tokio_stream::wrappers::BroadcastStream::new(hub.changes.subscribe()).map(|c| match c {
+            Ok(Change::Batch(b)) => Event::default()
+                .event("batch")
+                .json_data(&*b)
+                .unwrap_or_else(|_| Event::default().event("resync").data("")),
+            // Fell behind the broadcast: tell the page to reload.
+            Ok(Change::Resync) | Err(_) => Event::default().event("resync").data(""),
+        });
+    let statuses = tokio_stream::wrappers::WatchStream::from_changes(hub.status.subscribe())
+        .map(|s| status_event(&s));
+    let mut closing = hub.closing.subscribe();
+    let closed = async move {
+        let _ = closing.wait_for(|c| *c).await;
+    };
+    let body = stream::once(async move { first })
+        .chain(stream::select(changes, statuses))
+        .take_until(closed)
+        .map(move |e| {
+            let _keep = &guard;
+            Ok(e)
+        });
+    Ok(Sse::new(body).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+}

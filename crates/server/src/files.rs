@@ -1,0 +1,376 @@
+//! Streaming routes that server functions cannot serve well: downloading a
+//! batch's files, and uploading a JSONL file to create a batch. Both stream:
+//! memory use does not grow with the file.
+
+use std::path::PathBuf;
+
+use axum::body::Body;
+use axum::extract::{Multipart, Path, Query, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::Response;
+use axum::Json;
+use serde::Deserialize;
+use tokio::io::AsyncWriteExt;
+
+use axum::Extension;
+
+use super::auth::{self, ClientIp};
+use super::db::Audit;
+use super::state::AppState;
+use crate::http::HttpError;
+use batchboard_core::access::{CurrentUser, Role};
+use batchboard_core::validate::{Report, Validator};
+use batchboard_core::{check_metadata, Metadata, CREATED_BY, ENDPOINTS, MAX_FILE_BYTES};
+use batchboard_core::{dashboard::check_batch_id, error::ApiError};
+use batchboard_upstream::CreateBatch;
+
+#[derive(Debug, Deserialize)]
+pub struct DownloadQuery {
+    /// The batch the file belongs to, for the file name.
+    batch: Option<String>,
+    /// `input`, `output` or `error`, for the file name.
+    kind: Option<String>,
+}
+
+/// The signed-in user and address the gate found, as route handlers take them.
+pub type Who = (Option<Extension<CurrentUser>>, Option<Extension<ClientIp>>);
+
+pub async fn require(
+    state: &AppState,
+    who: &Who,
+    path: &str,
+    role: Role,
+) -> Result<CurrentUser, HttpError> {
+    let user = who.0.as_ref().map(|Extension(u)| u);
+    let ip = who.1.as_ref().map(|Extension(i)| i);
+    Ok(auth::require(state, user, ip, path, role).await?)
+}
+
+pub async fn audit(
+    state: &AppState,
+    who: &Who,
+    user: &CurrentUser,
+    action: &str,
+    target: &str,
+    detail: Option<&str>,
+) {
+    let ip = who.1.as_ref().map(|Extension(i)| i.0.to_string());
+    state
+        .audit(Audit {
+            actor: &user.name,
+            action,
+            target: Some(target),
+            detail,
+            ip: ip.as_deref(),
+        })
+        .await;
+}
+
+/// `GET /files/{id}/content`: streams the upstream file to the browser
+/// (viewers and up; each download is audited).
+pub async fn download(
+    State(state): State<AppState>,
+    user: Option<Extension<CurrentUser>>,
+    ip: Option<Extension<ClientIp>>,
+    Path(id): Path<String>,
+    Query(q): Query<DownloadQuery>,
+) -> Result<Response, HttpError> {
+    let who = (user, ip);
+    let user = require(&state, &who, "/files/{id}/content", Role::Viewer).await?;
+    check_batch_id(&id).map_err(|_| HttpError::invalid(format!("'{id}' is not a file id")))?;
+    let upstream = state.upstream.client.file_content(&id).await?;
+    let length = upstream.content_length();
+    audit(&state, &who, &user, "download", &id, q.kind.as_deref()).await;
+    let name = match (&q.batch, q.kind.as_deref()) {
+        (Some(b), Some(k @ ("input" | "output" | "error"))) if check_batch_id(b).is_ok() => {
+            format!("{b}_{k}.jsonl")
+        }
+        _ => format!("{id}.jsonl"),
+    };
+    let mut resp = Response::new(Body::from_stream(relay(
+        upstream.bytes_stream(),
+        state.upstream.client.policy().call_timeout,
+    )));
+    let headers = resp.headers_mut();
+    // With the length announced, a cut transfer is plainly incomplete to
+    // every client; without it, the missing end of the chunked body says so.
+    if let Some(n) = length {
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(n));
+    }
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/jsonl; charset=utf-8"),
+    );
+    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{name}\"")) {
+        headers.insert(header::CONTENT_DISPOSITION, v);
+    }
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(resp)
+}
+
+/// The upstream's body, passed on chunk by chunk. A broken upstream
+/// transfer, or one silent for `idle`, becomes an error, which aborts the
+/// response: the browser sees a failed download, never a short file that
+/// looks whole.
+fn relay(
+    body: impl futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + Send + 'static,
+    idle: std::time::Duration,
+) -> impl futures_util::Stream<Item = std::io::Result<bytes::Bytes>> + Send + 'static {
+    use futures_util::StreamExt;
+    let transfer = super::metrics::Transfer::start("download");
+    tokio_stream::StreamExt::timeout(body, idle).map(move |item| {
+        let _running = &transfer;
+        match item {
+            Ok(Ok(chunk)) => {
+                super::metrics::download_bytes(chunk.len() as u64);
+                Ok(chunk)
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e.without_url(), "download: the upstream transfer broke");
+                Err(std::io::Error::other("the upstream transfer broke"))
+            }
+            Err(_) => {
+                tracing::warn!("download: the upstream went silent");
+                Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "the upstream went silent",
+                ))
+            }
+        }
+    })
+}
+
+/// Removes the temporary upload however the request ends.
+pub struct TempFile(pub PathBuf);
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// The form fields of a new batch, checked.
+struct NewBatch {
+    endpoint: String,
+    completion_window: String,
+    metadata: Option<Metadata>,
+    output_expires_after: Option<i64>,
+}
+
+fn check_form(
+    endpoint: Option<String>,
+    window: Option<String>,
+    metadata: Option<String>,
+    expiry: Option<String>,
+) -> Result<NewBatch, HttpError> {
+    let endpoint = endpoint
+        .filter(|e| !e.is_empty())
+        .ok_or_else(|| HttpError::invalid("endpoint: choose the endpoint the requests go to"))?;
+    if !ENDPOINTS.contains(&endpoint.as_str()) {
+        return Err(HttpError::invalid(format!(
+            "endpoint: '{endpoint}' is not one of {}",
+            ENDPOINTS.join(", ")
+        )));
+    }
+    let completion_window = window
+        .filter(|w| !w.is_empty())
+        .unwrap_or_else(|| "24h".into());
+    let metadata = match metadata.filter(|m| !m.trim().is_empty()) {
+        None => None,
+        Some(text) => {
+            let m: Metadata = serde_json::from_str(&text).map_err(|e| {
+                HttpError::invalid(format!("metadata: not a JSON object of strings ({e})"))
+            })?;
+            check_metadata(&m).map_err(HttpError::invalid)?;
+            (!m.is_empty()).then_some(m)
+        }
+    };
+    let output_expires_after = match expiry.filter(|e| !e.trim().is_empty()) {
+        None => None,
+        Some(s) => {
+            let secs: i64 = s
+                .trim()
+                .parse()
+                .map_err(|_| HttpError::invalid("output_expires_after: a number of seconds"))?;
+            if !(3600..=2_592_000).contains(&secs) {
+                return Err(HttpError::invalid(
+                    "output_expires_after: between 3600 seconds (1 hour) and 2592000 (30 days)",
+                ));
+            }
+            Some(secs)
+        }
+    };
+    Ok(NewBatch {
+        endpoint,
+        completion_window,
+        metadata,
+        output_expires_after,
+    })
+}
+
+/// Writes who created the batch into its metadata (`created_by`), replacing
+/// whatever the form said there, within the API's metadata limits.
+pub fn stamp_creator(metadata: &mut Option<Metadata>, name: &str) -> Result<(), String> {
+    let m = metadata.get_or_insert_with(Metadata::new);
+    m.insert(CREATED_BY.to_string(), name.to_string());
+    check_metadata(m).map_err(|e| format!("{e} (one pair is kept for {CREATED_BY})"))
+}
+
+/// The token estimate, counted off the request path's threads.
+async fn estimate_tokens(mut report: Report) -> Report {
+    let model = report.model.clone().unwrap_or_default();
+    let sample = std::mem::take(&mut report.sample);
+    let counted = tokio::task::spawn_blocking(move || {
+        let (n, name) = super::tokens::count(&model, &sample);
+        (n, name, sample)
+    })
+    .await;
+    match counted {
+        Ok((n, name, sample)) => {
+            report.sample = sample;
+            report.estimate_tokens(n, name);
+        }
+        Err(e) => tracing::warn!(error = %e, "token estimate failed"),
+    }
+    report
+}
+
+/// `POST /api/batches`: multipart `endpoint`, `completion_window`,
+/// `metadata` (JSON object), `output_expires_after` (seconds) and `file`
+/// (last). The file is validated while it streams to a temporary file; only
+/// a valid file is uploaded upstream, and then the batch is created.
+pub async fn create(
+    State(state): State<AppState>,
+    user: Option<Extension<CurrentUser>>,
+    ip: Option<Extension<ClientIp>>,
+    mut form: Multipart,
+) -> Result<Json<batchboard_core::Batch>, HttpError> {
+    let who = (user, ip);
+    let user = require(&state, &who, "/api/batches", Role::Operator).await?;
+    let Ok(_permit) = state.uploads.clone().try_acquire_owned() else {
+        return Err(HttpError::with_status(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Too many uploads are in progress on this server right now; nothing was uploaded. Try again in a minute.",
+        ));
+    };
+    let _transfer = super::metrics::Transfer::start("upload");
+    let bad_form = |e: axum::extract::multipart::MultipartError| {
+        HttpError::with_status(
+            e.status(),
+            format!(
+                "could not read the form: {}; nothing was uploaded",
+                e.body_text()
+            ),
+        )
+    };
+    let dir = state.data_dir.join("uploads");
+    tokio::fs::create_dir_all(&dir)
+        .await
+        .map_err(|e| HttpError::from(ApiError::Invalid(format!("upload directory: {e}"))))?;
+    let (mut endpoint, mut window, mut metadata, mut expiry) = (None, None, None, None);
+    let mut upload: Option<(TempFile, String, Report)> = None;
+    while let Some(mut field) = form.next_field().await.map_err(bad_form)? {
+        match field.name().unwrap_or_default() {
+            "endpoint" => endpoint = Some(field.text().await.map_err(bad_form)?),
+            "completion_window" => window = Some(field.text().await.map_err(bad_form)?),
+            "metadata" => metadata = Some(field.text().await.map_err(bad_form)?),
+            "output_expires_after" => expiry = Some(field.text().await.map_err(bad_form)?),
+            "file" => {
+                let filename = field
+                    .file_name()
+                    .filter(|n| !n.is_empty())
+                    .unwrap_or("batch.jsonl")
+                    .to_owned();
+                let tmp = TempFile(dir.join(format!("{}.jsonl", uuid::Uuid::new_v4().simple())));
+                let mut out = tokio::fs::File::create(&tmp.0)
+                    .await
+                    .map_err(|e| HttpError::from(ApiError::Invalid(format!("upload: {e}"))))?;
+                let mut validator = Validator::new(endpoint.as_deref().filter(|e| !e.is_empty()))
+                    .with_token_counter(super::tokens::counter());
+                let mut bytes = 0u64;
+                while let Some(chunk) = field.chunk().await.map_err(bad_form)? {
+                    bytes += chunk.len() as u64;
+                    super::metrics::upload_bytes(chunk.len() as u64);
+                    if bytes > MAX_FILE_BYTES {
+                        return Err(HttpError::with_status(
+                            StatusCode::PAYLOAD_TOO_LARGE,
+                            format!(
+                                "file: larger than {MAX_FILE_BYTES} bytes (200 MB), the Batch API's limit; nothing was uploaded"
+                            ),
+                        ));
+                    }
+                    // CPU work (long embedding inputs are tokenized): let the
+                    // runtime move other requests off this thread meanwhile.
+                    tokio::task::block_in_place(|| validator.chunk(&chunk));
+                    out.write_all(&chunk)
+                        .await
+                        .map_err(|e| HttpError::from(ApiError::Invalid(format!("upload: {e}"))))?;
+                }
+                out.flush()
+                    .await
+                    .map_err(|e| HttpError::from(ApiError::Invalid(format!("upload: {e}"))))?;
+                upload = Some((tmp, filename, validator.finish()));
+            }
+            _ => {}
+        }
+    }
+    let mut new = check_form(endpoint, window, metadata, expiry)?;
+    stamp_creator(&mut new.metadata, &user.name).map_err(HttpError::invalid)?;
+    let (tmp, filename, report) =
+        upload.ok_or_else(|| HttpError::invalid("file: choose a .jsonl file"))?;
+    if !report.is_ok() {
+        return Err(HttpError::file(report));
+    }
+    let report = estimate_tokens(report).await;
+    if report.endpoint.as_deref() != Some(new.endpoint.as_str()) {
+        return Err(HttpError::invalid(format!(
+            "endpoint: the form says {} but the file's requests go to {}",
+            new.endpoint,
+            report.endpoint.unwrap_or_default()
+        )));
+    }
+    let batch = submit(
+        &state,
+        &tmp.0,
+        &filename,
+        CreateBatch {
+            input_file_id: String::new(),
+            endpoint: new.endpoint,
+            completion_window: new.completion_window,
+            metadata: new.metadata,
+            output_expires_after: new
+                .output_expires_after
+                .map(|s| serde_json::json!({"anchor": "created_at", "seconds": s})),
+        },
+    )
+    .await?;
+    drop(tmp);
+    tracing::info!(batch = %batch.id, requests = report.requests, user = %user.name, "batch created");
+    let tokens = report.tokens.as_ref().map_or(0, |t| t.input_tokens);
+    let detail = format!(
+        "{filename}, {} requests, ≈{tokens} input tokens",
+        report.requests
+    );
+    audit(&state, &who, &user, "create", &batch.id, Some(&detail)).await;
+    Ok(Json(batch))
+}
+
+/// Uploads a checked file and creates the batch from it (`input_file_id`
+/// is filled in here); indexes it at once, with its file name, so every
+/// viewer sees it now.
+pub async fn submit(
+    state: &AppState,
+    path: &std::path::Path,
+    filename: &str,
+    mut req: CreateBatch,
+) -> Result<batchboard_core::Batch, ApiError> {
+    let client = &state.upstream.client;
+    let file = client.upload_file(path, filename, "batch").await?;
+    req.input_file_id = file.id;
+    let batch = client.create_batch(&req).await?;
+    state.index(&batch).await;
+    if let Err(e) = state.db.set_file_name(&batch.id, filename).await {
+        tracing::warn!(error = %e, "cannot store the file name");
+    }
+    Ok(batch)
+}

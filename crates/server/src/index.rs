@@ -1,0 +1,560 @@
+//! The local index of the upstream's batches (tables `batches`,
+//! `batch_metadata`, `watcher_state`): written by the watcher, read by the
+//! pages. The same SQL runs on SQLite and Postgres (`$N` placeholders, `ON
+//! CONFLICT`); `db::on_db!` runs one body against whichever pool is in use.
+
+use batchboard_core::dashboard::{BatchQuery, Facets, WatcherStatus, SORT_KEYS};
+use batchboard_core::{Batch, BatchStatus, CREATED_BY};
+
+use super::db::{now, on_db, Db, DbError};
+
+/// A query parameter of a statement built at run time.
+#[derive(Debug, Clone)]
+enum Param {
+    Int(i64),
+    Text(String),
+}
+
+/// What an upsert changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Upsert {
+    /// Not in the index before.
+    New,
+    /// In the index with other content; its status before.
+    Changed { was: BatchStatus },
+    /// Same as before (only `seen_at` moved).
+    Unchanged,
+}
+
+/// Days since 1970-01-01 of a `YYYY-MM-DD` date, as unix seconds of its start.
+fn day_start(s: &str, field: &str) -> Result<i64, DbError> {
+    let fmt = time::macros::format_description!("[year]-[month]-[day]");
+    let d = time::Date::parse(s.trim(), &fmt)
+        .map_err(|_| DbError::Query(format!("{field}: '{s}' is not a date (YYYY-MM-DD)")))?;
+    Ok(d.midnight().assume_utc().unix_timestamp())
+}
+
+fn non_empty(v: &Option<String>) -> Option<&str> {
+    v.as_deref().map(str::trim).filter(|s| !s.is_empty())
+}
+
+pub const MAX_PAGE: u32 = 200;
+
+/// The `WHERE` clause and its parameters for a query's filters.
+fn filters(q: &BatchQuery) -> Result<(String, Vec<Param>), DbError> {
+    let mut clauses: Vec<String> = Vec::new();
+    let mut params: Vec<Param> = Vec::new();
+    let next = |p: Param, params: &mut Vec<Param>| {
+        params.push(p);
+        format!("${}", params.len())
+    };
+    if let Some(statuses) = non_empty(&q.status) {
+        let list: Vec<String> = statuses
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| next(Param::Text(s.to_string()), &mut params))
+            .collect();
+        if !list.is_empty() {
+            clauses.push(format!("status IN ({})", list.join(", ")));
+        }
+    }
+    for (col, value) in [
+        ("endpoint", &q.endpoint),
+        ("model", &q.model),
+        ("creator", &q.creator),
+    ] {
+        if let Some(v) = non_empty(value) {
+            let ph = next(Param::Text(v.to_string()), &mut params);
+            clauses.push(format!("{col} = {ph}"));
+        }
+    }
+    match (non_empty(&q.meta_key), non_empty(&q.meta_value)) {
+        (Some(k), Some(v)) => {
+            let pk = next(Param::Text(k.to_string()), &mut params);
+            let pv = next(Param::Text(v.to_string()), &mut params);
+            clauses.push(format!(
+                "id IN (SELECT batch_id FROM batch_metadata WHERE key = {pk} AND value = {pv})"
+            ));
+        }
+        (Some(k), None) => {
+            let pk = next(Param::Text(k.to_string()), &mut params);
+            clauses.push(format!(
+                "id IN (SELECT batch_id FROM batch_metadata WHERE key = {pk})"
+            ));
+        }
+        (None, Some(_)) => {
+            return Err(DbError::Query(
+                "meta_value: give the metadata key too".into(),
+            ))
+        }
+        (None, None) => {}
+    }
+    if let Some(from) = non_empty(&q.from) {
+        let ph = next(Param::Int(day_start(from, "from")?), &mut params);
+        clauses.push(format!("created_at >= {ph}"));
+    }
+    if let Some(to) = non_empty(&q.to) {
+        let ph = next(Param::Int(day_start(to, "to")? + 86_400), &mut params);
+        clauses.push(format!("created_at < {ph}"));
+    }
+    if let Some(text) = non_empty(&q.q) {
+        let escaped = text
+            .to_lowercase()
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_");
+        let ph = next(Param::Text(format!("%{escaped}%")), &mut params);
+        let cols = [
+            "id",
+            "input_file_id",
+            "output_file_id",
+            "error_file_id",
+            "input_file_name",
+        ];
+        let any = cols
+            .iter()
+            .map(|c| format!("LOWER({c}) LIKE {ph} ESCAPE '\\'"))
+            .collect::<Vec<_>>()
+            .join(" OR ");
+        clauses.push(format!("({any})"));
+    }
+    let sql = if clauses.is_empty() {
+        String::new()
+    } else {
+        format!(" WHERE {}", clauses.join(" AND "))
+    };
+    Ok((sql, params))
+}
+
+/// Binds `params` in order to a query built with [`filters`].
+macro_rules! bind_all {
+    ($q:expr, $params:expr) => {{
+        let mut q = $q;
+        for p in $params {
+            q = match p {
+                Param::Int(i) => q.bind(*i),
+                Param::Text(t) => q.bind(t.clone()),
+            };
+        }
+        q
+    }};
+}
+
+fn decode(data: &str) -> Result<Batch, DbError> {
+    serde_json::from_str(data).map_err(|e| DbError::Query(format!("index row: {e}")))
+}
+
+impl Db {
+    /// One page of batches matching `q`, with the total count.
+    pub async fn query_batches(
+        &self,
+        q: &BatchQuery,
+    ) -> Result<(Vec<Batch>, u64, u32, u32), DbError> {
+        let limit = q.limit.unwrap_or(20);
+        if !(1..=MAX_PAGE).contains(&limit) {
+            return Err(DbError::Query(format!(
+                "limit must be between 1 and {MAX_PAGE}"
+            )));
+        }
+        let offset = q.offset.unwrap_or(0);
+        let sort = non_empty(&q.sort).unwrap_or("created");
+        if !SORT_KEYS.contains(&sort) {
+            return Err(DbError::Query(format!(
+                "sort: '{sort}' is not one of {}",
+                SORT_KEYS.join(", ")
+            )));
+        }
+        let col = if sort == "created" {
+            "created_at"
+        } else {
+            sort
+        };
+        let dir = match non_empty(&q.dir).unwrap_or("desc") {
+            "asc" => "ASC",
+            "desc" => "DESC",
+            other => return Err(DbError::Query(format!("dir: '{other}' is not asc or desc"))),
+        };
+        let (where_sql, params) = filters(q)?;
+        // Ties broken by age; by creation time itself, the (created_at,
+        // id) index serves the order without sorting.
+        let order = if col == "created_at" {
+            format!("created_at {dir}, id {dir}")
+        } else {
+            format!("{col} {dir}, created_at DESC, id DESC")
+        };
+        let rows_sql = format!(
+            "SELECT data FROM batches{where_sql} ORDER BY {order} LIMIT {limit} OFFSET {offset}"
+        );
+        let count_sql = format!("SELECT COUNT(*) FROM batches{where_sql}");
+        let (rows, total): (Vec<(String,)>, (i64,)) = on_db!(self, p => {
+            let rows = bind_all!(sqlx::query_as(&rows_sql), &params).fetch_all(p).await?;
+            let total = bind_all!(sqlx::query_as(&count_sql), &params).fetch_one(p).await?;
+            (rows, total)
+        });
+        let batches = rows
+            .iter()
+            .map(|(d,)| decode(d))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((batches, total.0.max(0) as u64, offset, limit))
+    }
+
+    pub async fn get_indexed(&self, id: &str) -> Result<Option<Batch>, DbError> {
+        let row: Option<(String,)> = on_db!(self, p => {
+            sqlx::query_as("SELECT data FROM batches WHERE id = $1")
+                .bind(id)
+                .fetch_optional(p)
+                .await?
+        });
+        row.map(|(d,)| decode(&d)).transpose()
+    }
+
+    pub async fn facets(&self) -> Result<Facets, DbError> {
+        let mut out = Facets::default();
+        for (col, dest) in [
+            ("status", &mut out.statuses),
+            ("endpoint", &mut out.endpoints),
+            ("model", &mut out.models),
+            ("creator", &mut out.creators),
+        ] {
+            let sql = format!(
+                "SELECT DISTINCT {col} FROM batches WHERE {col} IS NOT NULL ORDER BY {col} LIMIT 500"
+            );
+            let rows: Vec<(String,)> = on_db!(self, p => sqlx::query_as(&sql).fetch_all(p).await?);
+            *dest = rows.into_iter().map(|(v,)| v).collect();
+        }
+        Ok(out)
+    }
+
+    /// Writes a batch as the upstream sent it; says what changed.
+    pub async fn upsert_batch(
+        &self,
+        b: &Batch,
+        file_name: Option<&str>,
+        schedule: impl Fn(&Upsert) -> i64,
+    ) -> Result<Upsert, DbError> {
+        let data = serde_json::to_string(b).map_err(|e| DbError::Query(e.to_string()))?;
+        let now = now();
+        let terminal = i64::from(b.status.is_terminal());
+        let creator = b.metadata.as_ref().and_then(|m| m.get(CREATED_BY)).cloned();
+        let status = b.status.to_string();
+        let outcome = on_db!(self, p => {
+            let mut tx = p.begin().await?;
+            let before: Option<(String, String)> =
+                sqlx::query_as("SELECT data, status FROM batches WHERE id = $1")
+                    .bind(&b.id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            let outcome = match &before {
+                None => Upsert::New,
+                Some((old, _)) if *old == data => Upsert::Unchanged,
+                Some((_, was)) => Upsert::Changed { was: BatchStatus::from(was.as_str()) },
+            };
+            let next_check_at = schedule(&outcome);
+            if outcome == Upsert::Unchanged {
+                sqlx::query("UPDATE batches SET seen_at = $1, next_check_at = $2 WHERE id = $3")
+                    .bind(now)
+                    .bind(next_check_at)
+                    .bind(&b.id)
+                    .execute(&mut *tx)
+                    .await?;
+            } else {
+                sqlx::query(
+                    "INSERT INTO batches (id, status, terminal, endpoint, model, creator, created_at, \
+                     input_file_id, output_file_id, error_file_id, input_file_name, data, seen_at, \
+                     changed_at, next_check_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13, $14) \
+                     ON CONFLICT (id) DO UPDATE SET status = $2, terminal = $3, endpoint = $4, \
+                     model = $5, creator = $6, created_at = $7, input_file_id = $8, \
+                     output_file_id = $9, error_file_id = $10, \
+                     input_file_name = COALESCE($11, batches.input_file_name), data = $12, \
+                     seen_at = $13, changed_at = $13, next_check_at = $14",
+                )
+                .bind(&b.id)
+                .bind(&status)
+                .bind(terminal)
+                .bind(&b.endpoint)
+                .bind(&b.model)
+                .bind(&creator)
+                .bind(b.created_at)
+                .bind(&b.input_file_id)
+                .bind(&b.output_file_id)
+                .bind(&b.error_file_id)
+                .bind(file_name)
+                .bind(&data)
+                .bind(now)
+                .bind(next_check_at)
+                .execute(&mut *tx)
+                .await?;
+                sqlx::query("DELETE FROM batch_metadata WHERE batch_id = $1")
+                    .bind(&b.id)
+                    .execute(&mut *tx)
+                    .await?;
+                for (k, v) in b.metadata.iter().flatten() {
+                    sqlx::query("INSERT INTO batch_metadata (batch_id, key, value) VALUES ($1, $2, $3)")
+                        .bind(&b.id)
+                        .bind(k)
+                        .bind(v)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+            }
+            tx.commit().await?;
+            outcome
+        });
+        Ok(outcome)
+    }
+
+    /// Batches whose input file name has not been looked up yet.
+    pub async fn batches_without_file_name(
+        &self,
+        limit: i64,
+    ) -> Result<Vec<(String, String)>, DbError> {
+        Ok(on_db!(self, p => {
+            sqlx::query_as(
+                "SELECT id, input_file_id FROM batches WHERE input_file_name IS NULL \
+                 AND input_file_id <> '' ORDER BY created_at DESC LIMIT $1",
+            )
+            .bind(limit)
+            .fetch_all(p)
+            .await?
+        }))
+    }
+
+    /// Drops a batch the upstream no longer has.
+    pub async fn remove_batch(&self, id: &str) -> Result<(), DbError> {
+        on_db!(self, p => {
+            let mut tx = p.begin().await?;
+            sqlx::query("DELETE FROM batch_metadata WHERE batch_id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("DELETE FROM batches WHERE id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?
+        });
+        Ok(())
+    }
+
+    pub async fn set_file_name(&self, id: &str, name: &str) -> Result<(), DbError> {
+        on_db!(self, p => {
+            sqlx::query("UPDATE batches SET input_file_name = $1 WHERE id = $2")
+                .bind(name)
+                .bind(id)
+                .execute(p)
+                .await?;
+        });
+        Ok(())
+    }
+
+    /// The input file's name, when known.
+    pub async fn get_file_name(&self, id: &str) -> Result<Option<String>, DbError> {
+        let row: Option<(Option<String>,)> = on_db!(self, p => {
+            sqlx::query_as("SELECT input_file_name FROM batches WHERE id = $1")
+                .bind(id)
+                .fetch_optional(p)
+                .await?
+        });
+        Ok(row.and_then(|r| r.0))
+    }
+
+    /// Non-final batches whose next check is due, soonest first.
+    pub async fn due_batches(&self, limit: i64) -> Result<Vec<String>, DbError> {
+        let rows: Vec<(String,)> = on_db!(self, p => {
+            sqlx::query_as(
+                "SELECT id FROM batches WHERE terminal = 0 AND next_check_at <= $1 \
+                 ORDER BY next_check_at LIMIT $2",
+            )
+            .bind(now())
+            .bind(limit)
+            .fetch_all(p)
+            .await?
+        });
+        Ok(rows.into_iter().map(|(id,)| id).collect())
+    }
+
+    /// When the next non-final batch is due, if any.
+    pub async fn next_due(&self) -> Result<Option<i64>, DbError> {
+        let row: (Option<i64>,) = on_db!(self, p => {
+            sqlx::query_as("SELECT MIN(next_check_at) FROM batches WHERE terminal = 0")
+                .fetch_one(p)
+                .await?
+        });
+        Ok(row.0)
+    }
+
+    pub async fn watcher_status(&self) -> Result<WatcherStatus, DbError> {
+        type Row = (Option<i64>, Option<String>, Option<i64>);
+        let (ok_at, err, err_at): Row = on_db!(self, p => {
+            sqlx::query_as(
+                "SELECT last_success_at, last_error, last_error_at FROM watcher_state WHERE id = 1",
+            )
+            .fetch_optional(p)
+            .await?
+            .unwrap_or((None, None, None))
+        });
+        let running: (i64,) = on_db!(self, p => {
+            sqlx::query_as("SELECT COUNT(*) FROM batches WHERE terminal = 0")
+                .fetch_one(p)
+                .await?
+        });
+        let error_is_news = matches!((err_at, ok_at), (Some(e), Some(o)) if e >= o)
+            || (err_at.is_some() && ok_at.is_none());
+        Ok(WatcherStatus {
+            last_success_at: ok_at,
+            last_error: err.filter(|_| error_is_news),
+            last_error_at: err_at.filter(|_| error_is_news),
+            running: running.0,
+        })
+    }
+
+    /// Records a contact with the upstream: `Ok` or the error's text.
+    pub async fn watcher_contact(
+        &self,
+        holder: &str,
+        result: Result<(), &str>,
+    ) -> Result<(), DbError> {
+        let now = now();
+        on_db!(self, p => {
+            match result {
+                Ok(()) => sqlx::query(
+                    "UPDATE watcher_state SET holder = $1, last_success_at = $2 WHERE id = 1",
+                )
+                .bind(holder)
+                .bind(now)
+                .execute(p)
+                .await
+                .map(|_| ())?,
+                Err(e) => sqlx::query(
+                    "UPDATE watcher_state SET holder = $1, last_error = $2, last_error_at = $3 \
+                     WHERE id = 1",
+                )
+                .bind(holder)
+                .bind(e)
+                .bind(now)
+                .execute(p)
+                .await
+                .map(|_| ())?,
+            }
+        });
+        Ok(())
+    }
+
+    /// Which replica polls the upstream, as it last said.
+    pub async fn watcher_holder(&self) -> Result<Option<String>, DbError> {
+        let row: Option<(Option<String>,)> = on_db!(self, p => {
+            sqlx::query_as("SELECT holder FROM watcher_state WHERE id = 1")
+                .fetch_optional(p)
+                .await?
+        });
+        Ok(row.and_then(|r| r.0))
+    }
+}
+
+/// `count` made-up batches (and input file names), the same for the same
+/// `seed`: varied statuses, endpoints, models, creators, metadata and dates.
+pub fn synthetic(count: usize, seed: u64) -> Vec<(Batch, String)> {
+    let mut state = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    let mut next = move |n: usize| {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        ((state >> 33) as usize) % n
+    };
+    const STATUSES: &[&str] = &[
+        "validating",
+        "in_progress",
+        "finalizing",
+        "completed",
+        "completed",
+        "completed",
+        "failed",
+        "expired",
+        "cancelling",
+        "cancelled",
+    ];
+    const ENDPOINTS: &[&str] = &["/v1/chat/completions", "/v1/embeddings", "/v1/responses"];
+    const MODELS: &[&str] = &[
+        "gpt-4o-mini",
+        "gpt-4.1",
+        "text-embedding-3-small",
+        "o4-mini",
+    ];
+    const CREATORS: &[&str] = &["ana", "ben", "chen", "dara", "eli"];
+    const TEAMS: &[&str] = &["search", "support", "research"];
+    let start = 1_767_225_600; // 2026-01-01T00:00:00Z
+    (0..count)
+        .map(|i| {
+            let mut meta = batchboard_core::Metadata::new();
+            if next(6) > 0 {
+                meta.insert(CREATED_BY.into(), CREATORS[next(CREATORS.len())].into());
+            }
+            meta.insert("team".into(), TEAMS[next(TEAMS.len())].into());
+            if next(4) == 0 {
+                meta.insert("priority".into(), "high".into());
+            }
+            let total = 1 + next(1000) as u64;
+            let b = Batch {
+                id: format!("batch_seed{i:06}"),
+                object: "batch".into(),
+                endpoint: ENDPOINTS[next(ENDPOINTS.len())].into(),
+                model: Some(MODELS[next(MODELS.len())].into()),
+                input_file_id: format!("file-in{i:06}"),
+                completion_window: "24h".into(),
+                status: BatchStatus::from(STATUSES[next(STATUSES.len())]),
+                created_at: start + (i as i64) * 97,
+                request_counts: batchboard_core::RequestCounts {
+                    total,
+                    completed: total / 2,
+                    failed: 0,
+                },
+                metadata: Some(meta),
+                ..Default::default()
+            };
+            let name = format!("input-{}-{i}.jsonl", TEAMS[next(TEAMS.len())]);
+            (b, name)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filters_build_numbered_placeholders() {
+        let q = BatchQuery {
+            status: Some("completed, failed".into()),
+            model: Some("gpt".into()),
+            meta_key: Some("team".into()),
+            meta_value: Some("x".into()),
+            q: Some("50%_off".into()),
+            ..Default::default()
+        };
+        let (sql, params) = filters(&q).unwrap();
+        assert!(sql.contains("status IN ($1, $2)"), "{sql}");
+        assert!(sql.contains("model = $3"), "{sql}");
+        assert!(sql.contains("key = $4 AND value = $5"), "{sql}");
+        assert!(sql.contains("LOWER(id) LIKE $6"), "{sql}");
+        assert_eq!(params.len(), 6);
+        match &params[5] {
+            Param::Text(t) => assert_eq!(t, "%50\\%\\_off%"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn dates_are_checked() {
+        assert_eq!(day_start("1970-01-02", "from").unwrap(), 86_400);
+        assert!(day_start("yesterday", "from").is_err());
+        let q = BatchQuery {
+            meta_value: Some("x".into()),
+            ..Default::default()
+        };
+        assert!(filters(&q).is_err());
+    }
+}

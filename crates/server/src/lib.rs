@@ -1,0 +1,551 @@
+//! Batchboard's server: configuration, the router and its HTTP plumbing,
+//! sign-in and sessions, the store (database), the watcher, live events,
+//! results and uploads, health checks and the process lifecycle.
+//!
+//! It must never depend on the app crate (pages and server functions sit
+//! above it and call into it): the binary hands the app's pages in as
+//! [`Pages`]. Nothing in it is compiled for the browser.
+
+pub mod auth;
+pub mod config;
+pub mod db;
+pub mod events;
+pub mod files;
+pub mod http;
+pub mod index;
+pub mod limits;
+pub mod metrics;
+pub mod results;
+pub mod state;
+pub mod tokens;
+pub mod users;
+pub mod watcher;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::{Request, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{Json, Router};
+use leptos::prelude::*;
+use leptos_axum::{AxumRouteListing, LeptosRoutes};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
+
+use batchboard_core::dashboard::UpstreamInfo;
+
+use config::{Cli, Command, LogFormat, ServeArgs};
+use state::{AppState, Upstream};
+
+/// Everything that stops the server from starting, each naming what to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("--data-dir {path}: {reason}")]
+    DataDir { path: String, reason: String },
+    #[error("--site-root {0}: no such directory (build the site with `cargo leptos build`)")]
+    SiteRoot(String),
+    #[error("upstream: {0}")]
+    Upstream(String),
+    #[error("{0}")]
+    Config(String),
+    #[error("--addr {addr}: cannot listen: {source}")]
+    Listen {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("server error: {0}")]
+    Serve(std::io::Error),
+    #[error("{0}")]
+    Db(#[from] db::DbError),
+    #[error("users file {0}")]
+    Users(#[from] users::UsersError),
+}
+
+impl From<batchboard_upstream::UpstreamError> for StartError {
+    fn from(e: batchboard_upstream::UpstreamError) -> Self {
+        Self::Upstream(e.to_string())
+    }
+}
+
+/// The app's pages, as the server mounts them: their routes and the HTML
+/// shell around them. The binary makes this from the app crate.
+pub struct Pages<V> {
+    pub routes: fn() -> Vec<AxumRouteListing>,
+    pub shell: fn(LeptosOptions) -> V,
+}
+
+impl<V> Clone for Pages<V> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<V> Copy for Pages<V> {}
+
+/// Entry point of the `batchboard` binary.
+pub fn main<V: IntoView + 'static>(pages: Pages<V>) -> std::process::ExitCode {
+    let cli = Cli::parse_or_exit();
+    let command = cli.into_command();
+    match command {
+        Command::User(cmd) => {
+            return match users::run(cmd) {
+                Ok(out) => {
+                    if !out.is_empty() {
+                        println!("{out}");
+                    }
+                    std::process::ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("batchboard: {e}");
+                    std::process::ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Routes => {
+            // Listing the pages builds the app's reactive graph: it needs a runtime.
+            return match tokio::runtime::Runtime::new() {
+                Ok(rt) => {
+                    println!("{}", rt.block_on(async { route_inventory(pages) }));
+                    std::process::ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("batchboard: {e}");
+                    std::process::ExitCode::FAILURE
+                }
+            };
+        }
+        _ => {}
+    }
+    init_logging(match &command {
+        Command::Serve(a) => a.log.log_format,
+        Command::Sandbox(a) => a.log.log_format,
+        Command::User(_) | Command::Routes | Command::IndexSeed(_) | Command::ExampleFile(_) => {
+            LogFormat::Text
+        }
+    });
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("batchboard: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let result = match command {
+        Command::Serve(args) => runtime.block_on(serve(args, pages)),
+        Command::Sandbox(args) => runtime.block_on(sandbox(args)),
+        Command::IndexSeed(args) => runtime.block_on(seed_index(args)),
+        Command::ExampleFile(args) => example_file(&args),
+        Command::User(_) | Command::Routes => Ok(()),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("batchboard: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,tower_http=info,hyper=warn,reqwest=warn"));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(ansi)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
+}
+
+/// Makes sure the data directory exists and can be written.
+fn check_data_dir(path: &Path) -> Result<(), StartError> {
+    let fail = |reason: String| StartError::DataDir {
+        path: path.display().to_string(),
+        reason,
+    };
+    std::fs::create_dir_all(path).map_err(|e| fail(format!("cannot create: {e}")))?;
+    let probe = path.join(".batchboard-write-test");
+    std::fs::write(&probe, b"ok").map_err(|e| fail(format!("not writable: {e}")))?;
+    std::fs::remove_file(&probe).map_err(|e| fail(format!("not writable: {e}")))?;
+    Ok(())
+}
+
+fn leptos_options(args: &ServeArgs) -> LeptosOptions {
+    let env = match std::env::var("LEPTOS_ENV").as_deref() {
+        Ok("DEV" | "dev" | "development") => leptos::config::Env::DEV,
+        _ => leptos::config::Env::PROD,
+    };
+    LeptosOptions::builder()
+        .output_name(option_env!("LEPTOS_OUTPUT_NAME").unwrap_or("batchboard"))
+        .site_root(args.site_root.display().to_string())
+        .site_pkg_dir("pkg")
+        .site_addr(args.addr)
+        .env(env)
+        .build()
+}
+
+/// The routes the router adds besides the pages and server functions, as
+/// `(method, path)`. `batchboard routes` lists them with the others, so the
+/// tests can prove that each one refuses a request without a session.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("GET", "/healthz"),
+    ("GET", "/readyz"),
+    ("GET", "/metrics"),
+    ("GET", "/files/{id}/content"),
+    ("GET", "/events"),
+    ("POST", "/api/batches"),
+    ("GET", "/api/batches/{id}/merged"),
+    ("POST", "/auth/login"),
+    ("POST", "/auth/logout"),
+];
+
+/// Every route as JSON: pages, server functions, the routes above, and the
+/// paths that answer without a session.
+fn route_inventory<V>(site: Pages<V>) -> String {
+    let pages: Vec<String> = (site.routes)()
+        .iter()
+        .map(|r| r.path().to_string())
+        .collect();
+    let mut server_fns: Vec<serde_json::Value> = leptos::server_fn::axum::server_fn_paths()
+        .map(|(path, method)| serde_json::json!({ "method": method.as_str(), "path": path }))
+        .collect();
+    server_fns.sort_by_key(|v| v["path"].as_str().map(str::to_owned));
+    let routes: Vec<serde_json::Value> = ROUTES
+        .iter()
+        .map(|(m, p)| serde_json::json!({ "method": m, "path": p }))
+        .collect();
+    serde_json::json!({
+        "pages": pages,
+        "server_fns": server_fns,
+        "routes": routes,
+        "public": auth::PUBLIC,
+    })
+    .to_string()
+}
+
+/// Builds the whole application router around its state.
+pub fn router<V: IntoView + 'static>(state: AppState, pages: Pages<V>) -> Router {
+    use tower_sessions::cookie::SameSite;
+    let leptos_options = state.leptos_options.clone();
+    let routes = (pages.routes)();
+    let shell = pages.shell;
+    let sessions = tower_sessions::SessionManagerLayer::new(state.db.session_store())
+        .with_name(auth::COOKIE)
+        .with_http_only(true)
+        .with_same_site(SameSite::Lax)
+        .with_secure(state.auth.cookie_secure == config::CookieSecure::Always)
+        .with_expiry(tower_sessions::Expiry::OnInactivity(
+            time::Duration::try_from(state.auth.idle).unwrap_or(time::Duration::HOUR),
+        ));
+    let app = Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics::serve))
+        .route("/auth/login", axum::routing::post(auth::login))
+        .route("/auth/logout", axum::routing::post(auth::logout))
+        .route("/files/{id}/content", get(files::download))
+        .route("/api/batches/{id}/merged", get(results::merged))
+        .route("/events", get(events::stream))
+        .route(
+            "/api/batches",
+            axum::routing::post(files::create).layer(axum::extract::DefaultBodyLimit::max(
+                batchboard_core::MAX_FILE_BYTES as usize + 1024 * 1024,
+            )),
+        )
+        .leptos_routes_with_context(
+            &state,
+            routes,
+            {
+                let state = state.clone();
+                move || provide_context(state.clone())
+            },
+            {
+                let leptos_options = leptos_options.clone();
+                move || shell(leptos_options.clone())
+            },
+        )
+        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
+        .layer(axum::middleware::from_fn(limits::bound_body))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::gate,
+        ))
+        .layer(sessions)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::secure_cookie,
+        ))
+        // Outside the sign-in gate: refused requests are counted too.
+        .layer(axum::middleware::from_fn(metrics::track))
+        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
+            state.read_timeout,
+        ))
+        .with_state(state);
+    with_request_trace(app, "dashboard")
+}
+
+/// Request logs (method, path, status, latency) with an `x-request-id`
+/// taken from the request or made, and returned in the response.
+fn with_request_trace(router: Router, name: &'static str) -> Router {
+    router
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(move |req: &Request<_>| {
+                    let id = req
+                        .headers()
+                        .get("x-request-id")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("-");
+                    tracing::info_span!("http", service = name, method = %req.method(), path = %req.uri().path(), request_id = %id)
+                })
+                .on_request(())
+                .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
+        )
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+}
+
+async fn serve<V: IntoView + 'static>(args: ServeArgs, pages: Pages<V>) -> Result<(), StartError> {
+    check_data_dir(&args.data_dir)?;
+    if !args.site_root.is_dir() {
+        return Err(StartError::SiteRoot(args.site_root.display().to_string()));
+    }
+    let upstream = match Upstream::from_args(&args)? {
+        Some(u) => u,
+        None => start_embedded_sandbox(&args).await?,
+    };
+    let db = db::Db::open(args.database_url.as_deref(), &args.data_dir).await?;
+    db.session_store()
+        .spawn_cleanup(std::time::Duration::from_secs(600));
+    let users_path = args
+        .auth
+        .users_file
+        .clone()
+        .unwrap_or_else(|| args.data_dir.join("users.toml"));
+    if args.auth.auth == config::AuthMode::Local {
+        users::ensure_first_admin(&users_path)?;
+    }
+    let users = users::Users::open(users_path)?;
+    let state = AppState {
+        leptos_options: leptos_options(&args),
+        upstream: Arc::new(upstream),
+        data_dir: Arc::new(args.data_dir.clone()),
+        db: db.clone(),
+        auth: Arc::new(auth::Auth::new(&args.auth, users)),
+        hub: Arc::new(events::Hub::default()),
+        webhook: args.webhook_url.clone().map(|url| {
+            Arc::new(state::Webhook {
+                url,
+                public_url: args.public_url.clone(),
+                http: reqwest::Client::new(),
+            })
+        }),
+        polling: Arc::default(),
+        prices: Arc::new(price_table(args.price_table.as_deref())?),
+        results: Arc::default(),
+        metrics_allow: Arc::new(args.metrics_allow.clone()),
+        uploads: Arc::new(tokio::sync::Semaphore::new(args.max_uploads as usize)),
+        read_timeout: std::time::Duration::from_secs(args.read_timeout_secs),
+        facets: Arc::default(),
+    };
+    state
+        .hub
+        .spawn_status(db.clone(), std::time::Duration::from_secs(2));
+    state.hub.spawn_relay(db.clone());
+    watcher::spawn(
+        state.clone(),
+        watcher::WatchOptions {
+            sweep: std::time::Duration::from_millis(args.watch_interval_ms),
+            lease_retry: std::time::Duration::from_secs(2),
+            holder: format!("{}:{}", args.addr, std::process::id()),
+        },
+    );
+    let upstream = match state.upstream.info() {
+        UpstreamInfo::Remote { base_url } => base_url,
+        UpstreamInfo::Sandbox => "the built-in sandbox".to_string(),
+    };
+    let hub = state.hub.clone();
+    let read_timeout = state.read_timeout;
+    let app = router(state, pages);
+    let listener = bind(args.addr).await?;
+    tracing::info!(addr = %args.addr, upstream = %upstream, "batchboard listening on http://{}", args.addr);
+    limits::serve(listener, app, read_timeout, async move {
+        shutdown_signal().await;
+        // Live streams never end by themselves: end them, so that open
+        // requests can finish and the process exit.
+        hub.close();
+    })
+    .await
+    .map_err(StartError::Serve)?;
+    tracing::info!("batchboard stopped");
+    Ok(())
+}
+
+/// The price table: the file given, or the built-in one.
+fn price_table(path: Option<&Path>) -> Result<batchboard_core::prices::PriceTable, StartError> {
+    let Some(path) = path else {
+        return Ok(Default::default());
+    };
+    let fail = |e: String| StartError::Config(format!("--price-table {}: {e}", path.display()));
+    let text = std::fs::read_to_string(path).map_err(|e| fail(e.to_string()))?;
+    let mut table: batchboard_core::prices::PriceTable =
+        toml::from_str(&text).map_err(|e| fail(e.to_string()))?;
+    if table.source.is_empty() {
+        table.source = path.display().to_string();
+    }
+    Ok(table)
+}
+
+/// `batchboard example-file`: a made-up valid request file.
+fn example_file(args: &config::ExampleArgs) -> Result<(), StartError> {
+    use std::io::Write;
+    let fail = |e: std::io::Error| StartError::Config(format!("--out {}: {e}", args.out.display()));
+    let file = std::fs::File::create(&args.out).map_err(fail)?;
+    let mut out = std::io::BufWriter::new(file);
+    let spec = batchboard_sandbox::example::ExampleSpec {
+        requests: args.requests,
+        target_bytes: (args.megabytes * 1e6) as u64,
+        fail_every: args.fail_every,
+        model: args.model.clone(),
+    };
+    let failing = batchboard_sandbox::example::write_example(&spec, &mut out).map_err(fail)?;
+    out.flush().map_err(fail)?;
+    let mut stdout = std::io::stdout().lock();
+    for id in failing {
+        let _ = writeln!(stdout, "{id}");
+    }
+    Ok(())
+}
+
+/// `batchboard index-seed`: made-up batches into the index, printed as JSON lines.
+async fn seed_index(args: config::SeedArgs) -> Result<(), StartError> {
+    use std::io::Write;
+    check_data_dir(&args.data_dir)?;
+    let db = db::Db::open(args.database_url.as_deref(), &args.data_dir).await?;
+    let out = std::io::stdout();
+    let mut out = std::io::BufWriter::new(out.lock());
+    for (b, name) in index::synthetic(args.count, args.seed) {
+        db.upsert_batch(&b, Some(&name), |_| i64::MAX / 2).await?;
+        let line = serde_json::json!({ "batch": b, "input_file_name": name });
+        writeln!(out, "{line}").map_err(StartError::Serve)?;
+    }
+    out.flush().map_err(StartError::Serve)?;
+    Ok(())
+}
+
+async fn bind(addr: std::net::SocketAddr) -> Result<tokio::net::TcpListener, StartError> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartError::Listen { addr, source })
+}
+
+/// Opens the sandbox under `<data_dir>/sandbox` with the given options.
+fn open_sandbox(
+    data_dir: &Path,
+    key: secrecy::SecretString,
+    opts: &config::SandboxOptions,
+) -> Result<batchboard_sandbox::Sandbox, StartError> {
+    let dir = data_dir.join("sandbox");
+    let faults = opts.faults().map_err(StartError::Config)?;
+    let forward = opts.forward().map_err(StartError::Config)?;
+    batchboard_sandbox::Sandbox::open(&dir, key, opts.speed(), faults, forward).map_err(|e| {
+        StartError::DataDir {
+            path: dir.display().to_string(),
+            reason: format!("sandbox state: {e}"),
+        }
+    })
+}
+
+/// Starts the sandbox on a loopback port of its own, with a key made for
+/// this run, and returns it as the upstream: the dashboard talks to it over
+/// HTTP exactly as to any other provider.
+async fn start_embedded_sandbox(args: &ServeArgs) -> Result<Upstream, StartError> {
+    let key = secrecy::SecretString::from(format!(
+        "sk-sandbox-{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    ));
+    let sb = open_sandbox(&args.data_dir, key.clone(), &args.speed)?;
+    let listener = bind(std::net::SocketAddr::from(([127, 0, 0, 1], 0))).await?;
+    let addr = listener.local_addr().map_err(StartError::Serve)?;
+    let app = with_request_trace(sb.router(), "sandbox");
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!(error = %e, "embedded sandbox stopped");
+        }
+    });
+    let base = url::Url::parse(&format!("http://{addr}/v1")).expect("loopback URL");
+    Ok(Upstream::sandbox(base, &key, args)?)
+}
+
+/// `batchboard sandbox`: the sandbox alone.
+async fn sandbox(args: config::SandboxArgs) -> Result<(), StartError> {
+    check_data_dir(&args.data_dir)?;
+    let sb = open_sandbox(&args.data_dir, args.api_key.clone(), &args.speed)?;
+    let listener = bind(args.addr).await?;
+    let app = with_request_trace(sb.router(), "sandbox");
+    tracing::info!(addr = %args.addr, "sandbox listening: base URL http://{}/v1", args.addr);
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .map_err(StartError::Serve)?;
+    if let Err(e) = sb.store.save_now() {
+        tracing::error!(error = %e, "sandbox: cannot save state");
+    }
+    tracing::info!("sandbox stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+    tracing::info!("shutdown signal received, finishing open requests");
+}
+
+async fn healthz() -> impl IntoResponse {
+    Json(serde_json::json!({ "status": "ok" }))
+}
+
+async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
+    let r = state.upstream.probe().await;
+    let code = if r.ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let polling = state.polling.load(std::sync::atomic::Ordering::Relaxed);
+    (
+        code,
+        Json(serde_json::json!({
+            "ready": r.ok,
+            "upstream": r.detail,
+            "latency_ms": r.latency_ms,
+            // Whether this replica is the one polling the upstream.
+            "watcher": if polling { "polling" } else { "standby" },
+            "streams": state.hub.streams(),
+        })),
+    )
+}

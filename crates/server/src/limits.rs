@@ -1,0 +1,124 @@
+//! The server's own limits: how big a request body may be (per route, and
+//! refused before reading when `Content-Length` says so), how long a client
+//! may take over its headers, and the HTTP accept loop that enforces it.
+//! Body read timeouts (silence mid-body) are a tower-http layer in the router;
+//! the upload cap is a semaphore taken by the upload route.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::extract::{ConnectInfo, Request};
+use axum::http::{header, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::{Json, Router};
+
+use batchboard_core::MAX_FILE_BYTES;
+
+/// Server functions and forms: their arguments are small (the largest, a
+/// token-count sample, is capped at 260 KiB).
+pub const MAX_FORM_BYTES: u64 = 1024 * 1024;
+
+/// A multipart upload: the file plus the form fields around it.
+pub const MAX_UPLOAD_BYTES: u64 = MAX_FILE_BYTES + 1024 * 1024;
+
+fn limit_for(method: &Method, path: &str) -> u64 {
+    if method == Method::POST && path == "/api/batches" {
+        MAX_UPLOAD_BYTES
+    } else {
+        MAX_FORM_BYTES
+    }
+}
+
+/// Middleware: refuses a body declared too large before reading a byte of
+/// it, and cuts one that turns out too large while it streams (the route
+/// then sees a read error).
+pub async fn bound_body(req: Request, next: Next) -> Response {
+    let limit = limit_for(req.method(), req.uri().path());
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        let message = if limit == MAX_UPLOAD_BYTES {
+            format!(
+                "file: the upload is larger than {MAX_FILE_BYTES} bytes (200 MB), the Batch API's limit; nothing was uploaded"
+            )
+        } else {
+            format!("request: larger than {limit} bytes, the limit for this request")
+        };
+        return (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            [(header::CONNECTION, "close")],
+            Json(serde_json::json!({ "message": message, "errors": [], "error_count": 0 })),
+        )
+            .into_response();
+    }
+    let (parts, body) = req.into_parts();
+    let body = axum::body::Body::new(http_body_util::Limited::new(body, limit as usize));
+    next.run(Request::from_parts(parts, body)).await
+}
+
+/// Serves `app` on `listener` until `shutdown` completes: HTTP/1 and 2,
+/// the peer address as [`ConnectInfo`], and connections closed when their
+/// request headers take longer than `header_timeout` (slow clients cannot
+/// hold connections open for free). After `shutdown`, waits up to 10 s for
+/// open requests to finish.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    header_timeout: Duration,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+    use hyper_util::server::conn::auto::Builder;
+    use hyper_util::server::graceful::GracefulShutdown;
+
+    let mut builder = Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_timeout);
+    builder.http2().timer(TokioTimer::new());
+    let graceful = GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(c) => c,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait, don't spin.
+                    tracing::warn!(error = %e, "cannot accept a connection");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let app = app.clone();
+        let service = hyper::service::service_fn(move |mut req: Request<hyper::body::Incoming>| {
+            req.extensions_mut().insert(ConnectInfo::<SocketAddr>(peer));
+            tower::ServiceExt::oneshot(app.clone(), req)
+        });
+        let conn = builder
+            .serve_connection_with_upgrades(TokioIo::new(stream), service)
+            .into_owned();
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, %peer, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(Duration::from_secs(10), graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("requests still open after 10 s; stopping anyway");
+    }
+    Ok(())
+}

@@ -1,0 +1,683 @@
+//! A finished batch's results, joined with its input by `custom_id`: the
+//! results table, the merged JSONL/CSV downloads and "retry failures".
+//!
+//! The input, output and error files are spooled once to
+//! `<data-dir>/results/<batch>/` (streamed: never held in memory), then
+//! indexed: for each input line its offset and outcome, for each result its
+//! offset. Rows are read back from disk by offset, so memory grows with the
+//! number of requests (≤ 50,000), not with the files' size. The last few
+//! indexes stay in memory; files of finished batches do not change.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use axum::body::Body;
+use axum::extract::{Path as UrlPath, Query, State};
+use axum::http::{header, HeaderValue};
+use axum::response::Response;
+use axum::Extension;
+use futures_util::StreamExt;
+use serde::Deserialize;
+use serde_json::Value;
+use tokio::io::AsyncWriteExt;
+
+use super::auth::ClientIp;
+use super::state::AppState;
+use crate::http::HttpError;
+use batchboard_core::access::{CurrentUser, Role};
+use batchboard_core::result_lines::{
+    read_result, Outcome, Reading, ResultRow, ResultsPage, ResultsQuery,
+};
+use batchboard_core::Batch;
+use batchboard_core::{dashboard::check_batch_id, error::ApiError};
+
+/// Characters of answer shown in the table.
+const PREVIEW_CHARS: usize = 240;
+/// Indexes kept in memory.
+const CACHED: usize = 4;
+pub const MAX_PAGE: u64 = 200;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Source {
+    Output,
+    Error,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Span {
+    offset: u64,
+    len: u32,
+}
+
+struct InputRef {
+    line: u64,
+    id: Box<str>,
+    span: Span,
+    outcome: Outcome,
+    code: Option<Arc<str>>,
+    result: Option<(Source, Span)>,
+}
+
+/// One batch's joined results.
+pub struct Joined {
+    /// Input, output and error file (absent: none).
+    paths: [Option<PathBuf>; 3],
+    endpoint: String,
+    inputs: Vec<InputRef>,
+    ok: u64,
+    failed: u64,
+    not_run: u64,
+    groups: Vec<(String, u64)>,
+}
+
+/// The in-memory cache of joined results, newest last.
+#[derive(Default)]
+pub struct ResultsCache {
+    entries: Mutex<Vec<(String, Arc<Joined>)>>,
+    /// One lock per batch: two viewers of one batch spool it once, and two
+    /// retries of one batch do not both create a batch.
+    locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+impl ResultsCache {
+    fn get(&self, id: &str) -> Option<Arc<Joined>> {
+        let entries = self.entries.lock().ok()?;
+        entries
+            .iter()
+            .find(|(k, _)| k == id)
+            .map(|(_, j)| j.clone())
+    }
+
+    /// The lock of one batch's results (spooling, retrying).
+    pub fn lock_for(&self, id: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let Ok(mut locks) = self.locks.lock() else {
+            return Arc::default();
+        };
+        // Forget the locks nobody holds, so the map stays small.
+        locks.retain(|_, l| Arc::strong_count(l) > 1);
+        locks.entry(id.to_string()).or_default().clone()
+    }
+
+    fn ids(&self) -> Vec<String> {
+        self.entries
+            .lock()
+            .map(|e| e.iter().map(|(k, _)| k.clone()).collect())
+            .unwrap_or_default()
+    }
+
+    fn put(&self, id: &str, joined: Arc<Joined>) {
+        if let Ok(mut entries) = self.entries.lock() {
+            entries.retain(|(k, _)| k != id);
+            entries.push((id.to_string(), joined));
+            let excess = entries.len().saturating_sub(CACHED);
+            entries.drain(..excess);
+        }
+    }
+}
+
+fn io_error(what: &str) -> impl Fn(std::io::Error) -> ApiError + '_ {
+    move |e| {
+        tracing::error!(error = %e, "results: {what}");
+        ApiError::Internal(format!("results: {what}: {e}"))
+    }
+}
+
+/// The batch's joined results, spooling and indexing them first if needed.
+pub async fn joined(state: &AppState, batch: &Batch) -> Result<Arc<Joined>, ApiError> {
+    if !batch.status.is_terminal() {
+        return Err(ApiError::Invalid(format!(
+            "batch {} is {}: results can be read when it has ended",
+            batch.id, batch.status
+        )));
+    }
+    if let Some(j) = state.results.get(&batch.id) {
+        return Ok(j);
+    }
+    let lock = state.results.lock_for(&batch.id);
+    let _one = lock.lock().await;
+    if let Some(j) = state.results.get(&batch.id) {
+        return Ok(j);
+    }
+    let dir = state.data_dir.join("results").join(&batch.id);
+    tokio::fs::create_dir_all(&dir)
+        .await
+        .map_err(io_error("cannot create the spool directory"))?;
+    // Named by file id: a batch whose files change (say, the index had it
+    // before its output existed) is spooled again, not read stale.
+    let files = [
+        Some(batch.input_file_id.as_str()).filter(|f| !f.is_empty()),
+        batch.output_file_id.as_deref(),
+        batch.error_file_id.as_deref(),
+    ];
+    let mut paths: [Option<PathBuf>; 3] = Default::default();
+    for (slot, file) in paths.iter_mut().zip(files) {
+        let Some(id) = file else { continue };
+        batchboard_core::dashboard::check_batch_id(id)?;
+        let path = dir.join(format!("{id}.jsonl"));
+        if !tokio::fs::try_exists(&path).await.unwrap_or(false) {
+            spool(state, id, &path).await?;
+        }
+        *slot = Some(path);
+    }
+    // Marks the spool as used now (see `prune`).
+    tokio::fs::write(dir.join(USED), b"")
+        .await
+        .map_err(io_error("cannot write the spool"))?;
+    let endpoint = batch.endpoint.clone();
+    let joined = tokio::task::spawn_blocking(move || index(paths, endpoint))
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))??;
+    let joined = Arc::new(joined);
+    state.results.put(&batch.id, joined.clone());
+    let mut keep: Vec<String> = state.results.ids();
+    if let Ok(locks) = state.results.locks.lock() {
+        keep.extend(locks.keys().cloned());
+    }
+    let root = state.data_dir.join("results");
+    tokio::task::spawn_blocking(move || prune(&root, &keep));
+    Ok(joined)
+}
+
+/// The file whose time says when a spool was last used.
+const USED: &str = ".used";
+
+/// Spools unused for a day are removed (they are made again on demand).
+const SPOOL_TTL: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
+fn prune(root: &Path, keep: &[String]) {
+    let Ok(dirs) = std::fs::read_dir(root) else {
+        return;
+    };
+    for d in dirs.flatten() {
+        let name = d.file_name().to_string_lossy().into_owned();
+        let old = std::fs::metadata(d.path().join(USED))
+            .or_else(|_| d.metadata())
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > SPOOL_TTL);
+        if old && !keep.contains(&name) {
+            if let Err(e) = std::fs::remove_dir_all(d.path()) {
+                tracing::warn!(error = %e, dir = %d.path().display(), "cannot remove an old results spool");
+            }
+        }
+    }
+}
+
+/// Streams an upstream file to disk (to a `.part` file, renamed when whole).
+async fn spool(state: &AppState, file_id: &str, path: &Path) -> Result<(), ApiError> {
+    let resp = state.upstream.client.file_content(file_id).await?;
+    let part = path.with_extension("part");
+    let mut out = tokio::fs::File::create(&part)
+        .await
+        .map_err(io_error("cannot write the spool"))?;
+    let mut body = resp.bytes_stream();
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(|e| ApiError::Upstream {
+            status: None,
+            message: format!("the download of {file_id} broke off: {e}"),
+            code: None,
+            request_id: None,
+        })?;
+        out.write_all(&chunk)
+            .await
+            .map_err(io_error("cannot write the spool"))?;
+    }
+    out.flush()
+        .await
+        .map_err(io_error("cannot write the spool"))?;
+    tokio::fs::rename(&part, path)
+        .await
+        .map_err(io_error("cannot write the spool"))?;
+    Ok(())
+}
+
+/// Calls `f(line_number, offset, bytes)` for each non-blank line of a file.
+fn each_line(path: &Path, mut f: impl FnMut(u64, u64, &[u8])) -> std::io::Result<()> {
+    let mut reader = BufReader::with_capacity(1 << 20, File::open(path)?);
+    let mut buf = Vec::new();
+    let (mut offset, mut n) = (0u64, 0u64);
+    loop {
+        buf.clear();
+        let read = reader.read_until(b'\n', &mut buf)?;
+        if read == 0 {
+            return Ok(());
+        }
+        n += 1;
+        let line = buf.strip_suffix(b"\n").unwrap_or(&buf);
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if !line.iter().all(u8::is_ascii_whitespace) {
+            f(n, offset, line);
+        }
+        offset += read as u64;
+    }
+}
+
+#[derive(Deserialize)]
+struct IdOnly {
+    custom_id: Option<String>,
+}
+
+/// Where a result is and what it says: source, span, outcome, error code.
+type ResultRef = (Source, Span, Outcome, Option<Arc<str>>);
+
+fn index(paths: [Option<PathBuf>; 3], endpoint: String) -> Result<Joined, ApiError> {
+    let read_err = io_error("cannot read the spool");
+    // Results first: custom_id → where, and what it says.
+    let mut results: HashMap<String, ResultRef> = HashMap::new();
+    let mut codes: HashMap<String, Arc<str>> = HashMap::new();
+    for (source, path) in [(Source::Output, &paths[1]), (Source::Error, &paths[2])] {
+        let Some(path) = path else { continue };
+        each_line(path, |_, offset, line| {
+            let Ok(v) = serde_json::from_slice::<Value>(line) else {
+                return;
+            };
+            let Some(id) = v.get("custom_id").and_then(Value::as_str) else {
+                return;
+            };
+            let reading = read_result(&v, 0);
+            let code = reading.error_code.as_ref().map(|c| {
+                codes
+                    .entry(c.clone())
+                    .or_insert_with(|| Arc::from(c.as_str()))
+                    .clone()
+            });
+            let span = Span {
+                offset,
+                len: line.len() as u32,
+            };
+            results.insert(id.to_string(), (source, span, reading.outcome(), code));
+        })
+        .map_err(&read_err)?;
+    }
+    let mut inputs = Vec::new();
+    let (mut ok, mut failed, mut not_run) = (0, 0, 0);
+    let mut groups: HashMap<Arc<str>, u64> = HashMap::new();
+    let Some(input) = &paths[0] else {
+        return Err(ApiError::Invalid("the batch has no input file".into()));
+    };
+    each_line(input, |n, offset, line| {
+        let id = serde_json::from_slice::<IdOnly>(line)
+            .ok()
+            .and_then(|l| l.custom_id)
+            .unwrap_or_default();
+        let span = Span {
+            offset,
+            len: line.len() as u32,
+        };
+        let (outcome, code, result) = match results.get(&id) {
+            Some((source, rspan, outcome, code)) => {
+                (*outcome, code.clone(), Some((*source, *rspan)))
+            }
+            None => (Outcome::NotRun, None, None),
+        };
+        match outcome {
+            Outcome::Ok => ok += 1,
+            Outcome::Failed => failed += 1,
+            Outcome::NotRun => not_run += 1,
+        }
+        if let Some(c) = &code {
+            *groups.entry(c.clone()).or_default() += 1;
+        }
+        inputs.push(InputRef {
+            line: n,
+            id: id.into(),
+            span,
+            outcome,
+            code,
+            result,
+        });
+    })
+    .map_err(&read_err)?;
+    if not_run > 0 {
+        groups.insert(Arc::from("not_run"), not_run);
+    }
+    let mut groups: Vec<(String, u64)> = groups
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+    groups.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    Ok(Joined {
+        paths,
+        endpoint,
+        inputs,
+        ok,
+        failed,
+        not_run,
+        groups,
+    })
+}
+
+/// The code a row is grouped and filtered by (`not_run` for those).
+fn row_code(i: &InputRef) -> Option<&str> {
+    match i.outcome {
+        Outcome::NotRun => Some("not_run"),
+        _ => i.code.as_deref(),
+    }
+}
+
+/// Reads the bytes of a span back from a spooled file.
+struct Reader {
+    input: File,
+    output: Option<File>,
+    error: Option<File>,
+}
+
+impl Reader {
+    fn open(paths: &[Option<PathBuf>; 3]) -> std::io::Result<Self> {
+        let open = |p: &Option<PathBuf>| p.as_ref().map(File::open).transpose();
+        Ok(Self {
+            input: open(&paths[0])?.ok_or_else(|| std::io::Error::other("no input file"))?,
+            output: open(&paths[1])?,
+            error: open(&paths[2])?,
+        })
+    }
+
+    fn read(file: &File, span: Span) -> std::io::Result<Vec<u8>> {
+        let mut buf = vec![0; span.len as usize];
+        file.read_exact_at(&mut buf, span.offset)?;
+        Ok(buf)
+    }
+
+    fn result(&self, r: Option<(Source, Span)>) -> std::io::Result<Option<Vec<u8>>> {
+        r.map(|(source, span)| {
+            let file = match source {
+                Source::Output => self.output.as_ref(),
+                Source::Error => self.error.as_ref(),
+            };
+            Self::read(
+                file.ok_or_else(|| std::io::Error::other("result file missing"))?,
+                span,
+            )
+        })
+        .transpose()
+    }
+}
+
+fn row(reader: &Reader, i: &InputRef, preview: usize) -> std::io::Result<ResultRow> {
+    let reading = reader
+        .result(i.result)?
+        .and_then(|bytes| serde_json::from_slice::<Value>(&bytes).ok())
+        .map(|v| read_result(&v, preview))
+        .unwrap_or_default();
+    let error_message = match i.outcome {
+        Outcome::NotRun => Some("The batch ended before this request ran.".into()),
+        _ => reading.error_message,
+    };
+    Ok(ResultRow {
+        line: i.line,
+        custom_id: i.id.to_string(),
+        outcome: i.outcome,
+        result: Reading {
+            error_code: row_code(i).map(str::to_owned),
+            error_message,
+            ..reading
+        },
+    })
+}
+
+impl Joined {
+    /// A page of rows matching the query.
+    pub fn page(&self, q: &ResultsQuery) -> Result<ResultsPage, ApiError> {
+        let limit = q.limit.clamp(1, MAX_PAGE);
+        let reader = Reader::open(&self.paths).map_err(io_error("cannot read the spool"))?;
+        let mut matched = 0u64;
+        let mut rows = Vec::new();
+        for i in &self.inputs {
+            if !q.wants(i.outcome, row_code(i)) {
+                continue;
+            }
+            if matched >= q.offset && (rows.len() as u64) < limit {
+                rows.push(
+                    row(&reader, i, PREVIEW_CHARS).map_err(io_error("cannot read the spool"))?,
+                );
+            }
+            matched += 1;
+        }
+        Ok(ResultsPage {
+            rows,
+            matched,
+            offset: q.offset,
+            limit,
+            ok: self.ok,
+            failed: self.failed,
+            not_run: self.not_run,
+            error_groups: self.groups.clone(),
+        })
+    }
+
+    /// Requests that failed or never ran, as the input lines that made them.
+    pub fn failed_requests(&self) -> usize {
+        self.inputs
+            .iter()
+            .filter(|i| i.outcome != Outcome::Ok)
+            .count()
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct MergedQuery {
+    /// `jsonl` (default) or `csv`.
+    #[serde(default)]
+    format: String,
+}
+
+const CSV_HEADER: &[&str] = &[
+    "line",
+    "custom_id",
+    "outcome",
+    "status_code",
+    "answer",
+    "embedding_dimensions",
+    "error_code",
+    "error_message",
+    "input_tokens",
+    "output_tokens",
+    "total_tokens",
+];
+
+/// Writes merged rows from a blocking thread into the response body, in
+/// chunks of about 64 KiB; stops when the browser goes away.
+fn merged_rows(
+    joined: Arc<Joined>,
+    csv: bool,
+    tx: tokio::sync::mpsc::Sender<Result<Vec<u8>, std::io::Error>>,
+) {
+    let send = |buf: &mut Vec<u8>| tx.blocking_send(Ok(std::mem::take(buf))).is_ok();
+    let reader = match Reader::open(&joined.paths) {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = tx.blocking_send(Err(e));
+            return;
+        }
+    };
+    let mut buf = Vec::with_capacity(80 * 1024);
+    if csv {
+        let mut w = csv::Writer::from_writer(&mut buf);
+        let _ = w.write_record(CSV_HEADER);
+        drop(w);
+    }
+    for i in &joined.inputs {
+        let written = if csv {
+            row(&reader, i, usize::MAX).and_then(|r| write_csv(&mut buf, &r))
+        } else {
+            write_jsonl(&mut buf, &reader, i)
+        };
+        if let Err(e) = written {
+            // The browser sees a failed download, not a short file.
+            let _ = tx.blocking_send(Err(e));
+            return;
+        }
+        if buf.len() >= 64 * 1024 && !send(&mut buf) {
+            return;
+        }
+    }
+    if !buf.is_empty() {
+        send(&mut buf);
+    }
+}
+
+/// `{"line", "custom_id", "outcome", "request": <input line>, "result":
+/// <result line or null>}`: the original lines, untouched.
+fn write_jsonl(buf: &mut Vec<u8>, reader: &Reader, i: &InputRef) -> std::io::Result<()> {
+    let input = Reader::read(&reader.input, i.span)?;
+    let result = reader.result(i.result)?;
+    let id = serde_json::to_string(&*i.id).map_err(std::io::Error::other)?;
+    write!(
+        buf,
+        r#"{{"line":{},"custom_id":{id},"outcome":"{}","request":"#,
+        i.line,
+        i.outcome.as_str()
+    )?;
+    buf.extend_from_slice(&input);
+    buf.extend_from_slice(b",\"result\":");
+    match result {
+        Some(r) => buf.extend_from_slice(&r),
+        None => buf.extend_from_slice(b"null"),
+    }
+    buf.extend_from_slice(b"}\n");
+    Ok(())
+}
+
+/// A cell a spreadsheet would run as a formula gets a leading `'`.
+fn cell(s: &str) -> String {
+    if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{s}")
+    } else {
+        s.to_string()
+    }
+}
+
+fn write_csv(buf: &mut Vec<u8>, row: &ResultRow) -> std::io::Result<()> {
+    let r = &row.result;
+    let num = |n: Option<u64>| n.map(|n| n.to_string()).unwrap_or_default();
+    let mut w = csv::Writer::from_writer(buf);
+    w.write_record([
+        row.line.to_string(),
+        cell(&row.custom_id),
+        row.outcome.as_str().to_string(),
+        r.status_code.map(|s| s.to_string()).unwrap_or_default(),
+        cell(&r.answer),
+        num(r.embedding_dims),
+        cell(r.error_code.as_deref().unwrap_or_default()),
+        cell(r.error_message.as_deref().unwrap_or_default()),
+        num(r.usage.map(|u| u.input)),
+        num(r.usage.map(|u| u.output)),
+        num(r.usage.map(|u| u.total)),
+    ])?;
+    w.flush()
+}
+
+/// The batch, from the index or the upstream.
+pub async fn batch(state: &AppState, id: &str) -> Result<Batch, ApiError> {
+    check_batch_id(id)?;
+    if let Ok(Some(b)) = state.db.get_indexed(id).await {
+        if b.status.is_terminal() {
+            return Ok(b);
+        }
+    }
+    Ok(state.upstream.client.get_batch(id).await?)
+}
+
+/// `GET /api/batches/{id}/merged?format=jsonl|csv`: every request with its
+/// result, in input order, streamed (viewers and up; audited).
+pub async fn merged(
+    State(state): State<AppState>,
+    user: Option<Extension<CurrentUser>>,
+    ip: Option<Extension<ClientIp>>,
+    UrlPath(id): UrlPath<String>,
+    Query(q): Query<MergedQuery>,
+) -> Result<Response, HttpError> {
+    let who = (user, ip);
+    let user =
+        super::files::require(&state, &who, "/api/batches/{id}/merged", Role::Viewer).await?;
+    let csv = match q.format.as_str() {
+        "" | "jsonl" => false,
+        "csv" => true,
+        other => {
+            return Err(ApiError::Invalid(format!("format: '{other}' is not jsonl or csv")).into())
+        }
+    };
+    let b = batch(&state, &id).await?;
+    let joined = joined(&state, &b).await?;
+    let ext = if csv { "csv" } else { "jsonl" };
+    super::files::audit(
+        &state,
+        &who,
+        &user,
+        "download",
+        &id,
+        Some(&format!("merged {ext}")),
+    )
+    .await;
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    tokio::task::spawn_blocking(move || merged_rows(joined, csv, tx));
+    let mut resp = Response::new(Body::from_stream(
+        tokio_stream::wrappers::ReceiverStream::new(rx),
+    ));
+    let headers = resp.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(if csv {
+            "text/csv; charset=utf-8"
+        } else {
+            "application/jsonl; charset=utf-8"
+        }),
+    );
+    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{id}_merged.{ext}\"")) {
+        headers.insert(header::CONTENT_DISPOSITION, v);
+    }
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(resp)
+}
+
+/// Writes the input lines of the requests that failed or never ran to a new
+/// file (removed when the returned guard drops); returns it and how many.
+pub async fn write_failed(
+    joined: Arc<Joined>,
+    dir: PathBuf,
+) -> Result<(super::files::TempFile, usize), ApiError> {
+    tokio::task::spawn_blocking(move || {
+        let fail = io_error("cannot write the retry file");
+        std::fs::create_dir_all(&dir).map_err(&fail)?;
+        let file = super::files::TempFile(
+            dir.join(format!("retry-{}.jsonl", uuid::Uuid::new_v4().simple())),
+        );
+        let reader = Reader::open(&joined.paths).map_err(&fail)?;
+        let mut out = std::io::BufWriter::new(File::create(&file.0).map_err(&fail)?);
+        let mut n = 0;
+        for i in joined.inputs.iter().filter(|i| i.outcome != Outcome::Ok) {
+            out.write_all(&Reader::read(&reader.input, i.span).map_err(&fail)?)
+                .map_err(&fail)?;
+            out.write_all(b"\n").map_err(&fail)?;
+            n += 1;
+        }
+        out.flush().map_err(&fail)?;
+        Ok((file, n))
+    })
+    .await
+    .map_err(|e| ApiError::Internal(e.to_string()))?
+}
+
+impl Joined {
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cell;
+
+    #[test]
+    fn spreadsheet_formulas_are_defused() {
+        assert_eq!(cell("=HYPERLINK(\"x\")"), "'=HYPERLINK(\"x\")");
+        assert_eq!(cell("@SUM(A1)"), "'@SUM(A1)");
+        assert_eq!(cell("-2+3"), "'-2+3");
+        assert_eq!(cell("echo: hi"), "echo: hi");
+    }
+}

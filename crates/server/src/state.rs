@@ -1,0 +1,264 @@
+//! Shared server state handed to routes and server functions.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::FromRef;
+use leptos::prelude::*;
+use secrecy::SecretString;
+use url::Url;
+
+use super::config::{ServeArgs, OPENAI_BASE_URL};
+use batchboard_core::dashboard::{Reachability, UpstreamInfo};
+use batchboard_upstream::{Client, Policy, UpstreamError};
+
+#[derive(Clone)]
+pub struct AppState {
+    pub leptos_options: LeptosOptions,
+    pub upstream: Arc<Upstream>,
+    pub data_dir: Arc<std::path::PathBuf>,
+    pub db: super::db::Db,
+    pub auth: Arc<super::auth::Auth>,
+    pub hub: Arc<super::events::Hub>,
+    pub webhook: Option<Arc<Webhook>>,
+    /// This replica holds the lease and polls the upstream.
+    pub polling: Arc<std::sync::atomic::AtomicBool>,
+    /// Batch prices for cost estimates.
+    pub prices: Arc<batchboard_core::prices::PriceTable>,
+    /// Joined results of finished batches, recently read.
+    pub results: Arc<super::results::ResultsCache>,
+    /// Who may read `/metrics`.
+    pub metrics_allow: Arc<Vec<ipnet::IpNet>>,
+    /// One permit per upload being received (`--max-uploads`).
+    pub uploads: Arc<tokio::sync::Semaphore>,
+    /// How long a request body may stay silent.
+    pub read_timeout: std::time::Duration,
+    /// The filters' values, read from the index at most every few seconds
+    /// (four scans of the index otherwise, on every page).
+    pub facets: Arc<FacetsCache>,
+}
+
+/// The last facets read, for a few seconds or until the index changes.
+#[derive(Default)]
+pub struct FacetsCache(std::sync::Mutex<Option<(Instant, batchboard_core::dashboard::Facets)>>);
+
+impl FacetsCache {
+    const FRESH: std::time::Duration = std::time::Duration::from_secs(5);
+
+    pub fn get(&self) -> Option<batchboard_core::dashboard::Facets> {
+        let guard = self.0.lock().ok()?;
+        let (at, f) = guard.as_ref()?;
+        (at.elapsed() < Self::FRESH).then(|| f.clone())
+    }
+
+    pub fn put(&self, f: batchboard_core::dashboard::Facets) {
+        if let Ok(mut guard) = self.0.lock() {
+            *guard = Some((Instant::now(), f));
+        }
+    }
+
+    pub fn clear(&self) {
+        if let Ok(mut guard) = self.0.lock() {
+            *guard = None;
+        }
+    }
+}
+
+/// Posts a Slack-compatible message (`{"text": …}`) when a batch finishes.
+pub struct Webhook {
+    pub url: Url,
+    /// Where the dashboard is reachable, for links in the message.
+    pub public_url: Option<Url>,
+    /// A client of its own: never the upstream's, which carries the key.
+    pub http: reqwest::Client,
+}
+
+impl Webhook {
+    pub fn message(&self, b: &batchboard_core::Batch) -> serde_json::Value {
+        let c = &b.request_counts;
+        let who = b
+            .metadata
+            .as_ref()
+            .and_then(|m| m.get(batchboard_core::CREATED_BY))
+            .map(|n| format!(" (created by {n})"))
+            .unwrap_or_default();
+        let link = self
+            .public_url
+            .as_ref()
+            .map(|u| format!(" {}/batches/{}", u.as_str().trim_end_matches('/'), b.id))
+            .unwrap_or_default();
+        serde_json::json!({
+            "text": format!(
+                "Batch {} {}: {} of {} requests completed, {} failed{who}.{link}",
+                b.id, b.status, c.completed, c.total, c.failed
+            ),
+            "batch": {"id": b.id, "status": b.status.to_string(), "request_counts": c},
+        })
+    }
+
+    async fn send(&self, b: &batchboard_core::Batch) {
+        let r = self
+            .http
+            .post(self.url.clone())
+            .json(&self.message(b))
+            .timeout(std::time::Duration::from_secs(10))
+            .send()
+            .await;
+        match r {
+            Ok(resp) if resp.status().is_success() => {}
+            Ok(resp) => tracing::warn!(status = %resp.status(), batch = %b.id, "webhook refused"),
+            Err(e) => tracing::warn!(error = %e.without_url(), batch = %b.id, "webhook failed"),
+        }
+    }
+}
+
+impl AppState {
+    /// Writes a batch into the index and, when it changed, pushes it to
+    /// every viewer (through Postgres to every replica) and, when it just
+    /// finished, to the webhook. Failures are logged: the caller's request
+    /// has already succeeded upstream.
+    pub async fn index(&self, b: &batchboard_core::Batch) -> Option<super::index::Upsert> {
+        use super::index::Upsert;
+        let outcome = match self
+            .db
+            .upsert_batch(b, None, |o| super::watcher::next_check(b, o))
+            .await
+        {
+            Ok(o) => o,
+            Err(e) => {
+                tracing::error!(error = %e, batch = %b.id, "cannot write the index");
+                return None;
+            }
+        };
+        if outcome == Upsert::Unchanged {
+            return Some(outcome);
+        }
+        self.facets.clear();
+        match &self.db {
+            super::db::Db::Postgres(pool) => {
+                let r = sqlx::query("SELECT pg_notify($1, $2)")
+                    .bind(super::events::CHANNEL)
+                    .bind(&b.id)
+                    .execute(pool)
+                    .await;
+                if let Err(e) = r {
+                    tracing::warn!(error = %e, "cannot notify other replicas");
+                }
+            }
+            super::db::Db::Sqlite(_) => self
+                .hub
+                .send(super::events::Change::Batch(Box::new(b.clone()))),
+        }
+        let finished = matches!(&outcome, Upsert::Changed { was } if !was.is_terminal())
+            && b.status.is_terminal();
+        if let (true, Some(hook)) = (finished, &self.webhook) {
+            let (hook, b) = (hook.clone(), b.clone());
+            tokio::spawn(async move { hook.send(&b).await });
+        }
+        Some(outcome)
+    }
+
+    /// Appends to the audit log. A failed write is logged (the action it
+    /// records has already happened) but does not fail the request.
+    pub async fn audit(&self, a: super::db::Audit<'_>) {
+        let action = a.action.to_string();
+        if let Err(e) = self.db.audit(a).await {
+            tracing::error!(error = %e, action, "cannot write the audit log");
+        }
+    }
+}
+
+impl FromRef<AppState> for LeptosOptions {
+    fn from_ref(state: &AppState) -> Self {
+        state.leptos_options.clone()
+    }
+}
+
+/// The upstream API and whether it is the built-in sandbox.
+pub struct Upstream {
+    pub client: Client,
+    sandbox: bool,
+}
+
+/// Timeouts and retries of upstream calls, as configured.
+fn policy(args: &ServeArgs) -> Policy {
+    Policy {
+        call_timeout: std::time::Duration::from_millis(args.upstream_timeout_ms),
+        retries: args.upstream_retries,
+        ..Policy::default()
+    }
+}
+
+impl Upstream {
+    /// The upstream the arguments name: `--upstream-url`, or OpenAI when
+    /// only a key is given. `None` when neither is set (use the sandbox).
+    pub fn from_args(args: &ServeArgs) -> Result<Option<Self>, UpstreamError> {
+        let base_url = match (&args.upstream_url, &args.api_key) {
+            (Some(url), _) => url.clone(),
+            (None, Some(_)) => Url::parse(OPENAI_BASE_URL).expect("constant URL"),
+            (None, None) => return Ok(None),
+        };
+        let client = Client::new(
+            base_url,
+            args.api_key.as_ref(),
+            args.organization.as_deref(),
+            args.project.as_deref(),
+        )?
+        .with_policy(policy(args))
+        .with_observer(std::sync::Arc::new(crate::metrics::UpstreamMetrics));
+        Ok(Some(Self {
+            client,
+            sandbox: false,
+        }))
+    }
+
+    pub fn sandbox(
+        base_url: Url,
+        key: &SecretString,
+        args: &ServeArgs,
+    ) -> Result<Self, UpstreamError> {
+        Ok(Self {
+            client: Client::new(base_url, Some(key), None, None)?
+                .with_policy(policy(args))
+                .with_observer(std::sync::Arc::new(crate::metrics::UpstreamMetrics)),
+            sandbox: true,
+        })
+    }
+
+    pub fn info(&self) -> UpstreamInfo {
+        if self.sandbox {
+            UpstreamInfo::Sandbox
+        } else {
+            UpstreamInfo::Remote {
+                base_url: self.client.base_url().to_string(),
+            }
+        }
+    }
+
+    /// Asks the upstream for one batch: proves it answers, the path is an
+    /// OpenAI-compatible API and the key is accepted.
+    pub async fn probe(&self) -> Reachability {
+        let started = Instant::now();
+        let result = self.client.probe().await;
+        let latency_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let (ok, detail) = match result {
+            Ok(()) => (true, format!("Reachable ({latency_ms} ms)")),
+            Err(UpstreamError::Api { status, .. }) => {
+                let hint = match status {
+                    401 => "the API key was refused",
+                    403 => "the key may not use the Batch API",
+                    404 => "no Batch API at this URL",
+                    429 => "rate limited",
+                    _ => "unexpected answer",
+                };
+                (false, format!("Upstream answered HTTP {status}: {hint}"))
+            }
+            Err(e) => (false, e.to_string()),
+        };
+        Reachability {
+            ok,
+            detail,
+            latency_ms,
+        }
+    }
+}

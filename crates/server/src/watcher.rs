@@ -1,0 +1,214 @@
+//! The one upstream poller: keeps the index current so that pages and event
+//! streams never call the upstream, whatever the number of viewers.
+//!
+//! It pages the batch list (all of it at start and every ten minutes; the
+//! newest page otherwise, going deeper only while it finds news), refreshes
+//! unfinished batches on an adaptive schedule, looks up input file names for
+//! search, and backs off on 429/5xx (honouring `retry-after`). On Postgres,
+//! only the replica holding an advisory-lock lease polls; when it dies its
+//! connection closes, the lock is freed and another replica takes over.
+
+use std::time::{Duration, Instant};
+
+use super::db::{now, Db};
+use super::index::Upsert;
+use super::state::AppState;
+use batchboard_core::{Batch, BatchStatus};
+use batchboard_upstream::{Backoff, UpstreamError};
+
+/// Settings of the watcher.
+#[derive(Debug, Clone)]
+pub struct WatchOptions {
+    /// How often the newest page of the list is read.
+    pub sweep: Duration,
+    /// How often a replica without the lease tries to take it.
+    pub lease_retry: Duration,
+    /// Who this replica is, for the status row and logs.
+    pub holder: String,
+}
+
+/// When an unfinished batch is read again: soon while it moves, less often
+/// while it sits in a long `in_progress`.
+pub fn next_check(b: &Batch, outcome: &Upsert) -> i64 {
+    let secs = match (&b.status, outcome) {
+        (s, _) if s.is_terminal() => 86_400 * 365,
+        (_, Upsert::New | Upsert::Changed { .. }) => 2,
+        (
+            BatchStatus::Validating | BatchStatus::Finalizing | BatchStatus::Cancelling,
+            Upsert::Unchanged,
+        ) => 2,
+        (_, Upsert::Unchanged) => 5,
+    };
+    now() + secs
+}
+
+/// The lock id of the polling lease (any constant shared by all replicas).
+const LEASE_KEY: i64 = 0x6261_7463_6862_6f61; // "batchboa"
+
+/// The right to poll. SQLite: always held (one process per database file).
+/// Postgres: a session advisory lock on a connection of its own.
+enum Lease {
+    Local,
+    Postgres(sqlx::pool::PoolConnection<sqlx::Postgres>),
+}
+
+impl Lease {
+    async fn try_acquire(db: &Db) -> Option<Self> {
+        match db {
+            Db::Sqlite(_) => Some(Self::Local),
+            Db::Postgres(pool) => {
+                let mut conn = pool.acquire().await.ok()?;
+                let (got,): (bool,) = sqlx::query_as("SELECT pg_try_advisory_lock($1)")
+                    .bind(LEASE_KEY)
+                    .fetch_one(&mut *conn)
+                    .await
+                    .ok()?;
+                // Without the lock the connection goes back to the pool.
+                got.then_some(Self::Postgres(conn))
+            }
+        }
+    }
+
+    /// Still ours: the connection that holds the lock is alive.
+    async fn alive(&mut self) -> bool {
+        match self {
+            Self::Local => true,
+            Self::Postgres(conn) => sqlx::query("SELECT 1").execute(&mut **conn).await.is_ok(),
+        }
+    }
+}
+
+/// Runs for as long as the server does.
+pub fn spawn(state: AppState, opts: WatchOptions) {
+    tokio::spawn(async move {
+        loop {
+            match Lease::try_acquire(&state.db).await {
+                Some(lease) => {
+                    tracing::info!(holder = %opts.holder, "watcher: this replica polls the upstream");
+                    state
+                        .polling
+                        .store(true, std::sync::atomic::Ordering::Relaxed);
+                    lead(&state, lease, &opts).await;
+                    state
+                        .polling
+                        .store(false, std::sync::atomic::Ordering::Relaxed);
+                    tracing::warn!("watcher: lost the lease");
+                }
+                None => tokio::time::sleep(opts.lease_retry).await,
+            }
+        }
+    });
+}
+
+async fn lead(state: &AppState, mut lease: Lease, opts: &WatchOptions) {
+    let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(60));
+    let mut last_full: Option<Instant> = None;
+    let mut last_sweep: Option<Instant> = None;
+    loop {
+        if !lease.alive().await {
+            return;
+        }
+        let full = last_full.is_none_or(|t| t.elapsed() >= Duration::from_secs(600));
+        let sweep = full || last_sweep.is_none_or(|t| t.elapsed() >= opts.sweep);
+        match step(state, sweep, full).await {
+            Ok(()) => {
+                backoff.reset();
+                if sweep {
+                    last_sweep = Some(Instant::now());
+                }
+                if full {
+                    last_full = Some(Instant::now());
+                }
+                let _ = state.db.watcher_contact(&opts.holder, Ok(())).await;
+            }
+            Err(e) => {
+                let text = e.to_string();
+                tracing::warn!(error = %text, "watcher: upstream call failed");
+                let _ = state.db.watcher_contact(&opts.holder, Err(&text)).await;
+                let wait = if e.is_transient() {
+                    backoff.delay(e.retry_after())
+                } else {
+                    opts.sweep
+                };
+                tokio::time::sleep(wait).await;
+                continue;
+            }
+        }
+        // Sleep until the next batch is due or the next sweep, whichever first.
+        let until_sweep = opts
+            .sweep
+            .saturating_sub(last_sweep.map_or(Duration::ZERO, |t| t.elapsed()));
+        let until_due = match state.db.next_due().await {
+            Ok(Some(at)) => Duration::from_secs((at - now()).max(0) as u64),
+            _ => until_sweep,
+        };
+        let wait = until_sweep.min(until_due).max(Duration::from_millis(500));
+        tokio::time::sleep(wait).await;
+    }
+}
+
+/// One round: the list (if a sweep is due), then due batches, then missing
+/// file names.
+async fn step(state: &AppState, sweep: bool, full: bool) -> Result<(), UpstreamError> {
+    let client = &state.upstream.client;
+    if sweep {
+        let mut after: Option<String> = None;
+        loop {
+            let page = client.list_batches(after.as_deref(), 100).await?;
+            let mut news = false;
+            for b in &page.data {
+                let outcome = state.index(b).await;
+                news |= outcome.is_some_and(|o| o != Upsert::Unchanged);
+            }
+            // The list is newest first: a page without news means the rest
+            // is known too (unfinished ones are refreshed one by one below).
+            if !page.has_more || !(full || news) {
+                break;
+            }
+            after = page
+                .last_id
+                .or_else(|| page.data.last().map(|b| b.id.clone()));
+            if after.is_none() {
+                break;
+            }
+        }
+    }
+    let due = state.db.due_batches(25).await.unwrap_or_default();
+    for id in due {
+        match client.get_batch(&id).await {
+            Ok(b) => {
+                state.index(&b).await;
+            }
+            // Gone upstream: stop asking about it.
+            Err(UpstreamError::Api { status: 404, .. }) => {
+                tracing::info!(batch = %id, "watcher: batch no longer exists upstream");
+                if let Err(e) = state.db.remove_batch(&id).await {
+                    tracing::warn!(error = %e, "cannot drop a batch from the index");
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    name_files(state).await
+}
+
+/// Input file names, for search by file name: one lookup per new batch.
+async fn name_files(state: &AppState) -> Result<(), UpstreamError> {
+    let missing = state
+        .db
+        .batches_without_file_name(10)
+        .await
+        .unwrap_or_default();
+    for (id, file) in missing {
+        let name = match state.upstream.client.get_file(&file).await {
+            Ok(f) => f.filename,
+            // Deleted or expired: remember that there is no name to find.
+            Err(UpstreamError::Api { status: 404, .. }) => String::new(),
+            Err(e) => return Err(e),
+        };
+        if let Err(e) = state.db.set_file_name(&id, &name).await {
+            tracing::warn!(error = %e, "cannot store a file name");
+        }
+    }
+    Ok(())
+}

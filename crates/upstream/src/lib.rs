@@ -1,0 +1,639 @@
+//! Typed HTTP client for the upstream Batch and Files API, with its retry
+//! policy. Its wire types come from `batchboard-core`.
+//!
+//! It must never depend on the server crate: metrics and the clock come in
+//! through the [`Observer`] trait.
+//!
+//! Configured by base URL, key and optional organization / project headers.
+//! The key lives only in the client's default headers, marked sensitive.
+//! Uploads and downloads stream: no file is held in memory.
+
+use std::time::Duration;
+
+use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION};
+use reqwest::{Method, RequestBuilder, Response, StatusCode};
+use secrecy::{ExposeSecret, SecretString};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use url::Url;
+
+use batchboard_core::{ApiErrorBody, Batch, FileObject, List, Metadata};
+
+/// What went wrong talking to the upstream.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum UpstreamError {
+    /// The upstream answered with an error.
+    #[error("{message} (HTTP {status}{})", request_id.as_deref().map(|r| format!(", request {r}")).unwrap_or_default())]
+    Api {
+        status: u16,
+        message: String,
+        kind: Option<String>,
+        code: Option<String>,
+        param: Option<String>,
+        request_id: Option<String>,
+        /// How long the upstream asked us to wait (`retry-after-ms` or
+        /// `retry-after` in seconds).
+        retry_after: Option<Duration>,
+        /// The upstream's own advice (`x-should-retry: true|false`), which
+        /// wins over the status code.
+        should_retry: Option<bool>,
+    },
+    /// No answer: connection refused, timeout, broken transfer.
+    #[error("the upstream could not be reached: {0}")]
+    Transport(String),
+    /// An answer we could not read.
+    #[error("the upstream sent an unreadable answer: {0}")]
+    Decode(String),
+    #[error("configuration: {0}")]
+    Config(String),
+}
+
+impl UpstreamError {
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            Self::Api { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    /// Worth trying again later: rate limits, server errors, no answer.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Api { status, .. } => *status == 408 || *status == 429 || *status >= 500,
+            Self::Transport(_) => true,
+            Self::Decode(_) | Self::Config(_) => false,
+        }
+    }
+
+    /// Worth repeating a call that is safe to repeat: the upstream's
+    /// `x-should-retry` when it says, else [`Self::is_transient`]; an
+    /// unreadable answer (a cut or garbled transfer) too.
+    pub fn should_retry(&self) -> bool {
+        match self {
+            Self::Api {
+                should_retry: Some(advice),
+                ..
+            } => *advice,
+            Self::Decode(_) => true,
+            other => other.is_transient(),
+        }
+    }
+
+    /// The call may have taken effect upstream although we got no good
+    /// answer: no answer at all, an unreadable one, or a server error.
+    /// Rate limits and other 4xx answers mean it did not.
+    pub fn is_ambiguous(&self) -> bool {
+        match self {
+            Self::Api { status, .. } => *status >= 500,
+            Self::Transport(_) | Self::Decode(_) => true,
+            Self::Config(_) => false,
+        }
+    }
+
+    /// How the metrics name the outcome: the status code, or the kind of failure.
+    pub fn outcome(&self) -> String {
+        match self {
+            Self::Api { status, .. } => status.to_string(),
+            Self::Transport(_) => "transport".into(),
+            Self::Decode(_) => "decode".into(),
+            Self::Config(_) => "config".into(),
+        }
+    }
+
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Self::Api { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+}
+
+fn transport(e: reqwest::Error) -> UpstreamError {
+    // reqwest's message can contain the URL but never headers: no key.
+    let timeout = e.is_timeout();
+    let mut text = e.without_url().to_string();
+    if timeout && !text.contains("timed out") {
+        text.push_str(" (timed out)");
+    }
+    UpstreamError::Transport(text)
+}
+
+/// Exponential backoff with jitter (each wait between half and all of the
+/// doubled step), never shorter than what the upstream asked for (within a
+/// second of it).
+#[derive(Debug, Clone)]
+pub struct Backoff {
+    failures: u32,
+    base: Duration,
+    cap: Duration,
+}
+
+impl Backoff {
+    pub fn new(base: Duration, cap: Duration) -> Self {
+        Self {
+            failures: 0,
+            base,
+            cap,
+        }
+    }
+
+    pub fn reset(&mut self) {
+        self.failures = 0;
+    }
+
+    /// The wait before the next attempt, after one more failure.
+    pub fn delay(&mut self, asked: Option<Duration>) -> Duration {
+        self.failures = self.failures.saturating_add(1);
+        let ceiling = self
+            .base
+            .saturating_mul(1 << self.failures.min(16))
+            .min(self.cap);
+        // Half fixed, half random: spread out, but never a zero wait.
+        let jitter = f64::from(uuid::Uuid::new_v4().as_bytes()[0]) / 255.0;
+        let d = ceiling.mul_f64(0.5 + 0.5 * jitter);
+        asked.map_or(d, |a| a.max(d.min(a + Duration::from_secs(1))))
+    }
+}
+
+/// Timeouts and retries of upstream calls.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    /// Limit of one API call, from connecting to the last byte of the answer.
+    pub call_timeout: Duration,
+    /// Attempts after the first for calls that are safe to repeat (list,
+    /// retrieve, cancel, file content, upload) and for a create that surely
+    /// did not happen.
+    pub retries: u32,
+    /// First backoff step; doubles per failure, with jitter.
+    pub backoff: Duration,
+    /// The longest wait between attempts. When the upstream asks for longer
+    /// (`retry-after`), the call fails at once with its message instead.
+    pub max_wait: Duration,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Self {
+            call_timeout: Duration::from_secs(30),
+            retries: 3,
+            backoff: Duration::from_millis(250),
+            max_wait: Duration::from_secs(20),
+        }
+    }
+}
+
+/// What to do after a failed attempt, once the backoff wait is over.
+enum Settle<T> {
+    /// Make the call again.
+    TryAgain,
+    /// The call's effect is there after all: this is the answer.
+    Done(T),
+    /// Return the failure without another attempt.
+    GiveUp,
+}
+
+/// Parameters of `POST /batches`.
+#[derive(Debug, Clone, Serialize)]
+pub struct CreateBatch {
+    pub input_file_id: String,
+    pub endpoint: String,
+    pub completion_window: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<Metadata>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub output_expires_after: Option<serde_json::Value>,
+}
+
+pub struct Client {
+    base: Url,
+    http: reqwest::Client,
+    policy: Policy,
+    observer: std::sync::Arc<dyn Observer>,
+}
+
+/// What the client tells its owner about each call, and the clock it reads:
+/// the server counts calls in its metrics; tests and tools need nothing.
+pub trait Observer: Send + Sync + 'static {
+    /// One attempt of a call to `route` ended (`error` is `None` on success).
+    fn call(&self, _route: &'static str, _error: Option<&UpstreamError>) {}
+    /// A call to `route` is made again after a failure.
+    fn retry(&self, _route: &'static str) {}
+    /// Unix seconds now.
+    fn now(&self) -> i64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0)
+    }
+}
+
+/// Observes nothing, reads the system clock.
+pub struct Unobserved;
+impl Observer for Unobserved {}
+
+impl Client {
+    pub fn new(
+        base: Url,
+        key: Option<&SecretString>,
+        organization: Option<&str>,
+        project: Option<&str>,
+    ) -> Result<Self, UpstreamError> {
+        let mut headers = HeaderMap::new();
+        if let Some(key) = key {
+            let mut value = HeaderValue::from_str(&format!("Bearer {}", key.expose_secret()))
+                .map_err(|_| {
+                    UpstreamError::Config("the API key is not a valid header value".into())
+                })?;
+            value.set_sensitive(true);
+            headers.insert(AUTHORIZATION, value);
+        }
+        for (name, value) in [
+            ("openai-organization", organization),
+            ("openai-project", project),
+        ] {
+            if let Some(v) = value {
+                let v = HeaderValue::from_str(v).map_err(|_| {
+                    UpstreamError::Config(format!("{name} is not a valid header value"))
+                })?;
+                headers.insert(name, v);
+            }
+        }
+        let http = reqwest::Client::builder()
+            .default_headers(headers)
+            .user_agent(concat!("batchboard/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(Duration::from_secs(10))
+            .build()
+            .map_err(|e| UpstreamError::Config(e.to_string()))?;
+        Ok(Self {
+            base,
+            http,
+            policy: Policy::default(),
+            observer: std::sync::Arc::new(Unobserved),
+        })
+    }
+
+    /// The same client, reporting its calls to `observer`.
+    pub fn with_observer(mut self, observer: std::sync::Arc<dyn Observer>) -> Self {
+        self.observer = observer;
+        self
+    }
+
+    /// The same client with other timeouts and retries.
+    pub fn with_policy(mut self, policy: Policy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// Runs `call` until it succeeds, fails for good, or the attempts are
+    /// spent; only for calls that are safe to repeat. Each attempt is
+    /// counted in the metrics under `route`.
+    async fn retrying<T, F, Fut>(&self, route: &'static str, call: F) -> Result<T, UpstreamError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, UpstreamError>>,
+    {
+        self.attempts(route, call, UpstreamError::should_retry, |_| {
+            std::future::ready(Settle::TryAgain)
+        })
+        .await
+    }
+
+    /// The one retry loop. After a failure that `worth_retrying` accepts,
+    /// waits (backoff, at least the upstream's `retry-after`; gives up when
+    /// that is longer than the policy allows), then asks `settle` whether
+    /// the failed call is settled some other way before trying again.
+    async fn attempts<T, F, Fut, S, SFut>(
+        &self,
+        route: &'static str,
+        mut call: F,
+        worth_retrying: impl Fn(&UpstreamError) -> bool,
+        mut settle: S,
+    ) -> Result<T, UpstreamError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, UpstreamError>>,
+        S: FnMut(UpstreamError) -> SFut,
+        SFut: std::future::Future<Output = Settle<T>>,
+    {
+        let mut backoff = Backoff::new(self.policy.backoff, self.policy.max_wait);
+        let mut attempt = 0;
+        loop {
+            let result = call().await;
+            self.observer.call(route, result.as_ref().err());
+            let e = match result {
+                Ok(v) => return Ok(v),
+                Err(e) => e,
+            };
+            if attempt >= self.policy.retries || !worth_retrying(&e) {
+                return Err(e);
+            }
+            let wait = backoff.delay(e.retry_after());
+            if wait > self.policy.max_wait {
+                return Err(e);
+            }
+            tracing::info!(route, attempt = attempt + 1, wait_ms = wait.as_millis() as u64, error = %e, "upstream: trying again");
+            tokio::time::sleep(wait).await;
+            match settle(e.clone()).await {
+                Settle::TryAgain => {}
+                Settle::Done(v) => return Ok(v),
+                Settle::GiveUp => return Err(e),
+            }
+            attempt += 1;
+            self.observer.retry(route);
+        }
+    }
+
+    pub fn base_url(&self) -> &Url {
+        &self.base
+    }
+
+    fn request(&self, method: Method, path: &str) -> RequestBuilder {
+        self.http.request(method, format!("{}{path}", self.base))
+    }
+
+    /// Sends; turns an error status into [`UpstreamError::Api`].
+    async fn send(&self, req: RequestBuilder) -> Result<Response, UpstreamError> {
+        let resp = req.send().await.map_err(transport)?;
+        if resp.status().is_success() {
+            return Ok(resp);
+        }
+        Err(api_error(resp).await)
+    }
+
+    /// Sends with the policy's limit for the whole exchange: right for API
+    /// calls, not for uploads (see [`Client::upload_file`]).
+    async fn json<T: DeserializeOwned>(&self, req: RequestBuilder) -> Result<T, UpstreamError> {
+        self.json_within(req, self.policy.call_timeout).await
+    }
+
+    async fn json_within<T: DeserializeOwned>(
+        &self,
+        req: RequestBuilder,
+        limit: Duration,
+    ) -> Result<T, UpstreamError> {
+        let resp = self.send(req.timeout(limit)).await?;
+        let bytes = resp.bytes().await.map_err(transport)?;
+        serde_json::from_slice(&bytes).map_err(|e| UpstreamError::Decode(e.to_string()))
+    }
+
+    pub async fn list_batches(
+        &self,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<List<Batch>, UpstreamError> {
+        let mut query: Vec<(&str, String)> = vec![("limit", limit.to_string())];
+        if let Some(a) = after {
+            query.push(("after", a.to_owned()));
+        }
+        self.retrying("GET /batches", || {
+            self.json(self.request(Method::GET, "/batches").query(&query))
+        })
+        .await
+    }
+
+    pub async fn get_batch(&self, id: &str) -> Result<Batch, UpstreamError> {
+        let path = format!("/batches/{}", path_segment(id));
+        self.retrying("GET /batches/{id}", || {
+            self.json(self.request(Method::GET, &path))
+        })
+        .await
+    }
+
+    /// Cancelling twice is harmless (the second answers with the batch, or
+    /// 409 once it has ended), so this call is retried like a read.
+    pub async fn cancel_batch(&self, id: &str) -> Result<Batch, UpstreamError> {
+        let path = format!("/batches/{}/cancel", path_segment(id));
+        self.retrying("POST /batches/{id}/cancel", || {
+            self.json(self.request(Method::POST, &path))
+        })
+        .await
+    }
+
+    /// Creates a batch, and never two. A create that surely did not happen
+    /// (an answered 429 or other 4xx the upstream advises retrying) is
+    /// tried again. After an ambiguous failure (no answer, an unreadable
+    /// one, a 5xx) the upstream may have created it anyway: the newest
+    /// batches are searched for one made from the same input file (each
+    /// create uploads its own file) and that one is returned; only when
+    /// there is none is the create tried again. When the search itself
+    /// fails, the original error is returned without another attempt.
+    pub async fn create_batch(&self, req: &CreateBatch) -> Result<Batch, UpstreamError> {
+        let started = self.observer.now();
+        self.attempts(
+            "POST /batches",
+            || self.json(self.request(Method::POST, "/batches").json(req)),
+            |e| e.should_retry() || e.is_ambiguous(),
+            // The wait before this gave a create still in flight upstream
+            // the time to land.
+            |e| async move {
+                if !e.is_ambiguous() {
+                    return Settle::TryAgain;
+                }
+                match self.find_batch_of_file(&req.input_file_id, started).await {
+                    Ok(Some(b)) => {
+                        tracing::warn!(batch = %b.id, error = %e, "upstream: the create failed ambiguously but had created the batch; using it");
+                        Settle::Done(b)
+                    }
+                    Ok(None) => Settle::TryAgain,
+                    Err(search) => {
+                        tracing::warn!(error = %search, "upstream: cannot tell whether the failed create happened; not trying again");
+                        Settle::GiveUp
+                    }
+                }
+            },
+        )
+        .await
+    }
+
+    /// The batch made from `input_file_id` among those created since
+    /// `since` (unix seconds, with a minute of clock slack), newest first.
+    pub async fn find_batch_of_file(
+        &self,
+        input_file_id: &str,
+        since: i64,
+    ) -> Result<Option<Batch>, UpstreamError> {
+        let mut after: Option<String> = None;
+        for _ in 0..10 {
+            let page = self.list_batches(after.as_deref(), 100).await?;
+            if let Some(b) = page.data.iter().find(|b| b.input_file_id == input_file_id) {
+                return Ok(Some(b.clone()));
+            }
+            let older = page.data.last().is_none_or(|b| b.created_at < since - 60);
+            if !page.has_more || older {
+                return Ok(None);
+            }
+            after = page.data.last().map(|b| b.id.clone());
+        }
+        Ok(None)
+    }
+
+    pub async fn get_file(&self, id: &str) -> Result<FileObject, UpstreamError> {
+        let path = format!("/files/{}", path_segment(id));
+        self.retrying("GET /files/{id}", || {
+            self.json(self.request(Method::GET, &path))
+        })
+        .await
+    }
+
+    /// Uploads a file from disk, streaming it. Tried again (from the start
+    /// of the file) when the transfer breaks or the upstream advises it: at
+    /// worst an unused copy of the file is left upstream, never a batch.
+    pub async fn upload_file(
+        &self,
+        path: &std::path::Path,
+        filename: &str,
+        purpose: &str,
+    ) -> Result<FileObject, UpstreamError> {
+        self.retrying("POST /files", || self.upload_once(path, filename, purpose))
+            .await
+    }
+
+    async fn upload_once(
+        &self,
+        path: &std::path::Path,
+        filename: &str,
+        purpose: &str,
+    ) -> Result<FileObject, UpstreamError> {
+        let file = tokio::fs::File::open(path)
+            .await
+            .map_err(|e| UpstreamError::Transport(format!("cannot read the upload: {e}")))?;
+        let len = file
+            .metadata()
+            .await
+            .map_err(|e| UpstreamError::Transport(e.to_string()))?
+            .len();
+        let body = reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::with_capacity(
+            file,
+            64 * 1024,
+        ));
+        let part = reqwest::multipart::Part::stream_with_length(body, len)
+            .file_name(filename.to_owned())
+            .mime_str("application/jsonl")
+            .map_err(|e| UpstreamError::Config(e.to_string()))?;
+        let form = reqwest::multipart::Form::new()
+            .text("purpose", purpose.to_owned())
+            .part("file", part);
+        // 200 MB over a slow link takes a while: allow an hour, not a minute.
+        self.json_within(
+            self.request(Method::POST, "/files").multipart(form),
+            Duration::from_secs(3600),
+        )
+        .await
+    }
+
+    /// Starts a download of a file's content (retried until the headers
+    /// arrive); the caller streams the body and must treat a broken body as
+    /// a failed download.
+    pub async fn file_content(&self, id: &str) -> Result<Response, UpstreamError> {
+        let path = format!("/files/{}/content", path_segment(id));
+        self.retrying("GET /files/{id}/content", || {
+            self.send(self.request(Method::GET, &path))
+        })
+        .await
+    }
+
+    /// `GET /batches?limit=1`: answers, is an OpenAI-compatible API, accepts the key.
+    pub async fn probe(&self) -> Result<(), UpstreamError> {
+        let req = self
+            .request(Method::GET, "/batches")
+            .query(&[("limit", "1")])
+            .timeout(Duration::from_secs(10));
+        self.send(req).await.map(|_| ())
+    }
+}
+
+/// Ids go into paths: keep them to one segment.
+fn path_segment(id: &str) -> String {
+    url::form_urlencoded::byte_serialize(id.as_bytes()).collect()
+}
+
+async fn api_error(resp: Response) -> UpstreamError {
+    let status = resp.status();
+    let request_id = resp
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let header = |name: &str| {
+        resp.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .filter(|v| v.is_finite() && *v >= 0.0)
+    };
+    let retry_after = header("retry-after-ms")
+        .map(|ms| Duration::from_secs_f64(ms / 1000.0))
+        .or_else(|| header("retry-after").map(Duration::from_secs_f64));
+    let should_retry = match resp
+        .headers()
+        .get("x-should-retry")
+        .and_then(|v| v.to_str().ok())
+    {
+        Some("true") => Some(true),
+        Some("false") => Some(false),
+        _ => None,
+    };
+    let text = resp.text().await.unwrap_or_default();
+    match serde_json::from_str::<ApiErrorBody>(&text) {
+        Ok(body) if !body.error.message.is_empty() => UpstreamError::Api {
+            status: status.as_u16(),
+            message: body.error.message,
+            kind: Some(body.error.kind).filter(|k| !k.is_empty()),
+            code: body.error.code,
+            param: body.error.param,
+            request_id,
+            retry_after,
+            should_retry,
+        },
+        _ => UpstreamError::Api {
+            status: status.as_u16(),
+            message: fallback_message(status, &text),
+            kind: None,
+            code: None,
+            param: None,
+            request_id,
+            retry_after,
+            should_retry,
+        },
+    }
+}
+
+fn fallback_message(status: StatusCode, text: &str) -> String {
+    let reason = status.canonical_reason().unwrap_or("error");
+    let snippet: String = text.chars().take(200).collect();
+    if snippet.trim().is_empty() {
+        reason.to_owned()
+    } else {
+        format!("{reason}: {}", snippet.trim())
+    }
+}
+
+impl From<UpstreamError> for batchboard_core::error::ApiError {
+    fn from(e: UpstreamError) -> Self {
+        use UpstreamError as U;
+        match e {
+            U::Api {
+                status,
+                message,
+                code,
+                request_id,
+                ..
+            } => Self::Upstream {
+                status: Some(status),
+                message,
+                code,
+                request_id,
+            },
+            other => Self::Upstream {
+                status: None,
+                message: other.to_string(),
+                code: None,
+                request_id: None,
+            },
+        }
+    }
+}
