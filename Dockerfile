@@ -29,5 +29,8 @@ USER batchboard
 WORKDIR /data
 VOLUME /data
 EXPOSE 3000
+# /healthz answers without a session; bash's /dev/tcp needs no curl in the image.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \
+  CMD ["bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/3000 && printf 'GET /healthz HTTP/1.0\\r\\nHost: localhost\\r\\n\\r\\n' >&3 && head -n1 <&3 | grep -q ' 200 '"]
 ENTRYPOINT ["/app/batchboard"]
 CMD ["serve"]

@@ -26,9 +26,9 @@ soak:
 
 # Index queries and event fan-out only (1, 10, 100, 500 viewers).
 bench-live: bootstrap
-	LEPTOS_OUTPUT_NAME=batchboard cargo bench --features ssr --bench live
+	LEPTOS_OUTPUT_NAME=batchboard cargo bench -p batchboard --bench live
 
 # Validator throughput: native, Python json.loads, and WASM in headless
 # Chromium (needs the release site, which this builds).
 bench-validator: build
-	LEPTOS_OUTPUT_NAME=batchboard cargo bench --features ssr --bench validator
+	LEPTOS_OUTPUT_NAME=batchboard cargo bench -p batchboard --bench validator

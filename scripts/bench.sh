@@ -17,10 +17,10 @@ export BENCH_SUMMARY="$PWD/$out/summary.md"
 log="$out/bench.log"
 : > "$log"
 run() { echo "bench: $*" | tee -a "$log"; "$@" 2>&1 | tee -a "$log" | grep -v '^summary: ' || true; }
-run cargo bench --features ssr --bench suite
+run cargo bench -p batchboard --bench suite
 BENCH_ONLY=fanout BENCH_VIEWERS=1,500 BENCH_WINDOW_SECS="${BENCH_WINDOW_SECS:-15}" \
-  run cargo bench --features ssr --bench live
-run cargo bench --features ssr --bench validator
+  run cargo bench -p batchboard --bench live
+run cargo bench -p batchboard --bench validator
 cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')
 {
   echo

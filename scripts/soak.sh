@@ -11,4 +11,4 @@ cd "$(dirname "$0")/.."
 scripts/bootstrap.sh --bench
 export LEPTOS_OUTPUT_NAME=batchboard
 ulimit -n 8192 2>/dev/null || true
-BENCH_ONLY=soak cargo bench --features ssr --bench suite
+BENCH_ONLY=soak cargo bench -p batchboard --bench suite

@@ -14,16 +14,16 @@ step "cargo fmt --check"
 cargo fmt --all -- --check
 
 step "clippy (server, ssr)"
-cargo clippy --features ssr --all-targets -- -D warnings
+cargo clippy --workspace --all-targets -- -D warnings
 
 step "clippy (browser, hydrate on wasm32)"
-cargo clippy --lib --target wasm32-unknown-unknown --no-default-features --features hydrate -- -D warnings
+cargo clippy -p batchboard-app --lib --target wasm32-unknown-unknown --no-default-features --features hydrate -- -D warnings
 
 step "cargo leptos build (debug server + WASM site)"
 cargo leptos build
 
 step "Rust tests"
-cargo test --features ssr
+cargo test --workspace
 
 step "Playwright (headless Debian Chromium)"
 cd end2end
