@@ -37,15 +37,8 @@ pub enum Check {
     Unreadable(String),
 }
 
-/// What the server answered to a refused upload.
-#[derive(Debug, Clone, Default, serde::Deserialize)]
-pub struct Refusal {
-    pub message: String,
-    #[serde(default)]
-    pub errors: Vec<BatchError>,
-    #[serde(default)]
-    pub error_count: u64,
-}
+/// What the server answered to a refused upload: its one error body.
+use batchboard_core::error::ErrorBody as Refusal;
 
 #[derive(Debug, Clone)]
 #[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
@@ -430,12 +423,8 @@ mod browser {
     /// Posts the form with XMLHttpRequest, reporting upload progress; on
     /// success goes to the new batch's page.
     pub fn upload(form: web_sys::HtmlFormElement, set_phase: WriteSignal<Phase>) {
-        let fail = move |message: String| {
-            set_phase.set(Phase::Refused(Refusal {
-                message,
-                ..Refusal::default()
-            }))
-        };
+        let fail =
+            move |message: String| set_phase.set(Phase::Refused(Refusal::transport(message)));
         let Ok(data) = web_sys::FormData::new_with_form(&form) else {
             return fail("The form could not be read.".into());
         };

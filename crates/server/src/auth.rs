@@ -16,7 +16,6 @@ use axum::extract::{ConnectInfo, Form, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::Json;
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 use tower_sessions::Session;
@@ -250,11 +249,7 @@ fn same_origin(headers: &HeaderMap, trusted_proxy: bool) -> bool {
 
 /// A refusal in the shape every JSON route uses.
 fn refuse(e: ApiError) -> Response {
-    (
-        crate::http::status(&e),
-        Json(serde_json::json!({ "message": e.to_string() })),
-    )
-        .into_response()
+    crate::http::HttpError::from(e).into_response()
 }
 
 /// The middleware in front of every route; see the module docs.

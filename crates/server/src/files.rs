@@ -248,25 +248,25 @@ pub async fn create(
     let who = (user, ip);
     let user = require(&state, &who, "/api/batches", Role::Operator).await?;
     let Ok(_permit) = state.uploads.clone().try_acquire_owned() else {
-        return Err(HttpError::with_status(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "Too many uploads are in progress on this server right now; nothing was uploaded. Try again in a minute.",
-        ));
+        return Err(ApiError::Busy(
+            "Too many uploads are in progress on this server right now; nothing was uploaded. Try again in a minute.".into(),
+        )
+        .into());
     };
     let _transfer = super::metrics::Transfer::start("upload");
     let bad_form = |e: axum::extract::multipart::MultipartError| {
-        HttpError::with_status(
-            e.status(),
-            format!(
-                "could not read the form: {}; nothing was uploaded",
-                e.body_text()
-            ),
-        )
+        let message = format!(
+            "could not read the form: {}; nothing was uploaded",
+            e.body_text()
+        );
+        HttpError::from(if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::TooLarge(message)
+        } else {
+            ApiError::Invalid(message)
+        })
     };
     let dir = state.data_dir.join("uploads");
-    tokio::fs::create_dir_all(&dir)
-        .await
-        .map_err(|e| HttpError::from(ApiError::Invalid(format!("upload directory: {e}"))))?;
+    tokio::fs::create_dir_all(&dir).await?;
     let (mut endpoint, mut window, mut metadata, mut expiry) = (None, None, None, None);
     let mut upload: Option<(TempFile, String, Report)> = None;
     while let Some(mut field) = form.next_field().await.map_err(bad_form)? {
@@ -282,9 +282,7 @@ pub async fn create(
                     .unwrap_or("batch.jsonl")
                     .to_owned();
                 let tmp = TempFile(dir.join(format!("{}.jsonl", uuid::Uuid::new_v4().simple())));
-                let mut out = tokio::fs::File::create(&tmp.0)
-                    .await
-                    .map_err(|e| HttpError::from(ApiError::Invalid(format!("upload: {e}"))))?;
+                let mut out = tokio::fs::File::create(&tmp.0).await?;
                 let mut validator = Validator::new(endpoint.as_deref().filter(|e| !e.is_empty()))
                     .with_token_counter(super::tokens::counter());
                 let mut bytes = 0u64;
@@ -292,23 +290,17 @@ pub async fn create(
                     bytes += chunk.len() as u64;
                     super::metrics::upload_bytes(chunk.len() as u64);
                     if bytes > MAX_FILE_BYTES {
-                        return Err(HttpError::with_status(
-                            StatusCode::PAYLOAD_TOO_LARGE,
-                            format!(
-                                "file: larger than {MAX_FILE_BYTES} bytes (200 MB), the Batch API's limit; nothing was uploaded"
-                            ),
-                        ));
+                        return Err(ApiError::TooLarge(format!(
+                            "file: larger than {MAX_FILE_BYTES} bytes (200 MB), the Batch API's limit; nothing was uploaded"
+                        ))
+                        .into());
                     }
                     // CPU work (long embedding inputs are tokenized): let the
                     // runtime move other requests off this thread meanwhile.
                     tokio::task::block_in_place(|| validator.chunk(&chunk));
-                    out.write_all(&chunk)
-                        .await
-                        .map_err(|e| HttpError::from(ApiError::Invalid(format!("upload: {e}"))))?;
+                    out.write_all(&chunk).await?;
                 }
-                out.flush()
-                    .await
-                    .map_err(|e| HttpError::from(ApiError::Invalid(format!("upload: {e}"))))?;
+                out.flush().await?;
                 upload = Some((tmp, filename, validator.finish()));
             }
             _ => {}

@@ -1,98 +1,135 @@
-//! HTTP plumbing shared by every route: the server's one error type
-//! ([`HttpError`]), its one JSON body, and how [`ApiError`] maps to a status.
+//! HTTP plumbing shared by every route and server function: the server's one
+//! error type ([`HttpError`]), the one mapping of errors to a status and the
+//! one JSON body ([`ErrorBody`]), and the request id that internal errors
+//! name instead of their detail.
 
+use axum::extract::Request;
 use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use batchboard_core::error::ApiError;
+use batchboard_core::error::{ApiError, ErrorBody};
 use batchboard_core::validate::Report;
-use batchboard_core::BatchError;
-use serde::{Deserialize, Serialize};
 
-/// The one mapping of errors to HTTP status: 400 for refused input,
-/// 401/403 for sign-in and role, the upstream's own 4xx, 502 when the
-/// upstream failed otherwise, 500 when Batchboard itself failed.
-pub fn status(e: &ApiError) -> StatusCode {
-    match e {
-        ApiError::Invalid(_) => StatusCode::BAD_REQUEST,
-        ApiError::Unauthenticated => StatusCode::UNAUTHORIZED,
-        ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
-        ApiError::Upstream {
-            status: Some(s), ..
-        } if (400..500).contains(s) => StatusCode::from_u16(*s).unwrap_or(StatusCode::BAD_GATEWAY),
-        ApiError::Upstream { .. } => StatusCode::BAD_GATEWAY,
-        ApiError::Internal(_) | ApiError::Transport(_) => StatusCode::INTERNAL_SERVER_ERROR,
-    }
-}
-
-/// What the browser (or curl) gets when a request is refused.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct ErrorResponse {
-    pub message: String,
-    /// Problems in the file, with line numbers (first ones only).
-    #[serde(default)]
-    pub errors: Vec<BatchError>,
-    #[serde(default)]
-    pub error_count: u64,
-}
-
-/// The one mapping of [`ApiError`] (and file problems) to HTTP.
-pub struct HttpError {
-    status: StatusCode,
-    body: ErrorResponse,
-}
-
-impl HttpError {
-    pub fn invalid(message: impl Into<String>) -> Self {
-        Self::with_status(StatusCode::BAD_REQUEST, message)
-    }
-
-    pub fn with_status(status: StatusCode, message: impl Into<String>) -> Self {
-        Self {
-            status,
-            body: ErrorResponse {
-                message: message.into(),
-                errors: Vec::new(),
-                error_count: 0,
-            },
-        }
-    }
-
-    pub fn file(report: Report) -> Self {
-        Self {
-            status: StatusCode::UNPROCESSABLE_ENTITY,
-            body: ErrorResponse {
-                message: format!(
-                    "The file has {} problem{}; nothing was uploaded.",
-                    report.error_count,
-                    if report.error_count == 1 { "" } else { "s" }
-                ),
-                errors: report.errors,
-                error_count: report.error_count,
-            },
-        }
-    }
-}
-
-impl From<ApiError> for HttpError {
-    fn from(e: ApiError) -> Self {
-        Self::with_status(crate::http::status(&e), e.describe())
-    }
+/// The server's one error type: what routes return and server functions
+/// turn into their error. Failures of Batchboard itself (database, disk, a
+/// task) answer 500 with the request id; their detail goes to the log only.
+#[derive(Debug, thiserror::Error)]
+pub enum HttpError {
+    #[error(transparent)]
+    Api(#[from] ApiError),
+    #[error("database: {0}")]
+    Db(#[from] crate::db::DbError),
+    #[error("disk: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("task: {0}")]
+    Join(#[from] tokio::task::JoinError),
 }
 
 impl From<batchboard_upstream::UpstreamError> for HttpError {
     fn from(e: batchboard_upstream::UpstreamError) -> Self {
-        ApiError::from(e).into()
+        Self::Api(e.into())
     }
+}
+
+impl HttpError {
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Self::Api(ApiError::Invalid(message.into()))
+    }
+
+    /// A file that failed the check, with its problems by line.
+    pub fn file(report: Report) -> Self {
+        Self::Api(ApiError::Problems {
+            message: format!(
+                "The file has {} problem{}; nothing was uploaded.",
+                report.error_count,
+                if report.error_count == 1 { "" } else { "s" }
+            ),
+            errors: report.errors,
+            error_count: report.error_count,
+        })
+    }
+
+    /// The error as the client sees it: internal failures are logged here,
+    /// with their detail, and answered without it.
+    pub fn into_api(self) -> ApiError {
+        match self {
+            Self::Api(e) => e,
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+/// The one mapping of errors to HTTP status: 400 for refused input, 422 for
+/// a file with problems, 401/403 for sign-in and role, 413 and 503 for the
+/// server's own limits, the upstream's own 4xx, 502 when the upstream failed
+/// otherwise, 500 when Batchboard itself failed.
+pub fn status(e: &ApiError) -> StatusCode {
+    match e {
+        ApiError::Invalid(_) => StatusCode::BAD_REQUEST,
+        ApiError::Problems { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+        ApiError::Unauthenticated => StatusCode::UNAUTHORIZED,
+        ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+        ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+        ApiError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
+        ApiError::Upstream {
+            status: Some(s), ..
+        } if (400..500).contains(s) => StatusCode::from_u16(*s).unwrap_or(StatusCode::BAD_GATEWAY),
+        ApiError::Upstream { .. } => StatusCode::BAD_GATEWAY,
+        ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+/// The body for `e`, and its status. An internal error's detail is logged
+/// here, under the request id, and replaced by a pointer to the log.
+pub fn body(e: &ApiError) -> (StatusCode, ErrorBody) {
+    let status = status(e);
+    if let ApiError::Internal(detail) = e {
+        let id = request_id();
+        tracing::error!(request_id = id.as_deref().unwrap_or("-"), error = %detail, "internal error");
+        let mut body = ApiError::Internal(String::new()).to_body(status.as_u16());
+        body.message = match &id {
+            Some(id) => format!(
+                "Batchboard failed on its side; its log has the details under request id {id}."
+            ),
+            None => "Batchboard failed on its side; its log has the details.".into(),
+        };
+        body.request_id = id;
+        return (status, body);
+    }
+    (status, e.to_body(status.as_u16()))
 }
 
 impl IntoResponse for HttpError {
     fn into_response(self) -> Response {
-        let mut resp = (self.status, Json(self.body)).into_response();
-        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+        let e = self.into_api();
+        let (status, body) = body(&e);
+        let mut resp = (status, Json(body)).into_response();
+        if status == StatusCode::SERVICE_UNAVAILABLE {
             resp.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("30"));
         }
         resp
     }
+}
+
+tokio::task_local! {
+    static REQUEST_ID: String;
+}
+
+/// The id of the request being answered (`x-request-id`), when there is one.
+pub fn request_id() -> Option<String> {
+    REQUEST_ID.try_with(Clone::clone).ok()
+}
+
+/// Middleware: makes the request's `x-request-id` readable by
+/// [`request_id`] while the request is answered.
+pub async fn with_request_id(req: Request, next: Next) -> Response {
+    let id = req
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-")
+        .to_owned();
+    REQUEST_ID.scope(id, next.run(req)).await
 }

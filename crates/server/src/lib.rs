@@ -293,6 +293,7 @@ pub fn router<V: IntoView + 'static>(state: AppState, pages: Pages<V>) -> Router
 /// taken from the request or made, and returned in the response.
 fn with_request_trace(router: Router, name: &'static str) -> Router {
     router
+        .layer(axum::middleware::from_fn(http::with_request_id))
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(move |req: &Request<_>| {

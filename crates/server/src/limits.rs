@@ -9,11 +9,12 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::extract::{ConnectInfo, Request};
-use axum::http::{header, Method, StatusCode};
+use axum::http::{header, Method};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::{Json, Router};
+use axum::Router;
 
+use batchboard_core::error::ApiError;
 use batchboard_core::MAX_FILE_BYTES;
 
 /// Server functions and forms: their arguments are small (the largest, a
@@ -50,9 +51,8 @@ pub async fn bound_body(req: Request, next: Next) -> Response {
             format!("request: larger than {limit} bytes, the limit for this request")
         };
         return (
-            StatusCode::PAYLOAD_TOO_LARGE,
             [(header::CONNECTION, "close")],
-            Json(serde_json::json!({ "message": message, "errors": [], "error_count": 0 })),
+            crate::http::HttpError::from(ApiError::TooLarge(message)),
         )
             .into_response();
     }

@@ -21,29 +21,25 @@ pub async fn audit_log(
     action: Option<String>,
     limit: u32,
 ) -> Result<AuditPage, AppError> {
-    async {
-        super::require(Role::Admin).await?;
-        if !(1..=500).contains(&limit) {
-            return Err(AppError::invalid("limit must be between 1 and 500".into()));
-        }
-        let action = action.filter(|a| !a.is_empty());
-        if let Some(a) = &action {
-            if !AUDIT_ACTIONS.contains(&a.as_str()) {
-                return Err(AppError::invalid(format!("'{a}' is not an audit action")));
-            }
-        }
-        let db = &super::state()?.db;
-        let mut entries = db
-            .audit_page(before, action.as_deref(), limit + 1)
-            .await
-            .map_err(|e| AppError::internal(e.to_string()))?;
-        let more = entries.len() > limit as usize;
-        entries.truncate(limit as usize);
-        Ok(AuditPage {
-            next_before: more.then(|| entries.last().map(|e| e.id)).flatten(),
-            entries,
-        })
+    super::require(Role::Admin).await?;
+    if !(1..=500).contains(&limit) {
+        return Err(AppError::invalid("limit must be between 1 and 500".into()));
     }
-    .await
-    .map_err(super::fail)
+    let action = action.filter(|a| !a.is_empty());
+    if let Some(a) = &action {
+        if !AUDIT_ACTIONS.contains(&a.as_str()) {
+            return Err(AppError::invalid(format!("'{a}' is not an audit action")));
+        }
+    }
+    let db = &super::state()?.db;
+    let mut entries = db
+        .audit_page(before, action.as_deref(), limit + 1)
+        .await
+        .map_err(|e| AppError::internal(e.to_string()))?;
+    let more = entries.len() > limit as usize;
+    entries.truncate(limit as usize);
+    Ok(AuditPage {
+        next_before: more.then(|| entries.last().map(|e| e.id)).flatten(),
+        entries,
+    })
 }

@@ -9,7 +9,7 @@ use leptos::prelude::*;
 use super::auth::Role;
 use super::AppError;
 #[cfg(feature = "ssr")]
-use super::{fail, require, state};
+use super::{require, state};
 use batchboard_core::prices::PriceTable;
 
 pub use batchboard_core::dashboard::{TokenCount, MAX_SAMPLE_BYTES};
@@ -17,34 +17,26 @@ pub use batchboard_core::dashboard::{TokenCount, MAX_SAMPLE_BYTES};
 /// The price table cost estimates use.
 #[server(endpoint = "pricing")]
 pub async fn pricing() -> Result<PriceTable, AppError> {
-    async {
-        require(Role::Viewer).await?;
-        Ok((*state()?.prices).clone())
-    }
-    .await
-    .map_err(fail)
+    require(Role::Viewer).await?;
+    Ok((*state()?.prices).clone())
 }
 
 /// Counts the tokens of a text sample as `model` would.
 #[server(endpoint = "count_tokens")]
 pub async fn count_tokens(model: String, sample: String) -> Result<TokenCount, AppError> {
-    async {
-        require(Role::Viewer).await?;
-        if sample.len() > MAX_SAMPLE_BYTES {
-            return Err(AppError::invalid(format!(
-                "sample: {} bytes, at most {MAX_SAMPLE_BYTES}",
-                sample.len()
-            )));
-        }
-        let counted =
-            tokio::task::spawn_blocking(move || batchboard_server::tokens::count(&model, &sample))
-                .await
-                .map_err(|e| AppError::internal(e.to_string()))?;
-        Ok(TokenCount {
-            tokens: counted.0,
-            encoding: counted.1.to_string(),
-        })
+    require(Role::Viewer).await?;
+    if sample.len() > MAX_SAMPLE_BYTES {
+        return Err(AppError::invalid(format!(
+            "sample: {} bytes, at most {MAX_SAMPLE_BYTES}",
+            sample.len()
+        )));
     }
-    .await
-    .map_err(fail)
+    let counted =
+        tokio::task::spawn_blocking(move || batchboard_server::tokens::count(&model, &sample))
+            .await
+            .map_err(|e| AppError::internal(e.to_string()))?;
+    Ok(TokenCount {
+        tokens: counted.0,
+        encoding: counted.1.to_string(),
+    })
 }

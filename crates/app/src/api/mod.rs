@@ -6,7 +6,7 @@ use leptos::server_fn::codec::JsonEncoding;
 use leptos::server_fn::error::{FromServerFnError, ServerFnErrorErr};
 use serde::{Deserialize, Serialize};
 
-use batchboard_core::error::ApiError;
+use batchboard_core::error::{ApiError, ErrorBody};
 use batchboard_core::Batch;
 
 pub mod auth;
@@ -20,47 +20,67 @@ pub use batchboard_core::dashboard::{
     PAGE_SIZES, SORT_KEYS,
 };
 
-/// The error every server function returns: the one error body of
-/// Batchboard's API ([`ApiError`]), carried by Leptos' server-function
-/// transport. It reads as the `ApiError` inside.
+/// The error every server function returns: Batchboard's one error body
+/// ([`ErrorBody`]), carried by Leptos' server-function transport.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 #[serde(transparent)]
 #[error("{0}")]
-pub struct AppError(pub ApiError);
+pub struct AppError(pub ErrorBody);
 
 impl FromServerFnError for AppError {
     type Encoder = JsonEncoding;
     fn from_server_fn_error(value: ServerFnErrorErr) -> Self {
-        Self(ApiError::Transport(value.to_string()))
+        Self(ErrorBody::transport(value.to_string()))
     }
 }
 
-impl std::ops::Deref for AppError {
-    type Target = ApiError;
-    fn deref(&self) -> &ApiError {
-        &self.0
+impl AppError {
+    /// One line for the user.
+    pub fn describe(&self) -> String {
+        self.0.message.clone()
+    }
+
+    pub fn invalid(message: String) -> Self {
+        ApiError::Invalid(message).into()
+    }
+
+    pub fn internal(message: String) -> Self {
+        ApiError::Internal(message).into()
     }
 }
 
+/// The one mapping of a server function's failure to its answer: the body
+/// and status the routes use (internal detail goes to the log only), and
+/// during server rendering, the page's status.
+#[cfg(feature = "ssr")]
 impl From<ApiError> for AppError {
     fn from(e: ApiError) -> Self {
-        Self(e)
+        let (status, body) = batchboard_server::http::body(&e);
+        if let Some(resp) = use_context::<leptos_axum::ResponseOptions>() {
+            resp.set_status(status);
+        }
+        Self(body)
+    }
+}
+
+#[cfg(not(feature = "ssr"))]
+impl From<ApiError> for AppError {
+    fn from(e: ApiError) -> Self {
+        Self(e.to_body(0))
+    }
+}
+
+#[cfg(feature = "ssr")]
+impl From<batchboard_server::http::HttpError> for AppError {
+    fn from(e: batchboard_server::http::HttpError) -> Self {
+        e.into_api().into()
     }
 }
 
 #[cfg(feature = "ssr")]
 impl From<batchboard_upstream::UpstreamError> for AppError {
     fn from(e: batchboard_upstream::UpstreamError) -> Self {
-        Self(e.into())
-    }
-}
-
-impl AppError {
-    pub fn invalid(message: String) -> Self {
-        Self(ApiError::Invalid(message))
-    }
-    pub fn internal(message: String) -> Self {
-        Self(ApiError::Internal(message))
+        ApiError::from(e).into()
     }
 }
 
@@ -68,16 +88,6 @@ impl AppError {
 fn state() -> Result<batchboard_server::state::AppState, AppError> {
     use_context::<batchboard_server::state::AppState>()
         .ok_or_else(|| AppError::invalid("server state missing".into()))
-}
-
-/// Sets the HTTP status of a failed server function call (see
-/// `batchboard_server::http::status`); during server rendering, the page's status.
-#[cfg(feature = "ssr")]
-fn fail(e: AppError) -> AppError {
-    if let Some(resp) = use_context::<leptos_axum::ResponseOptions>() {
-        resp.set_status(batchboard_server::http::status(&e.0));
-    }
-    e
 }
 
 /// The user the sign-in middleware found for this request, if any.
@@ -136,113 +146,84 @@ pub async fn audit(user: &CurrentUser, action: &str, target: Option<&str>, detai
 
 #[server(endpoint = "upstream_info")]
 pub async fn get_upstream_info() -> Result<UpstreamInfo, AppError> {
-    async {
-        require(Role::Viewer).await?;
-        Ok(state()?.upstream.info())
-    }
-    .await
-    .map_err(fail)
+    require(Role::Viewer).await?;
+    Ok(state()?.upstream.info())
 }
 
 #[server(endpoint = "check_upstream")]
 pub async fn check_upstream() -> Result<Reachability, AppError> {
-    async {
-        require(Role::Viewer).await?;
-        Ok(state()?.upstream.probe().await)
-    }
-    .await
-    .map_err(fail)
+    require(Role::Viewer).await?;
+    Ok(state()?.upstream.probe().await)
 }
 
 /// A page of the batch table, from the local index (never the upstream:
 /// its cost does not grow with the number of viewers).
 #[server(endpoint = "list_batches")]
 pub async fn list_batches(#[server(default)] query: BatchQuery) -> Result<BatchPage, AppError> {
-    async {
-        require(Role::Viewer).await?;
-        let st = state()?;
-        let (batches, total, offset, limit) =
-            st.db.query_batches(&query).await.map_err(|e| match e {
-                batchboard_server::db::DbError::Query(m) => AppError::invalid(m),
-                other => AppError::internal(other.to_string()),
-            })?;
-        Ok(BatchPage {
-            batches,
-            total,
-            offset,
-            limit,
-            watcher: st.hub.status(),
-        })
-    }
-    .await
-    .map_err(fail)
+    require(Role::Viewer).await?;
+    let st = state()?;
+    let (batches, total, offset, limit) =
+        st.db.query_batches(&query).await.map_err(|e| match e {
+            batchboard_server::db::DbError::Query(m) => AppError::invalid(m),
+            other => AppError::internal(other.to_string()),
+        })?;
+    Ok(BatchPage {
+        batches,
+        total,
+        offset,
+        limit,
+        watcher: st.hub.status(),
+    })
 }
 
 /// The values the table's filters offer.
 #[server(endpoint = "batch_facets")]
 pub async fn batch_facets() -> Result<Facets, AppError> {
-    async {
-        require(Role::Viewer).await?;
-        let st = state()?;
-        if let Some(f) = st.facets.get() {
-            return Ok(f);
-        }
-        let f = st.db.facets().await.map_err(internal)?;
-        st.facets.put(f.clone());
-        Ok(f)
+    require(Role::Viewer).await?;
+    let st = state()?;
+    if let Some(f) = st.facets.get() {
+        return Ok(f);
     }
-    .await
-    .map_err(fail)
+    let f = st.db.facets().await.map_err(internal)?;
+    st.facets.put(f.clone());
+    Ok(f)
 }
 
 #[cfg(feature = "ssr")]
 fn internal(e: impl std::fmt::Display) -> AppError {
-    tracing::error!(error = %e, "database");
-    AppError::internal("the database failed; see the server log".into())
+    AppError::internal(format!("database: {e}"))
 }
 
 /// When the watcher last reached the upstream, and its last failure: what
 /// the banner on every page says while the upstream does not answer.
 #[server(endpoint = "watcher_status")]
 pub async fn get_watcher_status() -> Result<WatcherStatus, AppError> {
-    async {
-        require(Role::Viewer).await?;
-        Ok(state()?.hub.status())
-    }
-    .await
-    .map_err(fail)
+    require(Role::Viewer).await?;
+    Ok(state()?.hub.status())
 }
 
 /// One batch: from the index when it is there; otherwise (not yet seen by
 /// the watcher) from the upstream, and then indexed.
 #[server(endpoint = "get_batch")]
 pub async fn get_batch(id: String) -> Result<Batch, AppError> {
-    async {
-        require(Role::Viewer).await?;
-        check_batch_id(&id)?;
-        let st = state()?;
-        if let Some(b) = st.db.get_indexed(&id).await.map_err(internal)? {
-            return Ok(b);
-        }
-        let b = st.upstream.client.get_batch(&id).await?;
-        st.index(&b).await;
-        Ok(b)
+    require(Role::Viewer).await?;
+    check_batch_id(&id)?;
+    let st = state()?;
+    if let Some(b) = st.db.get_indexed(&id).await.map_err(internal)? {
+        return Ok(b);
     }
-    .await
-    .map_err(fail)
+    let b = st.upstream.client.get_batch(&id).await?;
+    st.index(&b).await;
+    Ok(b)
 }
 
 #[server(endpoint = "cancel_batch")]
 pub async fn cancel_batch(id: String) -> Result<Batch, AppError> {
-    async {
-        let user = require(Role::Operator).await?;
-        check_batch_id(&id)?;
-        let st = state()?;
-        let batch = st.upstream.client.cancel_batch(&id).await?;
-        st.index(&batch).await;
-        audit(&user, "cancel", Some(&id), None).await;
-        Ok(batch)
-    }
-    .await
-    .map_err(fail)
+    let user = require(Role::Operator).await?;
+    check_batch_id(&id)?;
+    let st = state()?;
+    let batch = st.upstream.client.cancel_batch(&id).await?;
+    st.index(&batch).await;
+    audit(&user, "cancel", Some(&id), None).await;
+    Ok(batch)
 }

@@ -6,7 +6,7 @@ use leptos::prelude::*;
 use super::auth::Role;
 use super::AppError;
 #[cfg(feature = "ssr")]
-use super::{audit, fail, require, state};
+use super::{audit, require, state};
 use batchboard_core::result_lines::{ResultsPage, ResultsQuery};
 use batchboard_core::Batch;
 
@@ -19,18 +19,14 @@ pub async fn batch_results(
     id: String,
     #[server(default)] query: ResultsQuery,
 ) -> Result<ResultsPage, AppError> {
-    async {
-        require(Role::Viewer).await?;
-        let st = state()?;
-        let b = batchboard_server::results::batch(&st, &id).await?;
-        let joined = batchboard_server::results::joined(&st, &b).await?;
-        tokio::task::spawn_blocking(move || joined.page(&query))
-            .await
-            .map_err(|e| AppError::internal(e.to_string()))?
-            .map_err(AppError::from)
-    }
-    .await
-    .map_err(fail)
+    require(Role::Viewer).await?;
+    let st = state()?;
+    let b = batchboard_server::results::batch(&st, &id).await?;
+    let joined = batchboard_server::results::joined(&st, &b).await?;
+    tokio::task::spawn_blocking(move || joined.page(&query))
+        .await
+        .map_err(|e| AppError::internal(e.to_string()))?
+        .map_err(AppError::from)
 }
 
 /// Creates a new batch from the requests of a finished, cancelled or
@@ -38,87 +34,83 @@ pub async fn batch_results(
 /// the original.
 #[server(endpoint = "retry_failed")]
 pub async fn retry_failed(id: String) -> Result<Batch, AppError> {
-    async {
-        use batchboard_server::files::{stamp_creator, submit};
+    use batchboard_server::files::{stamp_creator, submit};
 
-        use batchboard_server::results;
+    use batchboard_server::results;
 
-        let user = require(Role::Operator).await?;
-        let st = state()?;
-        let original = results::batch(&st, &id).await?;
-        let joined = results::joined(&st, &original).await?;
-        // One retry of a batch at a time, and only one: a second click (or a
-        // colleague) gets the batch already made.
-        let lock = st.results.lock_for(&id);
-        let _one = lock.lock().await;
-        let earlier = st
-            .db
-            .query_batches(&crate::api::BatchQuery {
-                meta_key: Some(RETRY_OF.into()),
-                meta_value: Some(id.clone()),
-                limit: Some(1),
-                ..Default::default()
-            })
-            .await
-            .map_err(|e| AppError::internal(e.to_string()))?;
-        if let Some(b) = earlier.0.first() {
-            return Err(AppError::invalid(format!(
-                "batch {id} was already retried as {}; retry that one's failures instead",
-                b.id
-            )));
-        }
-        if joined.failed_requests() == 0 {
-            return Err(AppError::invalid(format!(
-                "batch {id} has no failed or unfinished requests to retry"
-            )));
-        }
-        let (file, n) = results::write_failed(joined, st.data_dir.join("uploads")).await?;
-        // The same check as any upload, before anything reaches the upstream.
-        let report = check_file(&file.0, &original.endpoint).await?;
-        if !report.is_ok() {
-            let first = report
-                .errors
-                .first()
-                .map(|e| e.message.clone())
-                .unwrap_or_default();
-            return Err(AppError::invalid(format!(
-                "the requests to retry do not pass the check ({} problems; first: {first})",
-                report.error_count
-            )));
-        }
-        let mut metadata = original.metadata.clone();
-        metadata
-            .get_or_insert_with(Default::default)
-            .insert(RETRY_OF.into(), id.clone());
-        stamp_creator(&mut metadata, &user.name).map_err(AppError::invalid)?;
-        let name = st
-            .db
-            .get_file_name(&id)
-            .await
-            .ok()
-            .flatten()
-            .map(|n| format!("{}-retry.jsonl", n.trim_end_matches(".jsonl")))
-            .unwrap_or_else(|| format!("{id}-retry.jsonl"));
-        let batch = submit(
-            &st,
-            &file.0,
-            &name,
-            batchboard_upstream::CreateBatch {
-                input_file_id: String::new(),
-                endpoint: original.endpoint.clone(),
-                completion_window: original.completion_window.clone(),
-                metadata,
-                output_expires_after: None,
-            },
-        )
-        .await?;
-        drop(file);
-        let detail = format!("retry of {id}: {n} requests");
-        audit(&user, "create", Some(&batch.id), Some(&detail)).await;
-        Ok(batch)
+    let user = require(Role::Operator).await?;
+    let st = state()?;
+    let original = results::batch(&st, &id).await?;
+    let joined = results::joined(&st, &original).await?;
+    // One retry of a batch at a time, and only one: a second click (or a
+    // colleague) gets the batch already made.
+    let lock = st.results.lock_for(&id);
+    let _one = lock.lock().await;
+    let earlier = st
+        .db
+        .query_batches(&crate::api::BatchQuery {
+            meta_key: Some(RETRY_OF.into()),
+            meta_value: Some(id.clone()),
+            limit: Some(1),
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| AppError::internal(e.to_string()))?;
+    if let Some(b) = earlier.0.first() {
+        return Err(AppError::invalid(format!(
+            "batch {id} was already retried as {}; retry that one's failures instead",
+            b.id
+        )));
     }
-    .await
-    .map_err(fail)
+    if joined.failed_requests() == 0 {
+        return Err(AppError::invalid(format!(
+            "batch {id} has no failed or unfinished requests to retry"
+        )));
+    }
+    let (file, n) = results::write_failed(joined, st.data_dir.join("uploads")).await?;
+    // The same check as any upload, before anything reaches the upstream.
+    let report = check_file(&file.0, &original.endpoint).await?;
+    if !report.is_ok() {
+        let first = report
+            .errors
+            .first()
+            .map(|e| e.message.clone())
+            .unwrap_or_default();
+        return Err(AppError::invalid(format!(
+            "the requests to retry do not pass the check ({} problems; first: {first})",
+            report.error_count
+        )));
+    }
+    let mut metadata = original.metadata.clone();
+    metadata
+        .get_or_insert_with(Default::default)
+        .insert(RETRY_OF.into(), id.clone());
+    stamp_creator(&mut metadata, &user.name).map_err(AppError::invalid)?;
+    let name = st
+        .db
+        .get_file_name(&id)
+        .await
+        .ok()
+        .flatten()
+        .map(|n| format!("{}-retry.jsonl", n.trim_end_matches(".jsonl")))
+        .unwrap_or_else(|| format!("{id}-retry.jsonl"));
+    let batch = submit(
+        &st,
+        &file.0,
+        &name,
+        batchboard_upstream::CreateBatch {
+            input_file_id: String::new(),
+            endpoint: original.endpoint.clone(),
+            completion_window: original.completion_window.clone(),
+            metadata,
+            output_expires_after: None,
+        },
+    )
+    .await?;
+    drop(file);
+    let detail = format!("retry of {id}: {n} requests");
+    audit(&user, "create", Some(&batch.id), Some(&detail)).await;
+    Ok(batch)
 }
 
 #[cfg(feature = "ssr")]

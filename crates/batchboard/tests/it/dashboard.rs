@@ -240,3 +240,44 @@ async fn a_walkthrough_never_shows_the_key() {
     assert!(status.success());
     assert!(!logs.contains(KEY), "the key leaked into the logs");
 }
+
+/// A failure of Batchboard's own disk answers 500 in the one error shape,
+/// with a request id that the log holds the detail under, and nothing of
+/// the detail (no path, no OS error) in the body.
+#[tokio::test]
+async fn a_disk_failure_answers_500_without_its_detail() {
+    let s = setup().await;
+    // The upload directory cannot be made: a plain file stands in its place.
+    std::fs::write(s._dir.0.join("data/uploads"), b"not a directory").unwrap();
+    let (status, text) = crate::common::upload(
+        &s.http,
+        &s.dash.base(),
+        format!("{}\n", chat("a")).into_bytes(),
+        "/v1/chat/completions",
+        "{}",
+    )
+    .await;
+    assert_eq!(status, 500, "{text}");
+    let body: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(body["kind"], "internal", "{body}");
+    assert_eq!(body["status"], 500, "{body}");
+    let id = body["request_id"]
+        .as_str()
+        .expect("a request id")
+        .to_owned();
+    assert!(!id.is_empty() && id != "-", "{body}");
+    for leak in ["uploads", "data", "/tmp", "exists", "directory", "os error"] {
+        assert!(!text.contains(leak), "{leak} in {text}");
+    }
+    assert_eq!(
+        s.upstream_count("/files").await,
+        0,
+        "nothing reached the upstream"
+    );
+    let (_, logs) = s.dash.stop();
+    assert!(
+        logs.lines()
+            .any(|l| l.contains(&id) && l.contains("internal error") && l.contains("os error")),
+        "the log has the detail under {id}: {logs}"
+    );
+}
