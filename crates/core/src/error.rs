@@ -45,6 +45,9 @@ pub struct ErrorBody {
     /// details under it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
+    /// The upstream's HTTP status, when it answered with an error.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upstream_status: Option<u16>,
     /// The upstream's error code, when it gave one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub upstream_code: Option<String>,
@@ -64,6 +67,7 @@ impl ErrorBody {
             message,
             status: 0,
             request_id: None,
+            upstream_status: None,
             upstream_code: None,
             errors: Vec::new(),
             error_count: 0,
@@ -171,6 +175,10 @@ impl ApiError {
             message: self.describe(),
             status,
             request_id: None,
+            upstream_status: match self {
+                Self::Upstream { status, .. } => *status,
+                _ => None,
+            },
             upstream_code: match self {
                 Self::Upstream { code, .. } => code.clone(),
                 _ => None,
@@ -202,6 +210,7 @@ mod tests {
         let json = serde_json::to_value(&body).unwrap();
         assert_eq!(json["kind"], "upstream");
         assert_eq!(json["upstream_code"], "rate_limit");
+        assert_eq!(json["upstream_status"], 429);
         let back: ErrorBody = serde_json::from_value(json).unwrap();
         assert_eq!(back, body);
     }

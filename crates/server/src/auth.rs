@@ -324,35 +324,6 @@ async fn session_user(auth: &Auth, session: &Session) -> Option<CurrentUser> {
     }
 }
 
-/// The role check of route handlers (server functions use
-/// [`batchboard_core::dashboard::require`]): 401 without a user, 403 (audited) below `role`.
-pub async fn require(
-    state: &AppState,
-    user: Option<&CurrentUser>,
-    ip: Option<&ClientIp>,
-    path: &str,
-    role: Role,
-) -> Result<CurrentUser, ApiError> {
-    let user = user.ok_or(ApiError::Unauthenticated)?;
-    if user.may(role) {
-        return Ok(user.clone());
-    }
-    let ip = ip.map(|i| i.0.to_string());
-    state
-        .audit(Audit {
-            actor: &user.name,
-            action: "denied",
-            target: Some(path),
-            detail: Some(&format!("needs {role}")),
-            ip: ip.as_deref(),
-        })
-        .await;
-    Err(ApiError::Forbidden(format!(
-        "Your role ({}) may not do this; it needs {role}.",
-        user.role
-    )))
-}
-
 #[derive(Debug, Deserialize)]
 pub struct LoginForm {
     username: String,

@@ -7,14 +7,12 @@ use std::time::Duration;
 
 use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};
-use axum::Extension;
 use futures_util::stream::{self, Stream, StreamExt};
 use tokio::sync::{broadcast, watch};
 
-use super::auth::ClientIp;
 use super::db::Db;
 use super::state::AppState;
-use batchboard_core::access::{CurrentUser, Role};
+use crate::actor::{Actor, Viewer};
 use batchboard_core::dashboard::WatcherStatus;
 use batchboard_core::Batch;
 
@@ -165,17 +163,8 @@ fn status_event(s: &WatcherStatus) -> Event {
 /// when the browser should reload its data. Browsers reconnect by themselves.
 pub async fn stream(
     State(state): State<AppState>,
-    user: Option<Extension<CurrentUser>>,
-    ip: Option<Extension<ClientIp>>,
-) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, crate::http::HttpError> {
-    super::auth::require(
-        &state,
-        user.as_ref().map(|Extension(u)| u),
-        ip.as_ref().map(|Extension(i)| i),
-        "/events",
-        Role::Viewer,
-    )
-    .await?;
+    _: Actor<Viewer>,
+) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     let hub = state.hub.clone();
     hub.streams
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -203,5 +192,5 @@ pub async fn stream(
             let _keep = &guard;
             Ok(e)
         });
-    Ok(Sse::new(body).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+    Sse::new(body).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
 }

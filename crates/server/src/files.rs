@@ -12,13 +12,9 @@ use axum::Json;
 use serde::Deserialize;
 use tokio::io::AsyncWriteExt;
 
-use axum::Extension;
-
-use super::auth::{self, ClientIp};
-use super::db::Audit;
 use super::state::AppState;
+use crate::actor::{Actor, Operator, Viewer};
 use crate::http::HttpError;
-use batchboard_core::access::{CurrentUser, Role};
 use batchboard_core::validate::{Report, Validator};
 use batchboard_core::{check_metadata, Metadata, CREATED_BY, ENDPOINTS, MAX_FILE_BYTES};
 use batchboard_core::{dashboard::check_batch_id, error::ApiError};
@@ -32,55 +28,18 @@ pub struct DownloadQuery {
     kind: Option<String>,
 }
 
-/// The signed-in user and address the gate found, as route handlers take them.
-pub type Who = (Option<Extension<CurrentUser>>, Option<Extension<ClientIp>>);
-
-pub async fn require(
-    state: &AppState,
-    who: &Who,
-    path: &str,
-    role: Role,
-) -> Result<CurrentUser, HttpError> {
-    let user = who.0.as_ref().map(|Extension(u)| u);
-    let ip = who.1.as_ref().map(|Extension(i)| i);
-    Ok(auth::require(state, user, ip, path, role).await?)
-}
-
-pub async fn audit(
-    state: &AppState,
-    who: &Who,
-    user: &CurrentUser,
-    action: &str,
-    target: &str,
-    detail: Option<&str>,
-) {
-    let ip = who.1.as_ref().map(|Extension(i)| i.0.to_string());
-    state
-        .audit(Audit {
-            actor: &user.name,
-            action,
-            target: Some(target),
-            detail,
-            ip: ip.as_deref(),
-        })
-        .await;
-}
-
 /// `GET /files/{id}/content`: streams the upstream file to the browser
 /// (viewers and up; each download is audited).
 pub async fn download(
     State(state): State<AppState>,
-    user: Option<Extension<CurrentUser>>,
-    ip: Option<Extension<ClientIp>>,
+    actor: Actor<Viewer>,
     Path(id): Path<String>,
     Query(q): Query<DownloadQuery>,
 ) -> Result<Response, HttpError> {
-    let who = (user, ip);
-    let user = require(&state, &who, "/files/{id}/content", Role::Viewer).await?;
     check_batch_id(&id).map_err(|_| HttpError::invalid(format!("'{id}' is not a file id")))?;
     let upstream = state.upstream.client.file_content(&id).await?;
     let length = upstream.content_length();
-    audit(&state, &who, &user, "download", &id, q.kind.as_deref()).await;
+    actor.audit("download", Some(&id), q.kind.as_deref()).await;
     let name = match (&q.batch, q.kind.as_deref()) {
         (Some(b), Some(k @ ("input" | "output" | "error"))) if check_batch_id(b).is_ok() => {
             format!("{b}_{k}.jsonl")
@@ -241,12 +200,9 @@ async fn estimate_tokens(mut report: Report) -> Report {
 /// a valid file is uploaded upstream, and then the batch is created.
 pub async fn create(
     State(state): State<AppState>,
-    user: Option<Extension<CurrentUser>>,
-    ip: Option<Extension<ClientIp>>,
+    actor: Actor<Operator>,
     mut form: Multipart,
 ) -> Result<Json<batchboard_core::Batch>, HttpError> {
-    let who = (user, ip);
-    let user = require(&state, &who, "/api/batches", Role::Operator).await?;
     let Ok(_permit) = state.uploads.clone().try_acquire_owned() else {
         return Err(ApiError::Busy(
             "Too many uploads are in progress on this server right now; nothing was uploaded. Try again in a minute.".into(),
@@ -307,7 +263,7 @@ pub async fn create(
         }
     }
     let mut new = check_form(endpoint, window, metadata, expiry)?;
-    stamp_creator(&mut new.metadata, &user.name).map_err(HttpError::invalid)?;
+    stamp_creator(&mut new.metadata, &actor.user.name).map_err(HttpError::invalid)?;
     let (tmp, filename, report) =
         upload.ok_or_else(|| HttpError::invalid("file: choose a .jsonl file"))?;
     if !report.is_ok() {
@@ -337,13 +293,13 @@ pub async fn create(
     )
     .await?;
     drop(tmp);
-    tracing::info!(batch = %batch.id, requests = report.requests, user = %user.name, "batch created");
+    tracing::info!(batch = %batch.id, requests = report.requests, user = %actor.user.name, "batch created");
     let tokens = report.tokens.as_ref().map_or(0, |t| t.input_tokens);
     let detail = format!(
         "{filename}, {} requests, ≈{tokens} input tokens",
         report.requests
     );
-    audit(&state, &who, &user, "create", &batch.id, Some(&detail)).await;
+    actor.audit("create", Some(&batch.id), Some(&detail)).await;
     Ok(Json(batch))
 }
 

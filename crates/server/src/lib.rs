@@ -6,6 +6,7 @@
 //! above it and call into it): the binary hands the app's pages in as
 //! [`Pages`]. Nothing in it is compiled for the browser.
 
+pub mod actor;
 pub mod auth;
 pub mod config;
 pub mod db;

@@ -19,16 +19,14 @@ use axum::body::Body;
 use axum::extract::{Path as UrlPath, Query, State};
 use axum::http::{header, HeaderValue};
 use axum::response::Response;
-use axum::Extension;
 use futures_util::StreamExt;
 use serde::Deserialize;
 use serde_json::Value;
 use tokio::io::AsyncWriteExt;
 
-use super::auth::ClientIp;
 use super::state::AppState;
+use crate::actor::{Actor, Viewer};
 use crate::http::HttpError;
-use batchboard_core::access::{CurrentUser, Role};
 use batchboard_core::result_lines::{
     read_result, Outcome, Reading, ResultRow, ResultsPage, ResultsQuery,
 };
@@ -587,14 +585,10 @@ pub async fn batch(state: &AppState, id: &str) -> Result<Batch, ApiError> {
 /// result, in input order, streamed (viewers and up; audited).
 pub async fn merged(
     State(state): State<AppState>,
-    user: Option<Extension<CurrentUser>>,
-    ip: Option<Extension<ClientIp>>,
+    actor: Actor<Viewer>,
     UrlPath(id): UrlPath<String>,
     Query(q): Query<MergedQuery>,
 ) -> Result<Response, HttpError> {
-    let who = (user, ip);
-    let user =
-        super::files::require(&state, &who, "/api/batches/{id}/merged", Role::Viewer).await?;
     let csv = match q.format.as_str() {
         "" | "jsonl" => false,
         "csv" => true,
@@ -605,15 +599,9 @@ pub async fn merged(
     let b = batch(&state, &id).await?;
     let joined = joined(&state, &b).await?;
     let ext = if csv { "csv" } else { "jsonl" };
-    super::files::audit(
-        &state,
-        &who,
-        &user,
-        "download",
-        &id,
-        Some(&format!("merged {ext}")),
-    )
-    .await;
+    actor
+        .audit("download", Some(&id), Some(&format!("merged {ext}")))
+        .await;
     let (tx, rx) = tokio::sync::mpsc::channel(4);
     tokio::task::spawn_blocking(move || merged_rows(joined, csv, tx));
     let mut resp = Response::new(Body::from_stream(

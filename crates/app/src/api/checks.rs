@@ -5,26 +5,26 @@
 
 use leptos::prelude::*;
 
-#[cfg(feature = "ssr")]
-use super::auth::Role;
 use super::AppError;
 #[cfg(feature = "ssr")]
-use super::{require, state};
+use super::{actor, state};
 use batchboard_core::prices::PriceTable;
+#[cfg(feature = "ssr")]
+use batchboard_server::actor::Viewer;
 
 pub use batchboard_core::dashboard::{TokenCount, MAX_SAMPLE_BYTES};
 
 /// The price table cost estimates use.
 #[server(endpoint = "pricing")]
 pub async fn pricing() -> Result<PriceTable, AppError> {
-    require(Role::Viewer).await?;
+    actor::<Viewer>().await?;
     Ok((*state()?.prices).clone())
 }
 
 /// Counts the tokens of a text sample as `model` would.
 #[server(endpoint = "count_tokens")]
 pub async fn count_tokens(model: String, sample: String) -> Result<TokenCount, AppError> {
-    require(Role::Viewer).await?;
+    actor::<Viewer>().await?;
     if sample.len() > MAX_SAMPLE_BYTES {
         return Err(AppError::invalid(format!(
             "sample: {} bytes, at most {MAX_SAMPLE_BYTES}",

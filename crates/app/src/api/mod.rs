@@ -14,11 +14,13 @@ pub mod checks;
 pub mod results_fns;
 
 #[cfg(feature = "ssr")]
-use auth::{CurrentUser, Role};
+use auth::CurrentUser;
 pub use batchboard_core::dashboard::{
     check_batch_id, BatchPage, BatchQuery, Facets, Reachability, UpstreamInfo, WatcherStatus,
     PAGE_SIZES, SORT_KEYS,
 };
+#[cfg(feature = "ssr")]
+use batchboard_server::actor::{Actor, Needs, Operator, Viewer};
 
 /// The error every server function returns: Batchboard's one error body
 /// ([`ErrorBody`]), carried by Leptos' server-function transport.
@@ -99,60 +101,26 @@ pub async fn current_user() -> Option<CurrentUser> {
         .map(|axum::Extension(u)| u)
 }
 
-/// The signed-in user if their role allows `role`; otherwise 401/403, and a
-/// refusal in the audit log (the same check as the routes').
+/// The caller of this server function, if their role allows `R`; otherwise
+/// 401/403 and a refusal in the audit log: the routes' own extractor.
 #[cfg(feature = "ssr")]
-pub async fn require(role: Role) -> Result<CurrentUser, AppError> {
-    let user = current_user().await;
-    let path = leptos_axum::extract::<axum::http::Uri>()
-        .await
-        .map(|u| u.path().to_string())
-        .unwrap_or_default();
-    batchboard_server::auth::require(
-        &state()?,
-        user.as_ref(),
-        client_ip().await.as_ref(),
-        &path,
-        role,
-    )
-    .await
-    .map_err(AppError::from)
-}
-
-/// The client's address the sign-in middleware found.
-#[cfg(feature = "ssr")]
-async fn client_ip() -> Option<batchboard_server::auth::ClientIp> {
-    leptos_axum::extract::<axum::Extension<batchboard_server::auth::ClientIp>>()
-        .await
-        .ok()
-        .map(|axum::Extension(ip)| ip)
-}
-
-/// Records what `user` did; a failing audit write is logged, not shown.
-#[cfg(feature = "ssr")]
-pub async fn audit(user: &CurrentUser, action: &str, target: Option<&str>, detail: Option<&str>) {
-    let ip = client_ip().await.map(|ip| ip.0.to_string());
-    if let Ok(st) = state() {
-        st.audit(batchboard_server::db::Audit {
-            actor: &user.name,
-            action,
-            target,
-            detail,
-            ip: ip.as_deref(),
-        })
-        .await;
-    }
+pub async fn actor<R: Needs>() -> Result<Actor<R>, AppError> {
+    use axum::extract::FromRequestParts;
+    let st = state()?;
+    let mut parts = use_context::<axum::http::request::Parts>()
+        .ok_or_else(|| AppError::internal("server function without its request".into()))?;
+    Ok(Actor::<R>::from_request_parts(&mut parts, &st).await?)
 }
 
 #[server(endpoint = "upstream_info")]
 pub async fn get_upstream_info() -> Result<UpstreamInfo, AppError> {
-    require(Role::Viewer).await?;
+    actor::<Viewer>().await?;
     Ok(state()?.upstream.info())
 }
 
 #[server(endpoint = "check_upstream")]
 pub async fn check_upstream() -> Result<Reachability, AppError> {
-    require(Role::Viewer).await?;
+    actor::<Viewer>().await?;
     Ok(state()?.upstream.probe().await)
 }
 
@@ -160,7 +128,7 @@ pub async fn check_upstream() -> Result<Reachability, AppError> {
 /// its cost does not grow with the number of viewers).
 #[server(endpoint = "list_batches")]
 pub async fn list_batches(#[server(default)] query: BatchQuery) -> Result<BatchPage, AppError> {
-    require(Role::Viewer).await?;
+    actor::<Viewer>().await?;
     let st = state()?;
     let (batches, total, offset, limit) =
         st.db.query_batches(&query).await.map_err(|e| match e {
@@ -179,7 +147,7 @@ pub async fn list_batches(#[server(default)] query: BatchQuery) -> Result<BatchP
 /// The values the table's filters offer.
 #[server(endpoint = "batch_facets")]
 pub async fn batch_facets() -> Result<Facets, AppError> {
-    require(Role::Viewer).await?;
+    actor::<Viewer>().await?;
     let st = state()?;
     if let Some(f) = st.facets.get() {
         return Ok(f);
@@ -198,7 +166,7 @@ fn internal(e: impl std::fmt::Display) -> AppError {
 /// the banner on every page says while the upstream does not answer.
 #[server(endpoint = "watcher_status")]
 pub async fn get_watcher_status() -> Result<WatcherStatus, AppError> {
-    require(Role::Viewer).await?;
+    actor::<Viewer>().await?;
     Ok(state()?.hub.status())
 }
 
@@ -206,7 +174,7 @@ pub async fn get_watcher_status() -> Result<WatcherStatus, AppError> {
 /// the watcher) from the upstream, and then indexed.
 #[server(endpoint = "get_batch")]
 pub async fn get_batch(id: String) -> Result<Batch, AppError> {
-    require(Role::Viewer).await?;
+    actor::<Viewer>().await?;
     check_batch_id(&id)?;
     let st = state()?;
     if let Some(b) = st.db.get_indexed(&id).await.map_err(internal)? {
@@ -219,11 +187,11 @@ pub async fn get_batch(id: String) -> Result<Batch, AppError> {
 
 #[server(endpoint = "cancel_batch")]
 pub async fn cancel_batch(id: String) -> Result<Batch, AppError> {
-    let user = require(Role::Operator).await?;
+    let actor = actor::<Operator>().await?;
     check_batch_id(&id)?;
     let st = state()?;
     let batch = st.upstream.client.cancel_batch(&id).await?;
     st.index(&batch).await;
-    audit(&user, "cancel", Some(&id), None).await;
+    actor.audit("cancel", Some(&id), None).await;
     Ok(batch)
 }

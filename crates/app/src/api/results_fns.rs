@@ -2,13 +2,13 @@
 
 use leptos::prelude::*;
 
-#[cfg(feature = "ssr")]
-use super::auth::Role;
 use super::AppError;
 #[cfg(feature = "ssr")]
-use super::{audit, require, state};
+use super::{actor, state};
 use batchboard_core::result_lines::{ResultsPage, ResultsQuery};
 use batchboard_core::Batch;
+#[cfg(feature = "ssr")]
+use batchboard_server::actor::{Operator, Viewer};
 
 /// The metadata key that links a retry batch to the batch it retries.
 pub const RETRY_OF: &str = "retry_of";
@@ -19,7 +19,7 @@ pub async fn batch_results(
     id: String,
     #[server(default)] query: ResultsQuery,
 ) -> Result<ResultsPage, AppError> {
-    require(Role::Viewer).await?;
+    actor::<Viewer>().await?;
     let st = state()?;
     let b = batchboard_server::results::batch(&st, &id).await?;
     let joined = batchboard_server::results::joined(&st, &b).await?;
@@ -38,7 +38,7 @@ pub async fn retry_failed(id: String) -> Result<Batch, AppError> {
 
     use batchboard_server::results;
 
-    let user = require(Role::Operator).await?;
+    let actor = actor::<Operator>().await?;
     let st = state()?;
     let original = results::batch(&st, &id).await?;
     let joined = results::joined(&st, &original).await?;
@@ -85,7 +85,7 @@ pub async fn retry_failed(id: String) -> Result<Batch, AppError> {
     metadata
         .get_or_insert_with(Default::default)
         .insert(RETRY_OF.into(), id.clone());
-    stamp_creator(&mut metadata, &user.name).map_err(AppError::invalid)?;
+    stamp_creator(&mut metadata, &actor.user.name).map_err(AppError::invalid)?;
     let name = st
         .db
         .get_file_name(&id)
@@ -109,7 +109,7 @@ pub async fn retry_failed(id: String) -> Result<Batch, AppError> {
     .await?;
     drop(file);
     let detail = format!("retry of {id}: {n} requests");
-    audit(&user, "create", Some(&batch.id), Some(&detail)).await;
+    actor.audit("create", Some(&batch.id), Some(&detail)).await;
     Ok(batch)
 }
 

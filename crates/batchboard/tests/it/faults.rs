@@ -92,14 +92,14 @@ async fn rate_limits_and_server_errors_are_retried_within_bounds() {
         .await;
     let (status, body) = server_fn(&s.op, &base, "cancel_batch", &[("id", &b)]).await;
     assert_eq!(status, 502, "{body}");
-    assert!(body.contains(r#""status":500"#), "{body}");
+    assert!(body.contains(r#""upstream_status":500"#), "{body}");
     assert_eq!(metric(&base, CANCEL_RETRIES).await, 2.0);
 
     // Server errors that do not stop: three more attempts, then a clear error.
     s.faults("POST /v1/batches/*/cancel: status=503").await;
     let (status, body) = server_fn(&s.op, &base, "cancel_batch", &[("id", &b)]).await;
     assert_eq!(status, 502, "{body}");
-    assert!(body.contains(r#""status":503"#), "{body}");
+    assert!(body.contains(r#""upstream_status":503"#), "{body}");
     assert_eq!(metric(&base, CANCEL_RETRIES).await, 5.0);
     let calls = metric(
         &base,
