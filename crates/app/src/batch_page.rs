@@ -152,7 +152,7 @@ fn Detail(batch: Batch, cancel: ServerAction<CancelBatch>) -> impl IntoView {
         .metadata
         .as_ref()
         .and_then(|m| m.get(crate::api::results_fns::RETRY_OF))
-        .filter(|o| crate::api::check_batch_id(o).is_ok())
+        .filter(|o| crate::api::check_id("batch", o).is_ok())
         .map(|o| view! {
             <p data-testid="retry-of">"Retries the failed requests of " <a class="mono" href=format!("/batches/{o}")>{o.clone()}</a></p>
         });

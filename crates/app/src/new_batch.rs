@@ -39,6 +39,7 @@ pub enum Check {
 
 /// What the server answered to a refused upload: its one error body.
 use batchboard_core::error::ErrorBody as Refusal;
+use batchboard_core::EXPIRY_SECONDS;
 
 #[derive(Debug, Clone)]
 #[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
@@ -171,8 +172,8 @@ pub fn NewBatchPage() -> impl IntoView {
                 <input type="hidden" name="metadata" prop:value=metadata_json />
             </fieldset>
             <label class="field">
-                <span>"Output files expire after " <small class="muted">"(optional, seconds: 3600 to 2592000)"</small></span>
-                <input type="number" name="output_expires_after" min="3600" max="2592000" step="1" />
+                <span>"Output files expire after " <small class="muted">{format!("(optional, seconds: {} to {})", EXPIRY_SECONDS.start(), EXPIRY_SECONDS.end())}</small></span>
+                <input type="number" name="output_expires_after" min=EXPIRY_SECONDS.start().to_string() max=EXPIRY_SECONDS.end().to_string() step="1" />
             </label>
             <div class="actions">
                 <button type="submit" class="btn btn-primary" data-testid="create"

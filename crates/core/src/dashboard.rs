@@ -166,8 +166,12 @@ pub struct Facets {
 
 pub const PAGE_SIZES: &[u32] = &[10, 20, 50, 100];
 
-/// A batch id as the upstream makes them: one path segment, no surprises.
-pub fn check_batch_id(id: &str) -> Result<(), ApiError> {
+/// The most rows one page of the batch table may ask for.
+pub const MAX_TABLE_PAGE: u32 = 200;
+
+/// A batch or file id (`what`) as the upstream makes them: one path segment,
+/// no surprises.
+pub fn check_id(what: &str, id: &str) -> Result<(), ApiError> {
     let ok = !id.is_empty()
         && id.len() <= 128
         && id
@@ -176,7 +180,7 @@ pub fn check_batch_id(id: &str) -> Result<(), ApiError> {
     if ok {
         Ok(())
     } else {
-        Err(ApiError::Invalid(format!("'{id}' is not a batch id")))
+        Err(ApiError::Invalid(format!("'{id}' is not a {what} id")))
     }
 }
 

@@ -17,6 +17,9 @@ pub mod error;
 pub mod prices;
 pub mod result_lines;
 pub mod validate;
+mod wire;
+
+pub use wire::*;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -335,9 +338,9 @@ fn processed() -> String {
     "processed".into()
 }
 
-/// The body of an API error: `{"error": {...}}`.
+/// The error object of the upstream's API (the `error` of `{"error": {...}}`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ApiError {
+pub struct OpenAiError {
     #[serde(default, deserialize_with = "null_default")]
     pub message: String,
     #[serde(default, rename = "type", deserialize_with = "null_default")]
@@ -349,8 +352,27 @@ pub struct ApiError {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ApiErrorBody {
-    pub error: ApiError,
+pub struct OpenAiErrorBody {
+    pub error: OpenAiError,
+}
+
+impl OpenAiErrorBody {
+    /// `{"error": {"message", "type", "param", "code"}}`.
+    pub fn new(
+        kind: &str,
+        message: impl Into<String>,
+        param: Option<&str>,
+        code: Option<&str>,
+    ) -> Self {
+        Self {
+            error: OpenAiError {
+                message: message.into(),
+                kind: kind.into(),
+                param: param.map(str::to_owned),
+                code: code.map(str::to_owned),
+            },
+        }
+    }
 }
 
 #[cfg(test)]

@@ -8,25 +8,8 @@ use super::error::{Result, SandboxError};
 use super::store::{new_id, now};
 use super::Sandbox;
 use batchboard_core::{
-    check_metadata, Batch, BatchStatus, List, Metadata, RequestCounts, ENDPOINTS,
+    check_metadata, Batch, BatchStatus, CreateBatch, List, RequestCounts, ENDPOINTS,
 };
-
-#[derive(Debug, Deserialize)]
-pub struct ExpiresAfter {
-    pub anchor: String,
-    pub seconds: i64,
-}
-
-#[derive(Debug, Deserialize)]
-pub struct CreateBatch {
-    pub input_file_id: Option<String>,
-    pub endpoint: Option<String>,
-    pub completion_window: Option<String>,
-    #[serde(default)]
-    pub metadata: Option<Metadata>,
-    #[serde(default)]
-    pub output_expires_after: Option<ExpiresAfter>,
-}
 
 /// Parses a completion window. OpenAI accepts `24h`; like other compatible
 /// providers the sandbox accepts any `<n>h` or `<n>d` up to 7 days, and
@@ -53,27 +36,24 @@ pub async fn create(
         param: None,
         code: None,
     })?;
-    let input_file_id = req.input_file_id.ok_or_else(|| {
-        SandboxError::bad(
-            "Missing required parameter: 'input_file_id'.",
-            "input_file_id",
-        )
-    })?;
-    let endpoint = req
-        .endpoint
-        .ok_or_else(|| SandboxError::bad("Missing required parameter: 'endpoint'.", "endpoint"))?;
+    let missing = |field: &'static str| {
+        SandboxError::bad(format!("Missing required parameter: '{field}'."), field)
+    };
+    let input_file_id = Some(req.input_file_id)
+        .filter(|v| !v.is_empty())
+        .ok_or_else(|| missing("input_file_id"))?;
+    let endpoint = Some(req.endpoint)
+        .filter(|v| !v.is_empty())
+        .ok_or_else(|| missing("endpoint"))?;
     if !ENDPOINTS.contains(&endpoint.as_str()) {
         return Err(SandboxError::bad(
             format!("'{endpoint}' is not one of {ENDPOINTS:?} - 'endpoint'"),
             "endpoint",
         ));
     }
-    let window = req.completion_window.ok_or_else(|| {
-        SandboxError::bad(
-            "Missing required parameter: 'completion_window'.",
-            "completion_window",
-        )
-    })?;
+    let window = Some(req.completion_window)
+        .filter(|v| !v.is_empty())
+        .ok_or_else(|| missing("completion_window"))?;
     let window_secs = window_seconds(&window).ok_or_else(|| {
         SandboxError::bad(
             format!("'{window}' is not a supported completion_window (use '24h')."),
@@ -83,15 +63,12 @@ pub async fn create(
     if let Some(m) = &req.metadata {
         check_metadata(m).map_err(|msg| SandboxError::bad(msg, "metadata"))?;
     }
-    let output_expires_after = match req.output_expires_after {
+    let output_expires_after = match &req.output_expires_after {
         None => None,
-        Some(e) if e.anchor == "created_at" && (3600..=2_592_000).contains(&e.seconds) => {
-            Some(e.seconds)
-        }
-        Some(_) => return Err(SandboxError::bad(
-            "output_expires_after needs anchor 'created_at' and seconds between 3600 and 2592000.",
-            "output_expires_after",
-        )),
+        Some(e) => Some(
+            e.check("output_expires_after")
+                .map_err(|msg| SandboxError::bad(msg, "output_expires_after"))?,
+        ),
     };
     let created_at = now();
     let batch = {

@@ -4,7 +4,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 
-use batchboard_core::{ApiError, ApiErrorBody};
+use batchboard_core::OpenAiErrorBody;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SandboxError {
@@ -93,14 +93,7 @@ impl IntoResponse for SandboxError {
         if let Self::Internal(msg) = &self {
             tracing::error!(error = %msg, "sandbox internal error");
         }
-        let body = ApiErrorBody {
-            error: ApiError {
-                message: self.to_string(),
-                kind: kind.into(),
-                param: param.map(str::to_owned),
-                code: code.map(str::to_owned),
-            },
-        };
+        let body = OpenAiErrorBody::new(kind, self.to_string(), param, code);
         let mut resp = (status, Json(body)).into_response();
         if let Self::Injected {
             retry_after: Some(s),

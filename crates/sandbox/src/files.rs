@@ -15,7 +15,7 @@ use super::Sandbox;
 use batchboard_core::{FileObject, List};
 
 /// The Files API's limit for one file.
-pub const MAX_UPLOAD_BYTES: u64 = 512 * 1024 * 1024;
+pub const ACCEPTED_FILE_BYTES: u64 = 512 * 1024 * 1024;
 const PURPOSES: &[&str] = &[
     "assistants",
     "batch",
@@ -78,8 +78,8 @@ async fn receive(form: &mut Multipart, tmp: &std::path::Path) -> Result<Received
                 let mut bytes = 0u64;
                 while let Some(chunk) = field.chunk().await.map_err(bad_form)? {
                     bytes += chunk.len() as u64;
-                    if bytes > MAX_UPLOAD_BYTES {
-                        return Err(SandboxError::TooLarge(MAX_UPLOAD_BYTES));
+                    if bytes > ACCEPTED_FILE_BYTES {
+                        return Err(SandboxError::TooLarge(ACCEPTED_FILE_BYTES));
                     }
                     out.write_all(&chunk).await?;
                 }
@@ -111,13 +111,10 @@ async fn receive(form: &mut Multipart, tmp: &std::path::Path) -> Result<Received
                     "expires_after",
                 )
             })?;
-            if !(3600..=2_592_000).contains(&s) {
-                return Err(SandboxError::bad(
-                    "expires_after[seconds] must be between 3600 and 2592000.",
-                    "expires_after",
-                ));
-            }
-            Some(s)
+            Some(
+                batchboard_core::check_expiry_seconds("expires_after[seconds]", s)
+                    .map_err(|msg| SandboxError::bad(msg, "expires_after"))?,
+            )
         }
         _ => {
             return Err(SandboxError::bad(

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
-use serde_json::{json, Value};
+use serde_json::Value;
 use url::Url;
 
 use super::models::Reply;
@@ -43,7 +43,7 @@ impl Forward {
         }
         let failed = |message: String| Reply {
             status: 502,
-            body: json!({ "error": { "message": message, "type": "server_error", "param": null, "code": null } }),
+            body: super::models::error_body("server_error", message, None),
             usage: Usage::default(),
         };
         let resp = match req.send().await {
@@ -76,16 +76,11 @@ impl Forward {
 
 /// Token counts from either usage shape (chat/completions or responses).
 fn usage_of(body: &Value) -> Usage {
-    let u = &body["usage"];
-    let get = |k: &str| u.get(k).and_then(Value::as_u64);
-    let input = get("input_tokens").or(get("prompt_tokens")).unwrap_or(0);
-    let output = get("output_tokens")
-        .or(get("completion_tokens"))
-        .unwrap_or(0);
+    let u = batchboard_core::result_lines::usage_of(body).unwrap_or_default();
     Usage {
-        input_tokens: input,
-        output_tokens: output,
-        total_tokens: get("total_tokens").unwrap_or(input + output),
+        input_tokens: u.input,
+        output_tokens: u.output,
+        total_tokens: u.total,
         ..Usage::default()
     }
 }

@@ -85,7 +85,7 @@ impl Sandbox {
                 "/files",
                 post(files::upload)
                     .layer(DefaultBodyLimit::max(
-                        files::MAX_UPLOAD_BYTES as usize + 1024 * 1024,
+                        files::ACCEPTED_FILE_BYTES as usize + 1024 * 1024,
                     ))
                     .get(files::list),
             )

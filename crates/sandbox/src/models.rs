@@ -4,7 +4,7 @@
 
 use serde_json::{json, Value};
 
-use batchboard_core::Usage;
+use batchboard_core::{OpenAiErrorBody, Usage};
 
 /// The answer to one request: HTTP status and JSON body.
 pub struct Reply {
@@ -16,14 +16,14 @@ pub struct Reply {
 fn invalid(message: impl Into<String>, param: &str) -> Reply {
     Reply {
         status: 400,
-        body: json!({ "error": {
-            "message": message.into(),
-            "type": "invalid_request_error",
-            "param": param,
-            "code": null
-        }}),
+        body: error_body("invalid_request_error", message, Some(param)),
         usage: Usage::default(),
     }
+}
+
+/// An OpenAI error body, as a reply's JSON.
+pub fn error_body(kind: &str, message: impl Into<String>, param: Option<&str>) -> Value {
+    serde_json::to_value(OpenAiErrorBody::new(kind, message, param, None)).unwrap_or_default()
 }
 
 /// Rough token count: one per four characters, at least one per word.

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Value};
+use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, BufWriter};
 
 use super::error::{Result, SandboxError};
@@ -12,7 +12,9 @@ use super::models;
 use super::store::{new_id, now};
 use super::Sandbox;
 use batchboard_core::validate::Validator;
-use batchboard_core::{BatchErrors, BatchStatus, FileObject, Usage};
+use batchboard_core::{
+    BatchErrors, BatchStatus, FileObject, LineError, LineResponse, ResultLine, Usage,
+};
 
 /// How fast the sandbox works: slow enough by default to watch progress in
 /// the UI, fast for tests.
@@ -227,7 +229,12 @@ impl Sandbox {
                 continue;
             }
             let request: Value = serde_json::from_slice(line).unwrap_or(Value::Null);
-            let custom_id = request.get("custom_id").cloned().unwrap_or(Value::Null);
+            // The file passed the validator: custom_id is a string on every line.
+            let custom_id = request
+                .get("custom_id")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string();
             if stop.is_none() {
                 if self.forward.is_none() {
                     due += step;
@@ -241,8 +248,15 @@ impl Sandbox {
             }
             if let Some(s) = stop {
                 let (code, message) = s.line_error();
-                let rec = json!({ "id": new_id("batch_req_"), "custom_id": custom_id, "response": null,
-                                  "error": { "code": code, "message": message } });
+                let rec = ResultLine {
+                    id: new_id("batch_req_"),
+                    custom_id: custom_id.clone(),
+                    response: None,
+                    error: Some(LineError {
+                        code: code.to_string(),
+                        message: message.to_string(),
+                    }),
+                };
                 write_line(&mut results.err, &rec).await?;
                 results.n_err += 1;
                 continue;
@@ -348,7 +362,7 @@ impl Sandbox {
 
 /// One executed request: what to write for it.
 struct Done {
-    custom_id: Value,
+    custom_id: String,
     request_id: String,
     reply: models::Reply,
 }
@@ -367,10 +381,18 @@ struct Results {
 
 impl Results {
     async fn record(&mut self, sb: &Sandbox, batch_id: &str, d: Done) -> Result<()> {
-        let rec = json!({ "id": new_id("batch_req_"), "custom_id": d.custom_id,
-            "response": { "status_code": d.reply.status, "request_id": d.request_id, "body": d.reply.body },
-            "error": null });
-        if d.reply.status < 300 {
+        let status = d.reply.status;
+        let rec = ResultLine {
+            id: new_id("batch_req_"),
+            custom_id: d.custom_id,
+            response: Some(LineResponse {
+                status_code: status,
+                request_id: d.request_id,
+                body: d.reply.body,
+            }),
+            error: None,
+        };
+        if status < 300 {
             write_line(&mut self.out, &rec).await?;
             self.n_out += 1;
             self.completed += 1;
@@ -395,7 +417,7 @@ impl Results {
 
 impl Sandbox {
     /// Runs one request: with the built-in models, or at the forward URL.
-    async fn execute(&self, endpoint: &str, body: Value, custom_id: Value) -> Done {
+    async fn execute(&self, endpoint: &str, body: Value, custom_id: String) -> Done {
         let request_id = new_id("req_");
         let reply = match &self.forward {
             None => models::run(endpoint, &body, &request_id, now()),
@@ -409,7 +431,7 @@ impl Sandbox {
     }
 }
 
-async fn write_line(w: &mut BufWriter<tokio::fs::File>, v: &Value) -> Result<()> {
+async fn write_line(w: &mut BufWriter<tokio::fs::File>, v: &ResultLine) -> Result<()> {
     let mut line = serde_json::to_vec(v).map_err(|e| SandboxError::Internal(e.to_string()))?;
     line.push(b'\n');
     w.write_all(&line).await?;

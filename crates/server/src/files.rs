@@ -16,9 +16,9 @@ use super::state::AppState;
 use crate::actor::{Actor, Operator, Viewer};
 use crate::http::HttpError;
 use batchboard_core::validate::{Report, Validator};
+use batchboard_core::{check_expiry_seconds, CreateBatch, ExpiresAfter};
 use batchboard_core::{check_metadata, Metadata, CREATED_BY, ENDPOINTS, MAX_FILE_BYTES};
-use batchboard_core::{dashboard::check_batch_id, error::ApiError};
-use batchboard_upstream::CreateBatch;
+use batchboard_core::{dashboard::check_id, error::ApiError};
 
 #[derive(Debug, Deserialize)]
 pub struct DownloadQuery {
@@ -36,12 +36,12 @@ pub async fn download(
     Path(id): Path<String>,
     Query(q): Query<DownloadQuery>,
 ) -> Result<Response, HttpError> {
-    check_batch_id(&id).map_err(|_| HttpError::invalid(format!("'{id}' is not a file id")))?;
+    check_id("file", &id)?;
     let upstream = state.upstream.client.file_content(&id).await?;
     let length = upstream.content_length();
     actor.audit("download", Some(&id), q.kind.as_deref()).await;
     let name = match (&q.batch, q.kind.as_deref()) {
-        (Some(b), Some(k @ ("input" | "output" | "error"))) if check_batch_id(b).is_ok() => {
+        (Some(b), Some(k @ ("input" | "output" | "error"))) if check_id("batch", b).is_ok() => {
             format!("{b}_{k}.jsonl")
         }
         _ => format!("{id}.jsonl"),
@@ -151,12 +151,7 @@ fn check_form(
                 .trim()
                 .parse()
                 .map_err(|_| HttpError::invalid("output_expires_after: a number of seconds"))?;
-            if !(3600..=2_592_000).contains(&secs) {
-                return Err(HttpError::invalid(
-                    "output_expires_after: between 3600 seconds (1 hour) and 2592000 (30 days)",
-                ));
-            }
-            Some(secs)
+            Some(check_expiry_seconds("output_expires_after", secs).map_err(HttpError::invalid)?)
         }
     };
     Ok(NewBatch {
@@ -286,9 +281,7 @@ pub async fn create(
             endpoint: new.endpoint,
             completion_window: new.completion_window,
             metadata: new.metadata,
-            output_expires_after: new
-                .output_expires_after
-                .map(|s| serde_json::json!({"anchor": "created_at", "seconds": s})),
+            output_expires_after: new.output_expires_after.map(ExpiresAfter::created_at),
         },
     )
     .await?;

@@ -3,7 +3,7 @@
 //! pages. The same SQL runs on SQLite and Postgres (`$N` placeholders, `ON
 //! CONFLICT`); `db::on_db!` runs one body against whichever pool is in use.
 
-use batchboard_core::dashboard::{BatchQuery, Facets, WatcherStatus, SORT_KEYS};
+use batchboard_core::dashboard::{BatchQuery, Facets, WatcherStatus, MAX_TABLE_PAGE, SORT_KEYS};
 use batchboard_core::{Batch, BatchStatus, CREATED_BY};
 
 use super::db::{now, on_db, Db, DbError};
@@ -37,8 +37,6 @@ fn day_start(s: &str, field: &str) -> Result<i64, DbError> {
 fn non_empty(v: &Option<String>) -> Option<&str> {
     v.as_deref().map(str::trim).filter(|s| !s.is_empty())
 }
-
-pub const MAX_PAGE: u32 = 200;
 
 /// The `WHERE` clause and its parameters for a query's filters.
 fn filters(q: &BatchQuery) -> Result<(String, Vec<Param>), DbError> {
@@ -152,9 +150,9 @@ impl Db {
         q: &BatchQuery,
     ) -> Result<(Vec<Batch>, u64, u32, u32), DbError> {
         let limit = q.limit.unwrap_or(20);
-        if !(1..=MAX_PAGE).contains(&limit) {
+        if !(1..=MAX_TABLE_PAGE).contains(&limit) {
             return Err(DbError::Query(format!(
-                "limit must be between 1 and {MAX_PAGE}"
+                "limit must be between 1 and {MAX_TABLE_PAGE}"
             )));
         }
         let offset = q.offset.unwrap_or(0);

@@ -255,7 +255,7 @@ pub fn router<V: IntoView + 'static>(state: AppState, pages: Pages<V>) -> Router
         .route(
             "/api/batches",
             axum::routing::post(files::create).layer(axum::extract::DefaultBodyLimit::max(
-                batchboard_core::MAX_FILE_BYTES as usize + 1024 * 1024,
+                limits::UPLOAD_BODY_LIMIT as usize,
             )),
         )
         .leptos_routes_with_context(

@@ -22,11 +22,11 @@ use batchboard_core::MAX_FILE_BYTES;
 pub const MAX_FORM_BYTES: u64 = 1024 * 1024;
 
 /// A multipart upload: the file plus the form fields around it.
-pub const MAX_UPLOAD_BYTES: u64 = MAX_FILE_BYTES + 1024 * 1024;
+pub const UPLOAD_BODY_LIMIT: u64 = MAX_FILE_BYTES + 1024 * 1024;
 
 fn limit_for(method: &Method, path: &str) -> u64 {
     if method == Method::POST && path == "/api/batches" {
-        MAX_UPLOAD_BYTES
+        UPLOAD_BODY_LIMIT
     } else {
         MAX_FORM_BYTES
     }
@@ -43,7 +43,7 @@ pub async fn bound_body(req: Request, next: Next) -> Response {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > limit) {
-        let message = if limit == MAX_UPLOAD_BYTES {
+        let message = if limit == UPLOAD_BODY_LIMIT {
             format!(
                 "file: the upload is larger than {MAX_FILE_BYTES} bytes (200 MB), the Batch API's limit; nothing was uploaded"
             )

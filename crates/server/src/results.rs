@@ -31,13 +31,13 @@ use batchboard_core::result_lines::{
     read_result, Outcome, Reading, ResultRow, ResultsPage, ResultsQuery,
 };
 use batchboard_core::Batch;
-use batchboard_core::{dashboard::check_batch_id, error::ApiError};
+use batchboard_core::{dashboard::check_id, error::ApiError};
 
 /// Characters of answer shown in the table.
 const PREVIEW_CHARS: usize = 240;
 /// Indexes kept in memory.
 const CACHED: usize = 4;
-pub const MAX_PAGE: u64 = 200;
+pub const MAX_RESULTS_PAGE: u64 = 200;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Source {
@@ -154,7 +154,7 @@ pub async fn joined(state: &AppState, batch: &Batch) -> Result<Arc<Joined>, ApiE
     let mut paths: [Option<PathBuf>; 3] = Default::default();
     for (slot, file) in paths.iter_mut().zip(files) {
         let Some(id) = file else { continue };
-        batchboard_core::dashboard::check_batch_id(id)?;
+        batchboard_core::dashboard::check_id("batch", id)?;
         let path = dir.join(format!("{id}.jsonl"));
         if !tokio::fs::try_exists(&path).await.unwrap_or(false) {
             spool(state, id, &path).await?;
@@ -421,7 +421,7 @@ fn row(reader: &Reader, i: &InputRef, preview: usize) -> std::io::Result<ResultR
 impl Joined {
     /// A page of rows matching the query.
     pub fn page(&self, q: &ResultsQuery) -> Result<ResultsPage, ApiError> {
-        let limit = q.limit.clamp(1, MAX_PAGE);
+        let limit = q.limit.clamp(1, MAX_RESULTS_PAGE);
         let reader = Reader::open(&self.paths).map_err(io_error("cannot read the spool"))?;
         let mut matched = 0u64;
         let mut rows = Vec::new();
@@ -572,7 +572,7 @@ fn write_csv(buf: &mut Vec<u8>, row: &ResultRow) -> std::io::Result<()> {
 
 /// The batch, from the index or the upstream.
 pub async fn batch(state: &AppState, id: &str) -> Result<Batch, ApiError> {
-    check_batch_id(id)?;
+    check_id("batch", id)?;
     if let Ok(Some(b)) = state.db.get_indexed(id).await {
         if b.status.is_terminal() {
             return Ok(b);

@@ -14,10 +14,10 @@ use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION};
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
-use serde::Serialize;
+
 use url::Url;
 
-use batchboard_core::{ApiErrorBody, Batch, FileObject, List, Metadata};
+use batchboard_core::{Batch, CreateBatch, FileObject, List, OpenAiErrorBody};
 
 /// What went wrong talking to the upstream.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -190,18 +190,6 @@ enum Settle<T> {
     Done(T),
     /// Return the failure without another attempt.
     GiveUp,
-}
-
-/// Parameters of `POST /batches`.
-#[derive(Debug, Clone, Serialize)]
-pub struct CreateBatch {
-    pub input_file_id: String,
-    pub endpoint: String,
-    pub completion_window: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub metadata: Option<Metadata>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub output_expires_after: Option<serde_json::Value>,
 }
 
 pub struct Client {
@@ -578,7 +566,7 @@ async fn api_error(resp: Response) -> UpstreamError {
         _ => None,
     };
     let text = resp.text().await.unwrap_or_default();
-    match serde_json::from_str::<ApiErrorBody>(&text) {
+    match serde_json::from_str::<OpenAiErrorBody>(&text) {
         Ok(body) if !body.error.message.is_empty() => UpstreamError::Api {
             status: status.as_u16(),
             message: body.error.message,

@@ -16,8 +16,8 @@ pub mod results_fns;
 #[cfg(feature = "ssr")]
 use auth::CurrentUser;
 pub use batchboard_core::dashboard::{
-    check_batch_id, BatchPage, BatchQuery, Facets, Reachability, UpstreamInfo, WatcherStatus,
-    PAGE_SIZES, SORT_KEYS,
+    check_id, BatchPage, BatchQuery, Facets, Reachability, UpstreamInfo, WatcherStatus, PAGE_SIZES,
+    SORT_KEYS,
 };
 #[cfg(feature = "ssr")]
 use batchboard_server::actor::{Actor, Needs, Operator, Viewer};
@@ -175,7 +175,7 @@ pub async fn get_watcher_status() -> Result<WatcherStatus, AppError> {
 #[server(endpoint = "get_batch")]
 pub async fn get_batch(id: String) -> Result<Batch, AppError> {
     actor::<Viewer>().await?;
-    check_batch_id(&id)?;
+    check_id("batch", &id)?;
     let st = state()?;
     if let Some(b) = st.db.get_indexed(&id).await.map_err(internal)? {
         return Ok(b);
@@ -188,7 +188,7 @@ pub async fn get_batch(id: String) -> Result<Batch, AppError> {
 #[server(endpoint = "cancel_batch")]
 pub async fn cancel_batch(id: String) -> Result<Batch, AppError> {
     let actor = actor::<Operator>().await?;
-    check_batch_id(&id)?;
+    check_id("batch", &id)?;
     let st = state()?;
     let batch = st.upstream.client.cancel_batch(&id).await?;
     st.index(&batch).await;

@@ -98,7 +98,7 @@ pub async fn retry_failed(id: String) -> Result<Batch, AppError> {
         &st,
         &file.0,
         &name,
-        batchboard_upstream::CreateBatch {
+        batchboard_core::CreateBatch {
             input_file_id: String::new(),
             endpoint: original.endpoint.clone(),
             completion_window: original.completion_window.clone(),

@@ -5,7 +5,8 @@ use std::io::Write;
 
 use crate::common::{sandbox, TempDir, FAST};
 use batchboard_core::BatchStatus;
-use batchboard_upstream::{Client, CreateBatch, UpstreamError};
+use batchboard_core::{CreateBatch, ExpiresAfter};
+use batchboard_upstream::{Client, UpstreamError};
 use futures_util::StreamExt;
 use secrecy::SecretString;
 
@@ -51,9 +52,7 @@ async fn every_call_works_against_the_sandbox() {
             endpoint: "/v1/chat/completions".into(),
             completion_window: "24h".into(),
             metadata: Some([("k".to_string(), "v".to_string())].into()),
-            output_expires_after: Some(
-                serde_json::json!({"anchor": "created_at", "seconds": 3600}),
-            ),
+            output_expires_after: Some(ExpiresAfter::created_at(3600)),
         })
         .await
         .unwrap();
