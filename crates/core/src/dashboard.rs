@@ -192,3 +192,6 @@ pub struct TokenCount {
     pub tokens: u64,
     pub encoding: String,
 }
+
+/// The metadata key that links a retry batch to the batch it retries.
+pub const RETRY_OF: &str = "retry_of";

@@ -2,8 +2,6 @@
 //! batch's files, and uploading a JSONL file to create a batch. Both stream:
 //! memory use does not grow with the file.
 
-use std::path::PathBuf;
-
 use axum::body::Body;
 use axum::extract::{Multipart, Path, Query, State};
 use axum::http::{header, HeaderValue, StatusCode};
@@ -15,9 +13,10 @@ use tokio::io::AsyncWriteExt;
 use super::state::AppState;
 use crate::actor::{Actor, Operator, Viewer};
 use crate::http::HttpError;
-use batchboard_core::validate::{Report, Validator};
+use crate::services::submit::{checker, estimate_tokens, stamp_creator, submit, TempFile};
+use batchboard_core::validate::Report;
 use batchboard_core::{check_expiry_seconds, CreateBatch, ExpiresAfter};
-use batchboard_core::{check_metadata, Metadata, CREATED_BY, ENDPOINTS, MAX_FILE_BYTES};
+use batchboard_core::{check_metadata, Metadata, ENDPOINTS, MAX_FILE_BYTES};
 use batchboard_core::{dashboard::check_id, error::ApiError};
 
 #[derive(Debug, Deserialize)]
@@ -99,15 +98,6 @@ fn relay(
     })
 }
 
-/// Removes the temporary upload however the request ends.
-pub struct TempFile(pub PathBuf);
-
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
-
 /// The form fields of a new batch, checked.
 struct NewBatch {
     endpoint: String,
@@ -162,33 +152,6 @@ fn check_form(
     })
 }
 
-/// Writes who created the batch into its metadata (`created_by`), replacing
-/// whatever the form said there, within the API's metadata limits.
-pub fn stamp_creator(metadata: &mut Option<Metadata>, name: &str) -> Result<(), String> {
-    let m = metadata.get_or_insert_with(Metadata::new);
-    m.insert(CREATED_BY.to_string(), name.to_string());
-    check_metadata(m).map_err(|e| format!("{e} (one pair is kept for {CREATED_BY})"))
-}
-
-/// The token estimate, counted off the request path's threads.
-async fn estimate_tokens(mut report: Report) -> Report {
-    let model = report.model.clone().unwrap_or_default();
-    let sample = std::mem::take(&mut report.sample);
-    let counted = tokio::task::spawn_blocking(move || {
-        let (n, name) = super::tokens::count(&model, &sample);
-        (n, name, sample)
-    })
-    .await;
-    match counted {
-        Ok((n, name, sample)) => {
-            report.sample = sample;
-            report.estimate_tokens(n, name);
-        }
-        Err(e) => tracing::warn!(error = %e, "token estimate failed"),
-    }
-    report
-}
-
 /// `POST /api/batches`: multipart `endpoint`, `completion_window`,
 /// `metadata` (JSON object), `output_expires_after` (seconds) and `file`
 /// (last). The file is validated while it streams to a temporary file; only
@@ -234,8 +197,7 @@ pub async fn create(
                     .to_owned();
                 let tmp = TempFile(dir.join(format!("{}.jsonl", uuid::Uuid::new_v4().simple())));
                 let mut out = tokio::fs::File::create(&tmp.0).await?;
-                let mut validator = Validator::new(endpoint.as_deref().filter(|e| !e.is_empty()))
-                    .with_token_counter(super::tokens::counter());
+                let mut validator = checker(endpoint.as_deref().filter(|e| !e.is_empty()));
                 let mut bytes = 0u64;
                 while let Some(chunk) = field.chunk().await.map_err(bad_form)? {
                     bytes += chunk.len() as u64;
@@ -294,24 +256,4 @@ pub async fn create(
     );
     actor.audit("create", Some(&batch.id), Some(&detail)).await;
     Ok(Json(batch))
-}
-
-/// Uploads a checked file and creates the batch from it (`input_file_id`
-/// is filled in here); indexes it at once, with its file name, so every
-/// viewer sees it now.
-pub async fn submit(
-    state: &AppState,
-    path: &std::path::Path,
-    filename: &str,
-    mut req: CreateBatch,
-) -> Result<batchboard_core::Batch, ApiError> {
-    let client = &state.upstream.client;
-    let file = client.upload_file(path, filename, "batch").await?;
-    req.input_file_id = file.id;
-    let batch = client.create_batch(&req).await?;
-    state.index(&batch).await;
-    if let Err(e) = state.db.set_file_name(&batch.id, filename).await {
-        tracing::warn!(error = %e, "cannot store the file name");
-    }
-    Ok(batch)
 }

@@ -17,6 +17,7 @@ pub mod index;
 pub mod limits;
 pub mod metrics;
 pub mod results;
+pub mod services;
 pub mod state;
 pub mod tokens;
 pub mod users;

@@ -628,11 +628,11 @@ pub async fn merged(
 pub async fn write_failed(
     joined: Arc<Joined>,
     dir: PathBuf,
-) -> Result<(super::files::TempFile, usize), ApiError> {
+) -> Result<(crate::services::submit::TempFile, usize), ApiError> {
     tokio::task::spawn_blocking(move || {
         let fail = io_error("cannot write the retry file");
         std::fs::create_dir_all(&dir).map_err(&fail)?;
-        let file = super::files::TempFile(
+        let file = crate::services::submit::TempFile(
             dir.join(format!("retry-{}.jsonl", uuid::Uuid::new_v4().simple())),
         );
         let reader = Reader::open(&joined.paths).map_err(&fail)?;

@@ -1,0 +1,89 @@
+//! "Retry failures": a new batch of the requests of a finished, cancelled
+//! or expired batch that failed or never ran, linked to the original by
+//! `retry_of` in its metadata.
+
+use batchboard_core::dashboard::{BatchQuery, RETRY_OF};
+use batchboard_core::error::ApiError;
+use batchboard_core::{Batch, CreateBatch};
+
+use super::submit::{check_file, stamp_creator, submit};
+use crate::http::HttpError;
+use crate::results;
+use crate::state::AppState;
+
+/// The new batch, and how many requests it retries. `creator` is stamped
+/// into its metadata.
+pub async fn retry_failed(
+    st: &AppState,
+    id: &str,
+    creator: &str,
+) -> Result<(Batch, usize), HttpError> {
+    let original = results::batch(st, id).await?;
+    let joined = results::joined(st, &original).await?;
+    // One retry of a batch at a time, and only one: a second click (or a
+    // colleague) gets the batch already made.
+    let lock = st.results.lock_for(id);
+    let _one = lock.lock().await;
+    let earlier = st
+        .db
+        .query_batches(&BatchQuery {
+            meta_key: Some(RETRY_OF.into()),
+            meta_value: Some(id.to_owned()),
+            limit: Some(1),
+            ..Default::default()
+        })
+        .await?;
+    if let Some(b) = earlier.0.first() {
+        return Err(HttpError::invalid(format!(
+            "batch {id} was already retried as {}; retry that one's failures instead",
+            b.id
+        )));
+    }
+    if joined.failed_requests() == 0 {
+        return Err(HttpError::invalid(format!(
+            "batch {id} has no failed or unfinished requests to retry"
+        )));
+    }
+    let (file, n) = results::write_failed(joined, st.data_dir.join("uploads")).await?;
+    // The same check as any upload, before anything reaches the upstream.
+    let report = check_file(&file.0, &original.endpoint).await?;
+    if !report.is_ok() {
+        let first = report
+            .errors
+            .first()
+            .map(|e| e.message.clone())
+            .unwrap_or_default();
+        return Err(ApiError::Invalid(format!(
+            "the requests to retry do not pass the check ({} problems; first: {first})",
+            report.error_count
+        ))
+        .into());
+    }
+    let mut metadata = original.metadata.clone();
+    metadata
+        .get_or_insert_with(Default::default)
+        .insert(RETRY_OF.into(), id.to_owned());
+    stamp_creator(&mut metadata, creator).map_err(HttpError::invalid)?;
+    let name = st
+        .db
+        .get_file_name(id)
+        .await
+        .ok()
+        .flatten()
+        .map(|n| format!("{}-retry.jsonl", n.trim_end_matches(".jsonl")))
+        .unwrap_or_else(|| format!("{id}-retry.jsonl"));
+    let batch = submit(
+        st,
+        &file.0,
+        &name,
+        CreateBatch {
+            input_file_id: String::new(),
+            endpoint: original.endpoint.clone(),
+            completion_window: original.completion_window.clone(),
+            metadata,
+            output_expires_after: None,
+        },
+    )
+    .await?;
+    Ok((batch, n))
+}

@@ -1,0 +1,91 @@
+//! Creating a batch from a checked file: one implementation for the upload
+//! route and for "retry failures". The file is checked by the same
+//! validator (with the server's tokenizer) on either path.
+
+use std::path::{Path, PathBuf};
+
+use batchboard_core::error::ApiError;
+use batchboard_core::validate::{Report, Validator};
+use batchboard_core::{check_metadata, CreateBatch, Metadata, CREATED_BY};
+use tokio::io::AsyncReadExt;
+
+use crate::http::HttpError;
+use crate::state::AppState;
+
+/// Removes the temporary upload however the request ends.
+pub struct TempFile(pub PathBuf);
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// The validator every file Batchboard sends upstream goes through.
+pub fn checker(endpoint: Option<&str>) -> Validator {
+    Validator::new(endpoint).with_token_counter(crate::tokens::counter())
+}
+
+/// Checks a file on disk with [`checker`], streamed in 1 MiB pieces.
+pub async fn check_file(path: &Path, endpoint: &str) -> Result<Report, HttpError> {
+    let mut f = tokio::fs::File::open(path).await?;
+    let mut v = checker(Some(endpoint));
+    let mut buf = vec![0; 1 << 20];
+    loop {
+        let n = f.read(&mut buf).await?;
+        if n == 0 {
+            break;
+        }
+        // CPU work (long embedding inputs are tokenized): let the runtime
+        // move other requests off this thread meanwhile.
+        tokio::task::block_in_place(|| v.chunk(&buf[..n]));
+    }
+    Ok(v.finish())
+}
+
+/// Writes who created the batch into its metadata (`created_by`), replacing
+/// whatever the form said there, within the API's metadata limits.
+pub fn stamp_creator(metadata: &mut Option<Metadata>, name: &str) -> Result<(), String> {
+    let m = metadata.get_or_insert_with(Metadata::new);
+    m.insert(CREATED_BY.to_string(), name.to_string());
+    check_metadata(m).map_err(|e| format!("{e} (one pair is kept for {CREATED_BY})"))
+}
+
+/// The token estimate, counted off the request path's threads.
+pub async fn estimate_tokens(mut report: Report) -> Report {
+    let model = report.model.clone().unwrap_or_default();
+    let sample = std::mem::take(&mut report.sample);
+    let counted = tokio::task::spawn_blocking(move || {
+        let (n, name) = crate::tokens::count(&model, &sample);
+        (n, name, sample)
+    })
+    .await;
+    match counted {
+        Ok((n, name, sample)) => {
+            report.sample = sample;
+            report.estimate_tokens(n, name);
+        }
+        Err(e) => tracing::warn!(error = %e, "token estimate failed"),
+    }
+    report
+}
+
+/// Uploads a checked file and creates the batch from it (`input_file_id`
+/// is filled in here); indexes it at once, with its file name, so every
+/// viewer sees it now.
+pub async fn submit(
+    state: &AppState,
+    path: &std::path::Path,
+    filename: &str,
+    mut req: CreateBatch,
+) -> Result<batchboard_core::Batch, ApiError> {
+    let client = &state.upstream.client;
+    let file = client.upload_file(path, filename, "batch").await?;
+    req.input_file_id = file.id;
+    let batch = client.create_batch(&req).await?;
+    state.index(&batch).await;
+    if let Err(e) = state.db.set_file_name(&batch.id, filename).await {
+        tracing::warn!(error = %e, "cannot store the file name");
+    }
+    Ok(batch)
+}
