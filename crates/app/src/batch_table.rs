@@ -32,7 +32,7 @@ fn query_from_url(q: &leptos_router::params::ParamsMap) -> BatchQuery {
         offset: text("offset").and_then(|o| o.parse().ok()),
         limit: text("limit")
             .and_then(|l| l.parse().ok())
-            .filter(|l| (1..=200).contains(l)),
+            .filter(|l| (1..=batchboard_core::dashboard::MAX_TABLE_PAGE).contains(l)),
     }
 }
 

@@ -13,6 +13,7 @@
 mod common;
 mod report;
 
+use common::Fetch;
 use std::time::{Duration, Instant};
 
 use common::{
@@ -115,12 +116,8 @@ async fn sandbox_requests(base: &str) -> u64 {
     let v: serde_json::Value = reqwest::Client::new()
         .get(format!("{base}/sandbox/stats"))
         .bearer_auth(KEY)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .fetch_json()
+        .await;
     v["requests"].as_u64().unwrap()
 }
 

@@ -89,16 +89,18 @@ impl BatchQuery {
             ),
             ("limit", self.limit.map(|l| l.to_string())),
         ];
-        let mut out = String::new();
+        let mut out = form_urlencoded::Serializer::new(String::new());
         for (k, v) in pairs {
             if let Some(v) = v.filter(|v| !v.is_empty()) {
-                out.push(if out.is_empty() { '?' } else { '&' });
-                out.push_str(k);
-                out.push('=');
-                out.push_str(&encode(&v));
+                out.append_pair(k, &v);
             }
         }
-        out
+        let out = out.finish();
+        if out.is_empty() {
+            out
+        } else {
+            format!("?{out}")
+        }
     }
 
     /// Whether any filter or search is set (sort and page aside).
@@ -117,19 +119,6 @@ impl BatchQuery {
         .iter()
         .any(|f| f.as_deref().is_some_and(|v| !v.is_empty()))
     }
-}
-
-/// Percent-encodes a query-string value.
-fn encode(s: &str) -> String {
-    let mut out = String::new();
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 /// How current the index is: what the pages say about the upstream.

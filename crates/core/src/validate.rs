@@ -549,11 +549,6 @@ impl Validator {
         self.report.bytes += n;
     }
 
-    /// Feeds a whole file held in memory (tests, small files).
-    pub fn feed_bytes(&mut self, data: &[u8]) {
-        self.chunk(data);
-    }
-
     pub fn finish(mut self) -> Report {
         if !self.pending.is_empty() {
             let last = std::mem::take(&mut self.pending);

@@ -122,14 +122,6 @@ impl Db {
             .connect_lazy_with(opts))
     }
 
-    /// Which backend, for logs.
-    pub fn backend(&self) -> &'static str {
-        match self {
-            Self::Sqlite(_) => "sqlite",
-            Self::Postgres(_) => "postgres",
-        }
-    }
-
     async fn migrate(&self) -> Result<(), DbError> {
         match self {
             Self::Sqlite(p) => {

@@ -439,16 +439,6 @@ impl Db {
         });
         Ok(())
     }
-
-    /// Which replica polls the upstream, as it last said.
-    pub async fn watcher_holder(&self) -> Result<Option<String>, DbError> {
-        let row: Option<(Option<String>,)> = on_db!(self, p => {
-            sqlx::query_as("SELECT holder FROM watcher_state WHERE id = 1")
-                .fetch_optional(p)
-                .await?
-        });
-        Ok(row.and_then(|r| r.0))
-    }
 }
 
 /// `count` made-up batches (and input file names), the same for the same

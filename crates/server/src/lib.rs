@@ -6,6 +6,10 @@
 //! above it and call into it): the binary hands the app's pages in as
 //! [`Pages`]. Nothing in it is compiled for the browser.
 
+// Errors carry the upstream's whole error (message, type, code, param,
+// request id, retry-after) by value; they are rare, so their size is fine.
+#![allow(clippy::result_large_err)]
+
 pub mod actor;
 pub mod auth;
 pub mod config;

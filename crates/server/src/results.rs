@@ -64,7 +64,6 @@ struct InputRef {
 pub struct Joined {
     /// Input, output and error file (absent: none).
     paths: [Option<PathBuf>; 3],
-    endpoint: String,
     inputs: Vec<InputRef>,
     ok: u64,
     failed: u64,
@@ -165,8 +164,7 @@ pub async fn joined(state: &AppState, batch: &Batch) -> Result<Arc<Joined>, ApiE
     tokio::fs::write(dir.join(USED), b"")
         .await
         .map_err(io_error("cannot write the spool"))?;
-    let endpoint = batch.endpoint.clone();
-    let joined = tokio::task::spawn_blocking(move || index(paths, endpoint))
+    let joined = tokio::task::spawn_blocking(move || index(paths))
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))??;
     let joined = Arc::new(joined);
@@ -263,7 +261,7 @@ struct IdOnly {
 /// Where a result is and what it says: source, span, outcome, error code.
 type ResultRef = (Source, Span, Outcome, Option<Arc<str>>);
 
-fn index(paths: [Option<PathBuf>; 3], endpoint: String) -> Result<Joined, ApiError> {
+fn index(paths: [Option<PathBuf>; 3]) -> Result<Joined, ApiError> {
     let read_err = io_error("cannot read the spool");
     // Results first: custom_id → where, and what it says.
     let mut results: HashMap<String, ResultRef> = HashMap::new();
@@ -341,7 +339,6 @@ fn index(paths: [Option<PathBuf>; 3], endpoint: String) -> Result<Joined, ApiErr
     groups.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
     Ok(Joined {
         paths,
-        endpoint,
         inputs,
         ok,
         failed,
@@ -649,12 +646,6 @@ pub async fn write_failed(
     })
     .await
     .map_err(|e| ApiError::Internal(e.to_string()))?
-}
-
-impl Joined {
-    pub fn endpoint(&self) -> &str {
-        &self.endpoint
-    }
 }
 
 #[cfg(test)]

@@ -56,6 +56,14 @@ pub fn check_name(name: &str) -> Result<(), UsersError> {
     }
 }
 
+impl UsersDoc {
+    fn account(&mut self, name: &str) -> Result<&mut Account, UsersError> {
+        self.users
+            .get_mut(name)
+            .ok_or_else(|| UsersError::Invalid(format!("no user '{name}'")))
+    }
+}
+
 fn read_doc(path: &Path) -> Result<UsersDoc, UsersError> {
     let fail = |reason: String| UsersError::File {
         path: path.display().to_string(),
@@ -304,10 +312,7 @@ pub fn run(cmd: UserCommand) -> Result<String, UsersError> {
         } => {
             let path = file.path();
             let mut doc = read_doc(&path)?;
-            let account = doc
-                .users
-                .get_mut(&name)
-                .ok_or_else(|| UsersError::Invalid(format!("no user '{name}'")))?;
+            let account = doc.account(&name)?;
             let (pw, generated) = read_password(password_stdin)?;
             account.password_hash = Some(hash_password(&pw)?);
             write_doc(&path, &doc)?;
@@ -323,10 +328,7 @@ pub fn run(cmd: UserCommand) -> Result<String, UsersError> {
         UserCommand::SetRole { name, role, file } => {
             let path = file.path();
             let mut doc = read_doc(&path)?;
-            let account = doc
-                .users
-                .get_mut(&name)
-                .ok_or_else(|| UsersError::Invalid(format!("no user '{name}'")))?;
+            let account = doc.account(&name)?;
             account.role = role;
             write_doc(&path, &doc)?;
             Ok(format!("{name} is now {role}"))

@@ -8,6 +8,10 @@
 //! The key lives only in the client's default headers, marked sensitive.
 //! Uploads and downloads stream: no file is held in memory.
 
+// Upstream errors carry the whole OpenAI error (message, type, code, param,
+// request id, retry-after) by value; they are rare, so their size is fine.
+#![allow(clippy::result_large_err)]
+
 use std::time::Duration;
 
 use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION};
@@ -149,7 +153,7 @@ impl Backoff {
             .saturating_mul(1 << self.failures.min(16))
             .min(self.cap);
         // Half fixed, half random: spread out, but never a zero wait.
-        let jitter = f64::from(uuid::Uuid::new_v4().as_bytes()[0]) / 255.0;
+        let jitter = fastrand::f64();
         let d = ceiling.mul_f64(0.5 + 0.5 * jitter);
         asked.map_or(d, |a| a.max(d.min(a + Duration::from_secs(1))))
     }

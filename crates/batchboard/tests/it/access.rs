@@ -3,6 +3,7 @@
 //! cross-site requests are refused, proxy-header sign-in trusts only its
 //! proxies, and the audit log records who did what.
 
+use crate::common::Fetch;
 use std::path::{Path, PathBuf};
 
 use crate::common::{add_user, browser, server_fn, sign_in, signed_in, Proc, TempDir, PASSWORD};
@@ -229,12 +230,8 @@ async fn a_viewer_sees_and_downloads_but_cannot_create_or_cancel() {
     let page = vi
         .get(format!("{base}/"))
         .header("accept", "text/html")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+        .fetch_text()
+        .await;
     assert!(page.contains(r#"data-testid="created-by">op<"#), "{page}");
 }
 
@@ -464,12 +461,8 @@ async fn the_audit_log_records_who_did_what_for_admins() {
     let html = boss
         .get(format!("{base}/audit"))
         .header("accept", "text/html")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+        .fetch_text()
+        .await;
     assert!(html.contains(r#"data-action="create""#), "{html}");
     // And refuses anyone else with 403.
     let r = op
@@ -608,12 +601,8 @@ async fn secure_cookie_behind_a_tls_proxy_and_first_run_admin() {
     let page = http
         .get(format!("{base}/"))
         .header("accept", "text/html")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+        .fetch_text()
+        .await;
     assert!(
         page.contains("Sandbox") && page.contains("Audit log"),
         "{page}"

@@ -11,6 +11,22 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt;
 use serde_json::Value;
 
+/// A request sent and its answer read, failing the test on a transport error.
+#[allow(dead_code)]
+pub trait Fetch {
+    fn fetch_json<T: serde::de::DeserializeOwned>(self) -> impl std::future::Future<Output = T>;
+    fn fetch_text(self) -> impl std::future::Future<Output = String>;
+}
+
+impl Fetch for reqwest::RequestBuilder {
+    async fn fetch_json<T: serde::de::DeserializeOwned>(self) -> T {
+        self.send().await.unwrap().json().await.unwrap()
+    }
+    async fn fetch_text(self) -> String {
+        self.send().await.unwrap().text().await.unwrap()
+    }
+}
+
 pub const BIN: &str = env!("CARGO_BIN_EXE_batchboard");
 
 pub fn free_port() -> u16 {
@@ -22,26 +38,16 @@ pub fn free_port() -> u16 {
 }
 
 /// A directory removed on drop.
-pub struct TempDir(pub PathBuf);
+/// A directory removed when the test ends; `.0` is its path.
+pub struct TempDir(pub PathBuf, #[allow(dead_code)] tempfile::TempDir);
 
 impl TempDir {
     pub fn new(tag: &str) -> Self {
-        let p = std::env::temp_dir().join(format!(
-            "batchboard-test-{tag}-{}-{}",
-            std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos()
-        ));
-        std::fs::create_dir_all(&p).unwrap();
-        TempDir(p)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("batchboard-test-{tag}-"))
+            .tempdir()
+            .unwrap();
+        TempDir(dir.path().to_path_buf(), dir)
     }
 }
 
@@ -395,12 +401,8 @@ pub async fn create_upstream_from(upstream: &str, key: &str, body: String) -> St
         .post(format!("{upstream}/files"))
         .bearer_auth(key)
         .multipart(form)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .fetch_json()
+        .await;
     let batch: Value = http
         .post(format!("{upstream}/batches"))
         .bearer_auth(key)
@@ -409,12 +411,8 @@ pub async fn create_upstream_from(upstream: &str, key: &str, body: String) -> St
             "endpoint": "/v1/chat/completions",
             "completion_window": "24h",
         }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .fetch_json()
+        .await;
     batch["id"].as_str().unwrap().to_string()
 }
 
@@ -465,12 +463,8 @@ impl Stack {
         reqwest::Client::new()
             .get(format!("{}{path}", self.upstream_url()))
             .bearer_auth(&self.key)
-            .send()
+            .fetch_json()
             .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
     }
 
     /// Replaces the sandbox's fault rules (one per line; "" clears them).

@@ -3,6 +3,7 @@
 //! refusal of bad files before anything goes upstream, and that the key never
 //! shows up in any response.
 
+use crate::common::Fetch;
 use crate::common::{sandbox, Proc, TempDir};
 use serde_json::Value;
 
@@ -68,12 +69,8 @@ impl Setup {
             .http
             .get(format!("{}/v1{path}", self.upstream.base()))
             .bearer_auth(KEY)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+            .fetch_json()
+            .await;
         v["data"].as_array().unwrap().len()
     }
 

@@ -2,6 +2,7 @@
 //! seeded index of 10,000 batches, upstream changes pushed to open streams,
 //! upstream cost independent of the number of viewers, and the webhook.
 
+use crate::common::Fetch;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -25,12 +26,8 @@ async fn upstream_requests(sandbox_base: &str) -> u64 {
     let v: Value = reqwest::Client::new()
         .get(format!("{sandbox_base}/sandbox/stats"))
         .bearer_auth(KEY)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .fetch_json()
+        .await;
     v["requests"].as_u64().unwrap()
 }
 
@@ -398,12 +395,8 @@ async fn a_finished_batch_is_announced_to_the_webhook() {
     let b: Value = http
         .post(format!("{}/api/batches", dash.base()))
         .multipart(form)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .fetch_json()
+        .await;
     let id = b["id"].as_str().unwrap();
     let got = tokio::task::spawn_blocking(move || rx.recv_timeout(Duration::from_secs(20)))
         .await

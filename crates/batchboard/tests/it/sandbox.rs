@@ -2,6 +2,7 @@
 //! every status transition, the validation error codes, pagination edges,
 //! auth failures and persistence across a restart.
 
+use crate::common::Fetch;
 use std::time::{Duration, Instant};
 
 use crate::common::{sandbox, Proc, TempDir, FAST};
@@ -654,12 +655,8 @@ async fn state_survives_a_restart() {
     let again: Batch = http
         .get(format!("{}/v1/batches/{}", proc.base(), b.id))
         .bearer_auth(KEY)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .fetch_json()
+        .await;
     assert_eq!(again, b);
     let out = http
         .get(format!(
@@ -668,12 +665,8 @@ async fn state_survives_a_restart() {
             b.output_file_id.unwrap()
         ))
         .bearer_auth(KEY)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+        .fetch_text()
+        .await;
     assert_eq!(out.lines().count(), 3);
 }
 
