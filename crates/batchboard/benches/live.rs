@@ -21,8 +21,8 @@ use common::{
 };
 
 use batchboard_core::dashboard::BatchQuery;
-use batchboard_server::db::Db;
-use batchboard_server::index;
+use batchboard_server::store::index;
+use batchboard_server::store::Db;
 
 const KEY: &str = "sk-bench-live";
 

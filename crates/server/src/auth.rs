@@ -7,6 +7,7 @@
 //! answer. Roles are then checked where the work is done: in each server
 //! function ([`batchboard_core::dashboard::require`]) and each route handler ([`require`]).
 
+use crate::http::routes;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Mutex;
@@ -21,9 +22,9 @@ use serde::{Deserialize, Serialize};
 use tower_sessions::Session;
 
 use super::config::{AuthArgs, AuthMode, CookieSecure};
-use super::db::{now, Audit};
 use super::state::AppState;
 use super::users::Users;
+use crate::store::{now, Audit};
 use batchboard_core::access::{safe_next, CurrentUser, Role};
 use batchboard_core::error::ApiError;
 
@@ -34,12 +35,12 @@ const SESSION_KEY: &str = "auth";
 /// Paths answered without a session: health, the sign-in page and its form,
 /// the one server function that says who is signed in, and static assets.
 pub const PUBLIC: &[&str] = &[
-    "/healthz",
-    "/readyz",
+    routes::HEALTHZ,
+    routes::READYZ,
     // Restricted by address instead (`--metrics-allow`).
-    "/metrics",
+    routes::METRICS,
     "/login",
-    "/auth/login",
+    routes::SIGN_IN,
     "/api/whoami",
     "/favicon.svg",
     "/pkg/",

@@ -10,14 +10,14 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use futures_util::stream::{self, Stream, StreamExt};
 use tokio::sync::{broadcast, watch};
 
-use super::db::Db;
 use super::state::AppState;
-use crate::actor::{Actor, Viewer};
+use crate::http::actor::{Actor, Viewer};
+use crate::store::notify::ChangeListener;
+use crate::store::Db;
 use batchboard_core::dashboard::WatcherStatus;
 use batchboard_core::Batch;
 
 /// The Postgres channel that carries changed batch ids between replicas.
-pub const CHANNEL: &str = "batchboard_batches";
 
 #[derive(Debug, Clone)]
 pub enum Change {
@@ -102,24 +102,19 @@ impl Hub {
         let hub = self.clone();
         tokio::spawn(async move {
             loop {
-                let mut listener = match sqlx::postgres::PgListener::connect_with(&pool).await {
+                let mut listener = match ChangeListener::connect(&pool).await {
                     Ok(l) => l,
                     Err(e) => {
-                        tracing::warn!(error = %e, "event relay: cannot connect; retrying");
+                        tracing::warn!(error = %e, "event relay: cannot listen; retrying");
                         tokio::time::sleep(Duration::from_secs(2)).await;
                         continue;
                     }
                 };
-                if let Err(e) = listener.listen(CHANNEL).await {
-                    tracing::warn!(error = %e, "event relay: cannot LISTEN; retrying");
-                    tokio::time::sleep(Duration::from_secs(2)).await;
-                    continue;
-                }
                 // Whatever happened while we were not listening: reload.
                 hub.send(Change::Resync);
                 loop {
-                    match listener.try_recv().await {
-                        Ok(Some(n)) => match db.get_indexed(n.payload()).await {
+                    match listener.next().await {
+                        Ok(Some(id)) => match db.get_indexed(&id).await {
                             Ok(Some(b)) => hub.send(Change::Batch(Box::new(b))),
                             Ok(None) => {}
                             Err(e) => {

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use tokio::io::AsyncWriteExt;
 
 use super::state::AppState;
-use crate::actor::{Actor, Operator, Viewer};
+use crate::http::actor::{Actor, Operator, Viewer};
 use crate::http::HttpError;
 use crate::services::submit::{checker, estimate_tokens, stamp_creator, submit, TempFile};
 use batchboard_core::validate::Report;

@@ -10,19 +10,15 @@
 // request id, retry-after) by value; they are rare, so their size is fine.
 #![allow(clippy::result_large_err)]
 
-pub mod actor;
 pub mod auth;
 pub mod config;
-pub mod db;
 pub mod events;
 pub mod files;
 pub mod http;
-pub mod index;
-pub mod limits;
 pub mod metrics;
-pub mod results;
 pub mod services;
 pub mod state;
+pub mod store;
 pub mod tokens;
 pub mod users;
 pub mod watcher;
@@ -30,11 +26,8 @@ pub mod watcher;
 use std::path::Path;
 use std::sync::Arc;
 
-use axum::extract::State;
-use axum::http::{Request, StatusCode};
-use axum::response::IntoResponse;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::http::Request;
+use axum::Router;
 use leptos::prelude::*;
 use leptos_axum::{AxumRouteListing, LeptosRoutes};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
@@ -64,7 +57,7 @@ pub enum StartError {
     #[error("server error: {0}")]
     Serve(std::io::Error),
     #[error("{0}")]
-    Db(#[from] db::DbError),
+    Db(#[from] store::DbError),
     #[error("users file {0}")]
     Users(#[from] users::UsersError),
 }
@@ -195,21 +188,6 @@ fn leptos_options(args: &ServeArgs) -> LeptosOptions {
         .build()
 }
 
-/// The routes the router adds besides the pages and server functions, as
-/// `(method, path)`. `batchboard routes` lists them with the others, so the
-/// tests can prove that each one refuses a request without a session.
-pub const ROUTES: &[(&str, &str)] = &[
-    ("GET", "/healthz"),
-    ("GET", "/readyz"),
-    ("GET", "/metrics"),
-    ("GET", "/files/{id}/content"),
-    ("GET", "/events"),
-    ("POST", "/api/batches"),
-    ("GET", "/api/batches/{id}/merged"),
-    ("POST", "/auth/login"),
-    ("POST", "/auth/logout"),
-];
-
 /// Every route as JSON: pages, server functions, the routes above, and the
 /// paths that answer without a session.
 fn route_inventory<V>(site: Pages<V>) -> String {
@@ -221,7 +199,7 @@ fn route_inventory<V>(site: Pages<V>) -> String {
         .map(|(path, method)| serde_json::json!({ "method": method.as_str(), "path": path }))
         .collect();
     server_fns.sort_by_key(|v| v["path"].as_str().map(str::to_owned));
-    let routes: Vec<serde_json::Value> = ROUTES
+    let routes: Vec<serde_json::Value> = http::routes::ROUTES
         .iter()
         .map(|(m, p)| serde_json::json!({ "method": m, "path": p }))
         .collect();
@@ -248,21 +226,7 @@ pub fn router<V: IntoView + 'static>(state: AppState, pages: Pages<V>) -> Router
         .with_expiry(tower_sessions::Expiry::OnInactivity(
             time::Duration::try_from(state.auth.idle).unwrap_or(time::Duration::HOUR),
         ));
-    let app = Router::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics::serve))
-        .route("/auth/login", axum::routing::post(auth::login))
-        .route("/auth/logout", axum::routing::post(auth::logout))
-        .route("/files/{id}/content", get(files::download))
-        .route("/api/batches/{id}/merged", get(results::merged))
-        .route("/events", get(events::stream))
-        .route(
-            "/api/batches",
-            axum::routing::post(files::create).layer(axum::extract::DefaultBodyLimit::max(
-                limits::UPLOAD_BODY_LIMIT as usize,
-            )),
-        )
+    let app = http::routes::router()
         .leptos_routes_with_context(
             &state,
             routes,
@@ -276,7 +240,7 @@ pub fn router<V: IntoView + 'static>(state: AppState, pages: Pages<V>) -> Router
             },
         )
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
-        .layer(axum::middleware::from_fn(limits::bound_body))
+        .layer(axum::middleware::from_fn(http::limits::bound_body))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::gate,
@@ -326,7 +290,7 @@ async fn serve<V: IntoView + 'static>(args: ServeArgs, pages: Pages<V>) -> Resul
         Some(u) => u,
         None => start_embedded_sandbox(&args).await?,
     };
-    let db = db::Db::open(args.database_url.as_deref(), &args.data_dir).await?;
+    let db = store::Db::open(args.database_url.as_deref(), &args.data_dir).await?;
     db.session_store()
         .spawn_cleanup(std::time::Duration::from_secs(600));
     let users_path = args
@@ -381,7 +345,7 @@ async fn serve<V: IntoView + 'static>(args: ServeArgs, pages: Pages<V>) -> Resul
     let app = router(state, pages);
     let listener = bind(args.addr).await?;
     tracing::info!(addr = %args.addr, upstream = %upstream, "batchboard listening on http://{}", args.addr);
-    limits::serve(listener, app, read_timeout, async move {
+    http::limits::serve(listener, app, read_timeout, async move {
         shutdown_signal().await;
         // Live streams never end by themselves: end them, so that open
         // requests can finish and the process exit.
@@ -433,10 +397,10 @@ fn example_file(args: &config::ExampleArgs) -> Result<(), StartError> {
 async fn seed_index(args: config::SeedArgs) -> Result<(), StartError> {
     use std::io::Write;
     check_data_dir(&args.data_dir)?;
-    let db = db::Db::open(args.database_url.as_deref(), &args.data_dir).await?;
+    let db = store::Db::open(args.database_url.as_deref(), &args.data_dir).await?;
     let out = std::io::stdout();
     let mut out = std::io::BufWriter::new(out.lock());
-    for (b, name) in index::synthetic(args.count, args.seed) {
+    for (b, name) in store::index::synthetic(args.count, args.seed) {
         db.upsert_batch(&b, Some(&name), |_| i64::MAX / 2).await?;
         let line = serde_json::json!({ "batch": b, "input_file_name": name });
         writeln!(out, "{line}").map_err(StartError::Serve)?;
@@ -530,29 +494,4 @@ async fn shutdown_signal() {
         _ = terminate => {},
     }
     tracing::info!("shutdown signal received, finishing open requests");
-}
-
-async fn healthz() -> impl IntoResponse {
-    Json(serde_json::json!({ "status": "ok" }))
-}
-
-async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
-    let r = state.upstream.probe().await;
-    let code = if r.ok {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
-    let polling = state.polling.load(std::sync::atomic::Ordering::Relaxed);
-    (
-        code,
-        Json(serde_json::json!({
-            "ready": r.ok,
-            "upstream": r.detail,
-            "latency_ms": r.latency_ms,
-            // Whether this replica is the one polling the upstream.
-            "watcher": if polling { "polling" } else { "standby" },
-            "streams": state.hub.streams(),
-        })),
-    )
 }

@@ -145,7 +145,7 @@ impl batchboard_upstream::Observer for UpstreamMetrics {
         upstream_retry(route);
     }
     fn now(&self) -> i64 {
-        crate::db::now()
+        crate::store::now()
     }
 }
 
@@ -223,7 +223,7 @@ pub async fn serve(
         .hub
         .status()
         .last_success_at
-        .map_or(-1, |t| (super::db::now() - t).max(0));
+        .map_or(-1, |t| (crate::store::now() - t).max(0));
     m.watcher_lag.set(lag);
     let mut text = String::new();
     if encode(&mut text, &m.registry).is_err() {

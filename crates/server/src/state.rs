@@ -17,7 +17,7 @@ pub struct AppState {
     pub leptos_options: LeptosOptions,
     pub upstream: Arc<Upstream>,
     pub data_dir: Arc<std::path::PathBuf>,
-    pub db: super::db::Db,
+    pub db: crate::store::Db,
     pub auth: Arc<super::auth::Auth>,
     pub hub: Arc<super::events::Hub>,
     pub webhook: Option<Arc<Webhook>>,
@@ -26,7 +26,7 @@ pub struct AppState {
     /// Batch prices for cost estimates.
     pub prices: Arc<batchboard_core::prices::PriceTable>,
     /// Joined results of finished batches, recently read.
-    pub results: Arc<super::results::ResultsCache>,
+    pub results: Arc<crate::services::results::ResultsCache>,
     /// Who may read `/metrics`.
     pub metrics_allow: Arc<Vec<ipnet::IpNet>>,
     /// One permit per upload being received (`--max-uploads`).
@@ -117,8 +117,8 @@ impl AppState {
     /// every viewer (through Postgres to every replica) and, when it just
     /// finished, to the webhook. Failures are logged: the caller's request
     /// has already succeeded upstream.
-    pub async fn index(&self, b: &batchboard_core::Batch) -> Option<super::index::Upsert> {
-        use super::index::Upsert;
+    pub async fn index(&self, b: &batchboard_core::Batch) -> Option<crate::store::index::Upsert> {
+        use crate::store::index::Upsert;
         let outcome = match self
             .db
             .upsert_batch(b, None, |o| super::watcher::next_check(b, o))
@@ -134,20 +134,14 @@ impl AppState {
             return Some(outcome);
         }
         self.facets.clear();
-        match &self.db {
-            super::db::Db::Postgres(pool) => {
-                let r = sqlx::query("SELECT pg_notify($1, $2)")
-                    .bind(super::events::CHANNEL)
-                    .bind(&b.id)
-                    .execute(pool)
-                    .await;
-                if let Err(e) = r {
-                    tracing::warn!(error = %e, "cannot notify other replicas");
-                }
-            }
-            super::db::Db::Sqlite(_) => self
+        // Replicas (Postgres) hear of it through the database, this one
+        // included; alone (SQLite), the hub is told directly.
+        match self.db.notify_change(&b.id).await {
+            Ok(true) => {}
+            Ok(false) => self
                 .hub
                 .send(super::events::Change::Batch(Box::new(b.clone()))),
+            Err(e) => tracing::warn!(error = %e, "cannot notify other replicas"),
         }
         let finished = matches!(&outcome, Upsert::Changed { was } if !was.is_terminal())
             && b.status.is_terminal();
@@ -160,7 +154,7 @@ impl AppState {
 
     /// Appends to the audit log. A failed write is logged (the action it
     /// records has already happened) but does not fail the request.
-    pub async fn audit(&self, a: super::db::Audit<'_>) {
+    pub async fn audit(&self, a: crate::store::Audit<'_>) {
         let action = a.action.to_string();
         if let Err(e) = self.db.audit(a).await {
             tracing::error!(error = %e, action, "cannot write the audit log");

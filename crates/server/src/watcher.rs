@@ -10,9 +10,10 @@
 
 use std::time::{Duration, Instant};
 
-use super::db::{now, Db};
-use super::index::Upsert;
 use super::state::AppState;
+use crate::store::index::Upsert;
+use crate::store::lease::Lease;
+use crate::store::now;
 use batchboard_core::{Batch, BatchStatus};
 use batchboard_upstream::{Backoff, UpstreamError};
 
@@ -40,42 +41,6 @@ pub fn next_check(b: &Batch, outcome: &Upsert) -> i64 {
         (_, Upsert::Unchanged) => 5,
     };
     now() + secs
-}
-
-/// The lock id of the polling lease (any constant shared by all replicas).
-const LEASE_KEY: i64 = 0x6261_7463_6862_6f61; // "batchboa"
-
-/// The right to poll. SQLite: always held (one process per database file).
-/// Postgres: a session advisory lock on a connection of its own.
-enum Lease {
-    Local,
-    Postgres(sqlx::pool::PoolConnection<sqlx::Postgres>),
-}
-
-impl Lease {
-    async fn try_acquire(db: &Db) -> Option<Self> {
-        match db {
-            Db::Sqlite(_) => Some(Self::Local),
-            Db::Postgres(pool) => {
-                let mut conn = pool.acquire().await.ok()?;
-                let (got,): (bool,) = sqlx::query_as("SELECT pg_try_advisory_lock($1)")
-                    .bind(LEASE_KEY)
-                    .fetch_one(&mut *conn)
-                    .await
-                    .ok()?;
-                // Without the lock the connection goes back to the pool.
-                got.then_some(Self::Postgres(conn))
-            }
-        }
-    }
-
-    /// Still ours: the connection that holds the lock is alive.
-    async fn alive(&mut self) -> bool {
-        match self {
-            Self::Local => true,
-            Self::Postgres(conn) => sqlx::query("SELECT 1").execute(&mut **conn).await.is_ok(),
-        }
-    }
 }
 
 /// Runs for as long as the server does.

@@ -21,7 +21,7 @@ pub async fn audit_log(
     action: Option<String>,
     limit: u32,
 ) -> Result<AuditPage, AppError> {
-    super::actor::<batchboard_server::actor::Admin>().await?;
+    super::actor::<batchboard_server::http::actor::Admin>().await?;
     if !(1..=500).contains(&limit) {
         return Err(AppError::invalid("limit must be between 1 and 500".into()));
     }

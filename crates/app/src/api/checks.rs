@@ -10,7 +10,7 @@ use super::AppError;
 use super::{actor, state};
 use batchboard_core::prices::PriceTable;
 #[cfg(feature = "ssr")]
-use batchboard_server::actor::Viewer;
+use batchboard_server::http::actor::Viewer;
 
 pub use batchboard_core::dashboard::{TokenCount, MAX_SAMPLE_BYTES};
 

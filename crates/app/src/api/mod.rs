@@ -20,7 +20,7 @@ pub use batchboard_core::dashboard::{
     SORT_KEYS,
 };
 #[cfg(feature = "ssr")]
-use batchboard_server::actor::{Actor, Needs, Operator, Viewer};
+use batchboard_server::http::actor::{Actor, Needs, Operator, Viewer};
 
 /// The error every server function returns: Batchboard's one error body
 /// ([`ErrorBody`]), carried by Leptos' server-function transport.
@@ -132,7 +132,7 @@ pub async fn list_batches(#[server(default)] query: BatchQuery) -> Result<BatchP
     let st = state()?;
     let (batches, total, offset, limit) =
         st.db.query_batches(&query).await.map_err(|e| match e {
-            batchboard_server::db::DbError::Query(m) => AppError::invalid(m),
+            batchboard_server::store::DbError::Query(m) => AppError::invalid(m),
             other => AppError::internal(other.to_string()),
         })?;
     Ok(BatchPage {

@@ -8,7 +8,7 @@ use super::{actor, state};
 use batchboard_core::result_lines::{ResultsPage, ResultsQuery};
 use batchboard_core::Batch;
 #[cfg(feature = "ssr")]
-use batchboard_server::actor::{Operator, Viewer};
+use batchboard_server::http::actor::{Operator, Viewer};
 
 pub use batchboard_core::dashboard::RETRY_OF;
 
@@ -20,8 +20,8 @@ pub async fn batch_results(
 ) -> Result<ResultsPage, AppError> {
     actor::<Viewer>().await?;
     let st = state()?;
-    let b = batchboard_server::results::batch(&st, &id).await?;
-    let joined = batchboard_server::results::joined(&st, &b).await?;
+    let b = batchboard_server::services::results::batch(&st, &id).await?;
+    let joined = batchboard_server::services::results::joined(&st, &b).await?;
     tokio::task::spawn_blocking(move || joined.page(&query))
         .await
         .map_err(|e| AppError::internal(e.to_string()))?

@@ -8,7 +8,7 @@ use batchboard_core::{Batch, CreateBatch};
 
 use super::submit::{check_file, stamp_creator, submit};
 use crate::http::HttpError;
-use crate::results;
+use crate::services::results;
 use crate::state::AppState;
 
 /// The new batch, and how many requests it retries. `creator` is stamped

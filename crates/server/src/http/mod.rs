@@ -11,6 +11,11 @@ use axum::Json;
 use batchboard_core::error::{ApiError, ErrorBody};
 use batchboard_core::validate::Report;
 
+pub mod actor;
+pub mod health;
+pub mod limits;
+pub mod routes;
+
 /// The server's one error type: what routes return and server functions
 /// turn into their error. Failures of Batchboard itself (database, disk, a
 /// task) answer 500 with the request id; their detail goes to the log only.
@@ -19,7 +24,7 @@ pub enum HttpError {
     #[error(transparent)]
     Api(#[from] ApiError),
     #[error("database: {0}")]
-    Db(#[from] crate::db::DbError),
+    Db(#[from] crate::store::DbError),
     #[error("disk: {0}")]
     Io(#[from] std::io::Error),
     #[error("task: {0}")]

@@ -24,9 +24,9 @@ use serde::Deserialize;
 use serde_json::Value;
 use tokio::io::AsyncWriteExt;
 
-use super::state::AppState;
-use crate::actor::{Actor, Viewer};
+use crate::http::actor::{Actor, Viewer};
 use crate::http::HttpError;
+use crate::state::AppState;
 use batchboard_core::result_lines::{
     read_result, Outcome, Reading, ResultRow, ResultsPage, ResultsQuery,
 };

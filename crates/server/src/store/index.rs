@@ -6,7 +6,7 @@
 use batchboard_core::dashboard::{BatchQuery, Facets, WatcherStatus, MAX_TABLE_PAGE, SORT_KEYS};
 use batchboard_core::{Batch, BatchStatus, CREATED_BY};
 
-use super::db::{now, on_db, Db, DbError};
+use super::{now, on_db, Db, DbError};
 
 /// A query parameter of a statement built at run time.
 #[derive(Debug, Clone)]

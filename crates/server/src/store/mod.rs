@@ -3,6 +3,10 @@
 //! replicas then share it). Schema changes are sqlx migrations under
 //! `migrations/<backend>/`, applied at start.
 
+pub mod index;
+pub mod lease;
+pub mod notify;
+
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;

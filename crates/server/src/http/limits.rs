@@ -25,7 +25,7 @@ pub const MAX_FORM_BYTES: u64 = 1024 * 1024;
 pub const UPLOAD_BODY_LIMIT: u64 = MAX_FILE_BYTES + 1024 * 1024;
 
 fn limit_for(method: &Method, path: &str) -> u64 {
-    if method == Method::POST && path == "/api/batches" {
+    if method == Method::POST && path == super::routes::CREATE_BATCH {
         UPLOAD_BODY_LIMIT
     } else {
         MAX_FORM_BYTES

@@ -12,9 +12,9 @@ use batchboard_core::access::{CurrentUser, Role};
 use batchboard_core::error::ApiError;
 
 use crate::auth::ClientIp;
-use crate::db::Audit;
 use crate::http::HttpError;
 use crate::state::AppState;
+use crate::store::Audit;
 
 /// A role an [`Actor`] must have, as a type.
 pub trait Needs: Send + Sync + 'static {
