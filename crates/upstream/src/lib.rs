@@ -629,3 +629,88 @@ impl From<UpstreamError> for batchboard_core::error::ApiError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn api(status: u16, should_retry: Option<bool>) -> UpstreamError {
+        UpstreamError::Api {
+            status,
+            message: "m".into(),
+            kind: None,
+            code: None,
+            param: None,
+            request_id: None,
+            retry_after: None,
+            should_retry,
+        }
+    }
+
+    #[test]
+    fn retry_classification_follows_status_advice_and_kind() {
+        for s in [408, 429, 500, 502, 503] {
+            assert!(api(s, None).should_retry(), "{s}");
+        }
+        for s in [400, 401, 403, 404, 409, 422] {
+            assert!(!api(s, None).should_retry(), "{s}");
+        }
+        // The upstream's own advice wins over the status code.
+        assert!(!api(503, Some(false)).should_retry());
+        assert!(api(400, Some(true)).should_retry());
+        assert!(UpstreamError::Transport("reset".into()).should_retry());
+        assert!(UpstreamError::Decode("cut".into()).should_retry());
+        assert!(!UpstreamError::Config("bad key".into()).should_retry());
+    }
+
+    #[test]
+    fn only_answers_that_say_no_are_unambiguous() {
+        // A create may have happened when the answer is lost, cut or a 5xx.
+        assert!(api(500, None).is_ambiguous());
+        assert!(UpstreamError::Transport("timed out".into()).is_ambiguous());
+        assert!(UpstreamError::Decode("cut".into()).is_ambiguous());
+        // A 4xx, 429 included, means it did not.
+        assert!(!api(429, None).is_ambiguous());
+        assert!(!api(400, None).is_ambiguous());
+        assert_eq!(api(429, None).outcome(), "429");
+        assert_eq!(
+            UpstreamError::Transport(String::new()).outcome(),
+            "transport"
+        );
+    }
+
+    #[test]
+    fn backoff_doubles_with_jitter_up_to_its_cap() {
+        let base = Duration::from_millis(100);
+        let cap = Duration::from_secs(1);
+        let mut b = Backoff::new(base, cap);
+        for failure in 1..=8u32 {
+            let ceiling = (base * 2u32.pow(failure)).min(cap);
+            let d = b.delay(None);
+            assert!(
+                d >= ceiling / 2 && d <= ceiling,
+                "{failure}: {d:?} vs {ceiling:?}"
+            );
+        }
+        b.reset();
+        assert!(b.delay(None) <= base * 2, "reset starts over");
+    }
+
+    #[test]
+    fn backoff_waits_at_least_what_the_upstream_asked() {
+        let mut b = Backoff::new(Duration::from_millis(100), Duration::from_secs(1));
+        let asked = Duration::from_secs(5);
+        for _ in 0..5 {
+            let d = b.delay(Some(asked));
+            assert!(d >= asked && d <= asked + Duration::from_secs(1), "{d:?}");
+        }
+        // Asked for less than the step: the step wins (but stays within a
+        // second of what was asked).
+        let mut b = Backoff::new(Duration::from_secs(2), Duration::from_secs(60));
+        let d = b.delay(Some(Duration::from_millis(10)));
+        assert!(
+            d >= Duration::from_millis(10) && d <= Duration::from_millis(1010),
+            "{d:?}"
+        );
+    }
+}

@@ -1,0 +1,88 @@
+//! The sandbox's router in process (`tower::ServiceExt::oneshot`): no
+//! process or port is needed to check what it answers. The black-box tests
+//! of the real `batchboard sandbox` live in `crates/batchboard/tests/it`.
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use batchboard_core::OpenAiErrorBody;
+use batchboard_sandbox::Sandbox;
+use http_body_util::BodyExt;
+use tower::ServiceExt;
+
+const KEY: &str = "sk-sandbox-in-process";
+
+fn sandbox() -> (tempfile::TempDir, axum::Router) {
+    let dir = tempfile::tempdir().unwrap();
+    let sb = Sandbox::open(
+        dir.path(),
+        KEY.to_string().into(),
+        Default::default(),
+        Vec::new(),
+        None,
+    )
+    .unwrap();
+    (dir, sb.router())
+}
+
+async fn call(app: &axum::Router, req: Request<Body>) -> (StatusCode, serde_json::Value) {
+    let resp = app.clone().oneshot(req).await.unwrap();
+    let status = resp.status();
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    (status, serde_json::from_slice(&bytes).unwrap())
+}
+
+#[tokio::test]
+async fn a_wrong_key_is_refused_in_the_openai_error_shape() {
+    let (_dir, app) = sandbox();
+    for auth in [
+        None,
+        Some("Bearer sk-wrong"),
+        Some("Bearer sk-sandbox-in-proces"),
+    ] {
+        let mut req = Request::get("/v1/batches");
+        if let Some(a) = auth {
+            req = req.header("authorization", a);
+        }
+        let (status, body) = call(&app, req.body(Body::empty()).unwrap()).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{auth:?}");
+        let e: OpenAiErrorBody = serde_json::from_value(body).unwrap();
+        assert!(!e.error.message.is_empty());
+    }
+}
+
+#[tokio::test]
+async fn a_create_names_each_missing_or_bad_field() {
+    let (_dir, app) = sandbox();
+    let create = |body: serde_json::Value| {
+        Request::post("/v1/batches")
+            .header("authorization", format!("Bearer {KEY}"))
+            .header("content-type", "application/json")
+            .body(Body::from(body.to_string()))
+            .unwrap()
+    };
+    let cases = [
+        (serde_json::json!({}), "input_file_id"),
+        (serde_json::json!({"input_file_id": null}), "input_file_id"),
+        (serde_json::json!({"input_file_id": "file-x"}), "endpoint"),
+        (
+            serde_json::json!({"input_file_id": "file-x", "endpoint": "/v1/nope", "completion_window": "24h"}),
+            "endpoint",
+        ),
+        (
+            serde_json::json!({"input_file_id": "file-x", "endpoint": "/v1/chat/completions"}),
+            "completion_window",
+        ),
+        (
+            serde_json::json!({"input_file_id": "file-x", "endpoint": "/v1/chat/completions",
+                "completion_window": "24h", "output_expires_after": {"anchor": "created_at", "seconds": 60}}),
+            "output_expires_after",
+        ),
+    ];
+    for (body, param) in cases {
+        let (status, answer) = call(&app, create(body.clone())).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}: {answer}");
+        let e: OpenAiErrorBody = serde_json::from_value(answer).unwrap();
+        assert_eq!(e.error.param.as_deref(), Some(param), "{body}");
+        assert_eq!(e.error.kind, "invalid_request_error", "{body}");
+    }
+}
