@@ -7,6 +7,7 @@ use leptos_router::hooks::use_params_map;
 use super::components::{Progress, StatusBadge, Time};
 use super::format;
 use super::live::use_live;
+use crate::api::results_fns::RetryFailed;
 use crate::api::{get_batch, CancelBatch};
 use batchboard_core::Batch;
 
@@ -22,6 +23,15 @@ pub fn BatchPage() -> impl IntoView {
             .with(|b| b.as_ref().filter(|b| b.id == id.get()).cloned())
     });
     let cancel = ServerAction::<CancelBatch>::new();
+    // Owned by the page, not by the details it re-renders on every change of
+    // the batch: a retry started just before a change still leads on.
+    let retry = ServerAction::<RetryFailed>::new();
+    Effect::new(move |_| {
+        if let Some(Ok(b)) = retry.value().get() {
+            let navigate = leptos_router::hooks::use_navigate();
+            navigate(&format!("/batches/{}", b.id), Default::default());
+        }
+    });
     let batch = Resource::new(
         move || (id.get(), changed.get(), cancel.version().get()),
         |(id, _, _)| get_batch(id),
@@ -34,7 +44,7 @@ pub fn BatchPage() -> impl IntoView {
             {move || {
                 batch.get()
                     .map(|r| match r {
-                        Ok(b) => view! { <Detail batch=b cancel /> }.into_any(),
+                        Ok(b) => view! { <Detail batch=b cancel retry /> }.into_any(),
                         Err(e) => {
                             view! {
                                 <section class="error-state" data-testid="batch-error">
@@ -51,7 +61,11 @@ pub fn BatchPage() -> impl IntoView {
 }
 
 #[component]
-fn Detail(batch: Batch, cancel: ServerAction<CancelBatch>) -> impl IntoView {
+fn Detail(
+    batch: Batch,
+    cancel: ServerAction<CancelBatch>,
+    retry: ServerAction<RetryFailed>,
+) -> impl IntoView {
     let id = batch.id.clone();
     let timeline: Vec<(&str, Option<i64>)> = vec![
         ("Created", Some(batch.created_at)),
@@ -147,7 +161,7 @@ fn Detail(batch: Batch, cancel: ServerAction<CancelBatch>) -> impl IntoView {
     let results = batch
         .status
         .is_terminal()
-        .then(|| view! { <super::results_view::Results id=id.clone() /> });
+        .then(|| view! { <super::results_view::Results id=id.clone() retry /> });
     let retry_of = batch
         .metadata
         .as_ref()

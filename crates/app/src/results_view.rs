@@ -12,7 +12,7 @@ use batchboard_core::result_lines::{Outcome, ResultRow, ResultsPage, ResultsQuer
 const PAGE: u64 = 25;
 
 #[component]
-pub fn Results(id: String) -> impl IntoView {
+pub fn Results(id: String, retry: ServerAction<RetryFailed>) -> impl IntoView {
     let (show, set_show) = signal(String::new());
     let (code, set_code) = signal(String::new());
     let (offset, set_offset) = signal(0u64);
@@ -31,14 +31,6 @@ pub fn Results(id: String) -> impl IntoView {
             )
         },
     );
-    let retry = ServerAction::<RetryFailed>::new();
-    // A created retry batch: go to it.
-    Effect::new(move |_| {
-        if let Some(Ok(b)) = retry.value().get() {
-            let navigate = leptos_router::hooks::use_navigate();
-            navigate(&format!("/batches/{}", b.id), Default::default());
-        }
-    });
     let filter = move |s: &'static str, c: String| {
         set_show.set(s.to_string());
         set_code.set(c);
