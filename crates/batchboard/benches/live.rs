@@ -21,7 +21,6 @@ use common::{
 };
 
 use batchboard_core::dashboard::BatchQuery;
-use batchboard_server::store::index;
 use batchboard_server::store::Db;
 
 const KEY: &str = "sk-bench-live";
@@ -33,7 +32,7 @@ async fn bench_index() {
     let db = Db::open(None, &dir.0).await.unwrap();
     let n = 10_000;
     let started = Instant::now();
-    for (b, name) in index::synthetic(n, 1) {
+    for (b, name) in batchboard_sandbox::synthetic::batches(n, 1) {
         db.upsert_batch(&b, Some(&name), |_| i64::MAX / 2)
             .await
             .unwrap();

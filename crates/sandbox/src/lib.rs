@@ -15,6 +15,7 @@ pub mod forward;
 pub mod models;
 pub mod runner;
 pub mod store;
+pub mod synthetic;
 
 use std::path::Path;
 use std::sync::Arc;

@@ -400,7 +400,7 @@ async fn seed_index(args: config::SeedArgs) -> Result<(), StartError> {
     let db = store::Db::open(args.database_url.as_deref(), &args.data_dir).await?;
     let out = std::io::stdout();
     let mut out = std::io::BufWriter::new(out.lock());
-    for (b, name) in store::index::synthetic(args.count, args.seed) {
+    for (b, name) in batchboard_sandbox::synthetic::batches(args.count, args.seed) {
         db.upsert_batch(&b, Some(&name), |_| i64::MAX / 2).await?;
         let line = serde_json::json!({ "batch": b, "input_file_name": name });
         writeln!(out, "{line}").map_err(StartError::Serve)?;

@@ -35,7 +35,7 @@ pub async fn audit_log(
     let mut entries = db
         .audit_page(before, action.as_deref(), limit + 1)
         .await
-        .map_err(|e| AppError::internal(e.to_string()))?;
+        .map_err(batchboard_server::http::HttpError::from)?;
     let more = entries.len() > limit as usize;
     entries.truncate(limit as usize);
     Ok(AuditPage {

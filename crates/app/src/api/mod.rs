@@ -89,7 +89,7 @@ impl From<batchboard_upstream::UpstreamError> for AppError {
 #[cfg(feature = "ssr")]
 fn state() -> Result<batchboard_server::state::AppState, AppError> {
     use_context::<batchboard_server::state::AppState>()
-        .ok_or_else(|| AppError::invalid("server state missing".into()))
+        .ok_or_else(|| AppError::internal("server state missing".into()))
 }
 
 /// The user the sign-in middleware found for this request, if any.
@@ -130,11 +130,11 @@ pub async fn check_upstream() -> Result<Reachability, AppError> {
 pub async fn list_batches(#[server(default)] query: BatchQuery) -> Result<BatchPage, AppError> {
     actor::<Viewer>().await?;
     let st = state()?;
-    let (batches, total, offset, limit) =
-        st.db.query_batches(&query).await.map_err(|e| match e {
-            batchboard_server::store::DbError::Query(m) => AppError::invalid(m),
-            other => AppError::internal(other.to_string()),
-        })?;
+    let (batches, total, offset, limit) = st
+        .db
+        .query_batches(&query)
+        .await
+        .map_err(batchboard_server::http::HttpError::from)?;
     Ok(BatchPage {
         batches,
         total,
@@ -152,14 +152,13 @@ pub async fn batch_facets() -> Result<Facets, AppError> {
     if let Some(f) = st.facets.get() {
         return Ok(f);
     }
-    let f = st.db.facets().await.map_err(internal)?;
+    let f = st
+        .db
+        .facets()
+        .await
+        .map_err(batchboard_server::http::HttpError::from)?;
     st.facets.put(f.clone());
     Ok(f)
-}
-
-#[cfg(feature = "ssr")]
-fn internal(e: impl std::fmt::Display) -> AppError {
-    AppError::internal(format!("database: {e}"))
 }
 
 /// When the watcher last reached the upstream, and its last failure: what
@@ -177,7 +176,12 @@ pub async fn get_batch(id: String) -> Result<Batch, AppError> {
     actor::<Viewer>().await?;
     check_id("batch", &id)?;
     let st = state()?;
-    if let Some(b) = st.db.get_indexed(&id).await.map_err(internal)? {
+    if let Some(b) = st
+        .db
+        .get_indexed(&id)
+        .await
+        .map_err(batchboard_server::http::HttpError::from)?
+    {
         return Ok(b);
     }
     let b = st.upstream.client.get_batch(&id).await?;

@@ -60,6 +60,8 @@ impl HttpError {
     pub fn into_api(self) -> ApiError {
         match self {
             Self::Api(e) => e,
+            // A query the caller asked for that cannot run is their mistake.
+            Self::Db(crate::store::DbError::Query(m)) => ApiError::Invalid(m),
             other => ApiError::Internal(other.to_string()),
         }
     }

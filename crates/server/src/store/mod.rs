@@ -28,9 +28,12 @@ pub enum DbError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("DATABASE_URL: {0}")]
     Url(String),
-    /// A query the caller asked for cannot be run as given.
+    /// A query the caller asked for cannot be run as given (their mistake).
     #[error("{0}")]
     Query(String),
+    /// What the database holds cannot be read or written as a batch.
+    #[error("{0}")]
+    Corrupt(String),
 }
 
 /// A pool of one backend or the other.
