@@ -8,7 +8,8 @@ export PATH="$HOME/.cargo/bin:$PATH"
 # one set of build artifacts instead of rebuilding leptos between steps.
 export LEPTOS_OUTPUT_NAME=batchboard
 
-step() { echo; echo "=== $*"; }
+started=$(date +%s)
+step() { echo; echo "=== [$(( $(date +%s) - started ))s] $*"; }
 
 step "cargo fmt --check"
 cargo fmt --all -- --check
