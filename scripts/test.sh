@@ -20,6 +20,9 @@ cargo clippy --workspace --all-targets -- -D warnings
 step "clippy (browser, hydrate on wasm32)"
 cargo clippy -p batchboard-app --lib --target wasm32-unknown-unknown --no-default-features --features hydrate -- -D warnings
 
+step "layers: no crate depends on one above it (cargo tree)"
+scripts/check-layers.sh
+
 step "cargo leptos build (debug server + WASM site)"
 cargo leptos build
 
