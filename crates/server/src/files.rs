@@ -13,7 +13,7 @@ use tokio::io::AsyncWriteExt;
 use super::state::AppState;
 use crate::http::actor::{Actor, Operator, Viewer};
 use crate::http::HttpError;
-use crate::services::submit::{checker, estimate_tokens, stamp_creator, submit, TempFile};
+use crate::services::submit::{checker, estimate_tokens, stamp_creator, submit, temp_file};
 use batchboard_core::validate::Report;
 use batchboard_core::{check_expiry_seconds, CreateBatch, ExpiresAfter};
 use batchboard_core::{check_metadata, Metadata, ENDPOINTS, MAX_FILE_BYTES};
@@ -182,7 +182,7 @@ pub async fn create(
     let dir = state.data_dir.join("uploads");
     tokio::fs::create_dir_all(&dir).await?;
     let (mut endpoint, mut window, mut metadata, mut expiry) = (None, None, None, None);
-    let mut upload: Option<(TempFile, String, Report)> = None;
+    let mut upload: Option<(tempfile::TempPath, String, Report)> = None;
     while let Some(mut field) = form.next_field().await.map_err(bad_form)? {
         match field.name().unwrap_or_default() {
             "endpoint" => endpoint = Some(field.text().await.map_err(bad_form)?),
@@ -195,8 +195,8 @@ pub async fn create(
                     .filter(|n| !n.is_empty())
                     .unwrap_or("batch.jsonl")
                     .to_owned();
-                let tmp = TempFile(dir.join(format!("{}.jsonl", uuid::Uuid::new_v4().simple())));
-                let mut out = tokio::fs::File::create(&tmp.0).await?;
+                let (file, tmp) = temp_file(&dir, "upload-")?;
+                let mut out = tokio::fs::File::from_std(file);
                 let mut validator = checker(endpoint.as_deref().filter(|e| !e.is_empty()));
                 let mut bytes = 0u64;
                 while let Some(chunk) = field.chunk().await.map_err(bad_form)? {
@@ -236,7 +236,7 @@ pub async fn create(
     }
     let batch = submit(
         &state,
-        &tmp.0,
+        &tmp,
         &filename,
         CreateBatch {
             input_file_id: String::new(),

@@ -625,15 +625,12 @@ pub async fn merged(
 pub async fn write_failed(
     joined: Arc<Joined>,
     dir: PathBuf,
-) -> Result<(crate::services::submit::TempFile, usize), ApiError> {
+) -> Result<(tempfile::TempPath, usize), ApiError> {
     tokio::task::spawn_blocking(move || {
         let fail = io_error("cannot write the retry file");
-        std::fs::create_dir_all(&dir).map_err(&fail)?;
-        let file = crate::services::submit::TempFile(
-            dir.join(format!("retry-{}.jsonl", uuid::Uuid::new_v4().simple())),
-        );
+        let (out, file) = crate::services::submit::temp_file(&dir, "retry-").map_err(&fail)?;
         let reader = Reader::open(&joined.paths).map_err(&fail)?;
-        let mut out = std::io::BufWriter::new(File::create(&file.0).map_err(&fail)?);
+        let mut out = std::io::BufWriter::new(out);
         let mut n = 0;
         for i in joined.inputs.iter().filter(|i| i.outcome != Outcome::Ok) {
             out.write_all(&Reader::read(&reader.input, i.span).map_err(&fail)?)

@@ -46,7 +46,7 @@ pub async fn retry_failed(
     }
     let (file, n) = results::write_failed(joined, st.data_dir.join("uploads")).await?;
     // The same check as any upload, before anything reaches the upstream.
-    let report = check_file(&file.0, &original.endpoint).await?;
+    let report = check_file(&file, &original.endpoint).await?;
     if !report.is_ok() {
         let first = report
             .errors
@@ -74,7 +74,7 @@ pub async fn retry_failed(
         .unwrap_or_else(|| format!("{id}-retry.jsonl"));
     let batch = submit(
         st,
-        &file.0,
+        &file,
         &name,
         CreateBatch {
             input_file_id: String::new(),

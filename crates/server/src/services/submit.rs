@@ -2,7 +2,9 @@
 //! route and for "retry failures". The file is checked by the same
 //! validator (with the server's tokenizer) on either path.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
+
+use tempfile::TempPath;
 
 use batchboard_core::error::ApiError;
 use batchboard_core::validate::{Report, Validator};
@@ -12,13 +14,15 @@ use tokio::io::AsyncReadExt;
 use crate::http::HttpError;
 use crate::state::AppState;
 
-/// Removes the temporary upload however the request ends.
-pub struct TempFile(pub PathBuf);
-
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
+/// A temporary file in `dir` (an upload, a retry's requests), removed
+/// however the request ends; the file is open for writing.
+pub fn temp_file(dir: &Path, prefix: &str) -> std::io::Result<(std::fs::File, TempPath)> {
+    std::fs::create_dir_all(dir)?;
+    Ok(tempfile::Builder::new()
+        .prefix(prefix)
+        .suffix(".jsonl")
+        .tempfile_in(dir)?
+        .into_parts())
 }
 
 /// The validator every file Batchboard sends upstream goes through.
