@@ -6,14 +6,9 @@
 use batchboard_core::dashboard::{BatchQuery, Facets, WatcherStatus, MAX_TABLE_PAGE, SORT_KEYS};
 use batchboard_core::{Batch, BatchStatus, CREATED_BY};
 
-use super::{now, on_db, Db, DbError};
+use sqlx::QueryBuilder;
 
-/// A query parameter of a statement built at run time.
-#[derive(Debug, Clone)]
-enum Param {
-    Int(i64),
-    Text(String),
-}
+use super::{now, on_db, Db, DbError};
 
 /// What an upsert changed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,105 +33,138 @@ fn non_empty(v: &Option<String>) -> Option<&str> {
     v.as_deref().map(str::trim).filter(|s| !s.is_empty())
 }
 
-/// The `WHERE` clause and its parameters for a query's filters.
-fn filters(q: &BatchQuery) -> Result<(String, Vec<Param>), DbError> {
-    let mut clauses: Vec<String> = Vec::new();
-    let mut params: Vec<Param> = Vec::new();
-    let next = |p: Param, params: &mut Vec<Param>| {
-        params.push(p);
-        format!("${}", params.len())
-    };
-    if let Some(statuses) = non_empty(&q.status) {
-        let list: Vec<String> = statuses
-            .split(',')
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(|s| next(Param::Text(s.to_string()), &mut params))
-            .collect();
-        if !list.is_empty() {
-            clauses.push(format!("status IN ({})", list.join(", ")));
-        }
-    }
-    for (col, value) in [
-        ("endpoint", &q.endpoint),
-        ("model", &q.model),
-        ("creator", &q.creator),
-    ] {
-        if let Some(v) = non_empty(value) {
-            let ph = next(Param::Text(v.to_string()), &mut params);
-            clauses.push(format!("{col} = {ph}"));
-        }
-    }
-    match (non_empty(&q.meta_key), non_empty(&q.meta_value)) {
-        (Some(k), Some(v)) => {
-            let pk = next(Param::Text(k.to_string()), &mut params);
-            let pv = next(Param::Text(v.to_string()), &mut params);
-            clauses.push(format!(
-                "id IN (SELECT batch_id FROM batch_metadata WHERE key = {pk} AND value = {pv})"
-            ));
-        }
-        (Some(k), None) => {
-            let pk = next(Param::Text(k.to_string()), &mut params);
-            clauses.push(format!(
-                "id IN (SELECT batch_id FROM batch_metadata WHERE key = {pk})"
-            ));
-        }
-        (None, Some(_)) => {
-            return Err(DbError::Query(
-                "meta_value: give the metadata key too".into(),
-            ))
-        }
-        (None, None) => {}
-    }
-    if let Some(from) = non_empty(&q.from) {
-        let ph = next(Param::Int(day_start(from, "from")?), &mut params);
-        clauses.push(format!("created_at >= {ph}"));
-    }
-    if let Some(to) = non_empty(&q.to) {
-        let ph = next(Param::Int(day_start(to, "to")? + 86_400), &mut params);
-        clauses.push(format!("created_at < {ph}"));
-    }
-    if let Some(text) = non_empty(&q.q) {
-        let escaped = text
-            .to_lowercase()
-            .replace('\\', "\\\\")
-            .replace('%', "\\%")
-            .replace('_', "\\_");
-        let ph = next(Param::Text(format!("%{escaped}%")), &mut params);
-        let cols = [
-            "id",
-            "input_file_id",
-            "output_file_id",
-            "error_file_id",
-            "input_file_name",
-        ];
-        let any = cols
-            .iter()
-            .map(|c| format!("LOWER({c}) LIKE {ph} ESCAPE '\\'"))
-            .collect::<Vec<_>>()
-            .join(" OR ");
-        clauses.push(format!("({any})"));
-    }
-    let sql = if clauses.is_empty() {
-        String::new()
-    } else {
-        format!(" WHERE {}", clauses.join(" AND "))
-    };
-    Ok((sql, params))
+/// A table query's filters, checked: what the `WHERE` clause says.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Filters {
+    statuses: Vec<String>,
+    /// `(column, value)` pairs that must be equal.
+    equal: Vec<(&'static str, String)>,
+    /// A metadata key, and its value when one is asked for.
+    meta: Option<(String, Option<String>)>,
+    from: Option<i64>,
+    /// Exclusive: the start of the day after `to`.
+    until: Option<i64>,
+    /// A `LIKE` pattern, lower case, `\`-escaped.
+    search: Option<String>,
 }
 
-/// Binds `params` in order to a query built with [`filters`].
-macro_rules! bind_all {
-    ($q:expr, $params:expr) => {{
-        let mut q = $q;
-        for p in $params {
-            q = match p {
-                Param::Int(i) => q.bind(*i),
-                Param::Text(t) => q.bind(t.clone()),
-            };
+/// The columns a search looks in.
+const SEARCHED: [&str; 5] = [
+    "id",
+    "input_file_id",
+    "output_file_id",
+    "error_file_id",
+    "input_file_name",
+];
+
+impl Filters {
+    fn parse(q: &BatchQuery) -> Result<Self, DbError> {
+        let statuses = non_empty(&q.status)
+            .map(|s| {
+                s.split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default();
+        let equal = [
+            ("endpoint", &q.endpoint),
+            ("model", &q.model),
+            ("creator", &q.creator),
+        ]
+        .into_iter()
+        .filter_map(|(col, v)| non_empty(v).map(|v| (col, v.to_owned())))
+        .collect();
+        let meta = match (non_empty(&q.meta_key), non_empty(&q.meta_value)) {
+            (Some(k), v) => Some((k.to_owned(), v.map(str::to_owned))),
+            (None, Some(_)) => {
+                return Err(DbError::Query(
+                    "meta_value: give the metadata key too".into(),
+                ))
+            }
+            (None, None) => None,
+        };
+        let from = non_empty(&q.from)
+            .map(|d| day_start(d, "from"))
+            .transpose()?;
+        let until = non_empty(&q.to)
+            .map(|d| day_start(d, "to").map(|t| t + 86_400))
+            .transpose()?;
+        let search = non_empty(&q.q).map(|text| {
+            let escaped = text
+                .to_lowercase()
+                .replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_");
+            format!("%{escaped}%")
+        });
+        Ok(Self {
+            statuses,
+            equal,
+            meta,
+            from,
+            until,
+            search,
+        })
+    }
+
+    /// Appends the `WHERE` clause (if any) to `qb`, each value bound.
+    fn push<'args, DB>(&self, qb: &mut QueryBuilder<'args, DB>)
+    where
+        DB: sqlx::Database,
+        String: sqlx::Encode<'args, DB> + sqlx::Type<DB>,
+        i64: sqlx::Encode<'args, DB> + sqlx::Type<DB>,
+    {
+        let mut first = true;
+        let mut clause = |qb: &mut QueryBuilder<'args, DB>| {
+            qb.push(if first { " WHERE " } else { " AND " });
+            first = false;
+        };
+        if !self.statuses.is_empty() {
+            clause(qb);
+            qb.push("status IN (");
+            let mut list = qb.separated(", ");
+            for s in &self.statuses {
+                list.push_bind(s.clone());
+            }
+            qb.push(")");
         }
-        q
-    }};
+        for (col, v) in &self.equal {
+            clause(qb);
+            qb.push(format!("{col} = ")).push_bind(v.clone());
+        }
+        if let Some((k, v)) = &self.meta {
+            clause(qb);
+            qb.push("id IN (SELECT batch_id FROM batch_metadata WHERE key = ")
+                .push_bind(k.clone());
+            if let Some(v) = v {
+                qb.push(" AND value = ").push_bind(v.clone());
+            }
+            qb.push(")");
+        }
+        if let Some(t) = self.from {
+            clause(qb);
+            qb.push("created_at >= ").push_bind(t);
+        }
+        if let Some(t) = self.until {
+            clause(qb);
+            qb.push("created_at < ").push_bind(t);
+        }
+        if let Some(pattern) = &self.search {
+            clause(qb);
+            qb.push("(");
+            for (i, col) in SEARCHED.iter().enumerate() {
+                if i > 0 {
+                    qb.push(" OR ");
+                }
+                qb.push(format!("LOWER({col}) LIKE "))
+                    .push_bind(pattern.clone())
+                    .push(" ESCAPE '\\'");
+            }
+            qb.push(")");
+        }
+    }
 }
 
 fn decode(data: &str) -> Result<Batch, DbError> {
@@ -173,7 +201,7 @@ impl Db {
             "desc" => "DESC",
             other => return Err(DbError::Query(format!("dir: '{other}' is not asc or desc"))),
         };
-        let (where_sql, params) = filters(q)?;
+        let filters = Filters::parse(q)?;
         // Ties broken by age; by creation time itself, the (created_at,
         // id) index serves the order without sorting.
         let order = if col == "created_at" {
@@ -181,14 +209,16 @@ impl Db {
         } else {
             format!("{col} {dir}, created_at DESC, id DESC")
         };
-        let rows_sql = format!(
-            "SELECT data FROM batches{where_sql} ORDER BY {order} LIMIT {limit} OFFSET {offset}"
-        );
-        let count_sql = format!("SELECT COUNT(*) FROM batches{where_sql}");
         let (rows, total): (Vec<(String,)>, (i64,)) = on_db!(self, p => {
-            let rows = bind_all!(sqlx::query_as(&rows_sql), &params).fetch_all(p).await?;
-            let total = bind_all!(sqlx::query_as(&count_sql), &params).fetch_one(p).await?;
-            (rows, total)
+            let mut rows = QueryBuilder::new("SELECT data FROM batches");
+            filters.push(&mut rows);
+            rows.push(format!(" ORDER BY {order} LIMIT {limit} OFFSET {offset}"));
+            let mut count = QueryBuilder::new("SELECT COUNT(*) FROM batches");
+            filters.push(&mut count);
+            (
+                rows.build_query_as().fetch_all(p).await?,
+                count.build_query_as().fetch_one(p).await?,
+            )
         });
         let batches = rows
             .iter()
@@ -446,7 +476,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn filters_build_numbered_placeholders() {
+    fn filters_bind_every_value_in_order() {
         let q = BatchQuery {
             status: Some("completed, failed".into()),
             model: Some("gpt".into()),
@@ -455,16 +485,24 @@ mod tests {
             q: Some("50%_off".into()),
             ..Default::default()
         };
-        let (sql, params) = filters(&q).unwrap();
-        assert!(sql.contains("status IN ($1, $2)"), "{sql}");
-        assert!(sql.contains("model = $3"), "{sql}");
+        let f = Filters::parse(&q).unwrap();
+        assert_eq!(f.search.as_deref(), Some("%50\\%\\_off%"));
+        let mut qb = QueryBuilder::<sqlx::Postgres>::new("SELECT 1 FROM batches");
+        f.push(&mut qb);
+        let sql = qb.sql();
+        assert!(sql.contains(" WHERE status IN ($1, $2)"), "{sql}");
+        assert!(sql.contains(" AND model = $3"), "{sql}");
         assert!(sql.contains("key = $4 AND value = $5"), "{sql}");
-        assert!(sql.contains("LOWER(id) LIKE $6"), "{sql}");
-        assert_eq!(params.len(), 6);
-        match &params[5] {
-            Param::Text(t) => assert_eq!(t, "%50\\%\\_off%"),
-            other => panic!("{other:?}"),
-        }
+        assert!(sql.contains("LOWER(id) LIKE $6 ESCAPE"), "{sql}");
+        assert!(
+            sql.contains("LOWER(input_file_name) LIKE $10 ESCAPE"),
+            "{sql}"
+        );
+        let mut none = QueryBuilder::<sqlx::Sqlite>::new("SELECT 1 FROM batches");
+        Filters::parse(&BatchQuery::default())
+            .unwrap()
+            .push(&mut none);
+        assert_eq!(none.sql(), "SELECT 1 FROM batches");
     }
 
     #[test]
@@ -475,6 +513,6 @@ mod tests {
             meta_value: Some("x".into()),
             ..Default::default()
         };
-        assert!(filters(&q).is_err());
+        assert!(Filters::parse(&q).is_err());
     }
 }
