@@ -1,10 +1,12 @@
 //! The sandbox: an OpenAI-compatible Files + Batches API in the same binary.
 //! It is the default upstream when no key is configured, and what the tests
 //! talk to over real HTTP. The dashboard reaches it like any other upstream.
-
-// Errors carry the upstream's whole error (message, type, code, param,
-// request id, retry-after) by value; they are rare, so their size is fine.
-#![allow(clippy::result_large_err)]
+//! It also holds the made-up data the tests and benchmarks use (example
+//! request files, seeded batches).
+//!
+//! It is built on `batchboard-core` alone: it must never depend on the
+//! upstream client, the server or the app, so that it emulates the API from
+//! the shared wire types and not from the dashboard's own code.
 
 pub mod batches;
 pub mod error;

@@ -341,6 +341,14 @@ fn back_to_login(error: &str, next: &str, extra: &str) -> Response {
     .into_response()
 }
 
+/// Signing in and out (the form posts here; the page is the app's).
+pub fn router() -> axum::Router<AppState> {
+    use axum::routing::post;
+    axum::Router::new()
+        .route(routes::SIGN_IN, post(login))
+        .route(routes::SIGN_OUT, post(logout))
+}
+
 /// `POST /auth/login`: checks the password (throttled per account and per
 /// address), rotates the session id and signs the session in.
 pub async fn login(

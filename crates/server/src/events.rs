@@ -153,6 +153,11 @@ fn status_event(s: &WatcherStatus) -> Event {
         .unwrap_or_else(|_| Event::default().event("status"))
 }
 
+/// The live-update stream.
+pub fn router() -> axum::Router<AppState> {
+    axum::Router::new().route(crate::http::routes::EVENTS, axum::routing::get(stream))
+}
+
 /// `GET /events`: batch changes (`batch`, the whole batch as JSON), the
 /// index status (`status`, every few seconds and on change) and `resync`
 /// when the browser should reload its data. Browsers reconnect by themselves.

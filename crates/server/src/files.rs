@@ -19,6 +19,22 @@ use batchboard_core::{check_expiry_seconds, CreateBatch, ExpiresAfter};
 use batchboard_core::{check_metadata, Metadata, ENDPOINTS, MAX_FILE_BYTES};
 use batchboard_core::{dashboard::check_id, error::ApiError};
 
+/// Downloads (a file, a batch's merged results) and the upload that
+/// creates a batch, with its own body limit.
+pub fn router() -> axum::Router<AppState> {
+    use crate::http::routes::{CREATE_BATCH, FILE_CONTENT, MERGED_RESULTS};
+    use axum::routing::{get, post};
+    axum::Router::new()
+        .route(FILE_CONTENT, get(download))
+        .route(MERGED_RESULTS, get(crate::services::results::merged))
+        .route(
+            CREATE_BATCH,
+            post(create).layer(axum::extract::DefaultBodyLimit::max(
+                crate::http::limits::UPLOAD_BODY_LIMIT as usize,
+            )),
+        )
+}
+
 #[derive(Debug, Deserialize)]
 pub struct DownloadQuery {
     /// The batch the file belongs to, for the file name.

@@ -201,6 +201,11 @@ pub async fn track(req: Request, next: Next) -> Response {
     resp
 }
 
+/// `/metrics`, for the addresses `--metrics-allow` names.
+pub fn router() -> axum::Router<crate::state::AppState> {
+    axum::Router::new().route(crate::http::routes::METRICS, axum::routing::get(serve))
+}
+
 /// `GET /metrics`: the OpenMetrics text, for addresses in `--metrics-allow`
 /// only (404 for everyone else, as if there were no such route).
 pub async fn serve(

@@ -8,6 +8,15 @@ use axum::Json;
 
 use crate::state::AppState;
 
+/// `/healthz` and `/readyz`.
+pub fn router() -> axum::Router<AppState> {
+    use super::routes::{HEALTHZ, READYZ};
+    use axum::routing::get;
+    axum::Router::new()
+        .route(HEALTHZ, get(healthz))
+        .route(READYZ, get(readyz))
+}
+
 pub async fn healthz() -> impl IntoResponse {
     Json(serde_json::json!({ "status": "ok" }))
 }

@@ -3,12 +3,10 @@
 //! prove each one refuses a request without a session), the sign-in gate's
 //! public paths and the body limits all name these.
 
-use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post};
 use axum::Router;
 
 use crate::state::AppState;
-use crate::{auth, events, files, metrics, services};
+use crate::{auth, events, files, metrics};
 
 pub const HEALTHZ: &str = "/healthz";
 pub const READYZ: &str = "/readyz";
@@ -33,21 +31,12 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", SIGN_OUT),
 ];
 
-/// Health, metrics, sign-in, live events, uploads and downloads.
+/// Every feature's routes: health, metrics, sign-in, live events, files.
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route(HEALTHZ, get(super::health::healthz))
-        .route(READYZ, get(super::health::readyz))
-        .route(METRICS, get(metrics::serve))
-        .route(SIGN_IN, post(auth::login))
-        .route(SIGN_OUT, post(auth::logout))
-        .route(EVENTS, get(events::stream))
-        .route(FILE_CONTENT, get(files::download))
-        .route(MERGED_RESULTS, get(services::results::merged))
-        .route(
-            CREATE_BATCH,
-            post(files::create).layer(DefaultBodyLimit::max(
-                super::limits::UPLOAD_BODY_LIMIT as usize,
-            )),
-        )
+        .merge(super::health::router())
+        .merge(metrics::router())
+        .merge(auth::router())
+        .merge(events::router())
+        .merge(files::router())
 }
