@@ -94,3 +94,11 @@ pub struct LineError {
     pub code: String,
     pub message: String,
 }
+
+/// The answer to `DELETE /files/{id}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileDeleted {
+    pub id: String,
+    pub object: String,
+    pub deleted: bool,
+}

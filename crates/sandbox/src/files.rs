@@ -204,7 +204,7 @@ pub async fn content(State(sb): State<Sandbox>, Path(id): Path<String>) -> Resul
 pub async fn delete(
     State(sb): State<Sandbox>,
     Path(id): Path<String>,
-) -> Result<Json<serde_json::Value>> {
+) -> Result<Json<batchboard_core::FileDeleted>> {
     {
         let mut state = sb.store.lock();
         let before = state.files.len();
@@ -215,7 +215,9 @@ pub async fn delete(
     }
     sb.store.changed();
     let _ = tokio::fs::remove_file(sb.store.file_path(&id)).await;
-    Ok(Json(
-        serde_json::json!({ "id": id, "object": "file", "deleted": true }),
-    ))
+    Ok(Json(batchboard_core::FileDeleted {
+        id,
+        object: "file".into(),
+        deleted: true,
+    }))
 }
