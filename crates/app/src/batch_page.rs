@@ -36,6 +36,8 @@ pub fn BatchPage() -> impl IntoView {
         move || (id.get(), changed.get(), cancel.version().get()),
         |(id, _, _)| get_batch(id),
     );
+    // Made once, here, right after the batch: see ResultsState.
+    let results = super::results_view::ResultsState::new(id, changed);
 
     view! {
         <Title text=move || format!("Batch {}", id.get()) />
@@ -44,7 +46,7 @@ pub fn BatchPage() -> impl IntoView {
             {move || {
                 batch.get()
                     .map(|r| match r {
-                        Ok(b) => view! { <Detail batch=b cancel retry /> }.into_any(),
+                        Ok(b) => view! { <Detail batch=b cancel retry results /> }.into_any(),
                         Err(e) => {
                             view! {
                                 <section class="error-state" data-testid="batch-error">
@@ -65,6 +67,7 @@ fn Detail(
     batch: Batch,
     cancel: ServerAction<CancelBatch>,
     retry: ServerAction<RetryFailed>,
+    results: super::results_view::ResultsState,
 ) -> impl IntoView {
     let id = batch.id.clone();
     let timeline: Vec<(&str, Option<i64>)> = vec![
@@ -161,7 +164,7 @@ fn Detail(
     let results = batch
         .status
         .is_terminal()
-        .then(|| view! { <super::results_view::Results id=id.clone() retry /> });
+        .then(|| view! { <super::results_view::Results id=id.clone() retry state=results /> });
     let retry_of = batch
         .metadata
         .as_ref()

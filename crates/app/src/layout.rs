@@ -12,6 +12,21 @@ use crate::api::{get_upstream_info, UpstreamInfo};
 #[component]
 pub fn Layout(children: Children) -> impl IntoView {
     let live = use_live();
+    // Made here, once, and not in the footer: the footer sits in a Suspense
+    // whose children the server renders again as resources resolve, so a
+    // resource made there was made several times on the server but once in
+    // the browser, and the data the server sent no longer lined up with it
+    // (hydration failed on some fresh loads).
+    let upstream = Resource::new(
+        || me().is_some(),
+        |signed_in| async move {
+            if signed_in {
+                Some(get_upstream_info().await)
+            } else {
+                None
+            }
+        },
+    );
     // Once someone is signed in, open the tab's one event stream.
     Effect::new(move |done: Option<bool>| {
         if done == Some(true) {
@@ -56,7 +71,7 @@ pub fn Layout(children: Children) -> impl IntoView {
         </header>
         <UpstreamBanner />
         <main class="content">{children()}</main>
-        <Suspense fallback=|| ()>{move || me().map(|_| view! { <Footer /> })}</Suspense>
+        <Suspense fallback=|| ()>{move || me().map(|_| view! { <Footer info=upstream /> })}</Suspense>
     }
 }
 
@@ -97,8 +112,7 @@ fn UpstreamBanner() -> impl IntoView {
 /// Shows which upstream is in use (its base URL, never the key) and lets the
 /// user check that it answers.
 #[component]
-fn Footer() -> impl IntoView {
-    let info = Resource::new(|| (), |_| get_upstream_info());
+fn Footer(info: Resource<Option<Result<UpstreamInfo, crate::api::AppError>>>) -> impl IntoView {
     let check = ServerAction::<crate::api::CheckUpstream>::new();
     let result = check.value();
     let pending = check.pending();
@@ -110,6 +124,7 @@ fn Footer() -> impl IntoView {
                 <Suspense fallback=|| view! { <span class="muted">"…"</span> }>
                     {move || {
                         info.get()
+                            .flatten()
                             .map(|r| match r {
                                 Ok(UpstreamInfo::Remote { base_url }) => {
                                     view! { <code>{base_url}</code> }.into_any()

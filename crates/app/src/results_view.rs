@@ -7,30 +7,72 @@ use leptos::prelude::*;
 use super::format;
 use crate::api::auth::Role;
 use crate::api::results_fns::{batch_results, RetryFailed};
+use crate::api::{get_batch, AppError};
 use batchboard_core::result_lines::{Outcome, ResultRow, ResultsPage, ResultsQuery};
+use batchboard_core::Batch;
 
 const PAGE: u64 = 25;
 
-#[component]
-pub fn Results(id: String, retry: ServerAction<RetryFailed>) -> impl IntoView {
-    let (show, set_show) = signal(String::new());
-    let (code, set_code) = signal(String::new());
-    let (offset, set_offset) = signal(0u64);
-    let bid = id.clone();
-    let page = Resource::new(
-        move || (bid.clone(), show.get(), code.get(), offset.get()),
-        |(id, show, code, offset)| {
-            batch_results(
-                id,
-                ResultsQuery {
+/// The results panel's state: its filter and page, and the page of results
+/// (`None` while the batch runs). The batch page makes it once, in its own
+/// body: made inside the panel, which sits in the page's Transition, the
+/// resource was made once per server-side render of that Transition (two or
+/// three times) but once in the browser, so the ids of the data the server
+/// sent did not line up and hydration failed on about half of the fresh
+/// loads of a finished batch's page.
+#[derive(Clone, Copy)]
+pub struct ResultsState {
+    show: RwSignal<String>,
+    code: RwSignal<String>,
+    offset: RwSignal<u64>,
+    page: Resource<Result<Option<ResultsPage>, AppError>>,
+}
+
+impl ResultsState {
+    /// `changed`: the batch as the event stream last reported it; the
+    /// results are read again when it has ended.
+    pub fn new(id: Memo<String>, changed: Memo<Option<Batch>>) -> Self {
+        let show = RwSignal::new(String::new());
+        let code = RwSignal::new(String::new());
+        let offset = RwSignal::new(0u64);
+        let page = Resource::new(
+            move || {
+                let ended = changed.with(|b| b.as_ref().map(|b| b.status.is_terminal()));
+                (id.get(), ended, show.get(), code.get(), offset.get())
+            },
+            |(id, _, show, code, offset)| async move {
+                if !get_batch(id.clone()).await?.status.is_terminal() {
+                    return Ok(None);
+                }
+                let query = ResultsQuery {
                     show,
                     code,
                     offset,
                     limit: PAGE,
-                },
-            )
-        },
-    );
+                };
+                batch_results(id, query).await.map(Some)
+            },
+        );
+        Self {
+            show,
+            code,
+            offset,
+            page,
+        }
+    }
+}
+
+#[component]
+pub fn Results(id: String, retry: ServerAction<RetryFailed>, state: ResultsState) -> impl IntoView {
+    let ResultsState {
+        show,
+        code,
+        offset,
+        page,
+    } = state;
+    let set_show = show.write_only();
+    let set_code = code.write_only();
+    let set_offset = offset.write_only();
     let filter = move |s: &'static str, c: String| {
         set_show.set(s.to_string());
         set_code.set(c);
@@ -55,7 +97,8 @@ pub fn Results(id: String, retry: ServerAction<RetryFailed>) -> impl IntoView {
             <Transition fallback=|| view! { <p class="muted">"Reading results…"</p> }>
                 {move || page.get().map(|r| match r {
                     Err(e) => view! { <p class="error" data-testid="results-error">{e.describe()}</p> }.into_any(),
-                    Ok(p) => {
+                    Ok(None) => ().into_any(),
+                    Ok(Some(p)) => {
                         let id = id2.clone();
                         view! {
                             <Toolbar p=p.clone() show=show.get() code=code.get() filter />
