@@ -1,4 +1,4 @@
-import { expect, request as apiRequest, test } from "@playwright/test";
+import { expect, request as apiRequest, test } from "./fixtures";
 import { ACCOUNTS, PASSWORD, baseURL, storageFor } from "./accounts";
 
 async function hydrated(page: import("@playwright/test").Page) {

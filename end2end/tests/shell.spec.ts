@@ -1,5 +1,5 @@
 import { storageFor } from "./accounts";
-import { expect, test } from "@playwright/test";
+import { expect, test } from "./fixtures";
 
 test.describe("page shell", () => {
   test("server renders the layout without JavaScript", async ({ browser }) => {
@@ -44,7 +44,9 @@ test.describe("page shell", () => {
     await expect(nav.getByRole("link", { name: "New batch" })).toHaveAttribute("aria-current", "page");
   });
 
-  test("unknown paths get a 404 page", async ({ page }) => {
+  test("unknown paths get a 404 page", async ({ page, allowConsole }) => {
+    // The page itself answers 404, which the browser logs.
+    allowConsole(/status of 404/);
     const resp = await page.goto("/no/such/page");
     expect(resp?.status()).toBe(404);
     await expect(page.getByRole("heading", { level: 1 })).toHaveText("Page not found");

@@ -1,0 +1,35 @@
+import { test as base, expect, type Page } from "@playwright/test";
+
+export { expect, request } from "@playwright/test";
+export type { APIRequestContext, BrowserContext, Page } from "@playwright/test";
+
+/**
+ * The suite's `test`: every page a test opens is watched, and the test fails
+ * on any browser console error or uncaught page error after it ends. A test
+ * that provokes an error on purpose (a refused request, a server stopped
+ * under an open page) names it with `allowConsole(/pattern/)`.
+ */
+export const test = base.extend<{ allowConsole: (pattern: RegExp) => void }>({
+  allowConsole: [
+    async ({ context }, use, testInfo) => {
+      const problems: string[] = [];
+      const allowed: RegExp[] = [];
+      const watch = (p: Page) => {
+        p.on("console", (m) => {
+          if (m.type() === "error") problems.push(`console: ${m.text()}`);
+        });
+        p.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
+      };
+      context.pages().forEach(watch);
+      context.on("page", watch);
+      await use((pattern) => allowed.push(pattern));
+      const unexpected = problems.filter((p) => !allowed.some((a) => a.test(p)));
+      if (process.env.E2E_CONSOLE_REPORT) {
+        console.log(`CONSOLE-REPORT ${testInfo.title} :: ${JSON.stringify(unexpected).slice(0, 1500)}`);
+      } else {
+        expect(unexpected, "browser console errors and page errors").toEqual([]);
+      }
+    },
+    { auto: true },
+  ],
+});
