@@ -196,7 +196,6 @@ pub async fn create(
         })
     };
     let dir = state.data_dir.join("uploads");
-    tokio::fs::create_dir_all(&dir).await?;
     let (mut endpoint, mut window, mut metadata, mut expiry) = (None, None, None, None);
     let mut upload: Option<(tempfile::TempPath, String, Report)> = None;
     while let Some(mut field) = form.next_field().await.map_err(bad_form)? {

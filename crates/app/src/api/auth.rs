@@ -32,10 +32,7 @@ pub async fn audit_log(
         }
     }
     let db = &super::state()?.db;
-    let mut entries = db
-        .audit_page(before, action.as_deref(), limit + 1)
-        .await
-        .map_err(batchboard_server::http::HttpError::from)?;
+    let mut entries = db.audit_page(before, action.as_deref(), limit + 1).await?;
     let more = entries.len() > limit as usize;
     entries.truncate(limit as usize);
     Ok(AuditPage {

@@ -33,8 +33,7 @@ pub async fn count_tokens(model: String, sample: String) -> Result<TokenCount, A
     }
     let counted =
         tokio::task::spawn_blocking(move || batchboard_server::tokens::count(&model, &sample))
-            .await
-            .map_err(|e| AppError::internal(e.to_string()))?;
+            .await?;
     Ok(TokenCount {
         tokens: counted.0,
         encoding: counted.1.to_string(),

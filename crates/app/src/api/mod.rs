@@ -79,6 +79,21 @@ impl From<batchboard_server::http::HttpError> for AppError {
     }
 }
 
+/// Database and task failures are Batchboard's own: 500, detail logged.
+#[cfg(feature = "ssr")]
+impl From<batchboard_server::store::DbError> for AppError {
+    fn from(e: batchboard_server::store::DbError) -> Self {
+        batchboard_server::http::HttpError::from(e).into()
+    }
+}
+
+#[cfg(feature = "ssr")]
+impl From<tokio::task::JoinError> for AppError {
+    fn from(e: tokio::task::JoinError) -> Self {
+        batchboard_server::http::HttpError::from(e).into()
+    }
+}
+
 #[cfg(feature = "ssr")]
 impl From<batchboard_upstream::UpstreamError> for AppError {
     fn from(e: batchboard_upstream::UpstreamError) -> Self {
@@ -130,11 +145,7 @@ pub async fn check_upstream() -> Result<Reachability, AppError> {
 pub async fn list_batches(#[server(default)] query: BatchQuery) -> Result<BatchPage, AppError> {
     actor::<Viewer>().await?;
     let st = state()?;
-    let (batches, total, offset, limit) = st
-        .db
-        .query_batches(&query)
-        .await
-        .map_err(batchboard_server::http::HttpError::from)?;
+    let (batches, total, offset, limit) = st.db.query_batches(&query).await?;
     Ok(BatchPage {
         batches,
         total,
@@ -152,11 +163,7 @@ pub async fn batch_facets() -> Result<Facets, AppError> {
     if let Some(f) = st.facets.get() {
         return Ok(f);
     }
-    let f = st
-        .db
-        .facets()
-        .await
-        .map_err(batchboard_server::http::HttpError::from)?;
+    let f = st.db.facets().await?;
     st.facets.put(f.clone());
     Ok(f)
 }
@@ -176,12 +183,7 @@ pub async fn get_batch(id: String) -> Result<Batch, AppError> {
     actor::<Viewer>().await?;
     check_id("batch", &id)?;
     let st = state()?;
-    if let Some(b) = st
-        .db
-        .get_indexed(&id)
-        .await
-        .map_err(batchboard_server::http::HttpError::from)?
-    {
+    if let Some(b) = st.db.get_indexed(&id).await? {
         return Ok(b);
     }
     let b = st.upstream.client.get_batch(&id).await?;

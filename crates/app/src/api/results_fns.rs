@@ -23,8 +23,7 @@ pub async fn batch_results(
     let b = batchboard_server::services::results::batch(&st, &id).await?;
     let joined = batchboard_server::services::results::joined(&st, &b).await?;
     tokio::task::spawn_blocking(move || joined.page(&query))
-        .await
-        .map_err(|e| AppError::internal(e.to_string()))?
+        .await?
         .map_err(AppError::from)
 }
 
