@@ -20,6 +20,8 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --home-dir /data --create-home batchboard
 COPY --from=build /src/target/release/batchboard /app/batchboard
+# The content hashes of the site's file names: read from beside the binary.
+COPY --from=build /src/target/release/hash.txt /app/hash.txt
 COPY --from=build /src/target/site /app/site
 ENV BATCHBOARD_ADDR=0.0.0.0:3000 \
     BATCHBOARD_DATA_DIR=/data \

@@ -100,9 +100,14 @@ pub fn bytes(n: u64) -> String {
     }
 }
 
-/// `$0.0123` for small sums, `$12.35` for larger ones.
+/// `$0.0123` for small sums, `$12.35` for larger ones, `< $0.0001` for a
+/// sum that four decimals would show as zero (it is not zero).
 pub fn usd(x: f64) -> String {
-    if x < 1.0 {
+    if x <= 0.0 {
+        "$0.00".into()
+    } else if x < 0.000_05 {
+        "< $0.0001".into()
+    } else if x < 1.0 {
         format!("${x:.4}")
     } else {
         format!("${x:.2}")
@@ -128,5 +133,7 @@ mod tests {
         assert_eq!(bytes(4_200_000), "4.2 MB");
         assert_eq!(usd(0.01234), "$0.0123");
         assert_eq!(usd(12.345), "$12.35");
+        assert_eq!(usd(0.000_003), "< $0.0001");
+        assert_eq!(usd(0.0), "$0.00");
     }
 }

@@ -178,17 +178,26 @@ fn Footer(info: Resource<Option<Result<UpstreamInfo, crate::api::AppError>>>) ->
 #[component]
 fn LiveBadge() -> impl IntoView {
     let live = use_live();
+    let here = leptos_router::hooks::use_location();
+    // The sign-in page, returning to this very page.
+    let sign_in_again = move || {
+        let path = format!("{}{}", here.pathname.get(), here.search.get());
+        batchboard_core::access::sign_in_path(&path)
+    };
     view! {
-        <span class="live" data-testid="live" data-state=move || match live.link.get() {
-            Link::Idle => "idle",
-            Link::Live => "live",
-            Link::Reconnecting => "reconnecting",
-        }>
+        <span class="live" data-testid="live" data-state=move || live.link.get().name()>
             {move || match live.link.get() {
                 Link::Idle => view! { <span class="muted">""</span> }.into_any(),
                 Link::Live => view! { <span class="ok" title="Changes appear as they happen">"● Live"</span> }.into_any(),
                 Link::Reconnecting => view! {
                     <span class="error" role="status">"Connection lost: reconnecting, then catching up…"</span>
+                }.into_any(),
+                // Back to this very page after signing in again.
+                Link::SignedOut => view! {
+                    <span class="error" role="status">
+                        "Signed out. "
+                        <a href=sign_in_again data-testid="sign-in-again">"Sign in again"</a>
+                    </span>
                 }.into_any(),
             }}
         </span>

@@ -26,7 +26,7 @@ mod results_view;
 pub mod session;
 
 use leptos::prelude::*;
-use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
+use leptos_meta::{provide_meta_context, MetaTags, Title};
 use leptos_router::components::{Route, Router, Routes};
 use leptos_router::{path, SsrMode};
 
@@ -38,6 +38,23 @@ use new_batch::NewBatchPage;
 use pages::NotFound;
 use session::LoginPage;
 
+/// The stylesheet's address: named after its content when the build
+/// hashed the names (cached for a year by browsers).
+fn stylesheet_href(options: &LeptosOptions) -> String {
+    #[cfg(feature = "ssr")]
+    {
+        use batchboard_server::http::assets::Hashes;
+        static HASHES: std::sync::OnceLock<Option<Hashes>> = std::sync::OnceLock::new();
+        let hashes = HASHES.get_or_init(Hashes::beside_binary);
+        Hashes::css_href(
+            hashes.as_ref().filter(|_| options.hash_files),
+            &options.output_name,
+        )
+    }
+    #[cfg(not(feature = "ssr"))]
+    format!("/pkg/{}.css", options.output_name)
+}
+
 /// The HTML document around the app, rendered on the server only.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
     view! {
@@ -48,6 +65,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <meta name="viewport" content="width=device-width, initial-scale=1" />
                 <meta name="color-scheme" content="light dark" />
                 <link rel="icon" href="/favicon.svg" type="image/svg+xml" />
+                <link rel="stylesheet" href=stylesheet_href(&options) />
                 <AutoReload options=options.clone() />
                 <HydrationScripts options />
                 <MetaTags />
@@ -72,7 +90,6 @@ pub fn App() -> impl IntoView {
         }
     });
     view! {
-        <Stylesheet id="leptos" href="/pkg/batchboard.css" />
         // The tab says how many batches are running, live.
         <Title formatter=move |page: String| {
             let running = live.status.with(|s| s.as_ref().map(|s| s.running).unwrap_or(0));

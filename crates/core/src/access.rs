@@ -58,6 +58,13 @@ pub fn safe_next(next: &str) -> &str {
     }
 }
 
+/// The sign-in page, returning to `next` afterwards.
+pub fn sign_in_path(next: &str) -> String {
+    let mut query = form_urlencoded::Serializer::new(String::from("/login?"));
+    query.append_pair("next", safe_next(next));
+    query.finish()
+}
+
 /// One line of the audit log.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditEntry {

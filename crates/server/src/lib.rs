@@ -183,6 +183,7 @@ fn leptos_options(args: &ServeArgs) -> LeptosOptions {
         .output_name(option_env!("LEPTOS_OUTPUT_NAME").unwrap_or("batchboard"))
         .site_root(args.site_root.display().to_string())
         .site_pkg_dir("pkg")
+        .hash_files(http::assets::Hashes::beside_binary().is_some())
         .site_addr(args.addr)
         .env(env)
         .build()
@@ -216,6 +217,7 @@ fn route_inventory<V>(site: Pages<V>) -> String {
 pub fn router<V: IntoView + 'static>(state: AppState, pages: Pages<V>) -> Router {
     use tower_sessions::cookie::SameSite;
     let leptos_options = state.leptos_options.clone();
+    let site_root = std::path::PathBuf::from(leptos_options.site_root.as_ref());
     let routes = (pages.routes)();
     let shell = pages.shell;
     let sessions = tower_sessions::SessionManagerLayer::new(state.db.session_store())
@@ -239,6 +241,10 @@ pub fn router<V: IntoView + 'static>(state: AppState, pages: Pages<V>) -> Router
                 move || shell(leptos_options.clone())
             },
         )
+        .merge(http::assets::pkg_router(
+            &site_root,
+            leptos_options.hash_files,
+        ))
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
         .layer(axum::middleware::from_fn(http::limits::bound_body))
         .layer(axum::middleware::from_fn_with_state(
@@ -250,18 +256,21 @@ pub fn router<V: IntoView + 'static>(state: AppState, pages: Pages<V>) -> Router
             state.clone(),
             auth::secure_cookie,
         ))
+        .layer(http::assets::revalidate_by_default())
+        .layer(http::assets::compression())
         // Outside the sign-in gate: refused requests are counted too.
         .layer(axum::middleware::from_fn(metrics::track))
         .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
             state.read_timeout,
         ))
         .with_state(state);
-    with_request_trace(app, "dashboard")
+    with_request_trace(app, "dashboard", tracing::Level::INFO)
 }
 
-/// Request logs (method, path, status, latency) with an `x-request-id`
-/// taken from the request or made, and returned in the response.
-fn with_request_trace(router: Router, name: &'static str) -> Router {
+/// Request logs (method, path, status, latency) at `level`, with an
+/// `x-request-id` taken from the request or made, and returned in the
+/// response.
+fn with_request_trace(router: Router, name: &'static str, level: tracing::Level) -> Router {
     router
         .layer(axum::middleware::from_fn(http::with_request_id))
         .layer(
@@ -275,7 +284,7 @@ fn with_request_trace(router: Router, name: &'static str) -> Router {
                     tracing::info_span!("http", service = name, method = %req.method(), path = %req.uri().path(), request_id = %id)
                 })
                 .on_request(())
-                .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
+                .on_response(DefaultOnResponse::new().level(level)),
         )
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
@@ -444,7 +453,9 @@ async fn start_embedded_sandbox(args: &ServeArgs) -> Result<Upstream, StartError
     let sb = open_sandbox(&args.data_dir, key.clone(), &args.speed)?;
     let listener = bind(std::net::SocketAddr::from(([127, 0, 0, 1], 0))).await?;
     let addr = listener.local_addr().map_err(StartError::Serve)?;
-    let app = with_request_trace(sb.router(), "sandbox");
+    // The watcher's polls of the built-in sandbox are routine: logged at
+    // DEBUG, so the terminal of `make run` shows what a person acts on.
+    let app = with_request_trace(sb.router(), "sandbox", tracing::Level::DEBUG);
     tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {
             tracing::error!(error = %e, "embedded sandbox stopped");
@@ -459,7 +470,7 @@ async fn sandbox(args: config::SandboxArgs) -> Result<(), StartError> {
     check_data_dir(&args.data_dir)?;
     let sb = open_sandbox(&args.data_dir, args.api_key.clone(), &args.speed)?;
     let listener = bind(args.addr).await?;
-    let app = with_request_trace(sb.router(), "sandbox");
+    let app = with_request_trace(sb.router(), "sandbox", tracing::Level::INFO);
     tracing::info!(addr = %args.addr, "sandbox listening: base URL http://{}/v1", args.addr);
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())

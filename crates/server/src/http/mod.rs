@@ -12,6 +12,7 @@ use batchboard_core::error::{ApiError, ErrorBody};
 use batchboard_core::validate::Report;
 
 pub mod actor;
+pub mod assets;
 pub mod health;
 pub mod limits;
 pub mod routes;
