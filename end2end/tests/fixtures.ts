@@ -16,7 +16,8 @@ export const test = base.extend<{ allowConsole: (pattern: RegExp) => void }>({
       const allowed: RegExp[] = [];
       const watch = (p: Page) => {
         p.on("console", (m) => {
-          if (m.type() === "error") problems.push(`console: ${m.text()}`);
+          // The location names the resource a "Failed to load" is about.
+          if (m.type() === "error") problems.push(`console: ${m.text()} at ${m.location().url} (page ${p.url()})`);
         });
         p.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
       };

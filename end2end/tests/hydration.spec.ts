@@ -1,7 +1,8 @@
 import { expect, test, type BrowserContext } from "./fixtures";
 import { execFileSync } from "node:child_process";
 import { join } from "node:path";
-import { dataDir } from "./accounts";
+import { dataDir, signIn } from "./accounts";
+import { OwnServer } from "./servers";
 
 /** Opens `url` in `n` fresh tabs, each until it has hydrated (and shows
  * `ready`). The suite's fixture fails the test on any console or page error
@@ -34,4 +35,40 @@ test("pages hydrate without an error in 20 fresh tabs each: a finished batch wit
   await freshLoads(context, batchPage, 20, "result-row");
   await freshLoads(context, "/", 20);
   await freshLoads(context, "/batches/new", 20);
+});
+
+test.describe("every page kind", () => {
+  // A server of its own whose index holds made-up batches in every status.
+  const own = new OwnServer(9);
+  test.use({ storageState: { cookies: [], origins: [] }, baseURL: own.base });
+
+  test("20 fresh tabs each: a batch in every status, the table with filters, New batch, the audit log, a missing page", async ({ page, context, allowConsole }) => {
+    test.setTimeout(600_000);
+    // The missing page answers 404 on purpose; the browser logs that.
+    allowConsole(/status of 404/);
+    const dir = OwnServer.dataDir("batchboard-kinds-", [["boss", "admin"]]);
+    const seeded = execFileSync(process.env.BATCHBOARD_BIN!, ["index-seed", "--count", "40", "--data-dir", dir], { encoding: "utf8" });
+    const byStatus = new Map<string, string>();
+    for (const l of seeded.trim().split("\n")) {
+      const { batch } = JSON.parse(l);
+      if (!byStatus.has(batch.status)) byStatus.set(batch.status, batch.id);
+    }
+    expect([...byStatus.keys()].sort()).toEqual(
+      ["cancelled", "cancelling", "completed", "expired", "failed", "finalizing", "in_progress", "validating"]);
+    const server = own.start(dir);
+    try {
+      await own.up();
+      await signIn(page, "boss");
+      await expect(page).toHaveURL(/\/$/);
+      for (const [status, id] of byStatus) {
+        await test.step(`a ${status} batch`, () => freshLoads(context, `/batches/${id}`, 20, "status"));
+      }
+      await test.step("the table with filters", () => freshLoads(context, "/?status=completed&q=a&sort=created&dir=asc", 20));
+      await test.step("New batch", () => freshLoads(context, "/batches/new", 20, "file"));
+      await test.step("the audit log", () => freshLoads(context, "/audit", 20));
+      await test.step("a missing page", () => freshLoads(context, "/no/such/page", 20));
+    } finally {
+      server.kill("SIGKILL");
+    }
+  });
 });

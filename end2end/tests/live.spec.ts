@@ -1,45 +1,13 @@
 import { expect, request as apiRequest, test } from "./fixtures";
-import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
-import { addUser, signIn } from "./accounts";
+import { signIn } from "./accounts";
+import { OwnServer } from "./servers";
 
 // A server of this test's own, so that it can be killed and started again.
-const port = Number(process.env.E2E_PORT ?? 3300) + 7;
-const base = `http://127.0.0.1:${port}`;
-const root = resolve(__dirname, "..", "..");
-const bin = process.env.BATCHBOARD_BIN!;
-
-function start(dataDir: string): ChildProcess {
-  const env: Record<string, string | undefined> = { ...process.env, RUST_LOG: "warn" };
-  delete env.OPENAI_API_KEY;
-  delete env.BATCHBOARD_UPSTREAM_URL;
-  return spawn(
-    bin,
-    ["serve", "--addr", `127.0.0.1:${port}`, "--data-dir", dataDir, "--site-root", join(root, "target/site"),
-      "--sandbox-rps", "20", "--sandbox-validation-ms", "200", "--sandbox-finalizing-ms", "200",
-      "--watch-interval-ms", "500"],
-    { env, stdio: "ignore" },
-  );
-}
-
-/** A fresh data directory with the account "op" (operator). */
-function withOperator(prefix: string): string {
-  const dataDir = mkdtempSync(join(tmpdir(), prefix));
-  addUser("op", "operator", dataDir);
-  return dataDir;
-}
-
-async function up() {
-  for (let i = 0; i < 200; i++) {
-    try {
-      if ((await fetch(`${base}/healthz`)).ok) return;
-    } catch {}
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error("server did not start");
-}
+const own = new OwnServer(7, ["--watch-interval-ms", "500"]);
+const base = own.base;
+const start = (dataDir: string) => own.start(dataDir);
+const up = () => own.up();
+const withOperator = (prefix: string) => OwnServer.dataDir(prefix, [["op", "operator"]]);
 
 test.use({ storageState: { cookies: [], origins: [] }, baseURL: base });
 

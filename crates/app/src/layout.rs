@@ -192,11 +192,12 @@ fn LiveBadge() -> impl IntoView {
                 Link::Reconnecting => view! {
                     <span class="error" role="status">"Connection lost: reconnecting, then catching up…"</span>
                 }.into_any(),
-                // Back to this very page after signing in again.
+                // Back to this very page after signing in again; a full
+                // load (rel=external), as this tab still thinks it is signed in.
                 Link::SignedOut => view! {
                     <span class="error" role="status">
                         "Signed out. "
-                        <a href=sign_in_again data-testid="sign-in-again">"Sign in again"</a>
+                        <a href=sign_in_again rel="external" data-testid="sign-in-again">"Sign in again"</a>
                     </span>
                 }.into_any(),
             }}

@@ -60,7 +60,7 @@ pub fn safe_next(next: &str) -> &str {
 
 /// The sign-in page, returning to `next` afterwards.
 pub fn sign_in_path(next: &str) -> String {
-    let mut query = form_urlencoded::Serializer::new(String::from("/login?"));
+    let mut query = form_urlencoded::Serializer::for_suffix(String::from("/login?"), 7);
     query.append_pair("next", safe_next(next));
     query.finish()
 }
@@ -94,4 +94,18 @@ pub struct AuditPage {
     pub entries: Vec<AuditEntry>,
     /// Cursor for older entries, when there are more.
     pub next_before: Option<i64>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sign_in_path_returns_to_a_path_of_this_site_only() {
+        assert_eq!(
+            sign_in_path("/batches/new?x=1"),
+            "/login?next=%2Fbatches%2Fnew%3Fx%3D1"
+        );
+        assert_eq!(sign_in_path("//evil.example"), "/login?next=%2F");
+    }
 }

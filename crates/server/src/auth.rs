@@ -452,6 +452,9 @@ pub async fn logout(
             })
             .await;
     }
+    if let Some(id) = session.id() {
+        state.hub.end_session(id);
+    }
     if let Err(e) = session.flush().await {
         tracing::error!(error = %e, "cannot end the session");
     }

@@ -35,6 +35,8 @@ pub struct Hub {
     streams: std::sync::atomic::AtomicUsize,
     /// Set at shutdown: every stream ends.
     closing: watch::Sender<bool>,
+    /// Sessions just signed out: their streams end.
+    ended: broadcast::Sender<tower_sessions::session::Id>,
 }
 
 impl Default for Hub {
@@ -44,6 +46,7 @@ impl Default for Hub {
             status: watch::channel(WatcherStatus::default()).0,
             streams: std::sync::atomic::AtomicUsize::new(0),
             closing: watch::channel(false).0,
+            ended: broadcast::channel(64).0,
         }
     }
 }
@@ -58,6 +61,13 @@ impl Hub {
     /// to whichever server answers next.
     pub fn close(&self) {
         self.closing.send_replace(true);
+    }
+
+    /// Ends the streams of a session that was signed out: a signed-out
+    /// browser must not go on receiving changes (on this replica; a
+    /// stream on another one ends when it next reconnects).
+    pub fn end_session(&self, id: tower_sessions::session::Id) {
+        let _ = self.ended.send(id);
     }
 
     /// The index status as last read (every 2 s): what pages show, without
@@ -164,7 +174,9 @@ pub fn router() -> axum::Router<AppState> {
 pub async fn stream(
     State(state): State<AppState>,
     _: Actor<Viewer>,
+    session: Option<axum::Extension<tower_sessions::Session>>,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    let session = session.and_then(|axum::Extension(s)| s.id());
     let hub = state.hub.clone();
     hub.streams
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -182,8 +194,22 @@ pub async fn stream(
     let statuses = tokio_stream::wrappers::WatchStream::from_changes(hub.status.subscribe())
         .map(|s| status_event(&s));
     let mut closing = hub.closing.subscribe();
+    let mut ended = hub.ended.subscribe();
     let closed = async move {
-        let _ = closing.wait_for(|c| *c).await;
+        let shutdown = closing.wait_for(|c| *c);
+        let signed_out = async {
+            loop {
+                match ended.recv().await {
+                    Ok(id) if Some(id) == session => break,
+                    Err(broadcast::error::RecvError::Closed) => std::future::pending::<()>().await,
+                    _ => {}
+                }
+            }
+        };
+        tokio::select! {
+            _ = shutdown => {}
+            _ = signed_out => {}
+        }
     };
     let body = stream::once(async move { first })
         .chain(stream::select(changes, statuses))

@@ -608,3 +608,38 @@ async fn secure_cookie_behind_a_tls_proxy_and_first_run_admin() {
         "{page}"
     );
 }
+
+/// A signed-out browser stops receiving changes: signing out ends the
+/// session's open event streams (and only that session's).
+#[tokio::test]
+async fn signing_out_ends_that_sessions_event_streams() {
+    let (_dir, data) = data_dir("signout-stream");
+    add_user(&data, "op", "operator", PASSWORD);
+    let server = serve(&data, &[]);
+    let base = server.base();
+    let leaving = signed_in(&base, "op", PASSWORD).await;
+    let staying = signed_in(&base, "op", PASSWORD).await;
+    let mut gone = crate::common::Events::open(&leaving, &base).await;
+    let mut kept = crate::common::Events::open(&staying, &base).await;
+    assert_eq!(gone.next().await.0, "status");
+    assert_eq!(kept.next().await.0, "status");
+    let r = leaving
+        .post(format!("{base}/auth/logout"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 303);
+    assert!(
+        gone.ends_within(std::time::Duration::from_secs(5)).await,
+        "the signed-out session's stream is still open"
+    );
+    assert!(
+        !kept
+            .ends_within(std::time::Duration::from_millis(500))
+            .await,
+        "another session's stream ended too"
+    );
+    // And it cannot open a new one.
+    let r = leaving.get(format!("{base}/events")).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+}

@@ -353,6 +353,20 @@ impl Events {
         }
     }
 
+    /// Whether the server ends the stream within `within` (events before
+    /// the end are skipped).
+    pub async fn ends_within(&mut self, within: Duration) -> bool {
+        tokio::time::timeout(within, async {
+            while let Some(chunk) = self.body.next().await {
+                if chunk.is_err() {
+                    break;
+                }
+            }
+        })
+        .await
+        .is_ok()
+    }
+
     /// Waits (up to `within`) for a `batch` event about `id` matching `pred`.
     pub async fn batch_where(
         &mut self,

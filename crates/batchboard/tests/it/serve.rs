@@ -19,7 +19,7 @@ fn run(args: &[&str]) -> Output {
 struct Server {
     proc: Proc,
     base: String,
-    _dir: TempDir,
+    dir: TempDir,
 }
 
 fn start(envs: &[(&str, &str)], extra: &[&str]) -> Server {
@@ -40,7 +40,7 @@ fn start(envs: &[(&str, &str)], extra: &[&str]) -> Server {
     Server {
         base: proc.base(),
         proc,
-        _dir: dir,
+        dir,
     }
 }
 
@@ -283,4 +283,80 @@ fn json_logs_are_one_object_per_line() {
         n += 1;
     }
     assert!(n >= 2, "{logs}");
+}
+
+/// `/pkg` serves the copy the build compressed (brotli, else gzip) to a
+/// browser that accepts it, and lets browsers keep it for a year when the
+/// build named the files after their content (`hash.txt` beside the
+/// binary); pages are compressed on the fly and revalidated on every use;
+/// the event stream is never compressed (each event must go out at once).
+#[test]
+fn static_files_precompressed_and_cached_pages_compressed_and_revalidated() {
+    let server = start(&[], &[]);
+    let pkg = server.dir.0.join("data/site/pkg");
+    std::fs::write(pkg.join("app.wasm"), b"plain wasm bytes").unwrap();
+    std::fs::write(pkg.join("app.wasm.br"), b"brotli bytes").unwrap();
+    std::fs::write(pkg.join("app.wasm.gz"), b"gzip bytes").unwrap();
+    let hashed = std::path::Path::new(BIN)
+        .with_file_name("hash.txt")
+        .exists();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let http = crate::common::browser(&server.base);
+        let wasm = |enc: &'static str| {
+            let mut req = http.get(format!("{}/pkg/app.wasm", server.base));
+            if !enc.is_empty() {
+                req = req.header("accept-encoding", enc);
+            }
+            req.send()
+        };
+        for (accept, encoding, body) in [
+            ("br, gzip", Some("br"), "brotli bytes"),
+            ("gzip", Some("gzip"), "gzip bytes"),
+            ("", None, "plain wasm bytes"),
+        ] {
+            let r = wasm(accept).await.unwrap();
+            assert_eq!(r.status().as_u16(), 200);
+            let h = r.headers().clone();
+            assert_eq!(
+                h.get("content-encoding").map(|v| v.to_str().unwrap()),
+                encoding,
+                "Accept-Encoding: {accept}"
+            );
+            let cache = h["cache-control"].to_str().unwrap();
+            if hashed {
+                assert_eq!(cache, "public, max-age=31536000, immutable");
+            } else {
+                assert_eq!(cache, "private, no-cache");
+            }
+            assert_eq!(r.text().await.unwrap(), body);
+        }
+
+        // A page: compressed as asked, and revalidated.
+        let r = http
+            .get(format!("{}/login", server.base))
+            .header("accept", "text/html")
+            .header("accept-encoding", "gzip")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 200);
+        assert_eq!(r.headers()["content-encoding"], "gzip");
+        assert_eq!(r.headers()["cache-control"], "private, no-cache");
+
+        // The event stream: as it is.
+        crate::common::sign_in(&http, &server.base, "admin", crate::common::PASSWORD).await;
+        let r = http
+            .get(format!("{}/events", server.base))
+            .header("accept-encoding", "br, gzip")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 200);
+        assert!(r.headers().get("content-encoding").is_none());
+    });
+    server.stop();
 }
