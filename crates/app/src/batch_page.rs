@@ -130,10 +130,12 @@ fn Detail(
         view! {
             <section class="panel" data-testid="batch-errors">
                 <h2>"Errors"</h2>
-                <table class="errors">
-                    <thead><tr><th>"Line"</th><th>"Code"</th><th>"Field"</th><th>"Message"</th></tr></thead>
-                    <tbody>{rows}</tbody>
-                </table>
+                <div class="table-wrap table-plain">
+                    <table class="errors">
+                        <thead><tr><th>"Line"</th><th>"Code"</th><th>"Field"</th><th>"Message"</th></tr></thead>
+                        <tbody>{rows}</tbody>
+                    </table>
+                </div>
             </section>
         }
     });

@@ -121,7 +121,11 @@ fn Filters(facets: Facets, query: BatchQuery) -> impl IntoView {
     let clear = query
         .is_filtered()
         .then(|| view! { <A href="/" attr:class="btn btn-small">"Clear"</A> });
+    let open = query.is_filtered();
     view! {
+        // On a narrow screen the form hides behind this switch (CSS only).
+        <input type="checkbox" id="filters-open" class="filters-toggle" checked=open />
+        <label for="filters-open" class="filters-summary btn btn-small" data-testid="filters-toggle">"Filters"</label>
         <form class="filters panel" method="get" action="/" data-testid="filters">
             {text("q", "Search id, file or name", "search", query.q.clone())}
             {select("status", "Status", facets.statuses, query.status.clone())}
@@ -129,14 +133,16 @@ fn Filters(facets: Facets, query: BatchQuery) -> impl IntoView {
             {select("model", "Model", facets.models, query.model.clone())}
             {select("creator", "Created by", facets.creators, query.creator.clone())}
             {text("meta_key", "Metadata key", "text", query.meta_key.clone())}
-            {text("meta_value", "value", "text", query.meta_value.clone())}
+            {text("meta_value", "Metadata value", "text", query.meta_value.clone())}
             {text("from", "Created from", "date", query.from.clone())}
-            {text("to", "to", "date", query.to.clone())}
+            {text("to", "Created to", "date", query.to.clone())}
             {query.sort.clone().map(|s| view! { <input type="hidden" name="sort" value=s /> })}
             {query.dir.clone().map(|d| view! { <input type="hidden" name="dir" value=d /> })}
             {query.limit.map(|l| view! { <input type="hidden" name="limit" value=l.to_string() /> })}
-            <button type="submit" class="btn btn-small" data-testid="apply-filters">"Apply"</button>
-            {clear}
+            <span class="filter-actions">
+                <button type="submit" class="btn btn-small" data-testid="apply-filters">"Apply"</button>
+                {clear}
+            </span>
         </form>
     }
 }
@@ -309,8 +315,8 @@ fn Row(batch: Batch) -> impl IntoView {
     let id = batch.id.clone();
     let data_id = id.clone();
     view! {
-        <tr data-testid="batch-row" data-id=data_id>
-            <td><A href=href attr:class="mono">{id}</A></td>
+        <tr data-testid="batch-row" data-id=data_id.clone()>
+            <td><A href=href attr:class="mono" attr:title=data_id.clone()>{id}</A></td>
             <td><StatusBadge status=batch.status.clone() /></td>
             <td class="mono">{batch.endpoint.clone()}</td>
             <td>{batch.model.clone().unwrap_or_else(|| "—".into())}</td>

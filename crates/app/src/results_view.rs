@@ -190,10 +190,12 @@ fn ResultsTable(p: ResultsPage) -> impl IntoView {
         .map(|r| view! { <Row r /> })
         .collect_view();
     view! {
-        <table class="results">
-            <thead><tr><th>"Line"</th><th>"custom_id"</th><th>"Status"</th><th>"Answer or error"</th><th>"Tokens (in / out)"</th></tr></thead>
-            <tbody>{rows}</tbody>
-        </table>
+        <div class="table-wrap table-plain">
+            <table class="results">
+                <thead><tr><th>"Line"</th><th>"custom_id"</th><th>"Status"</th><th>"Answer or error"</th><th>"Tokens (in / out)"</th></tr></thead>
+                <tbody>{rows}</tbody>
+            </table>
+        </div>
     }
     .into_any()
 }
