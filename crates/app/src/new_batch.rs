@@ -60,6 +60,8 @@ pub fn NewBatchPage() -> impl IntoView {
     // Which file choice the running check belongs to: a newer choice stops it.
     let generation = StoredValue::new(0u64);
     let prices = LocalResource::new(crate::api::checks::pricing);
+    // Sent without JavaScript and refused: the server kept why, for here.
+    let refused = Resource::new(|| (), |_| crate::api::checks::form_refusal());
     // Used by the browser-only handlers below.
     let _ = (set_phase, set_endpoint, form_ref, set_check, generation);
 
@@ -192,6 +194,9 @@ pub fn NewBatchPage() -> impl IntoView {
                 }.into_any(),
                 Phase::Refused(r) => view! { <RefusalView r /> }.into_any(),
             }}
+            <Suspense fallback=|| ()>
+                {move || refused.get().and_then(|r| r.ok()).flatten().map(|r| view! { <RefusalView r /> })}
+            </Suspense>
         </form>
     }
 }

@@ -5,7 +5,7 @@
 use axum::body::Body;
 use axum::extract::{Multipart, Path, Query, State};
 use axum::http::{header, HeaderValue, StatusCode};
-use axum::response::Response;
+use axum::response::{IntoResponse, Redirect, Response};
 use axum::Json;
 use serde::Deserialize;
 use tokio::io::AsyncWriteExt;
@@ -14,10 +14,11 @@ use super::state::AppState;
 use crate::http::actor::{Actor, Operator, Viewer};
 use crate::http::HttpError;
 use crate::services::submit::{checker, estimate_tokens, stamp_creator, submit, temp_file};
+use batchboard_core::dashboard::check_id;
+use batchboard_core::error::{ApiError, ErrorBody};
 use batchboard_core::validate::Report;
 use batchboard_core::{check_expiry_seconds, CreateBatch, ExpiresAfter};
 use batchboard_core::{check_metadata, Metadata, ENDPOINTS, MAX_FILE_BYTES};
-use batchboard_core::{dashboard::check_id, error::ApiError};
 
 /// Downloads (a file, a batch's merged results) and the upload that
 /// creates a batch, with its own body limit.
@@ -168,15 +169,58 @@ fn check_form(
     })
 }
 
+/// Where the New batch form's refusal waits for the page, when the form
+/// was sent without JavaScript.
+const REFUSAL: &str = "new_batch.refusal";
+
 /// `POST /api/batches`: multipart `endpoint`, `completion_window`,
 /// `metadata` (JSON object), `output_expires_after` (seconds) and `file`
 /// (last). The file is validated while it streams to a temporary file; only
 /// a valid file is uploaded upstream, and then the batch is created.
+///
+/// Scripts and the page's own upload get JSON. A browser posting the form
+/// without JavaScript (it asks for HTML) is sent to the new batch's page,
+/// or back to the form, which shows the refusal with its problems.
 pub async fn create(
     State(state): State<AppState>,
     actor: Actor<Operator>,
+    headers: axum::http::HeaderMap,
+    session: Option<axum::Extension<tower_sessions::Session>>,
+    form: Multipart,
+) -> Response {
+    let wants_page = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("text/html"));
+    let created = create_batch(state, actor, form).await;
+    match (wants_page, created) {
+        (false, Ok(batch)) => Json(batch).into_response(),
+        (false, Err(e)) => e.into_response(),
+        (true, Ok(batch)) => Redirect::to(&format!("/batches/{}", batch.id)).into_response(),
+        (true, Err(e)) => {
+            let (_, body) = crate::http::body(&e.into_api());
+            if let Some(axum::Extension(session)) = session {
+                if let Err(e) = session.insert(REFUSAL, body).await {
+                    tracing::warn!(error = %e, "cannot keep the refusal for the form");
+                }
+            }
+            Redirect::to("/batches/new").into_response()
+        }
+    }
+}
+
+/// The refusal of the form sent without JavaScript, once: the New batch
+/// page shows it.
+pub async fn take_refusal(parts: &axum::http::request::Parts) -> Option<ErrorBody> {
+    let session = parts.extensions.get::<tower_sessions::Session>()?;
+    session.remove::<ErrorBody>(REFUSAL).await.ok().flatten()
+}
+
+async fn create_batch(
+    state: AppState,
+    actor: Actor<Operator>,
     mut form: Multipart,
-) -> Result<Json<batchboard_core::Batch>, HttpError> {
+) -> Result<batchboard_core::Batch, HttpError> {
     let Ok(_permit) = state.uploads.clone().try_acquire_owned() else {
         return Err(ApiError::Busy(
             "Too many uploads are in progress on this server right now; nothing was uploaded. Try again in a minute.".into(),
@@ -270,5 +314,5 @@ pub async fn create(
         report.requests
     );
     actor.audit("create", Some(&batch.id), Some(&detail)).await;
-    Ok(Json(batch))
+    Ok(batch)
 }

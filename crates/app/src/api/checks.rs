@@ -1,13 +1,15 @@
-//! What the New batch page asks the server while it checks a file in the
-//! browser: the price table, and a token count of the file's text sample
-//! with the model's own encoding (the tokenizer tables are megabytes: they
-//! stay on the server, and the file itself is not sent).
+//! What the New batch page asks the server: the price table, and a token
+//! count of the file's text sample with the model's own encoding while it
+//! checks a file in the browser (the tokenizer tables are megabytes: they
+//! stay on the server, and the file itself is not sent); and the refusal of
+//! a form sent without JavaScript.
 
 use leptos::prelude::*;
 
 use super::AppError;
 #[cfg(feature = "ssr")]
 use super::{actor, state};
+use batchboard_core::error::ErrorBody;
 use batchboard_core::prices::PriceTable;
 #[cfg(feature = "ssr")]
 use batchboard_server::http::actor::Viewer;
@@ -38,4 +40,16 @@ pub async fn count_tokens(model: String, sample: String) -> Result<TokenCount, A
         tokens: counted.0,
         encoding: counted.1.to_string(),
     })
+}
+
+/// The refusal of the New batch form when it was sent without JavaScript
+/// (the server kept it for the page, once); `None` otherwise.
+#[server(endpoint = "form_refusal")]
+pub async fn form_refusal() -> Result<Option<ErrorBody>, AppError> {
+    // Any role: it is the caller's own session, and a viewer who opens the
+    // page (it says they may not create) must not meet an error.
+    actor::<Viewer>().await?;
+    let parts = use_context::<axum::http::request::Parts>()
+        .ok_or_else(|| AppError::internal("server function without its request".into()))?;
+    Ok(batchboard_server::files::take_refusal(&parts).await)
 }

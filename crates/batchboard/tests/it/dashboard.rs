@@ -278,3 +278,48 @@ async fn a_disk_failure_answers_500_without_its_detail() {
         "the log has the detail under {id}: {logs}"
     );
 }
+
+/// The New batch form sent without JavaScript (a browser asking for HTML):
+/// a refusal comes back as the form with every problem and its line (once),
+/// and a valid file lands on the new batch's page. Scripts still get JSON.
+#[tokio::test]
+async fn the_form_without_javascript_answers_pages_not_json() {
+    let s = setup().await;
+    let post = |content: String| {
+        let form = reqwest::multipart::Form::new()
+            .text("endpoint", "/v1/chat/completions")
+            .text("completion_window", "24h")
+            .text("metadata", "")
+            .part(
+                "file",
+                reqwest::multipart::Part::bytes(content.into_bytes()).file_name("form.jsonl"),
+            );
+        s.http
+            .post(s.url("/api/batches"))
+            .header("accept", "text/html,application/xhtml+xml")
+            .multipart(form)
+            .send()
+    };
+    let page = |path: &'static str| s.http.get(s.url(path)).header("accept", "text/html").send();
+
+    let bad = format!("{}\n{{broken\n{}\n", chat("a"), chat("a"));
+    let r = post(bad).await.unwrap();
+    assert_eq!(r.status().as_u16(), 303);
+    assert_eq!(r.headers()["location"], "/batches/new");
+    let html = page("/batches/new").await.unwrap().text().await.unwrap();
+    assert!(html.contains(r#"data-testid="upload-error""#), "{html}");
+    for problem in ["Line 2", "Line 3", "custom_id"] {
+        assert!(html.contains(problem), "{problem} missing from the page");
+    }
+    // Shown once: a later visit starts clean.
+    let html = page("/batches/new").await.unwrap().text().await.unwrap();
+    assert!(!html.contains(r#"data-testid="upload-error""#));
+    assert_eq!(s.upstream_count("/files").await, 0, "nothing went upstream");
+
+    let r = post(format!("{}\n", chat("ok"))).await.unwrap();
+    assert_eq!(r.status().as_u16(), 303);
+    let to = r.headers()["location"].to_str().unwrap().to_string();
+    assert!(to.starts_with("/batches/batch_"), "{to}");
+    let r = page("/").await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+}
