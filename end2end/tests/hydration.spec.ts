@@ -31,6 +31,9 @@ test("pages hydrate without an error in 20 fresh tabs each: a finished batch wit
   await expect(page).toHaveURL(/\/batches\/batch_[0-9a-f]+$/);
   const batchPage = new URL(page.url()).pathname;
   await expect(page.getByTestId("status")).toHaveText("completed", { timeout: 60_000 });
+  // Its progress over time, as the watcher saw it, drawn by the page.
+  await expect(page.getByTestId("progress-chart")).toBeVisible();
+  await expect(page.getByTestId("progress-rate")).toContainText("20 requests in");
 
   await freshLoads(context, batchPage, 20, "result-row");
   await freshLoads(context, "/", 20);

@@ -7,8 +7,10 @@ use leptos_router::hooks::use_params_map;
 use super::components::{Progress, StatusBadge, Time};
 use super::format;
 use super::live::use_live;
+use super::progress_chart::ProgressChart;
 use crate::api::results_fns::RetryFailed;
-use crate::api::{get_batch, CancelBatch};
+use crate::api::{batch_progress, get_batch, CancelBatch};
+use batchboard_core::progress::ProgressPoint;
 use batchboard_core::Batch;
 
 #[component]
@@ -38,6 +40,11 @@ pub fn BatchPage() -> impl IntoView {
     );
     // Made once, here, right after the batch: see ResultsState.
     let results = super::results_view::ResultsState::new(id, changed);
+    // Its counts over time, read again when the batch changes.
+    let progress = Resource::new(
+        move || (id.get(), changed.get()),
+        |(id, _)| batch_progress(id),
+    );
 
     view! {
         <Title text=move || format!("Batch {}", id.get()) />
@@ -46,7 +53,7 @@ pub fn BatchPage() -> impl IntoView {
             {move || {
                 batch.get()
                     .map(|r| match r {
-                        Ok(b) => view! { <Detail batch=b cancel retry results /> }.into_any(),
+                        Ok(b) => view! { <Detail batch=b cancel retry results progress /> }.into_any(),
                         Err(e) => {
                             view! {
                                 <section class="error-state" data-testid="batch-error">
@@ -68,8 +75,16 @@ fn Detail(
     cancel: ServerAction<CancelBatch>,
     retry: ServerAction<RetryFailed>,
     results: super::results_view::ResultsState,
+    progress: Resource<Result<Vec<ProgressPoint>, crate::api::AppError>>,
 ) -> impl IntoView {
     let id = batch.id.clone();
+    let finished = batch.status.is_terminal();
+    let chart = move || {
+        progress
+            .get()
+            .and_then(|r| r.ok())
+            .map(|points| view! { <ProgressChart points finished /> })
+    };
     let timeline: Vec<(&str, Option<i64>)> = vec![
         ("Created", Some(batch.created_at)),
         ("In progress", batch.in_progress_at),
@@ -199,6 +214,7 @@ fn Detail(
             </dl>
             {downloads}
         </section>
+        {chart}
         {errors}
         {results}
         <section class="panel">

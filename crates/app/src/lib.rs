@@ -22,6 +22,7 @@ mod layout;
 pub mod live;
 mod new_batch;
 mod pages;
+mod progress_chart;
 mod results_view;
 pub mod session;
 

@@ -15,6 +15,7 @@ pub mod access;
 pub mod dashboard;
 pub mod error;
 pub mod prices;
+pub mod progress;
 pub mod result_lines;
 pub mod validate;
 mod wire;

@@ -7,6 +7,7 @@ use leptos::server_fn::error::{FromServerFnError, ServerFnErrorErr};
 use serde::{Deserialize, Serialize};
 
 use batchboard_core::error::{ApiError, ErrorBody};
+use batchboard_core::progress::ProgressPoint;
 use batchboard_core::Batch;
 
 pub mod auth;
@@ -189,6 +190,14 @@ pub async fn get_batch(id: String) -> Result<Batch, AppError> {
     let b = st.upstream.client.get_batch(&id).await?;
     st.index(&b).await;
     Ok(b)
+}
+
+/// Batch `id`'s request counts over time, as the watcher saw them change.
+#[server(endpoint = "batch_progress")]
+pub async fn batch_progress(id: String) -> Result<Vec<ProgressPoint>, AppError> {
+    actor::<Viewer>().await?;
+    check_id("batch", &id)?;
+    Ok(state()?.db.progress(&id).await?)
 }
 
 #[server(endpoint = "cancel_batch")]

@@ -75,6 +75,20 @@ async fn a_change_upstream_reaches_open_streams_without_asking() {
     // An unfiltered query (all defaults: an empty body, as the browser sends it).
     let (status, body) = server_fn(&http, &dash.base(), "list_batches", &[]).await;
     assert_eq!(status, 200, "{body}");
+    // What the watcher saw along the way: the batch page's progress chart.
+    let (status, body) = server_fn(&http, &dash.base(), "batch_progress", &[("id", &id)]).await;
+    assert_eq!(status, 200, "{body}");
+    let points: Vec<Value> = serde_json::from_str(&body).unwrap();
+    assert!(points.len() >= 2, "{body}");
+    let done = |p: &Value| p["completed"].as_u64().unwrap() + p["failed"].as_u64().unwrap();
+    assert!(
+        points
+            .windows(2)
+            .all(|w| w[0]["at"].as_i64() <= w[1]["at"].as_i64()),
+        "{body}"
+    );
+    assert!(done(&points[0]) < 20, "{body}");
+    assert_eq!(points.last().map(done), Some(20), "{body}");
     // Without a session there is no stream.
     let r = reqwest::get(format!("{}/events", dash.base()))
         .await

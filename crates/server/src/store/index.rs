@@ -330,6 +330,9 @@ impl Db {
             tx.commit().await?;
             outcome
         });
+        if outcome != Upsert::Unchanged {
+            self.record_progress(b, now).await?;
+        }
         Ok(outcome)
     }
 
@@ -363,7 +366,7 @@ impl Db {
                 .await?;
             tx.commit().await?
         });
-        Ok(())
+        self.forget_progress(id).await
     }
 
     pub async fn set_file_name(&self, id: &str, name: &str) -> Result<(), DbError> {

@@ -6,6 +6,7 @@
 pub mod index;
 pub mod lease;
 pub mod notify;
+pub mod progress;
 
 use std::path::Path;
 use std::str::FromStr;
