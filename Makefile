@@ -1,5 +1,5 @@
 # The README's two commands. Both bootstrap first (installing only what is missing).
-.PHONY: run test build bootstrap bench soak bench-live bench-validator
+.PHONY: run test build bootstrap bench soak bench-live bench-validator lighthouse
 
 # Build in release mode and serve the dashboard at http://127.0.0.1:3000.
 run: build
@@ -32,3 +32,8 @@ bench-live: bootstrap
 # Chromium (needs the release site, which this builds).
 bench-validator: build
 	LEPTOS_OUTPUT_NAME=batchboard cargo bench -p batchboard --bench validator
+
+# Lighthouse on three pages of a signed-in release server, transfer sizes
+# cold and warm, WASM sizes (target/bench/lighthouse/summary.md).
+lighthouse: build
+	scripts/lighthouse.sh

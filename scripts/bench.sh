@@ -21,6 +21,7 @@ run cargo bench -p batchboard --bench suite
 BENCH_ONLY=fanout BENCH_VIEWERS=1,500 BENCH_WINDOW_SECS="${BENCH_WINDOW_SECS:-15}" \
   run cargo bench -p batchboard --bench live
 run cargo bench -p batchboard --bench validator
+run scripts/lighthouse.sh
 cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')
 {
   echo
@@ -29,5 +30,9 @@ cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')
   echo "| what | measured | target | |"
   echo "| --- | --- | --- | --- |"
   cat "$BENCH_SUMMARY"
+  echo
+  echo "### In the browser (Lighthouse 12.2.3, mobile, default throttling)"
+  echo
+  cat "$out/lighthouse/summary.md"
 } | tee "$out/summary-table.md"
 echo "bench: full output in $log, table in $out/summary-table.md"

@@ -6,8 +6,8 @@
 #                                 wasm-bindgen, wasm-opt)
 #   scripts/bootstrap.sh --test   the above plus what the tests need (Chromium,
 #                                 Playwright's npm packages, PostgreSQL)
-#   scripts/bootstrap.sh --bench  the test tools plus wrk (load generator) for
-#                                 the benchmark and soak scripts
+#   scripts/bootstrap.sh --bench  the test tools plus wrk (load generator) and
+#                                 Lighthouse for the benchmark and soak scripts
 #
 # Used by the Makefile (README commands), .ci/run and the Dockerfile.
 set -euo pipefail
@@ -134,6 +134,15 @@ if [ $want_bench = 1 ]; then
     say "wrk: present"
   else
     apt_install wrk
+  fi
+  # --- Lighthouse 12.2.3 (pinned: it runs on Node 20 with Debian Chromium) --
+  stamp=end2end/lighthouse/node_modules/.bootstrap-lock
+  if [ -f "$stamp" ] && cmp -s "$stamp" end2end/lighthouse/package-lock.json; then
+    say "lighthouse: present"
+  else
+    say "npm ci in end2end/lighthouse (Lighthouse 12.2.3)"
+    (cd end2end/lighthouse && npm ci --no-fund --no-audit)
+    cp end2end/lighthouse/package-lock.json "$stamp"
   fi
 fi
 say "done"

@@ -58,11 +58,17 @@ impl Hashes {
         (!h.js.is_empty() && !h.wasm.is_empty() && !h.css.is_empty()).then_some(h)
     }
 
-    /// `/pkg/<name>.<hash>.css`, or `/pkg/<name>.css` without hashes.
-    pub fn css_href(hashes: Option<&Self>, name: &str) -> String {
-        match hashes {
-            Some(h) => format!("/pkg/{name}.{}.css", h.css),
-            None => format!("/pkg/{name}.css"),
+    /// `/pkg/<name>.<hash>.<ext>` for `js`, `wasm` or `css`, or
+    /// `/pkg/<name>.<ext>` without hashes.
+    pub fn href(hashes: Option<&Self>, name: &str, ext: &str) -> String {
+        let hash = hashes.map(|h| match ext {
+            "js" => &h.js,
+            "wasm" => &h.wasm,
+            _ => &h.css,
+        });
+        match hash {
+            Some(hash) => format!("/pkg/{name}.{hash}.{ext}"),
+            None => format!("/pkg/{name}.{ext}"),
         }
     }
 }
@@ -116,8 +122,9 @@ mod tests {
     fn reads_the_hash_file() {
         let h = Hashes::parse("js: abc\nwasm: def\ncss: ghi\n").expect("hashes");
         assert_eq!(h.wasm, "def");
-        assert_eq!(Hashes::css_href(Some(&h), "bb"), "/pkg/bb.ghi.css");
-        assert_eq!(Hashes::css_href(None, "bb"), "/pkg/bb.css");
+        assert_eq!(Hashes::href(Some(&h), "bb", "css"), "/pkg/bb.ghi.css");
+        assert_eq!(Hashes::href(Some(&h), "bb", "wasm"), "/pkg/bb.def.wasm");
+        assert_eq!(Hashes::href(None, "bb", "js"), "/pkg/bb.js");
         assert_eq!(Hashes::parse("js: abc\n"), None);
     }
 }
