@@ -83,7 +83,8 @@ impl Proc {
     /// The caller sets the environment (see [`command`]).
     pub fn spawn(mut cmd: Command, addr: String) -> Self {
         cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
-        if std::env::var_os("RUST_LOG").is_none() {
+        let set_here = cmd.get_envs().any(|(k, _)| k == "RUST_LOG");
+        if !set_here && std::env::var_os("RUST_LOG").is_none() {
             cmd.env("RUST_LOG", "info");
         }
         let mut child = cmd.spawn().expect("spawn batchboard");

@@ -187,7 +187,14 @@ fn without_key_or_url_the_built_in_sandbox_is_the_upstream() {
         logs.contains("/readyz") && logs.contains("status=200"),
         "{logs}"
     );
-    // ...for both the dashboard and the sandbox it called.
+    // The watcher's routine calls to the built-in sandbox stay out of the
+    // way at the default level (two lines every few seconds otherwise)...
+    assert!(!logs.contains(r#"service="sandbox""#), "{logs}");
+    // ...and are there at DEBUG.
+    let server = start(&[("RUST_LOG", "info,tower_http=debug")], &[]);
+    let (code, _) = get(&format!("{}/readyz", server.base));
+    assert_eq!(code, 200);
+    let (_, logs) = server.stop();
     assert!(
         logs.contains(r#"service="sandbox""#) && logs.contains("path=/v1/batches"),
         "{logs}"
