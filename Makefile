@@ -6,7 +6,7 @@ run: build
 	LEPTOS_SITE_ROOT=target/site ./target/release/batchboard serve
 
 build: bootstrap
-	LEPTOS_OUTPUT_NAME=batchboard cargo leptos build --release --precompress
+	LEPTOS_OUTPUT_NAME=batchboard cargo leptos build --release --precompress --split
 
 # Formatting, lints (server and browser builds), Rust tests and browser tests.
 test:

@@ -3,7 +3,7 @@ import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 
-// The server under test: the binary `cargo leptos build` produced (debug by
+// The server under test: the binary `cargo leptos build --split` produced (debug by
 // default; BATCHBOARD_BIN overrides), with the site it built, on its own port
 // and data directory. No API key: the tests never reach a real provider.
 const root = resolve(__dirname, "..");

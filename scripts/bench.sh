@@ -8,8 +8,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/bootstrap.sh --bench
 export LEPTOS_OUTPUT_NAME=batchboard
-echo "bench: release build of server and WASM (cargo leptos build --release --precompress)"
-cargo leptos build --release --precompress
+echo "bench: release build of server and WASM (cargo leptos build --release --precompress --split)"
+cargo leptos build --release --precompress --split
 out=target/bench
 mkdir -p "$out"
 export BENCH_SUMMARY="$PWD/$out/summary.md"

@@ -23,8 +23,8 @@ cargo clippy -p batchboard-app --lib --target wasm32-unknown-unknown --no-defaul
 step "layers: no crate depends on one above it (cargo tree)"
 scripts/check-layers.sh
 
-step "cargo leptos build (debug server + WASM site)"
-cargo leptos build
+step "cargo leptos build --split (debug server + WASM site, one chunk per page)"
+cargo leptos build --split
 
 step "Rust tests"
 # The core crate on its own: its property-test dependencies (proptest, rand)

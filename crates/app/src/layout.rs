@@ -27,12 +27,13 @@ pub fn Layout(children: Children) -> impl IntoView {
             }
         },
     );
-    // Once someone is signed in, open the tab's one event stream.
+    // Once someone is signed in and the page has hydrated, join the
+    // browser's one event stream.
     Effect::new(move |done: Option<bool>| {
         if done == Some(true) {
             return true;
         }
-        match me() {
+        match me().filter(|_| crate::hydrated()) {
             Some(u) => {
                 live.connect(u.name);
                 true

@@ -29,7 +29,7 @@ pub mod session;
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, MetaTags, Title};
 use leptos_router::components::{Route, Router, Routes};
-use leptos_router::{path, SsrMode};
+use leptos_router::{lazy_route, path, Lazy, LazyRoute, SsrMode};
 
 use audit::AuditPage;
 use batch_page::BatchPage;
@@ -102,7 +102,7 @@ pub fn App() -> impl IntoView {
     // Effects run only in the browser, once hydration has attached the event
     // handlers: the mark lets tests (and curious users) see the page is live.
     Effect::new(move |_| {
-        if let Some(body) = document().body() {
+        if let (true, Some(body)) = (hydrated(), document().body()) {
             let _ = body.set_attribute("data-hydrated", "true");
         }
     });
@@ -118,11 +118,11 @@ pub fn App() -> impl IntoView {
                 <Routes fallback=|| view! { <NotFound /> }>
                     // Async: the server waits for the data and sends whole
                     // pages, so they read fine without JavaScript.
-                    <Route path=path!("/") view=BatchesPage ssr=SsrMode::Async />
-                    <Route path=path!("/batches/new") view=NewBatchPage ssr=SsrMode::Async />
-                    <Route path=path!("/batches/:id") view=BatchPage ssr=SsrMode::Async />
-                    <Route path=path!("/audit") view=AuditPage ssr=SsrMode::Async />
-                    <Route path=path!("/login") view=LoginPage ssr=SsrMode::Async />
+                    <Route path=path!("/") view={Lazy::<BatchesRoute>::new()} ssr=SsrMode::Async />
+                    <Route path=path!("/batches/new") view={Lazy::<NewBatchRoute>::new()} ssr=SsrMode::Async />
+                    <Route path=path!("/batches/:id") view={Lazy::<BatchRoute>::new()} ssr=SsrMode::Async />
+                    <Route path=path!("/audit") view={Lazy::<AuditRoute>::new()} ssr=SsrMode::Async />
+                    <Route path=path!("/login") view={Lazy::<LoginRoute>::new()} ssr=SsrMode::Async />
                 </Routes>
             </Layout>
         </Router>
@@ -130,8 +130,58 @@ pub fn App() -> impl IntoView {
 }
 
 #[cfg(feature = "hydrate")]
+thread_local! {
+    static HYDRATED: ArcRwSignal<bool> = ArcRwSignal::new(false);
+}
+
+/// Whether the whole page has hydrated, its lazily loaded page included
+/// (reactive; never on the server). Browser-only work that changes what the
+/// page shows waits for it: hydration is asynchronous with lazy pages, and a
+/// signal changed before its node hydrated would leave the node stale.
+pub fn hydrated() -> bool {
+    #[cfg(feature = "hydrate")]
+    {
+        HYDRATED.with(|h| h.get())
+    }
+    #[cfg(not(feature = "hydrate"))]
+    false
+}
+
+#[cfg(feature = "hydrate")]
 #[wasm_bindgen::prelude::wasm_bindgen]
 pub fn hydrate() {
     console_error_panic_hook::set_once();
-    leptos::mount::hydrate_body(App);
+    // As `leptos::mount::hydrate_lazy`, and then say it is done.
+    let _ = any_spawner::Executor::init_wasm_bindgen();
+    let Some(body) = document().body() else {
+        return;
+    };
+    leptos::task::spawn_local(async move {
+        let owner = leptos::mount::hydrate_from_async(body, App).await;
+        owner.forget();
+        HYDRATED.with(|h| h.set(true));
+    });
 }
+
+// Each page is a WASM chunk of its own, loaded when a page of its kind is
+// first shown (`cargo leptos build --split`): a page's first load fetches
+// the shared code and its own page, not every page.
+macro_rules! lazy_page {
+    ($route:ident, $page:ident) => {
+        struct $route;
+        #[lazy_route]
+        impl LazyRoute for $route {
+            fn data() -> Self {
+                $route
+            }
+            fn view(_this: Self) -> AnyView {
+                view! { <$page /> }.into_any()
+            }
+        }
+    };
+}
+lazy_page!(BatchesRoute, BatchesPage);
+lazy_page!(NewBatchRoute, NewBatchPage);
+lazy_page!(BatchRoute, BatchPage);
+lazy_page!(AuditRoute, AuditPage);
+lazy_page!(LoginRoute, LoginPage);

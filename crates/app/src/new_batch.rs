@@ -77,8 +77,20 @@ pub fn NewBatchPage() -> impl IntoView {
 
     let on_file = move |ev: leptos::ev::Event| {
         let _ = &ev;
+        // The validator is a chunk of its own, loaded when a file is chosen.
         #[cfg(feature = "hydrate")]
-        browser::check_file(ev, generation, set_check, set_endpoint);
+        {
+            #[leptos::lazy]
+            fn lazy_check(
+                ev: leptos::ev::Event,
+                generation: StoredValue<u64>,
+                set_check: WriteSignal<Check>,
+                set_endpoint: WriteSignal<String>,
+            ) {
+                browser::check_file(ev, generation, set_check, set_endpoint)
+            }
+            leptos::task::spawn_local(lazy_check(ev, generation, set_check, set_endpoint));
+        }
     };
 
     let on_submit = move |ev: leptos::ev::SubmitEvent| {

@@ -11,7 +11,7 @@
 //! - the same validator compiled to WASM, in headless Chromium, on the New
 //!   batch page of a running `batchboard serve` (time from choosing the file
 //!   to the result, as the page itself measures it). Needs a site built by
-//!   `cargo leptos build --release` in `target/site` (or
+//!   `cargo leptos build --release --split` in `target/site` (or
 //!   `BENCH_SITE_ROOT`); skipped with `BENCH_BROWSER=0`.
 //!
 //! Prints a markdown table.
@@ -167,10 +167,7 @@ fn browser_ms(dir: &std::path::Path, file: &std::path::Path) -> Option<f64> {
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|_| root.join("../../target/site"));
     if !site.join("pkg").exists() {
-        eprintln!(
-            "no site at {}: build it with `cargo leptos build --release`",
-            site.display()
-        );
+        eprintln!("no site at {}: build it with `make build`", site.display());
         return None;
     }
     let data = dir.join("data");

@@ -43,7 +43,9 @@ use state::{AppState, Upstream};
 pub enum StartError {
     #[error("--data-dir {path}: {reason}")]
     DataDir { path: String, reason: String },
-    #[error("--site-root {0}: no such directory (build the site with `cargo leptos build`)")]
+    #[error(
+        "--site-root {0}: no such directory (build the site with `cargo leptos build --split`)"
+    )]
     SiteRoot(String),
     #[error("upstream: {0}")]
     Upstream(String),
