@@ -64,38 +64,61 @@ for (const [path, name] of pages) {
   });
 }
 
-// What `/` costs to load, on a cold cache and again on a warm one.
+// What each page costs to load on a cold cache (and `/` again on a warm
+// one), and which WASM files its first load fetched.
 const browser = await chromium.launch({ executablePath: process.env.CHROMIUM_PATH ?? "/usr/bin/chromium", args: chromeFlags.split(" ").slice(1) });
-const context = await browser.newContext({ storageState: state });
-const page = await context.newPage();
-const transferred = async () => {
-  await page.goto(`${base}/`);
+const gz = (file) => gzipSync(readFileSync(join(pkg, file)), { level: 9 }).length;
+const load = async (page, path) => {
+  await page.goto(base + path);
   await page.locator('body[data-hydrated="true"]').waitFor();
-  return page.evaluate(() => [...performance.getEntriesByType("navigation"), ...performance.getEntriesByType("resource")]
-    .reduce((n, e) => n + (e.transferSize || 0), 0));
+  return page.evaluate(() => {
+    const all = [...performance.getEntriesByType("navigation"), ...performance.getEntriesByType("resource")];
+    return {
+      bytes: all.reduce((n, e) => n + (e.transferSize || 0), 0),
+      wasm: all.filter((e) => new URL(e.name).pathname.endsWith(".wasm"))
+        .map((e) => ({ file: new URL(e.name).pathname.split("/").pop(), sent: e.encodedBodySize })),
+    };
+  });
 };
-const cold = await transferred();
-const warm = await transferred();
-// WASM loaded by `/`, as sent (compressed).
-const wasmSent = await page.evaluate(() => performance.getEntriesByType("resource")
-  .filter((e) => e.name.includes(".wasm")).map((e) => e.encodedBodySize));
+const firstLoads = [];
+let cold = 0, warm = 0;
+for (const [path, name] of pages) {
+  const context = await browser.newContext({ storageState: state });
+  const page = await context.newPage();
+  const first = await load(page, path);
+  firstLoads.push({
+    name,
+    files: first.wasm.length,
+    sent: first.wasm.reduce((n, w) => n + w.sent, 0),
+    gz: first.wasm.reduce((n, w) => n + gz(w.file), 0),
+  });
+  if (path === "/") {
+    cold = first.bytes;
+    warm = (await load(page, path)).bytes;
+  }
+  await context.close();
+}
 await browser.close();
 
 // The WASM files of the build: gzip -9 size of each.
 const wasm = readdirSync(pkg).filter((f) => f.endsWith(".wasm")).map((f) => ({
-  f, raw: statSync(join(pkg, f)).size, gz: gzipSync(readFileSync(join(pkg, f)), { level: 9 }).length,
+  f, raw: statSync(join(pkg, f)).size, gz: gz(f),
 }));
 const kb = (n) => `${(n / 1000).toFixed(0)} KB`;
 const totalGz = wasm.reduce((n, w) => n + w.gz, 0);
-const firstGz = Math.max(...wasm.map((w) => w.gz));
+const largestGz = Math.max(...wasm.map((w) => w.gz));
 
 const table = [
   "| page | performance | accessibility | best practices | LCP | time to interactive | bytes (Lighthouse) | audits not passed |",
   "| --- | --- | --- | --- | --- | --- | --- | --- |",
   ...rows.map((r) => `| ${r.name} (\`${r.path.replace(id, ":id")}\`) | ${r.performance} | ${r.accessibility} | ${r.bestPractices} | ${r.lcp.toFixed(1)} s | ${r.tti.toFixed(1)} s | ${kb(r.bytes)} | ${r.failed.join(", ") || "—"} |`),
   "",
-  `- \`/\` transferred: ${kb(cold)} on a cold cache, ${kb(warm)} on a warm one; its WASM as sent: ${wasmSent.map(kb).join(" + ") || "—"}.`,
-  `- WASM of the build, gzip -9: largest file ${kb(firstGz)}, all files ${kb(totalGz)} (${wasm.length} file${wasm.length === 1 ? "" : "s"}, ${kb(wasm.reduce((n, w) => n + w.raw, 0))} uncompressed).`,
+  "| page | WASM of its first load, gzip -9 | as sent (brotli) | files |",
+  "| --- | --- | --- | --- |",
+  ...firstLoads.map((f) => `| ${f.name} | ${kb(f.gz)} | ${kb(f.sent)} | ${f.files} |`),
+  "",
+  `- \`/\` transferred: ${kb(cold)} on a cold cache, ${kb(warm)} on a warm one.`,
+  `- WASM of the build, gzip -9: ${kb(totalGz)} in all (${wasm.length} file${wasm.length === 1 ? "" : "s"}, ${kb(wasm.reduce((n, w) => n + w.raw, 0))} uncompressed); the largest file ${kb(largestGz)}.`,
 ].join("\n");
 writeFileSync(join(out, "summary.md"), table + "\n");
 console.log(table);
