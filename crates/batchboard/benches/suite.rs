@@ -450,7 +450,9 @@ async fn soak() {
     while started.elapsed() < Duration::from_secs(secs) {
         tokio::time::sleep(Duration::from_secs(10)).await;
         let rss = rss_mib(pid).0;
-        let ready: serde_json::Value = reqwest::get(format!("{base}/readyz"))
+        let ready: serde_json::Value = op
+            .get(format!("{base}/readyz"))
+            .send()
             .await
             .unwrap()
             .json()

@@ -48,10 +48,20 @@ impl CurrentUser {
     }
 }
 
-/// Where to go after signing in: only paths of this site (no scheme, no
-/// `//host`), else the table. Used by the server and by the sign-in page.
+/// Where to go after signing in: only paths of this site, else the table.
+/// Used by the server and by the sign-in page.
+///
+/// A path of this site starts with one `/` and holds no backslash (browsers
+/// read `\\` as `/`), no whitespace and no control character (browsers drop
+/// tabs and newlines from a URL, so `/\t/evil.example` would become
+/// `//evil.example`, another host; a newline has no place in a header).
 pub fn safe_next(next: &str) -> &str {
-    if next.starts_with('/') && !next.starts_with("//") && !next.starts_with("/\\") {
+    let same_site = next.starts_with('/')
+        && !next.starts_with("//")
+        && !next
+            .chars()
+            .any(|c| c == '\\' || c.is_whitespace() || c.is_control());
+    if same_site {
         next
     } else {
         "/"
@@ -107,5 +117,27 @@ mod tests {
             "/login?next=%2Fbatches%2Fnew%3Fx%3D1"
         );
         assert_eq!(sign_in_path("//evil.example"), "/login?next=%2F");
+    }
+
+    #[test]
+    fn next_is_a_path_of_this_site_or_the_table() {
+        assert_eq!(
+            safe_next("/batches/x?status=failed"),
+            "/batches/x?status=failed"
+        );
+        for other in [
+            "//evil.example",
+            "/\\evil.example",
+            "/\t/evil.example",
+            "/\n/evil.example",
+            "/ /evil.example",
+            "/a\\..\\..\\/evil",
+            "/\u{0}x",
+            "https://evil.example",
+            "evil.example",
+            "",
+        ] {
+            assert_eq!(safe_next(other), "/", "{other:?}");
+        }
     }
 }

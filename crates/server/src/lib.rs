@@ -259,6 +259,7 @@ pub fn router<V: IntoView + 'static>(state: AppState, pages: Pages<V>) -> Router
             auth::secure_cookie,
         ))
         .layer(http::assets::revalidate_by_default())
+        .layer(axum::middleware::from_fn(http::headers::security))
         .layer(http::assets::compression())
         // Outside the sign-in gate: refused requests are counted too.
         .layer(axum::middleware::from_fn(metrics::track))
@@ -334,6 +335,7 @@ async fn serve<V: IntoView + 'static>(args: ServeArgs, pages: Pages<V>) -> Resul
         uploads: Arc::new(tokio::sync::Semaphore::new(args.max_uploads as usize)),
         read_timeout: std::time::Duration::from_secs(args.read_timeout_secs),
         facets: Arc::default(),
+        readiness: Arc::default(),
     };
     state
         .hub

@@ -206,6 +206,18 @@ pub fn router() -> axum::Router<crate::state::AppState> {
     axum::Router::new().route(crate::http::routes::METRICS, axum::routing::get(serve))
 }
 
+/// Whether the request comes from an address in `--metrics-allow` (the
+/// operators' monitoring). Through a trusted proxy, the address it names: a
+/// proxy on loopback must not open the metrics to everyone behind it.
+pub fn operator_address(
+    state: &AppState,
+    peer: std::net::SocketAddr,
+    client: Option<Extension<ClientIp>>,
+) -> bool {
+    let ip = client.map_or(peer.ip(), |Extension(c)| c.0);
+    state.metrics_allow.iter().any(|n| n.contains(&ip))
+}
+
 /// `GET /metrics`: the OpenMetrics text, for addresses in `--metrics-allow`
 /// only (404 for everyone else, as if there were no such route).
 pub async fn serve(
@@ -213,10 +225,7 @@ pub async fn serve(
     ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
     client: Option<Extension<ClientIp>>,
 ) -> Response {
-    // Through a trusted proxy, the address it names: a proxy on loopback
-    // must not open the metrics to everyone behind it.
-    let ip = client.map_or(peer.ip(), |Extension(c)| c.0);
-    if !state.metrics_allow.iter().any(|n| n.contains(&ip)) {
+    if !operator_address(&state, peer, client) {
         return StatusCode::NOT_FOUND.into_response();
     }
     let m = metrics();

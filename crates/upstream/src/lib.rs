@@ -608,6 +608,28 @@ impl From<UpstreamError> for batchboard_core::error::ApiError {
     fn from(e: UpstreamError) -> Self {
         use UpstreamError as U;
         match e {
+            // Refusals of the key itself: fixed text for browsers, as the
+            // upstream's own (OpenAI's names the key, masked) is the
+            // administrator's business; it goes to the log.
+            U::Api {
+                status: status @ (401 | 403),
+                message,
+                code,
+                request_id,
+                ..
+            } => {
+                tracing::warn!(status, code = code.as_deref().unwrap_or("-"), upstream_message = %message, "upstream refused the key");
+                Self::Upstream {
+                    status: Some(status),
+                    message: if status == 401 {
+                        "The upstream refused the API key this server uses; an administrator needs to check it.".into()
+                    } else {
+                        "The upstream refused this request for the API key this server uses (a permission of its project or organisation).".into()
+                    },
+                    code,
+                    request_id,
+                }
+            }
             U::Api {
                 status,
                 message,

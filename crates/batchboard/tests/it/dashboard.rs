@@ -17,6 +17,11 @@ struct Setup {
 }
 
 async fn setup() -> Setup {
+    setup_with_key(KEY).await
+}
+
+/// The dashboard with `key` on a sandbox that accepts only [`KEY`].
+async fn setup_with_key(key: &str) -> Setup {
     let dir = TempDir::new("dashboard");
     crate::common::add_user(
         &dir.0.join("data"),
@@ -28,7 +33,7 @@ async fn setup() -> Setup {
     let addr = format!("127.0.0.1:{}", crate::common::free_port());
     let mut cmd = crate::common::serve_command(&addr, &dir.0.join("data"));
     cmd.args(["--upstream-url", &format!("{}/v1", upstream.base())])
-        .env("OPENAI_API_KEY", KEY);
+        .env("OPENAI_API_KEY", key);
     let dash = Proc::spawn(cmd, addr);
     let http = crate::common::signed_in(&dash.base(), "op", crate::common::PASSWORD).await;
     Setup {
@@ -322,4 +327,24 @@ async fn the_form_without_javascript_answers_pages_not_json() {
     assert!(to.starts_with("/batches/batch_"), "{to}");
     let r = page("/").await.unwrap();
     assert_eq!(r.status().as_u16(), 200);
+}
+
+/// The upstream's refusal of the key (its text names the key, masked, at
+/// OpenAI) reaches browsers as fixed text; the original goes to the log.
+#[tokio::test]
+async fn a_refused_key_is_reported_without_the_upstreams_text() {
+    let s = setup_with_key("sk-not-the-right-key").await;
+    let (status, body) = s.server_fn("cancel_batch", &[("id", "batch_abc123")]).await;
+    assert_eq!(status, 401, "{body}");
+    let e: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(e["upstream_status"], 401, "{body}");
+    assert!(
+        e["message"]
+            .as_str()
+            .unwrap()
+            .contains("refused the API key"),
+        "{body}"
+    );
+    assert!(!body.contains("Incorrect API key"), "{body}");
+    assert!(!body.contains("sk-"), "{body}");
 }

@@ -431,3 +431,34 @@ async fn a_finished_batch_is_announced_to_the_webhook() {
         "{text}"
     );
 }
+
+/// `/readyz` answers anyone, so it must not spend the upstream's rate limit
+/// per request: 30 anonymous calls make at most one probe (it is reused for
+/// 5 s), and tell only whether the dashboard is ready.
+#[tokio::test]
+async fn readiness_probes_the_upstream_at_most_every_few_seconds() {
+    let dir = TempDir::new("live-readyz");
+    let sb = sandbox(&dir.0.join("sb"), KEY, &[]);
+    let data = dir.0.join("data");
+    add_user(&data, "vi", "viewer", PASSWORD);
+    // The watcher stays quiet after its first sweep.
+    let dash = serve(
+        &data,
+        &format!("{}/v1", sb.base()),
+        &["--watch-interval-ms", "600000"],
+    );
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let before = upstream_requests(&sb.base()).await;
+    for _ in 0..30 {
+        let r = reqwest::get(format!("{}/readyz", dash.base()))
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 200);
+        assert_eq!(r.text().await.unwrap(), r#"{"ready":true}"#);
+    }
+    let probes = upstream_requests(&sb.base()).await - before;
+    assert!(
+        probes <= 2,
+        "{probes} upstream calls for 30 readiness checks"
+    );
+}

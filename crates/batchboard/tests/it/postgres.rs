@@ -124,7 +124,11 @@ impl Drop for Postgres {
 fn replica(dir: &Path, name: &str, db: &str, users: &Path, upstream: Option<&str>) -> Proc {
     let addr = format!("127.0.0.1:{}", crate::common::free_port());
     let mut cmd = crate::common::serve_command(&addr, &dir.join(name));
-    cmd.arg("--users-file").arg(users).env("DATABASE_URL", db);
+    cmd.arg("--users-file")
+        .arg(users)
+        .env("DATABASE_URL", db)
+        // `/readyz` tells the monitoring (these addresses) which replica polls.
+        .args(["--metrics-allow", "127.0.0.1/32"]);
     if let Some(u) = upstream {
         cmd.args(["--upstream-url", u, "--watch-interval-ms", "500"])
             .env("OPENAI_API_KEY", KEY);

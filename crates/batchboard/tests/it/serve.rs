@@ -172,8 +172,12 @@ fn without_key_or_url_the_built_in_sandbox_is_the_upstream() {
     let (code, body) = get(&format!("{}/healthz", server.base));
     assert_eq!(code, 200);
     assert_eq!(body, r#"{"status":"ok"}"#);
-    // Ready: the dashboard reached the embedded sandbox over HTTP.
+    // Ready: the dashboard reached the embedded sandbox over HTTP. Anyone
+    // learns that much; a signed-in user also how and when.
     let (code, body) = get(&format!("{}/readyz", server.base));
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(body, r#"{"ready":true}"#);
+    let (code, body) = page(&server.base, "/readyz");
     assert_eq!(code, 200, "{body}");
     assert!(body.contains("Reachable"), "{body}");
     let (code, page) = page(&server.base, "/");
@@ -271,7 +275,11 @@ fn readiness_asks_the_upstream_with_the_key_but_never_shows_it() {
 #[test]
 fn readiness_reports_a_refused_key() {
     let (url, _rx) = capture_one_request("HTTP/1.1 401 Unauthorized");
-    let server = start(&[("OPENAI_API_KEY", "sk-wrong")], &["--upstream-url", &url]);
+    // The monitoring's address (`--metrics-allow`) is told why.
+    let server = start(
+        &[("OPENAI_API_KEY", "sk-wrong")],
+        &["--upstream-url", &url, "--metrics-allow", "127.0.0.1/32"],
+    );
     let (code, body) = get(&format!("{}/readyz", server.base));
     assert_eq!(code, 503);
     assert!(body.contains("key was refused"), "{body}");
@@ -353,6 +361,14 @@ fn static_files_precompressed_and_cached_pages_compressed_and_revalidated() {
         assert_eq!(r.status().as_u16(), 200);
         assert_eq!(r.headers()["content-encoding"], "gzip");
         assert_eq!(r.headers()["cache-control"], "private, no-cache");
+        // Never framed by another site, never sniffed, no address leaked.
+        assert_eq!(r.headers()["x-content-type-options"], "nosniff");
+        assert_eq!(r.headers()["x-frame-options"], "DENY");
+        assert_eq!(
+            r.headers()["content-security-policy"],
+            "frame-ancestors 'none'"
+        );
+        assert_eq!(r.headers()["referrer-policy"], "same-origin");
 
         // The event stream: as it is.
         crate::common::sign_in(&http, &server.base, "admin", crate::common::PASSWORD).await;

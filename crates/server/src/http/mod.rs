@@ -13,6 +13,7 @@ use batchboard_core::validate::Report;
 
 pub mod actor;
 pub mod assets;
+pub mod headers;
 pub mod health;
 pub mod limits;
 pub mod routes;
