@@ -194,6 +194,7 @@ async fn transfer() {
             .unwrap();
         assert!(r.status().is_success(), "{}", r.text().await.unwrap());
         let dash_up = t.elapsed().as_secs_f64();
+        let batch: serde_json::Value = r.json().await.unwrap();
         let up_growth = peak.stop() - before;
 
         // Download of the same file: directly, then through the dashboard.
@@ -214,10 +215,16 @@ async fn transfer() {
         let peak = PeakRss::start(pid);
         let t = Instant::now();
         let n = drain(
-            op.get(format!("{base}/files/{id}/content"))
-                .send()
-                .await
-                .unwrap(),
+            // The same bytes, as the batch's input file (the dashboard
+            // serves only files of batches it shows).
+            op.get(format!(
+                "{base}/files/{}/content?batch={}",
+                batch["input_file_id"].as_str().unwrap(),
+                batch["id"].as_str().unwrap()
+            ))
+            .send()
+            .await
+            .unwrap(),
         )
         .await;
         let dash_down = t.elapsed().as_secs_f64();

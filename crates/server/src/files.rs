@@ -38,14 +38,15 @@ pub fn router() -> axum::Router<AppState> {
 
 #[derive(Debug, Deserialize)]
 pub struct DownloadQuery {
-    /// The batch the file belongs to, for the file name.
+    /// The batch the file belongs to.
     batch: Option<String>,
-    /// `input`, `output` or `error`, for the file name.
-    kind: Option<String>,
 }
 
-/// `GET /files/{id}/content`: streams the upstream file to the browser
-/// (viewers and up; each download is audited).
+/// `GET /files/{id}/content?batch={batch}`: streams the upstream file to
+/// the browser (viewers and up; each download is audited). Only the input,
+/// output or error file of a batch the dashboard shows: the key can read
+/// every file of the organisation, a viewer only batches' files. The
+/// file's name and the audit entry come from the index, not the request.
 pub async fn download(
     State(state): State<AppState>,
     actor: Actor<Viewer>,
@@ -53,15 +54,47 @@ pub async fn download(
     Query(q): Query<DownloadQuery>,
 ) -> Result<Response, HttpError> {
     check_id("file", &id)?;
+    let refused = || {
+        HttpError::from(ApiError::Forbidden(format!(
+            "file {id}: only the input, output or error file of a batch on this dashboard can be downloaded, with ?batch=<its batch id>"
+        )))
+    };
+    let batch_id = q.batch.ok_or_else(refused)?;
+    check_id("batch", &batch_id)?;
+    // From the index; a batch the watcher has not seen yet, from the
+    // upstream (as its page does).
+    let batch = match state.db.get_indexed(&batch_id).await? {
+        Some(b) => b,
+        None => match state.upstream.client.get_batch(&batch_id).await {
+            Ok(b) => {
+                state.index(&b).await;
+                b
+            }
+            Err(batchboard_upstream::UpstreamError::Api { status: 404, .. }) => {
+                return Err(refused())
+            }
+            Err(e) => return Err(e.into()),
+        },
+    };
+    let kind = [
+        ("input", Some(&batch.input_file_id)),
+        ("output", batch.output_file_id.as_ref()),
+        ("error", batch.error_file_id.as_ref()),
+    ]
+    .into_iter()
+    .find(|(_, f)| f.is_some_and(|f| *f == id))
+    .map(|(k, _)| k)
+    .ok_or_else(refused)?;
     let upstream = state.upstream.client.file_content(&id).await?;
     let length = upstream.content_length();
-    actor.audit("download", Some(&id), q.kind.as_deref()).await;
-    let name = match (&q.batch, q.kind.as_deref()) {
-        (Some(b), Some(k @ ("input" | "output" | "error"))) if check_id("batch", b).is_ok() => {
-            format!("{b}_{k}.jsonl")
-        }
-        _ => format!("{id}.jsonl"),
-    };
+    actor
+        .audit(
+            "download",
+            Some(&batch.id),
+            Some(&format!("{kind} file {id}")),
+        )
+        .await;
+    let name = format!("{}_{kind}.jsonl", batch.id);
     let mut resp = Response::new(Body::from_stream(relay(
         upstream.bytes_stream(),
         state.upstream.client.policy().call_timeout,

@@ -210,12 +210,26 @@ async fn a_viewer_sees_and_downloads_but_cannot_create_or_cancel() {
     assert_eq!(status, 200, "{b}");
     let input = batch["input_file_id"].as_str().unwrap();
     let r = vi
-        .get(format!("{base}/files/{input}/content"))
+        .get(format!("{base}/files/{input}/content?batch={id}"))
         .send()
         .await
         .unwrap();
     assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(
+        r.headers()["content-disposition"],
+        format!("attachment; filename=\"{id}_input.jsonl\"").as_str()
+    );
     assert_eq!(r.text().await.unwrap().lines().count(), 50);
+    // Not a file of this batch, or no batch at all: refused, whatever the
+    // key could read upstream.
+    for url in [
+        format!("{base}/files/{input}/content"),
+        format!("{base}/files/file-0123456789abcdef/content?batch={id}"),
+        format!("{base}/files/{input}/content?batch=batch_0123456789abcdef"),
+    ] {
+        let r = vi.get(&url).send().await.unwrap();
+        assert_eq!(r.status().as_u16(), 403, "{url}");
+    }
     // The audit log is for admins only.
     let (status, _) = server_fn(&op, &base, "audit_log", &[("limit", "10")]).await;
     assert_eq!(status, 403);
@@ -443,7 +457,15 @@ async fn the_audit_log_records_who_did_what_for_admins() {
     assert!(has("op", "sign_in_failed", None), "{body}");
     assert!(has("op", "create", Some(&id)), "{body}");
     assert!(has("op", "cancel", Some(&id)), "{body}");
-    assert!(has("vi", "download", Some(&input)), "{body}");
+    // A download names its batch, and the file in the detail.
+    assert!(has("vi", "download", Some(&id)), "{body}");
+    assert!(
+        entries
+            .iter()
+            .any(|e| e["action"] == "download"
+                && e["detail"] == format!("input file {input}").as_str()),
+        "{body}"
+    );
     assert!(has("vi", "denied", Some("/api/cancel_batch")), "{body}");
     assert!(has("boss", "sign_in", None), "{body}");
     // Newest first, filterable by action.

@@ -93,10 +93,14 @@ impl Setup {
             .unwrap()
     }
 
-    /// The custom_ids in an upstream file, read through the dashboard.
-    async fn file_ids(&self, file_id: &str) -> Vec<String> {
+    /// The custom_ids in a batch's input file, read through the dashboard.
+    async fn file_ids(&self, batch: &Value) -> Vec<String> {
+        let (id, file_id) = (
+            batch["id"].as_str().unwrap(),
+            batch["input_file_id"].as_str().unwrap(),
+        );
         let text = self
-            .get(&format!("/files/{file_id}/content"))
+            .get(&format!("/files/{file_id}/content?batch={id}"))
             .await
             .text()
             .await
@@ -241,11 +245,7 @@ async fn a_finished_batch_reads_as_a_table_downloads_merged_and_retries_its_fail
     assert_eq!(retry["metadata"]["retry_of"], id.as_str());
     assert_eq!(retry["metadata"]["created_by"], "op");
     assert_eq!(retry["metadata"]["team"], "results");
-    let retried: BTreeSet<String> = s
-        .file_ids(retry["input_file_id"].as_str().unwrap())
-        .await
-        .into_iter()
-        .collect();
+    let retried: BTreeSet<String> = s.file_ids(&retry).await.into_iter().collect();
     assert_eq!(retried, failing);
     let (status, body) = server_fn(&s.op, &s.base(), "retry_failed", &[("id", &id)]).await;
     assert_eq!(
@@ -313,7 +313,7 @@ async fn requests_a_cancel_stopped_are_shown_and_retried() {
     let (status, body) = server_fn(&s.op, &s.base(), "retry_failed", &[("id", &id)]).await;
     assert_eq!(status, 200, "{body}");
     let retry: Value = serde_json::from_str(&body).unwrap();
-    let retried = s.file_ids(retry["input_file_id"].as_str().unwrap()).await;
+    let retried = s.file_ids(&retry).await;
     assert_eq!(retried.len() as u64, failed + not_run);
     let ok_page = s.results(&id, "ok", "", 0, 200).await;
     let ok_ids = ids(&ok_page["rows"]);
