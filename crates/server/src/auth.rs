@@ -32,6 +32,9 @@ use batchboard_core::error::ApiError;
 pub const COOKIE: &str = "batchboard_session";
 const SESSION_KEY: &str = "auth";
 
+/// The longest user name the sign-in form accepts.
+pub const MAX_NAME_CHARS: usize = 128;
+
 /// Paths answered without a session: health, the sign-in page and its form,
 /// the one server function that says who is signed in, and static assets.
 pub const PUBLIC: &[&str] = &[
@@ -132,12 +135,15 @@ impl Auth {
         if !self.trusts(peer) {
             return None;
         }
-        let name = headers
-            .get(&self.proxy_header)?
-            .to_str()
-            .ok()?
-            .trim()
-            .to_ascii_lowercase();
+        // Exactly one: a second one may be the client's own, passed on by
+        // a proxy that only adds its header.
+        let mut values = headers.get_all(&self.proxy_header).iter();
+        let value = values.next()?;
+        if values.next().is_some() {
+            tracing::warn!(header = %self.proxy_header, "refused a request naming its user twice");
+            return None;
+        }
+        let name = value.to_str().ok()?.trim().to_ascii_lowercase();
         super::users::check_name(&name).ok()?;
         let role = self.users.role(&name).or(self.proxy_default_role)?;
         Some(CurrentUser {
@@ -382,6 +388,11 @@ pub async fn login(
                 .await;
         }
     };
+    // No account has a longer name: refused before it reaches the audit
+    // log or the throttle's memory.
+    if name.chars().count() > MAX_NAME_CHARS {
+        return back_to_login("invalid", &form.next, "");
+    }
     if let Some(wait) = auth.throttle.blocked(&name, ip) {
         audit_failure("throttled").await;
         let mut resp = back_to_login("throttled", &form.next, &format!("&retry_after={wait}"));

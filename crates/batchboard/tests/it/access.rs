@@ -523,6 +523,17 @@ async fn proxy_header_sign_in_trusts_only_its_proxies() {
         me.contains(r#""name":"lead@example.com","role":"operator""#),
         "{me}"
     );
+    // Named twice (the client's own header passed on beside the proxy's):
+    // nobody.
+    let mut twice = as_user("lead@example.com");
+    twice.append("x-forwarded-email", "boss@example.com".parse().unwrap());
+    let r = http
+        .post(format!("{base}/api/whoami"))
+        .headers(twice)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.text().await.unwrap(), "null");
     let form = || {
         Form::new().text("endpoint", "/v1/chat/completions").part(
             "file",
@@ -705,4 +716,24 @@ async fn sign_in_never_redirects_to_another_site() {
             .map(|v| v.to_str().unwrap().to_string());
         assert_eq!(to.as_deref(), Some("/"), "{next:?}");
     }
+}
+
+/// A sign-in with a name longer than any account's is refused before it
+/// writes to the audit log: strangers cannot grow it with long names.
+#[tokio::test]
+async fn overlong_names_are_refused_before_the_audit_log() {
+    let (_d, data) = data_dir("long-name");
+    add_user(&data, "boss", "admin", PASSWORD);
+    let server = serve(&data, &[]);
+    let base = server.base();
+    let long = "a".repeat(10_000);
+    let to = sign_in(&browser(&base), &base, &long, "whatever-password").await;
+    assert!(to.starts_with("/login?error=invalid"), "{to}");
+    let boss = signed_in(&base, "boss", PASSWORD).await;
+    let (status, body) = server_fn(&boss, &base, "audit_log", &[("limit", "100")]).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        !body.contains(&long[..200]),
+        "the long name reached the audit log"
+    );
 }
