@@ -141,6 +141,8 @@ async fn bench_fanout() {
     }
     let addr = format!("127.0.0.1:{}", common::free_port());
     let mut cmd = serve_command(&addr, &data);
+    // One account stands for every viewer.
+    cmd.args(["--max-streams-per-user", "100000"]);
     cmd.args(["--upstream-url", &format!("{sb_base}/v1")])
         .env("OPENAI_API_KEY", KEY);
     let dash = Proc::spawn(cmd, addr);

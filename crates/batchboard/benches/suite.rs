@@ -335,6 +335,8 @@ async fn seeded_dashboard(dir: &TempDir) -> (Proc, String) {
     assert!(seeded.success());
     let addr = format!("127.0.0.1:{}", common::free_port());
     let mut cmd = serve_command(&addr, &data);
+    // One account stands for the soak's 500 viewers.
+    cmd.args(["--max-streams-per-user", "100000"]);
     let dash = Proc::spawn(cmd_quiet(&mut cmd), addr);
     let cookie = session_cookie(&dash.base(), "op").await;
     (dash, cookie)

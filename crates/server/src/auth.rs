@@ -130,6 +130,25 @@ impl Auth {
                 .is_some_and(|v| v.eq_ignore_ascii_case("https"))
     }
 
+    /// Whether `user`, signed in when a long request (an event stream)
+    /// began, still is: the session not ended or expired, the account not
+    /// removed. Proxy users: the account (or the default role) still there.
+    pub async fn still_signed_in(&self, user: &CurrentUser, session: Option<&Session>) -> bool {
+        if user.via_proxy {
+            return self
+                .users
+                .role(&user.name)
+                .or(self.proxy_default_role)
+                .is_some();
+        }
+        match session {
+            Some(s) => session_user(self, s)
+                .await
+                .is_some_and(|u| u.name == user.name),
+            None => false,
+        }
+    }
+
     /// The user a trusted proxy names in its header.
     fn proxy_user(&self, peer: Option<IpAddr>, headers: &HeaderMap) -> Option<CurrentUser> {
         if !self.trusts(peer) {

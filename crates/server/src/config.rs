@@ -459,6 +459,12 @@ pub struct ServeArgs {
           value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub max_uploads: u32,
 
+    /// Live-update streams one user may hold open on this server (a browser
+    /// holds one, whatever its number of tabs).
+    #[arg(long, env = "BATCHBOARD_MAX_STREAMS_PER_USER", default_value_t = 20,
+          value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub max_streams_per_user: u32,
+
     /// Seconds a client may take to send its request headers, and may stay
     /// silent in the middle of a request body, before its connection is closed.
     #[arg(long, env = "BATCHBOARD_READ_TIMEOUT_SECS", default_value_t = 30,

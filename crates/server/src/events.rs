@@ -12,12 +12,15 @@ use tokio::sync::{broadcast, watch};
 
 use super::state::AppState;
 use crate::http::actor::{Actor, Viewer};
+use crate::http::HttpError;
 use crate::store::notify::ChangeListener;
 use crate::store::Db;
 use batchboard_core::dashboard::WatcherStatus;
+use batchboard_core::error::ApiError;
 use batchboard_core::Batch;
 
-/// The Postgres channel that carries changed batch ids between replicas.
+/// How often an open stream checks that its user is still signed in.
+const RECHECK: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Clone)]
 pub enum Change {
@@ -37,6 +40,10 @@ pub struct Hub {
     closing: watch::Sender<bool>,
     /// Sessions just signed out: their streams end.
     ended: broadcast::Sender<tower_sessions::session::Id>,
+    /// Open streams per user.
+    per_user: std::sync::Mutex<std::collections::HashMap<String, usize>>,
+    /// At most this many per user (`--max-streams-per-user`).
+    max_per_user: usize,
 }
 
 impl Default for Hub {
@@ -47,11 +54,21 @@ impl Default for Hub {
             streams: std::sync::atomic::AtomicUsize::new(0),
             closing: watch::channel(false).0,
             ended: broadcast::channel(64).0,
+            per_user: Default::default(),
+            max_per_user: 20,
         }
     }
 }
 
 impl Hub {
+    /// A hub that lets one user hold at most `n` streams.
+    pub fn with_stream_limit(n: usize) -> Self {
+        Self {
+            max_per_user: n,
+            ..Self::default()
+        }
+    }
+
     pub fn send(&self, c: Change) {
         // No receivers is fine: nobody is watching.
         let _ = self.changes.send(c);
@@ -145,14 +162,36 @@ impl Hub {
     }
 }
 
-/// Counts a stream for as long as it is open.
-struct StreamGuard(std::sync::Arc<Hub>);
+/// Counts a stream, in all and for its user, for as long as it is open.
+struct StreamGuard(std::sync::Arc<Hub>, String);
+
+impl StreamGuard {
+    /// `None` when `user` already holds as many as the hub allows.
+    fn open(hub: &std::sync::Arc<Hub>, user: &str) -> Option<Self> {
+        let mut per_user = hub.per_user.lock().unwrap_or_else(|e| e.into_inner());
+        let n = per_user.entry(user.to_string()).or_default();
+        if *n >= hub.max_per_user {
+            return None;
+        }
+        *n += 1;
+        hub.streams
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Some(Self(hub.clone(), user.to_string()))
+    }
+}
 
 impl Drop for StreamGuard {
     fn drop(&mut self) {
         self.0
             .streams
             .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        let mut per_user = self.0.per_user.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = per_user.get_mut(&self.1) {
+            *n -= 1;
+            if *n == 0 {
+                per_user.remove(&self.1);
+            }
+        }
     }
 }
 
@@ -173,14 +212,19 @@ pub fn router() -> axum::Router<AppState> {
 /// when the browser should reload its data. Browsers reconnect by themselves.
 pub async fn stream(
     State(state): State<AppState>,
-    _: Actor<Viewer>,
+    actor: Actor<Viewer>,
     session: Option<axum::Extension<tower_sessions::Session>>,
-) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
-    let session = session.and_then(|axum::Extension(s)| s.id());
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, HttpError> {
+    let session = session.map(|axum::Extension(s)| s);
+    let session_id = session.as_ref().and_then(|s| s.id());
+    let user = actor.user;
     let hub = state.hub.clone();
-    hub.streams
-        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let guard = StreamGuard(hub.clone());
+    let guard = StreamGuard::open(&hub, &user.name).ok_or_else(|| {
+        ApiError::Busy(format!(
+            "{} live-update streams are open for {} on this server already; close some tabs or windows",
+            hub.max_per_user, user.name
+        ))
+    })?;
     let first = status_event(&hub.status.borrow()).retry(Duration::from_secs(2));
     let changes =
         tokio_stream::wrappers::BroadcastStream::new(hub.changes.subscribe()).map(|c| match c {
@@ -195,20 +239,34 @@ pub async fn stream(
         .map(|s| status_event(&s));
     let mut closing = hub.closing.subscribe();
     let mut ended = hub.ended.subscribe();
+    let auth = state.auth.clone();
     let closed = async move {
         let shutdown = closing.wait_for(|c| *c);
         let signed_out = async {
             loop {
                 match ended.recv().await {
-                    Ok(id) if Some(id) == session => break,
+                    Ok(id) if Some(id) == session_id => break,
                     Err(broadcast::error::RecvError::Closed) => std::future::pending::<()>().await,
                     _ => {}
+                }
+            }
+        };
+        // Expired, removed (or signed out on another replica): checked
+        // every few seconds.
+        let lapsed = async {
+            let mut tick = tokio::time::interval(RECHECK);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                if !auth.still_signed_in(&user, session.as_ref()).await {
+                    break;
                 }
             }
         };
         tokio::select! {
             _ = shutdown => {}
             _ = signed_out => {}
+            _ = lapsed => {}
         }
     };
     let body = stream::once(async move { first })
@@ -218,5 +276,5 @@ pub async fn stream(
             let _keep = &guard;
             Ok(e)
         });
-    Sse::new(body).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+    Ok(Sse::new(body).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
 }

@@ -320,7 +320,9 @@ async fn serve<V: IntoView + 'static>(args: ServeArgs, pages: Pages<V>) -> Resul
         data_dir: Arc::new(args.data_dir.clone()),
         db: db.clone(),
         auth: Arc::new(auth::Auth::new(&args.auth, users)),
-        hub: Arc::new(events::Hub::default()),
+        hub: Arc::new(events::Hub::with_stream_limit(
+            args.max_streams_per_user as usize,
+        )),
         webhook: args.webhook_url.clone().map(|url| {
             Arc::new(state::Webhook {
                 url,

@@ -330,6 +330,40 @@ async fn a_removed_account_is_signed_out() {
     assert_eq!(status, 401);
 }
 
+/// An open event stream ends within seconds once its account is removed:
+/// the role is not only checked when the stream opens. One user may hold
+/// at most 20 streams.
+#[tokio::test]
+async fn streams_end_with_their_account_and_are_limited_per_user() {
+    let (_d, data) = data_dir("removed-stream");
+    add_user(&data, "gone", "operator", PASSWORD);
+    add_user(&data, "many", "viewer", PASSWORD);
+    let server = serve(&data, &[]);
+    let base = server.base();
+    let http = signed_in(&base, "gone", PASSWORD).await;
+    let mut events = crate::common::Events::open(&http, &base).await;
+    assert_eq!(events.next().await.0, "status");
+    let out = crate::common::command()
+        .args(["user", "remove", "gone", "--data-dir"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(
+        events.ends_within(std::time::Duration::from_secs(12)).await,
+        "a removed account's stream is still open"
+    );
+
+    let many = signed_in(&base, "many", PASSWORD).await;
+    let mut open = Vec::new();
+    for _ in 0..20 {
+        open.push(crate::common::Events::open(&many, &base).await);
+    }
+    let r = many.get(format!("{base}/events")).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 503, "the 21st stream of one user");
+    drop(open);
+}
+
 #[tokio::test]
 async fn repeated_failures_throttle_sign_in() {
     let (_d, data) = data_dir("throttle");

@@ -105,7 +105,17 @@ async fn upstream_calls_do_not_grow_with_viewers() {
     add_user(&data, "vi", "viewer", PASSWORD);
     // One slow batch keeps the watcher busy refreshing it the whole time.
     create_upstream(&upstream, KEY, 500).await;
-    let dash = serve(&data, &upstream, &["--watch-interval-ms", "1000"]);
+    // One account stands for all the viewers here.
+    let dash = serve(
+        &data,
+        &upstream,
+        &[
+            "--watch-interval-ms",
+            "1000",
+            "--max-streams-per-user",
+            "1000",
+        ],
+    );
     let base = dash.base();
     let http = signed_in(&base, "vi", PASSWORD).await;
     tokio::time::sleep(Duration::from_secs(3)).await; // first full sweep done
