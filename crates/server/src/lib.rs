@@ -169,7 +169,7 @@ fn check_data_dir(path: &Path) -> Result<(), StartError> {
         path: path.display().to_string(),
         reason,
     };
-    std::fs::create_dir_all(path).map_err(|e| fail(format!("cannot create: {e}")))?;
+    users::private_dir(path).map_err(|e| fail(format!("cannot create: {e}")))?;
     let probe = path.join(".batchboard-write-test");
     std::fs::write(&probe, b"ok").map_err(|e| fail(format!("not writable: {e}")))?;
     std::fs::remove_file(&probe).map_err(|e| fail(format!("not writable: {e}")))?;

@@ -84,15 +84,12 @@ fn write_doc(path: &Path, doc: &UsersDoc) -> Result<(), UsersError> {
     };
     let text = toml::to_string(doc).map_err(|e| fail(e.to_string()))?;
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| fail(e.to_string()))?;
+        private_dir(dir).map_err(|e| fail(e.to_string()))?;
     }
     let tmp = path.with_extension("toml.tmp");
-    std::fs::write(&tmp, format!("{HEADER}{text}")).map_err(|e| fail(e.to_string()))?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let _ = std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600));
-    }
+    // Owner-only from the start: no moment with the umask's mode.
+    let _ = std::fs::remove_file(&tmp);
+    write_private(&tmp, &format!("{HEADER}{text}")).map_err(|e| fail(e.to_string()))?;
     std::fs::rename(&tmp, path).map_err(|e| fail(e.to_string()))
 }
 
@@ -240,6 +237,20 @@ pub fn ensure_first_admin(path: &Path) -> Result<(), UsersError> {
         pw_file.display()
     );
     Ok(())
+}
+
+/// Creates `dir` (and its parents) if missing; what this creates is for its
+/// owner only (mode 0700): the data directory holds the sessions, the users
+/// and the sandbox's key.
+pub fn private_dir(dir: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder.create(dir)
 }
 
 /// Writes a file readable by its owner only.

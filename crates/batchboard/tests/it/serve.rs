@@ -383,3 +383,35 @@ fn static_files_precompressed_and_cached_pages_compressed_and_revalidated() {
     });
     server.stop();
 }
+
+/// What the server writes into a fresh data directory is its owner's only:
+/// the directory 0700, the database, the users file and the first admin's
+/// password 0600, from creation on (whatever the umask).
+#[cfg(unix)]
+#[test]
+fn the_data_directory_is_private_from_the_start() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = TempDir::new("private");
+    let data = dir.0.join("fresh/data");
+    let addr = format!("127.0.0.1:{}", crate::common::free_port());
+    let site = dir.0.join("site");
+    std::fs::create_dir_all(site.join("pkg")).unwrap();
+    let mut cmd = crate::common::command();
+    cmd.args(["serve", "--addr", &addr, "--data-dir"])
+        .arg(&data)
+        .arg("--site-root")
+        .arg(&site);
+    let server = Proc::spawn(cmd, addr);
+    let mode = |p: &std::path::Path| {
+        std::fs::metadata(p)
+            .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    assert_eq!(mode(&data), 0o700, "data directory");
+    for file in ["batchboard.db", "users.toml", "initial-admin-password"] {
+        assert_eq!(mode(&data.join(file)), 0o600, "{file}");
+    }
+    server.stop();
+}

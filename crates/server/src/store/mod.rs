@@ -29,6 +29,8 @@ pub enum DbError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("DATABASE_URL: {0}")]
     Url(String),
+    #[error("database file {0}")]
+    File(String),
     /// A query the caller asked for cannot be run as given (their mistake).
     #[error("{0}")]
     Query(String),
@@ -108,11 +110,26 @@ impl Db {
                     "'{scheme}:' is not supported; use postgres://… or sqlite:…"
                 )));
             }
-            None => Self::Sqlite(Self::sqlite(
-                SqliteConnectOptions::new()
-                    .filename(data_dir.join("batchboard.db"))
-                    .create_if_missing(true),
-            )?),
+            None => {
+                let file = data_dir.join("batchboard.db");
+                // Made owner-only before SQLite opens it (its journal files
+                // take the database's mode): it holds the sessions.
+                #[cfg(unix)]
+                if !file.exists() {
+                    use std::os::unix::fs::OpenOptionsExt;
+                    std::fs::OpenOptions::new()
+                        .write(true)
+                        .create_new(true)
+                        .mode(0o600)
+                        .open(&file)
+                        .map_err(|e| DbError::File(format!("{}: {e}", file.display())))?;
+                }
+                Self::Sqlite(Self::sqlite(
+                    SqliteConnectOptions::new()
+                        .filename(file)
+                        .create_if_missing(true),
+                )?)
+            }
         };
         db.migrate().await?;
         Ok(db)
