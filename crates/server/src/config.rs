@@ -459,6 +459,12 @@ pub struct ServeArgs {
           value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub max_uploads: u32,
 
+    /// Connections served at once; more wait in the listen queue until one
+    /// closes (each open page's live stream holds one).
+    #[arg(long, env = "BATCHBOARD_MAX_CONNECTIONS", default_value_t = 4096,
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub max_connections: u32,
+
     /// Live-update streams one user may hold open on this server (a browser
     /// holds one, whatever its number of tabs).
     #[arg(long, env = "BATCHBOARD_MAX_STREAMS_PER_USER", default_value_t = 20,

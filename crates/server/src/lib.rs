@@ -360,7 +360,11 @@ async fn serve<V: IntoView + 'static>(args: ServeArgs, pages: Pages<V>) -> Resul
     let app = router(state, pages);
     let listener = bind(args.addr).await?;
     tracing::info!(addr = %args.addr, upstream = %upstream, "batchboard listening on http://{}", args.addr);
-    http::limits::serve(listener, app, read_timeout, async move {
+    let limits = http::limits::ConnLimits {
+        header_timeout: read_timeout,
+        max_connections: args.max_connections as usize,
+    };
+    http::limits::serve(listener, app, limits, async move {
         shutdown_signal().await;
         // Live streams never end by themselves: end them, so that open
         // requests can finish and the process exit.

@@ -415,3 +415,49 @@ fn the_data_directory_is_private_from_the_start() {
     }
     server.stop();
 }
+
+/// A connection that sends nothing is closed within the read timeout (it
+/// held its slot forever before: the header timeout starts only once the
+/// protocol is known); and beyond `--max-connections` new connections wait
+/// until one closes.
+#[test]
+fn silent_connections_are_closed_and_connections_are_capped() {
+    use std::io::Read;
+    let server = start(&[], &["--read-timeout-secs", "2", "--max-connections", "1"]);
+    let addr = server.base.trim_start_matches("http://").to_string();
+    let mut silent = std::net::TcpStream::connect(&addr).unwrap();
+    silent
+        .set_read_timeout(Some(Duration::from_secs(8)))
+        .unwrap();
+    // While the silent one holds the only slot, a request is not answered.
+    let started = std::time::Instant::now();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let waited = rt.block_on(async {
+        reqwest::Client::builder()
+            .timeout(Duration::from_millis(800))
+            .build()
+            .unwrap()
+            .get(format!("{}/healthz", server.base))
+            .send()
+            .await
+    });
+    assert!(waited.is_err(), "answered beyond --max-connections");
+    // The silent connection is closed (EOF), within the timeout.
+    let mut buf = [0u8; 16];
+    let n = silent
+        .read(&mut buf)
+        .expect("closed by the server, not timed out");
+    assert_eq!(n, 0);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    // Its slot is free again.
+    let (code, _) = get(&format!("{}/healthz", server.base));
+    assert_eq!(code, 200);
+    server.stop();
+}

@@ -61,15 +61,25 @@ pub async fn bound_body(req: Request, next: Next) -> Response {
     next.run(Request::from_parts(parts, body)).await
 }
 
-/// Serves `app` on `listener` until `shutdown` completes: HTTP/1 and 2,
-/// the peer address as [`ConnectInfo`], and connections closed when their
-/// request headers take longer than `header_timeout` (slow clients cannot
-/// hold connections open for free). After `shutdown`, waits up to 10 s for
-/// open requests to finish.
+/// How the server holds connections.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnLimits {
+    /// A new connection must send its first byte, and then its request
+    /// headers, within this; or it is closed (slow or silent clients cannot
+    /// hold connections open for free).
+    pub header_timeout: Duration,
+    /// Connections served at once; more wait in the listen queue.
+    pub max_connections: usize,
+}
+
+/// Serves `app` on `listener` until `shutdown` completes: HTTP/1 and 2, the
+/// peer address as [`ConnectInfo`], connections held to [`ConnLimits`], and
+/// HTTP/2 connections pinged every 30 s (closed when a ping goes unanswered
+/// for 20 s). After `shutdown`, waits up to 10 s for open requests to finish.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     app: Router,
-    header_timeout: Duration,
+    limits: ConnLimits,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -80,11 +90,25 @@ pub async fn serve(
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(header_timeout);
-    builder.http2().timer(TokioTimer::new());
+        .header_read_timeout(limits.header_timeout);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(Some(Duration::from_secs(30)))
+        .keep_alive_timeout(Duration::from_secs(20));
     let graceful = GracefulShutdown::new();
+    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
     tokio::pin!(shutdown);
     loop {
+        // A free slot first, then the next connection: beyond the limit,
+        // connections wait in the kernel's listen queue.
+        let slot = tokio::select! {
+            slot = slots.clone().acquire_owned() => match slot {
+                Ok(s) => s,
+                Err(_) => break,
+            },
+            () = &mut shutdown => break,
+        };
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(c) => c,
@@ -103,12 +127,26 @@ pub async fn serve(
             req.extensions_mut().insert(ConnectInfo::<SocketAddr>(peer));
             tower::ServiceExt::oneshot(app.clone(), req)
         });
-        let conn = builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), service)
-            .into_owned();
-        let conn = graceful.watch(conn);
+        let builder = builder.clone();
+        let watcher = graceful.watcher();
         tokio::spawn(async move {
-            if let Err(e) = conn.await {
+            let _slot = slot;
+            // The header timeout starts once hyper knows the protocol, which
+            // needs bytes: a connection that sends none is closed here.
+            // (`peek` waits for a byte or the end, unlike `readable`, which
+            // may report a silent socket ready.)
+            let mut first = [0u8; 1];
+            if tokio::time::timeout(limits.header_timeout, stream.peek(&mut first))
+                .await
+                .is_err()
+            {
+                tracing::debug!(%peer, "closed a connection that sent nothing");
+                return;
+            }
+            let conn = builder
+                .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                .into_owned();
+            if let Err(e) = watcher.watch(conn).await {
                 tracing::debug!(error = %e, %peer, "connection ended with an error");
             }
         });
