@@ -33,9 +33,19 @@ pub async fn count_tokens(model: String, sample: String) -> Result<TokenCount, A
             sample.len()
         )));
     }
-    let counted =
-        tokio::task::spawn_blocking(move || batchboard_server::tokens::count(&model, &sample))
-            .await?;
+    let busy = || {
+        AppError::from(batchboard_core::error::ApiError::Busy(
+            "The server is counting tokens for others right now; the estimate will come on the next try.".into(),
+        ))
+    };
+    let _permit = batchboard_server::tokens::COUNTING
+        .try_acquire()
+        .map_err(|_| busy())?;
+    let counting =
+        tokio::task::spawn_blocking(move || batchboard_server::tokens::count(&model, &sample));
+    let counted = tokio::time::timeout(std::time::Duration::from_secs(10), counting)
+        .await
+        .map_err(|_| busy())??;
     Ok(TokenCount {
         tokens: counted.0,
         encoding: counted.1.to_string(),
