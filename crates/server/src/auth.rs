@@ -179,6 +179,8 @@ struct Throttle {
     per_account: u32,
     window: Duration,
     failures: Mutex<HashMap<String, Vec<Instant>>>,
+    /// Refused attempts per account in the current window.
+    refused: Mutex<HashMap<String, (Instant, u64)>>,
 }
 
 impl Throttle {
@@ -187,6 +189,7 @@ impl Throttle {
             per_account,
             window,
             failures: Mutex::new(HashMap::new()),
+            refused: Mutex::new(HashMap::new()),
         }
     }
 
@@ -232,6 +235,24 @@ impl Throttle {
                 map.retain(|_, v| v.last().is_some_and(|t| t.elapsed() < window));
             }
         }
+    }
+
+    /// Counts an attempt refused because of the throttle; says which to
+    /// write to the audit log: the first of a window, then every 100th
+    /// (strangers cannot grow the log with refused attempts).
+    fn refused(&self, name: &str) -> Option<u64> {
+        let mut map = self.refused.lock().ok()?;
+        // Forget old windows now and then so the map cannot grow forever.
+        if map.len() > 10_000 {
+            let window = self.window;
+            map.retain(|_, (since, _)| since.elapsed() < window);
+        }
+        let (since, n) = map.entry(name.to_string()).or_insert((Instant::now(), 0));
+        if since.elapsed() >= self.window {
+            (*since, *n) = (Instant::now(), 0);
+        }
+        *n += 1;
+        (*n == 1 || *n % 100 == 0).then_some(*n)
     }
 
     fn succeeded(&self, name: &str) {
@@ -391,7 +412,7 @@ pub async fn login(
             "Sign-in is done by the reverse proxy here.".into(),
         ));
     }
-    let audit_failure = |detail: &'static str| {
+    let audit_failure = |detail: String| {
         let state = state.clone();
         let name = name.clone();
         let ip_text = ip_text.clone();
@@ -401,7 +422,7 @@ pub async fn login(
                     actor: &name,
                     action: "sign_in_failed",
                     target: None,
-                    detail: Some(detail),
+                    detail: Some(&detail),
                     ip: ip_text.as_deref(),
                 })
                 .await;
@@ -413,7 +434,13 @@ pub async fn login(
         return back_to_login("invalid", &form.next, "");
     }
     if let Some(wait) = auth.throttle.blocked(&name, ip) {
-        audit_failure("throttled").await;
+        match auth.throttle.refused(&name) {
+            Some(1) => audit_failure("throttled".into()).await,
+            Some(n) => {
+                audit_failure(format!("throttled ({n} attempts refused in this window)")).await
+            }
+            None => {}
+        }
         let mut resp = back_to_login("throttled", &form.next, &format!("&retry_after={wait}"));
         if let Ok(v) = HeaderValue::from_str(&wait.to_string()) {
             resp.headers_mut().insert(header::RETRY_AFTER, v);
@@ -430,7 +457,7 @@ pub async fn login(
     };
     if role.is_none() {
         auth.throttle.failed(&name, ip);
-        audit_failure("wrong name or password").await;
+        audit_failure("wrong name or password".into()).await;
         return back_to_login("invalid", &form.next, "");
     }
     auth.throttle.succeeded(&name);

@@ -459,6 +459,11 @@ pub struct ServeArgs {
           value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub max_uploads: u32,
 
+    /// Days the audit log keeps its entries.
+    #[arg(long, env = "BATCHBOARD_AUDIT_RETENTION_DAYS", default_value_t = 365,
+          value_parser = clap::value_parser!(u32).range(1..=36_500))]
+    pub audit_retention_days: u32,
+
     /// Connections served at once; more wait in the listen queue until one
     /// closes (each open page's live stream holds one).
     #[arg(long, env = "BATCHBOARD_MAX_CONNECTIONS", default_value_t = 4096,

@@ -305,6 +305,7 @@ async fn serve<V: IntoView + 'static>(args: ServeArgs, pages: Pages<V>) -> Resul
     let db = store::Db::open(args.database_url.as_deref(), &args.data_dir).await?;
     db.session_store()
         .spawn_cleanup(std::time::Duration::from_secs(600));
+    db.spawn_audit_retention(args.audit_retention_days);
     let users_path = args
         .auth
         .users_file

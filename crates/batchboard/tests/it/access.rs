@@ -771,3 +771,38 @@ async fn overlong_names_are_refused_before_the_audit_log() {
         "the long name reached the audit log"
     );
 }
+
+/// Attempts refused by the throttle are not each written to the audit log
+/// (strangers could grow it without bound): the first of a window is, then
+/// every 100th with its count.
+#[tokio::test]
+async fn throttled_attempts_are_audited_once_per_window() {
+    let (_d, data) = data_dir("throttle-audit");
+    add_user(&data, "op", "operator", PASSWORD);
+    add_user(&data, "boss", "admin", PASSWORD);
+    let server = serve(&data, &["--login-attempts", "2"]);
+    let base = server.base();
+    let http = browser(&base);
+    for _ in 0..2 {
+        sign_in(&http, &base, "op", "wrong-password-123").await;
+    }
+    for _ in 0..30 {
+        let to = sign_in(&http, &base, "op", "wrong-password-123").await;
+        assert!(to.starts_with("/login?error=throttled"), "{to}");
+    }
+    let boss = signed_in(&base, "boss", PASSWORD).await;
+    let (status, body) = server_fn(&boss, &base, "audit_log", &[("limit", "500")]).await;
+    assert_eq!(status, 200, "{body}");
+    let page: Value = serde_json::from_str(&body).unwrap();
+    let throttled = page["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| {
+            e["detail"]
+                .as_str()
+                .is_some_and(|d| d.starts_with("throttled"))
+        })
+        .count();
+    assert_eq!(throttled, 1, "{body}");
+}

@@ -188,6 +188,38 @@ impl Db {
         Ok(())
     }
 
+    /// Forgets audit entries older than `before` (Unix seconds); returns
+    /// how many.
+    pub async fn prune_audit(&self, before: i64) -> Result<u64, DbError> {
+        Ok(on_db!(self, p => {
+            sqlx::query("DELETE FROM audit_log WHERE at < $1")
+                .bind(before)
+                .execute(p)
+                .await?
+                .rows_affected()
+        }))
+    }
+
+    /// Keeps the audit log to its last `days` days: prunes now and hourly.
+    pub fn spawn_audit_retention(&self, days: u32) {
+        let db = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(3600));
+            loop {
+                tick.tick().await;
+                match db.prune_audit(now() - i64::from(days) * 86_400).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(
+                        entries = n,
+                        days,
+                        "audit log: forgot entries past retention"
+                    ),
+                    Err(e) => tracing::warn!(error = %e, "audit log: cannot prune"),
+                }
+            }
+        });
+    }
+
     /// The newest `limit` audit entries older than id `before`, newest first,
     /// optionally only one action.
     pub async fn audit_page(
@@ -279,5 +311,29 @@ impl Sessions {
                 }
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn audit_entries_past_retention_are_forgotten() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(None, dir.path()).await.unwrap();
+        for actor in ["a", "b"] {
+            db.audit(Audit {
+                actor,
+                action: "sign_in",
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        }
+        assert_eq!(db.prune_audit(now() - 60).await.unwrap(), 0);
+        assert_eq!(db.audit_page(None, None, 10).await.unwrap().len(), 2);
+        assert_eq!(db.prune_audit(now() + 1).await.unwrap(), 2);
+        assert!(db.audit_page(None, None, 10).await.unwrap().is_empty());
     }
 }
