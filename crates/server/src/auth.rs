@@ -32,6 +32,9 @@ use batchboard_core::error::ApiError;
 pub const COOKIE: &str = "batchboard_session";
 const SESSION_KEY: &str = "auth";
 
+/// Password checks (argon2id, about 19 MiB each) running at once.
+const MAX_PASSWORD_CHECKS: usize = 4;
+
 /// The longest user name the sign-in form accepts.
 pub const MAX_NAME_CHARS: usize = 128;
 
@@ -78,6 +81,8 @@ pub struct Auth {
     pub idle: Duration,
     max_age: Duration,
     throttle: Throttle,
+    /// Password checks running at once.
+    checks: std::sync::Arc<tokio::sync::Semaphore>,
 }
 
 impl Auth {
@@ -92,6 +97,7 @@ impl Auth {
             idle: Duration::from_secs(u64::from(args.session_idle_minutes) * 60),
             max_age: Duration::from_secs(u64::from(args.session_max_hours) * 3600),
             throttle: Throttle::new(args.login_attempts, Duration::from_secs(15 * 60)),
+            checks: std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_PASSWORD_CHECKS)),
         }
     }
 
@@ -193,19 +199,37 @@ impl Throttle {
         }
     }
 
+    /// The source of an attempt: its address, or its /64 for IPv6 (one
+    /// machine holds a whole /64).
+    fn source(ip: Option<IpAddr>) -> String {
+        match ip {
+            Some(IpAddr::V6(v6)) => {
+                let s = v6.segments();
+                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            }
+            Some(v4) => v4.to_string(),
+            None => String::new(),
+        }
+    }
+
+    /// The counters an attempt counts against: the account from this
+    /// source (a stranger elsewhere cannot lock the account's owner out),
+    /// and the source across accounts (4× the limit).
     fn keys(name: &str, ip: Option<IpAddr>) -> [(String, u32); 2] {
+        let source = Self::source(ip);
         [
-            (format!("user:{name}"), 1),
-            (
-                format!("ip:{}", ip.map(|i| i.to_string()).unwrap_or_default()),
-                4,
-            ),
+            (format!("user:{name}@{source}"), 1),
+            (format!("ip:{source}"), 4),
         ]
     }
 
     /// Seconds until another attempt is allowed, if it is not now.
-    fn blocked(&self, name: &str, ip: Option<IpAddr>) -> Option<u64> {
-        let mut map = self.failures.lock().ok()?;
+    fn wait(
+        &self,
+        map: &mut HashMap<String, Vec<Instant>>,
+        name: &str,
+        ip: Option<IpAddr>,
+    ) -> Option<u64> {
         let now = Instant::now();
         Self::keys(name, ip)
             .into_iter()
@@ -224,15 +248,36 @@ impl Throttle {
             .max()
     }
 
-    fn failed(&self, name: &str, ip: Option<IpAddr>) {
+    /// Takes an attempt, counted as failed until [`Self::succeeded`] says
+    /// otherwise, or says how long to wait. One step under one lock: many
+    /// guesses at once cannot all pass before the first is counted.
+    fn reserve(&self, name: &str, ip: Option<IpAddr>) -> Result<(), u64> {
+        let Ok(mut map) = self.failures.lock() else {
+            return Ok(());
+        };
+        if let Some(wait) = self.wait(&mut map, name, ip) {
+            return Err(wait);
+        }
+        for (key, _) in Self::keys(name, ip) {
+            map.entry(key).or_default().push(Instant::now());
+        }
+        // Forget old entries now and then so the map cannot grow forever.
+        if map.len() > 10_000 {
+            let window = self.window;
+            map.retain(|_, v| v.last().is_some_and(|t| t.elapsed() < window));
+        }
+        Ok(())
+    }
+
+    /// The attempt was not a failure after all (the password was right, or
+    /// it was never checked): the account starts afresh from this source,
+    /// and the source gets its attempt back.
+    fn succeeded(&self, name: &str, ip: Option<IpAddr>) {
         if let Ok(mut map) = self.failures.lock() {
-            for (key, _) in Self::keys(name, ip) {
-                map.entry(key).or_default().push(Instant::now());
-            }
-            // Forget old entries now and then so the map cannot grow forever.
-            if map.len() > 10_000 {
-                let window = self.window;
-                map.retain(|_, v| v.last().is_some_and(|t| t.elapsed() < window));
+            let [(account, _), (source, _)] = Self::keys(name, ip);
+            map.remove(&account);
+            if let Some(list) = map.get_mut(&source) {
+                list.pop();
             }
         }
     }
@@ -253,12 +298,6 @@ impl Throttle {
         }
         *n += 1;
         (*n == 1 || *n % 100 == 0).then_some(*n)
-    }
-
-    fn succeeded(&self, name: &str) {
-        if let Ok(mut map) = self.failures.lock() {
-            map.remove(&format!("user:{name}"));
-        }
     }
 }
 
@@ -433,7 +472,17 @@ pub async fn login(
     if name.chars().count() > MAX_NAME_CHARS {
         return back_to_login("invalid", &form.next, "");
     }
-    if let Some(wait) = auth.throttle.blocked(&name, ip) {
+    // A bounded number of password checks at once (each takes about
+    // 19 MiB and a core for a moment); beyond it, come back shortly.
+    let Ok(_checking) = auth.checks.clone().try_acquire_owned() else {
+        let mut resp = refuse(ApiError::Busy(
+            "Too many sign-ins at this moment; try again in a few seconds.".into(),
+        ));
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+        return resp;
+    };
+    if let Err(wait) = auth.throttle.reserve(&name, ip) {
         match auth.throttle.refused(&name) {
             Some(1) => audit_failure("throttled".into()).await,
             Some(n) => {
@@ -456,11 +505,10 @@ pub async fn login(
             .flatten()
     };
     if role.is_none() {
-        auth.throttle.failed(&name, ip);
         audit_failure("wrong name or password".into()).await;
         return back_to_login("invalid", &form.next, "");
     }
-    auth.throttle.succeeded(&name);
+    auth.throttle.succeeded(&name, ip);
     let stored = async {
         session.cycle_id().await?;
         session
@@ -598,14 +646,30 @@ mod tests {
         let t = Throttle::new(3, Duration::from_secs(60));
         let ip = Some("10.0.0.1".parse().unwrap());
         for _ in 0..3 {
-            assert!(t.blocked("a", ip).is_none());
-            t.failed("a", ip);
+            assert!(t.reserve("a", ip).is_ok());
         }
-        assert!(t.blocked("a", ip).is_some());
-        // Another account from the same address is not yet blocked (4× limit).
-        assert!(t.blocked("b", ip).is_none());
-        t.succeeded("a");
-        assert!(t.blocked("a", ip).is_none());
+        assert!(t.reserve("a", ip).is_err());
+        // Another account from the same address is not yet blocked (4× limit)…
+        assert!(t.reserve("b", ip).is_ok());
+        // …nor the account from another address.
+        assert!(t.reserve("a", Some("10.0.0.2".parse().unwrap())).is_ok());
+        t.succeeded("a", ip);
+        assert!(t.reserve("a", ip).is_ok());
+    }
+
+    #[test]
+    fn ipv6_sources_are_counted_by_their_64() {
+        let t = Throttle::new(2, Duration::from_secs(60));
+        let one = Some("2001:db8::1".parse().unwrap());
+        for _ in 0..2 {
+            assert!(t.reserve("a", one).is_ok());
+        }
+        assert!(t
+            .reserve("a", Some("2001:db8::2".parse().unwrap()))
+            .is_err());
+        assert!(t
+            .reserve("a", Some("2001:db8:0:1::1".parse().unwrap()))
+            .is_ok());
     }
 
     #[test]

@@ -806,3 +806,63 @@ async fn throttled_attempts_are_audited_once_per_window() {
         .count();
     assert_eq!(throttled, 1, "{body}");
 }
+
+/// Guesses sent all at once are throttled like guesses in a row: no more
+/// than the limit get their password checked. And a stranger's failures
+/// lock the account only from the stranger's address (here through a
+/// trusted proxy's X-Forwarded-For): its owner elsewhere still signs in.
+#[tokio::test]
+async fn the_throttle_holds_under_concurrent_guesses_and_per_source() {
+    let (_d, data) = data_dir("throttle-race");
+    add_user(&data, "op", "operator", PASSWORD);
+    let server = serve(
+        &data,
+        &["--login-attempts", "3", "--trusted-proxies", "127.0.0.1/32"],
+    );
+    let base = server.base();
+    let from = |ip: &'static str| {
+        let mut h = reqwest::header::HeaderMap::new();
+        h.insert("x-forwarded-for", ip.parse().unwrap());
+        h.insert("origin", base.parse().unwrap());
+        reqwest::Client::builder()
+            .default_headers(h)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap()
+    };
+    let stranger = from("10.0.0.66");
+    let guesses = (0..20).map(|i| {
+        let (http, base) = (stranger.clone(), base.clone());
+        async move {
+            let r = http
+                .post(format!("{base}/auth/login"))
+                .form(&[
+                    ("username", "op"),
+                    ("password", &format!("guess-{i}-wrong")[..]),
+                    ("next", "/"),
+                ])
+                .send()
+                .await
+                .unwrap();
+            r.headers()
+                .get("location")
+                .map(|v| v.to_str().unwrap().to_string())
+                .unwrap_or_else(|| r.status().to_string())
+        }
+    });
+    let answers = futures_util::future::join_all(guesses).await;
+    let checked = answers
+        .iter()
+        .filter(|a| a.starts_with("/login?error=invalid"))
+        .count();
+    assert!(
+        checked <= 3,
+        "{checked} of 20 concurrent guesses were checked: {answers:?}"
+    );
+    // Locked for the stranger…
+    let to = sign_in(&stranger, &base, "op", PASSWORD).await;
+    assert!(to.starts_with("/login?error=throttled"), "{to}");
+    // …not for its owner at another address.
+    let owner = from("10.0.0.7");
+    assert_eq!(sign_in(&owner, &base, "op", PASSWORD).await, "/");
+}
