@@ -459,6 +459,13 @@ pub struct ServeArgs {
           value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub max_uploads: u32,
 
+    /// Disk space the results spools (copies of finished batches' files,
+    /// for the results table and merged downloads) may take in all, in GB;
+    /// the least recently used go first.
+    #[arg(long, env = "BATCHBOARD_SPOOL_MAX_GB", default_value_t = 20.0,
+          value_parser = parse_positive_gb)]
+    pub spool_max_gb: f64,
+
     /// Days the audit log keeps its entries.
     #[arg(long, env = "BATCHBOARD_AUDIT_RETENTION_DAYS", default_value_t = 365,
           value_parser = clap::value_parser!(u32).range(1..=36_500))]
@@ -564,6 +571,15 @@ fn exit_with_clap_error(e: clap::Error) -> ! {
             eprintln!("batchboard: {line}");
             std::process::exit(2);
         }
+    }
+}
+
+fn parse_positive_gb(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(gb) if gb > 0.0 && gb.is_finite() => Ok(gb),
+        _ => Err(format!(
+            "{s}: a number of gigabytes above 0, such as 20 or 0.5"
+        )),
     }
 }
 

@@ -339,6 +339,7 @@ async fn serve<V: IntoView + 'static>(args: ServeArgs, pages: Pages<V>) -> Resul
         read_timeout: std::time::Duration::from_secs(args.read_timeout_secs),
         facets: Arc::default(),
         readiness: Arc::default(),
+        spool_max_bytes: (args.spool_max_gb * 1e9) as u64,
     };
     state
         .hub

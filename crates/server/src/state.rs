@@ -36,6 +36,8 @@ pub struct AppState {
     /// The filters' values, read from the index at most every few seconds
     /// (four scans of the index otherwise, on every page).
     pub facets: Arc<FacetsCache>,
+    /// Results spools may take this much disk in all (`--spool-max-gb`).
+    pub spool_max_bytes: u64,
     /// `/readyz`'s last probe of the upstream, for a few seconds.
     pub readiness: Arc<crate::http::health::ProbeCache>,
 }

@@ -139,6 +139,15 @@ pub async fn joined(state: &AppState, batch: &Batch) -> Result<Arc<Joined>, ApiE
     if let Some(j) = state.results.get(&batch.id) {
         return Ok(j);
     }
+    // The id comes from the index (and so from the upstream): it becomes a
+    // path only once it is known to be a plain id.
+    batchboard_core::dashboard::check_id("batch", &batch.id)?;
+    // Spooling reads whole files from the upstream and writes them to
+    // disk: a few at a time, whatever the number of viewers asking.
+    let _spooling = SPOOLING
+        .acquire()
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
     let dir = state.data_dir.join("results").join(&batch.id);
     tokio::fs::create_dir_all(&dir)
         .await
@@ -174,7 +183,8 @@ pub async fn joined(state: &AppState, batch: &Batch) -> Result<Arc<Joined>, ApiE
         keep.extend(locks.keys().cloned());
     }
     let root = state.data_dir.join("results");
-    tokio::task::spawn_blocking(move || prune(&root, &keep));
+    let max_bytes = state.spool_max_bytes;
+    tokio::task::spawn_blocking(move || prune(&root, &keep, max_bytes));
     Ok(joined)
 }
 
@@ -184,21 +194,48 @@ const USED: &str = ".used";
 /// Spools unused for a day are removed (they are made again on demand).
 const SPOOL_TTL: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
 
-fn prune(root: &Path, keep: &[String]) {
+/// Spools made at once.
+static SPOOLING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
+
+/// Removes spools unused for [`SPOOL_TTL`], then the least recently used
+/// ones until all of them take at most `max_bytes` (`--spool-max-gb`);
+/// never those in `keep` (in use).
+fn prune(root: &Path, keep: &[String], max_bytes: u64) {
     let Ok(dirs) = std::fs::read_dir(root) else {
         return;
     };
-    for d in dirs.flatten() {
-        let name = d.file_name().to_string_lossy().into_owned();
-        let old = std::fs::metadata(d.path().join(USED))
-            .or_else(|_| d.metadata())
-            .and_then(|m| m.modified())
-            .ok()
-            .and_then(|t| t.elapsed().ok())
-            .is_some_and(|age| age > SPOOL_TTL);
-        if old && !keep.contains(&name) {
-            if let Err(e) = std::fs::remove_dir_all(d.path()) {
-                tracing::warn!(error = %e, dir = %d.path().display(), "cannot remove an old results spool");
+    let mut spools: Vec<(std::time::SystemTime, u64, PathBuf, bool)> = dirs
+        .flatten()
+        .map(|d| {
+            let name = d.file_name().to_string_lossy().into_owned();
+            let used = std::fs::metadata(d.path().join(USED))
+                .or_else(|_| d.metadata())
+                .and_then(|m| m.modified())
+                .unwrap_or(std::time::UNIX_EPOCH);
+            let size = std::fs::read_dir(d.path())
+                .map(|files| {
+                    files
+                        .flatten()
+                        .filter_map(|f| f.metadata().ok())
+                        .map(|m| m.len())
+                        .sum()
+                })
+                .unwrap_or(0);
+            (used, size, d.path(), keep.contains(&name))
+        })
+        .collect();
+    // Oldest use first.
+    spools.sort_by_key(|s| s.0);
+    let mut total: u64 = spools.iter().map(|s| s.1).sum();
+    for (used, size, path, kept) in spools {
+        let stale = used.elapsed().is_ok_and(|age| age > SPOOL_TTL);
+        if kept || !(stale || total > max_bytes) {
+            continue;
+        }
+        match std::fs::remove_dir_all(&path) {
+            Ok(()) => total = total.saturating_sub(size),
+            Err(e) => {
+                tracing::warn!(error = %e, dir = %path.display(), "cannot remove a results spool")
             }
         }
     }
@@ -647,7 +684,33 @@ pub async fn write_failed(
 
 #[cfg(test)]
 mod tests {
-    use super::cell;
+    use super::{cell, prune, USED};
+
+    #[test]
+    fn spools_beyond_the_limit_go_least_recently_used_first() {
+        let root = tempfile::tempdir().unwrap();
+        for (i, name) in ["batch_a", "batch_b", "batch_c", "batch_d"]
+            .iter()
+            .enumerate()
+        {
+            let dir = root.path().join(name);
+            std::fs::create_dir(&dir).unwrap();
+            std::fs::write(dir.join("f.jsonl"), vec![b'x'; 1000]).unwrap();
+            let used = std::fs::File::create(dir.join(USED)).unwrap();
+            // a used longest ago, d most recently.
+            let ago = std::time::Duration::from_secs(600 - i as u64 * 100);
+            used.set_modified(std::time::SystemTime::now() - ago)
+                .unwrap();
+        }
+        // 4,000 bytes in all, 2,500 allowed; a is in use.
+        prune(root.path(), &["batch_a".to_string()], 2_500);
+        let left: std::collections::BTreeSet<String> = std::fs::read_dir(root.path())
+            .unwrap()
+            .flatten()
+            .map(|d| d.file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(left, ["batch_a", "batch_d"].map(String::from).into());
+    }
 
     #[test]
     fn spreadsheet_formulas_are_defused() {
