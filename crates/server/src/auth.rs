@@ -68,6 +68,10 @@ struct SessionAuth {
     name: String,
     /// Unix seconds.
     signed_in_at: i64,
+    /// The account's credential at sign-in ([`Users::credential`]): a
+    /// session outlives neither a new password nor the account's removal.
+    #[serde(default)]
+    credential: Option<String>,
 }
 
 /// Sign-in configuration and state shared by every request.
@@ -396,7 +400,10 @@ fn urlencode(s: &str) -> String {
 async fn session_user(auth: &Auth, session: &Session) -> Option<CurrentUser> {
     let sa: SessionAuth = session.get(SESSION_KEY).await.ok().flatten()?;
     let too_old = now() - sa.signed_in_at > auth.max_age.as_secs() as i64;
-    let role = auth.users.role(&sa.name);
+    let role = auth
+        .users
+        .role(&sa.name)
+        .filter(|_| auth.users.credential(&sa.name) == sa.credential);
     match role {
         Some(role) if !too_old => Some(CurrentUser {
             via_proxy: false,
@@ -517,6 +524,7 @@ pub async fn login(
                 SessionAuth {
                     name: name.clone(),
                     signed_in_at: now(),
+                    credential: auth.users.credential(&name),
                 },
             )
             .await

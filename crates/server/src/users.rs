@@ -178,6 +178,17 @@ impl Users {
         self.cache.read().ok()?.1.get(name).map(|a| a.role)
     }
 
+    /// What changes whenever the account's password is set (the salt of
+    /// its hash, made anew each time): sessions remember it, so a new
+    /// password, or the account removed and added again, ends the sessions
+    /// signed in before. `None` for an account without a password.
+    pub fn credential(&self, name: &str) -> Option<String> {
+        let _ = self.refresh();
+        let hash = self.cache.read().ok()?.1.get(name)?.password_hash.clone()?;
+        let salt = PasswordHash::new(&hash).ok()?.salt?;
+        Some(salt.to_string())
+    }
+
     pub fn is_empty(&self) -> bool {
         let _ = self.refresh();
         self.cache.read().map(|c| c.1.is_empty()).unwrap_or(true)

@@ -866,3 +866,49 @@ async fn the_throttle_holds_under_concurrent_guesses_and_per_source() {
     let owner = from("10.0.0.7");
     assert_eq!(sign_in(&owner, &base, "op", PASSWORD).await, "/");
 }
+
+/// A new password, or the account removed and added again, ends the
+/// sessions signed in before: each session remembers the credential it
+/// was signed in with.
+#[tokio::test]
+async fn a_new_password_or_a_new_account_of_the_same_name_ends_old_sessions() {
+    use std::io::Write;
+    let (_d, data) = data_dir("credential");
+    add_user(&data, "op", "operator", PASSWORD);
+    add_user(&data, "vi", "viewer", PASSWORD);
+    let server = serve(&data, &[]);
+    let base = server.base();
+    let op = signed_in(&base, "op", PASSWORD).await;
+    let vi = signed_in(&base, "vi", PASSWORD).await;
+    assert_eq!(list(&op, &base).await.len(), 0);
+
+    let mut child = crate::common::command()
+        .args(["user", "passwd", "op", "--password-stdin", "--data-dir"])
+        .arg(&data)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"a-brand-new-password-42\n")
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+    let (status, _) = server_fn(&op, &base, "list_batches", &[("query[limit]", "10")]).await;
+    assert_eq!(status, 401, "a session from before the new password");
+    // The new password signs in.
+    signed_in(&base, "op", "a-brand-new-password-42").await;
+
+    // Removed and added again with the same password: a new account.
+    let out = crate::common::command()
+        .args(["user", "remove", "vi", "--data-dir"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    add_user(&data, "vi", "viewer", PASSWORD);
+    let (status, _) = server_fn(&vi, &base, "list_batches", &[("query[limit]", "10")]).await;
+    assert_eq!(status, 401, "a session of the removed account");
+}
