@@ -74,6 +74,19 @@ fn hydration_script(options: &LeptosOptions) -> String {
 
 /// The HTML document around the app, rendered on the server only.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
+    // The page's Content-Security-Policy names this response's nonce,
+    // which its inline scripts carry (ours below, and Leptos' own).
+    #[cfg(feature = "ssr")]
+    if let (Some(nonce), Some(resp)) = (
+        leptos::nonce::use_nonce(),
+        use_context::<leptos_axum::ResponseOptions>(),
+    ) {
+        if let Ok(v) = axum::http::HeaderValue::from_str(
+            &batchboard_server::http::headers::page_policy(&nonce),
+        ) {
+            resp.insert_header(axum::http::header::CONTENT_SECURITY_POLICY, v);
+        }
+    }
     view! {
         <!DOCTYPE html>
         <html lang="en">
@@ -84,7 +97,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <link rel="icon" href="/favicon.svg" type="image/svg+xml" />
                 <link rel="stylesheet" href=asset(&options, "css") />
                 <AutoReload options=options.clone() />
-                <script type="module">{hydration_script(&options)}</script>
+                <script type="module" nonce=leptos::nonce::use_nonce()>{hydration_script(&options)}</script>
                 <MetaTags />
             </head>
             <body>

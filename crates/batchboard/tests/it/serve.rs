@@ -364,11 +364,42 @@ fn static_files_precompressed_and_cached_pages_compressed_and_revalidated() {
         // Never framed by another site, never sniffed, no address leaked.
         assert_eq!(r.headers()["x-content-type-options"], "nosniff");
         assert_eq!(r.headers()["x-frame-options"], "DENY");
-        assert_eq!(
-            r.headers()["content-security-policy"],
-            "frame-ancestors 'none'"
-        );
         assert_eq!(r.headers()["referrer-policy"], "same-origin");
+        // Scripts only from this site, or inline with this response's
+        // nonce, which every inline script of the page carries.
+        let page = || {
+            http.get(format!("{}/login", server.base))
+                .header("accept", "text/html")
+                .send()
+        };
+        let r = page().await.unwrap();
+        let csp = r.headers()["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .to_string();
+        assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+        assert!(csp.contains("script-src 'self' 'nonce-"), "{csp}");
+        let nonce = csp
+            .split("'nonce-")
+            .nth(1)
+            .and_then(|rest| rest.split('\'').next())
+            .unwrap_or_default()
+            .to_string();
+        assert!(nonce.len() >= 16, "{csp}");
+        let html = r.text().await.unwrap();
+        let scripts = html.matches("<script").count();
+        assert!(scripts > 0, "{html}");
+        assert_eq!(
+            html.matches(&format!("nonce=\"{nonce}\"")).count(),
+            scripts,
+            "{html}"
+        );
+        // A fresh nonce each time.
+        let again = page().await.unwrap();
+        assert!(!again.headers()["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains(&nonce));
 
         // The event stream: as it is.
         crate::common::sign_in(&http, &server.base, "admin", crate::common::PASSWORD).await;

@@ -15,6 +15,19 @@ const SECURITY: [(HeaderName, &str); 4] = [
     (header::REFERRER_POLICY, "same-origin"),
 ];
 
+/// The Content-Security-Policy of a page whose inline scripts carry
+/// `nonce`: scripts from this site or with the nonce only (the WASM needs
+/// `wasm-unsafe-eval`), connections, images and forms to this site only,
+/// no plugins, no `<base>`, no framing. Styles may be inline (progress
+/// bars are `style` attributes).
+pub fn page_policy(nonce: &str) -> String {
+    format!(
+        "default-src 'self'; script-src 'self' 'nonce-{nonce}' 'wasm-unsafe-eval'; \
+         style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; \
+         object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+    )
+}
+
 /// Adds [`SECURITY`] to every response that did not set its own.
 pub async fn security(req: Request, next: Next) -> Response {
     let mut resp = next.run(req).await;
