@@ -142,6 +142,13 @@ pub enum UserCommand {
         #[command(flatten)]
         file: UsersFileArgs,
     },
+    /// End every session of an account (signed in anywhere, on any
+    /// replica) at its next request; the password stays.
+    Revoke {
+        name: String,
+        #[command(flatten)]
+        file: UsersFileArgs,
+    },
     /// Remove an account; its sessions end at their next request.
     Remove {
         name: String,

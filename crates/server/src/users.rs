@@ -29,6 +29,14 @@ pub struct Account {
     /// argon2id PHC string. Absent for people who only sign in through the proxy.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password_hash: Option<String>,
+    /// Raised by `batchboard user revoke`: part of the credential sessions
+    /// remember, so raising it ends them.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub generation: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -179,14 +187,16 @@ impl Users {
     }
 
     /// What changes whenever the account's password is set (the salt of
-    /// its hash, made anew each time): sessions remember it, so a new
-    /// password, or the account removed and added again, ends the sessions
-    /// signed in before. `None` for an account without a password.
+    /// its hash, made anew each time) or its sessions are revoked (its
+    /// generation): sessions remember it, so a new password, a revocation,
+    /// or the account removed and added again, ends the sessions signed in
+    /// before. `None` for an account without a password.
     pub fn credential(&self, name: &str) -> Option<String> {
         let _ = self.refresh();
-        let hash = self.cache.read().ok()?.1.get(name)?.password_hash.clone()?;
+        let account = self.cache.read().ok()?.1.get(name)?.clone();
+        let hash = account.password_hash?;
         let salt = PasswordHash::new(&hash).ok()?.salt?;
-        Some(salt.to_string())
+        Some(format!("{salt}.{}", account.generation))
     }
 
     pub fn is_empty(&self) -> bool {
@@ -203,6 +213,7 @@ impl Users {
             Some(Account {
                 role,
                 password_hash: Some(hash),
+                ..
             }) => verify(&hash, password).then_some(role),
             _ => {
                 verify(&self.dummy_hash, password);
@@ -232,6 +243,7 @@ pub fn ensure_first_admin(path: &Path) -> Result<(), UsersError> {
         Account {
             role: Role::Admin,
             password_hash: Some(hash_password(&password)?),
+            generation: 0,
         },
     );
     let pw_file = initial_password_path(path);
@@ -318,6 +330,7 @@ pub fn run(cmd: UserCommand) -> Result<String, UsersError> {
                 Account {
                     role,
                     password_hash: Some(hash_password(&pw)?),
+                    generation: 0,
                 },
             );
             write_doc(&path, &doc)?;
@@ -346,6 +359,14 @@ pub fn run(cmd: UserCommand) -> Result<String, UsersError> {
                 out.push_str(&format!("\npassword: {pw}"));
             }
             Ok(out)
+        }
+        UserCommand::Revoke { name, file } => {
+            let path = file.path();
+            let mut doc = read_doc(&path)?;
+            let account = doc.account(&name)?;
+            account.generation += 1;
+            write_doc(&path, &doc)?;
+            Ok(format!("{name}: every session ends at its next request"))
         }
         UserCommand::SetRole { name, role, file } => {
             let path = file.path();

@@ -867,9 +867,9 @@ async fn the_throttle_holds_under_concurrent_guesses_and_per_source() {
     assert_eq!(sign_in(&owner, &base, "op", PASSWORD).await, "/");
 }
 
-/// A new password, or the account removed and added again, ends the
-/// sessions signed in before: each session remembers the credential it
-/// was signed in with.
+/// A new password, the account removed and added again, or `batchboard
+/// user revoke` ends the sessions signed in before: each session remembers
+/// the credential it was signed in with.
 #[tokio::test]
 async fn a_new_password_or_a_new_account_of_the_same_name_ends_old_sessions() {
     use std::io::Write;
@@ -911,4 +911,20 @@ async fn a_new_password_or_a_new_account_of_the_same_name_ends_old_sessions() {
     add_user(&data, "vi", "viewer", PASSWORD);
     let (status, _) = server_fn(&vi, &base, "list_batches", &[("query[limit]", "10")]).await;
     assert_eq!(status, 401, "a session of the removed account");
+
+    // `batchboard user revoke`: every session of the account ends, the
+    // password stays.
+    let a = signed_in(&base, "vi", PASSWORD).await;
+    let b = signed_in(&base, "vi", PASSWORD).await;
+    let out = crate::common::command()
+        .args(["user", "revoke", "vi", "--data-dir"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    for s in [&a, &b] {
+        let (status, _) = server_fn(s, &base, "list_batches", &[("query[limit]", "10")]).await;
+        assert_eq!(status, 401, "a session from before the revocation");
+    }
+    signed_in(&base, "vi", PASSWORD).await;
 }
