@@ -402,8 +402,9 @@ async fn session_user(auth: &Auth, session: &Session) -> Option<CurrentUser> {
     let too_old = now() - sa.signed_in_at > auth.max_age.as_secs() as i64;
     let role = auth
         .users
-        .role(&sa.name)
-        .filter(|_| auth.users.credential(&sa.name) == sa.credential);
+        .signed_in(&sa.name)
+        .filter(|(_, credential)| *credential == sa.credential)
+        .map(|(role, _)| role);
     match role {
         Some(role) if !too_old => Some(CurrentUser {
             via_proxy: false,

@@ -61,20 +61,13 @@ pub async fn download(
     };
     let batch_id = q.batch.ok_or_else(refused)?;
     check_id("batch", &batch_id)?;
-    // From the index; a batch the watcher has not seen yet, from the
-    // upstream (as its page does).
-    let batch = match state.db.get_indexed(&batch_id).await? {
-        Some(b) => b,
-        None => match state.upstream.client.get_batch(&batch_id).await {
-            Ok(b) => {
-                state.index(&b).await;
-                b
-            }
-            Err(batchboard_upstream::UpstreamError::Api { status: 404, .. }) => {
-                return Err(refused())
-            }
-            Err(e) => return Err(e.into()),
-        },
+    // As its page finds it; a batch the upstream does not know is refused
+    // like any other.
+    let batch = match state.batch(&batch_id).await {
+        Err(HttpError::Api(ApiError::Upstream {
+            status: Some(404), ..
+        })) => return Err(refused()),
+        found => found?,
     };
     let kind = [
         ("input", Some(&batch.input_file_id)),

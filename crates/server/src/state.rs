@@ -117,6 +117,18 @@ impl Webhook {
 }
 
 impl AppState {
+    /// One batch: from the index when it is there; otherwise (not yet seen
+    /// by the watcher) from the upstream, and then indexed. The caller has
+    /// checked the id.
+    pub async fn batch(&self, id: &str) -> Result<batchboard_core::Batch, crate::http::HttpError> {
+        if let Some(b) = self.db.get_indexed(id).await? {
+            return Ok(b);
+        }
+        let b = self.upstream.client.get_batch(id).await?;
+        self.index(&b).await;
+        Ok(b)
+    }
+
     /// Writes a batch into the index and, when it changed, pushes it to
     /// every viewer (through Postgres to every replica) and, when it just
     /// finished, to the webhook. Failures are logged: the caller's request

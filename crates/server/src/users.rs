@@ -192,11 +192,22 @@ impl Users {
     /// or the account removed and added again, ends the sessions signed in
     /// before. `None` for an account without a password.
     pub fn credential(&self, name: &str) -> Option<String> {
-        let _ = self.refresh();
-        let account = self.cache.read().ok()?.1.get(name)?.clone();
-        let hash = account.password_hash?;
-        let salt = PasswordHash::new(&hash).ok()?.salt?;
-        Some(format!("{salt}.{}", account.generation))
+        self.signed_in(name)?.1
+    }
+
+    /// The account's role and [`Self::credential`], read in one lookup
+    /// (every request of a signed-in user asks for both).
+    pub fn signed_in(&self, name: &str) -> Option<(Role, Option<String>)> {
+        if let Err(e) = self.refresh() {
+            tracing::error!(error = %e, "cannot read the users file; keeping the last good copy");
+        }
+        let cache = self.cache.read().ok()?;
+        let account = cache.1.get(name)?;
+        let credential = account.password_hash.as_deref().and_then(|hash| {
+            let salt = PasswordHash::new(hash).ok()?.salt?;
+            Some(format!("{salt}.{}", account.generation))
+        });
+        Some((account.role, credential))
     }
 
     pub fn is_empty(&self) -> bool {

@@ -183,13 +183,7 @@ pub async fn get_watcher_status() -> Result<WatcherStatus, AppError> {
 pub async fn get_batch(id: String) -> Result<Batch, AppError> {
     actor::<Viewer>().await?;
     check_id("batch", &id)?;
-    let st = state()?;
-    if let Some(b) = st.db.get_indexed(&id).await? {
-        return Ok(b);
-    }
-    let b = st.upstream.client.get_batch(&id).await?;
-    st.index(&b).await;
-    Ok(b)
+    Ok(state()?.batch(&id).await?)
 }
 
 /// Batch `id`'s request counts over time, as the watcher saw them change.
