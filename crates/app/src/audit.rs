@@ -7,6 +7,23 @@ use leptos_router::hooks::use_query_map;
 
 use super::components::Time;
 use crate::api::auth::{audit_log, AuditEntry, AUDIT_ACTIONS};
+use crate::i18n::{t, Key};
+
+/// An action's label: its machine name (the filter's value, `data-action`)
+/// in the reader's language; an action this version does not know, as is.
+fn action_label(action: &str) -> String {
+    let key = match action {
+        "sign_in" => Key::AuditActionSignIn,
+        "sign_in_failed" => Key::AuditActionSignInFailed,
+        "sign_out" => Key::AuditActionSignOut,
+        "create" => Key::AuditActionCreate,
+        "cancel" => Key::AuditActionCancel,
+        "download" => Key::AuditActionDownload,
+        "denied" => Key::AuditActionDenied,
+        other => return other.to_string(),
+    };
+    t(key).to_string()
+}
 
 #[component]
 pub fn AuditPage() -> impl IntoView {
@@ -24,7 +41,7 @@ pub fn AuditPage() -> impl IntoView {
     let filters = move || {
         let current = action.get();
         let all = view! {
-            <A href="/audit" attr:class=if current.is_none() { "chip chip-on" } else { "chip" }>"all"</A>
+            <A href="/audit" attr:class=if current.is_none() { "chip chip-on" } else { "chip" }>{t(Key::AuditAll)}</A>
         };
         let each = AUDIT_ACTIONS
             .iter()
@@ -34,23 +51,23 @@ pub fn AuditPage() -> impl IntoView {
                 } else {
                     "chip"
                 };
-                view! { <A href=format!("/audit?action={a}") attr:class=class>{*a}</A> }
+                view! { <A href=format!("/audit?action={a}") attr:class=class>{action_label(a)}</A> }
             })
             .collect_view();
-        view! { <nav class="page-size" aria-label="Filter">"Action: " {all} {each}</nav> }
+        view! { <nav class="page-size" aria-label=t(Key::AuditFilter)>{t(Key::AuditFilterLabel)} " " {all} {each}</nav> }
     };
     view! {
-        <Title text="Audit log" />
-        <div class="page-head"><h1>"Audit log"</h1></div>
+        <Title text=t(Key::AuditTitle) />
+        <div class="page-head"><h1>{t(Key::AuditTitle)}</h1></div>
         {filters}
-        <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
+        <Transition fallback=|| view! { <p class="muted">{t(Key::AuditLoading)}</p> }>
             {move || {
                 page.get()
                     .map(|r| match r {
                         Ok(p) => {
                             let older = p.next_before.map(|b| {
                                 let a = action.get().map(|a| format!("&action={a}")).unwrap_or_default();
-                                view! { <nav class="pager"><A href=format!("/audit?before={b}{a}")>"Older »"</A></nav> }
+                                view! { <nav class="pager"><A href=format!("/audit?before={b}{a}")>{t(Key::AuditOlder)}</A></nav> }
                             });
                             let empty = p.entries.is_empty();
                             let rows = p.entries.into_iter().map(|e| view! { <Row e /> }).collect_view();
@@ -58,20 +75,24 @@ pub fn AuditPage() -> impl IntoView {
                                 <div class="table-wrap">
                                     <table class="batches" data-testid="audit-table">
                                         <thead><tr>
-                                            <th>"When"</th><th>"Who"</th><th>"Action"</th>
-                                            <th>"Target"</th><th>"Detail"</th><th>"Address"</th>
+                                            <th>{t(Key::AuditColWhen)}</th>
+                                            <th>{t(Key::AuditColWho)}</th>
+                                            <th>{t(Key::AuditColAction)}</th>
+                                            <th>{t(Key::AuditColTarget)}</th>
+                                            <th>{t(Key::AuditColDetail)}</th>
+                                            <th>{t(Key::AuditColAddress)}</th>
                                         </tr></thead>
                                         <tbody>{rows}</tbody>
                                     </table>
                                 </div>
-                                {empty.then(|| view! { <p class="muted">"Nothing recorded yet."</p> })}
+                                {empty.then(|| view! { <p class="muted">{t(Key::AuditEmpty)}</p> })}
                                 {older}
                             }
                             .into_any()
                         }
                         Err(e) => view! {
                             <section class="error-state" data-testid="audit-error">
-                                <h2>"Could not load the audit log"</h2>
+                                <h2>{t(Key::AuditLoadFailed)}</h2>
                                 <p>{e.describe()}</p>
                             </section>
                         }
@@ -85,12 +106,12 @@ pub fn AuditPage() -> impl IntoView {
 #[component]
 fn Row(e: AuditEntry) -> impl IntoView {
     let dash = || "—".to_string();
-    let action = e.action.clone();
+    let label = action_label(&e.action);
     view! {
-        <tr data-testid="audit-row" data-action=action>
+        <tr data-testid="audit-row" data-action=e.action>
             <td><Time ts=e.at /></td>
             <td>{e.actor}</td>
-            <td><span class="chip">{e.action}</span></td>
+            <td><span class="chip">{label}</span></td>
             <td class="mono">{e.target.unwrap_or_else(dash)}</td>
             <td>{e.detail.unwrap_or_else(dash)}</td>
             <td class="mono">{e.ip.unwrap_or_else(dash)}</td>

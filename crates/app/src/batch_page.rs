@@ -4,12 +4,14 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_params_map;
 
+use super::batch_table::split_around;
 use super::components::{Progress, StatusBadge, Time};
 use super::format;
 use super::live::use_live;
 use super::progress_chart::ProgressChart;
 use crate::api::results_fns::RetryFailed;
 use crate::api::{batch_progress, get_batch, CancelBatch};
+use crate::i18n::{t, tf, Key};
 use batchboard_core::progress::ProgressPoint;
 use batchboard_core::Batch;
 
@@ -47,9 +49,9 @@ pub fn BatchPage() -> impl IntoView {
     );
 
     view! {
-        <Title text=move || format!("Batch {}", id.get()) />
-        <p class="crumbs"><a href="/">"← Batches"</a></p>
-        <Transition fallback=|| view! { <p class="muted">"Loading batch…"</p> }>
+        <Title text=move || tf(Key::BatchTitle, &[("id", &id.get())]) />
+        <p class="crumbs"><a href="/">{t(Key::BatchBack)}</a></p>
+        <Transition fallback=|| view! { <p class="muted">{t(Key::BatchLoading)}</p> }>
             {move || {
                 batch.get()
                     .map(|r| match r {
@@ -57,7 +59,7 @@ pub fn BatchPage() -> impl IntoView {
                         Err(e) => {
                             view! {
                                 <section class="error-state" data-testid="batch-error">
-                                    <h1>"Batch " {id.get()}</h1>
+                                    <h1>{tf(Key::BatchTitle, &[("id", &id.get())])}</h1>
                                     <p>{e.describe()}</p>
                                 </section>
                             }
@@ -86,26 +88,26 @@ fn Detail(
             .map(|points| view! { <ProgressChart points finished /> })
     };
     let timeline: Vec<(&str, Option<i64>)> = vec![
-        ("Created", Some(batch.created_at)),
-        ("In progress", batch.in_progress_at),
-        ("Finalizing", batch.finalizing_at),
-        ("Completed", batch.completed_at),
-        ("Failed", batch.failed_at),
-        ("Cancelling", batch.cancelling_at),
-        ("Cancelled", batch.cancelled_at),
-        ("Expired", batch.expired_at),
+        (t(Key::BatchTlCreated), Some(batch.created_at)),
+        (t(Key::BatchTlInProgress), batch.in_progress_at),
+        (t(Key::BatchTlFinalizing), batch.finalizing_at),
+        (t(Key::BatchTlCompleted), batch.completed_at),
+        (t(Key::BatchTlFailed), batch.failed_at),
+        (t(Key::BatchTlCancelling), batch.cancelling_at),
+        (t(Key::BatchTlCancelled), batch.cancelled_at),
+        (t(Key::BatchTlExpired), batch.expired_at),
     ];
     let timeline = timeline
         .into_iter()
-        .filter_map(|(label, ts)| ts.map(|t| (label, t)))
-        .map(|(label, t)| {
+        .filter_map(|(label, ts)| ts.map(|ts| (label, ts)))
+        .map(|(label, ts)| {
             view! {
-                <li><span class="tl-label">{label}</span> <Time ts=t /> <span class="muted">" · " {format::absolute(t)}</span></li>
+                <li><span class="tl-label">{label}</span> <Time ts /> <span class="muted">" · " {format::absolute(ts)}</span></li>
             }
         })
         .collect_view();
-    let expires = batch.expires_at.map(|t| {
-        view! { <li><span class="tl-label">"Expires"</span> <Time ts=t /> <span class="muted">" · " {format::absolute(t)}</span></li> }
+    let expires = batch.expires_at.map(|ts| {
+        view! { <li><span class="tl-label">{t(Key::BatchTlExpires)}</span> <Time ts /> <span class="muted">" · " {format::absolute(ts)}</span></li> }
     });
 
     let file_link = |label: &'static str, kind: &'static str, file: Option<String>| {
@@ -114,16 +116,16 @@ fn Detail(
             view! {
                 <a class="btn" href=format!("/files/{f}/content?batch={bid}&kind={kind}") download=""
                     data-testid=format!("download-{kind}")>
-                    "Download " {label}
+                    {label}
                 </a>
             }
         })
     };
     let downloads = view! {
         <div class="downloads">
-            {file_link("input", "input", Some(batch.input_file_id.clone()).filter(|f| !f.is_empty()))}
-            {file_link("output", "output", batch.output_file_id.clone())}
-            {file_link("errors", "error", batch.error_file_id.clone())}
+            {file_link(t(Key::BatchDownloadInput), "input", Some(batch.input_file_id.clone()).filter(|f| !f.is_empty()))}
+            {file_link(t(Key::BatchDownloadOutput), "output", batch.output_file_id.clone())}
+            {file_link(t(Key::BatchDownloadErrors), "error", batch.error_file_id.clone())}
         </div>
     };
 
@@ -144,10 +146,17 @@ fn Detail(
             .collect_view();
         view! {
             <section class="panel" data-testid="batch-errors">
-                <h2>"Errors"</h2>
+                <h2>{t(Key::BatchErrors)}</h2>
                 <div class="table-wrap table-plain">
                     <table class="errors">
-                        <thead><tr><th>"Line"</th><th>"Code"</th><th>"Field"</th><th>"Message"</th></tr></thead>
+                        <thead>
+                            <tr>
+                                <th>{t(Key::BatchErrLine)}</th>
+                                <th>{t(Key::BatchErrCode)}</th>
+                                <th>{t(Key::BatchErrField)}</th>
+                                <th>{t(Key::BatchErrMessage)}</th>
+                            </tr>
+                        </thead>
                         <tbody>{rows}</tbody>
                     </table>
                 </div>
@@ -158,11 +167,23 @@ fn Detail(
     let usage = batch.usage.clone().map(|u| {
         view! {
             <section class="panel">
-                <h2>"Usage"</h2>
+                <h2>{t(Key::BatchUsage)}</h2>
                 <dl class="fields">
-                    <dt>"Input tokens"</dt><dd>{format::count(u.input_tokens)} " (cached " {format::count(u.input_tokens_details.cached_tokens)} ")"</dd>
-                    <dt>"Output tokens"</dt><dd>{format::count(u.output_tokens)} " (reasoning " {format::count(u.output_tokens_details.reasoning_tokens)} ")"</dd>
-                    <dt>"Total tokens"</dt><dd>{format::count(u.total_tokens)}</dd>
+                    <dt>{t(Key::BatchInputTokens)}</dt>
+                    <dd>
+                        {tf(Key::BatchInputTokensValue, &[
+                            ("n", &format::count(u.input_tokens)),
+                            ("cached", &format::count(u.input_tokens_details.cached_tokens)),
+                        ])}
+                    </dd>
+                    <dt>{t(Key::BatchOutputTokens)}</dt>
+                    <dd>
+                        {tf(Key::BatchOutputTokensValue, &[
+                            ("n", &format::count(u.output_tokens)),
+                            ("reasoning", &format::count(u.output_tokens_details.reasoning_tokens)),
+                        ])}
+                    </dd>
+                    <dt>{t(Key::BatchTotalTokens)}</dt><dd>{format::count(u.total_tokens)}</dd>
                 </dl>
             </section>
         }
@@ -173,7 +194,7 @@ fn Detail(
             .into_iter()
             .map(|(k, v)| view! { <dt class="mono">{k}</dt><dd>{v}</dd> })
             .collect_view();
-        view! { <section class="panel"><h2>"Metadata"</h2><dl class="fields">{rows}</dl></section> }
+        view! { <section class="panel"><h2>{t(Key::BatchMetadata)}</h2><dl class="fields">{rows}</dl></section> }
     });
 
     let counts = batch.request_counts.clone();
@@ -187,8 +208,13 @@ fn Detail(
         .as_ref()
         .and_then(|m| m.get(crate::api::results_fns::RETRY_OF))
         .filter(|o| crate::api::check_id("batch", o).is_ok())
-        .map(|o| view! {
-            <p data-testid="retry-of">"Retries the failed requests of " <a class="mono" href=format!("/batches/{o}")>{o.clone()}</a></p>
+        .map(|o| {
+            let (before, after) = split_around(t(Key::BatchRetryOf), "batch");
+            view! {
+                <p data-testid="retry-of">
+                    {before} <a class="mono" href=format!("/batches/{o}")>{o.clone()}</a> {after}
+                </p>
+            }
         });
     view! {
         <div class="page-head">
@@ -201,16 +227,20 @@ fn Detail(
         <section class="panel">
             <Progress batch=batch.clone() />
             <dl class="fields">
-                <dt>"Endpoint"</dt><dd class="mono">{batch.endpoint.clone()}</dd>
-                <dt>"Model"</dt><dd>{batch.model.clone().unwrap_or_else(|| "—".into())}</dd>
-                <dt>"Completion window"</dt><dd>{batch.completion_window.clone()}</dd>
-                <dt>"Requests"</dt>
+                <dt>{t(Key::BatchEndpoint)}</dt><dd class="mono">{batch.endpoint.clone()}</dd>
+                <dt>{t(Key::BatchModel)}</dt><dd>{batch.model.clone().unwrap_or_else(|| "—".into())}</dd>
+                <dt>{t(Key::BatchCompletionWindow)}</dt><dd>{batch.completion_window.clone()}</dd>
+                <dt>{t(Key::BatchRequests)}</dt>
                 <dd data-testid="counts">
-                    {format!("{} total, {} completed, {} failed", counts.total, counts.completed, counts.failed)}
+                    {tf(Key::BatchCounts, &[
+                        ("total", &counts.total),
+                        ("completed", &counts.completed),
+                        ("failed", &counts.failed),
+                    ])}
                 </dd>
-                <dt>"Input file"</dt><dd class="mono">{batch.input_file_id.clone()}</dd>
-                <dt>"Output file"</dt><dd class="mono">{batch.output_file_id.clone().unwrap_or_else(|| "—".into())}</dd>
-                <dt>"Error file"</dt><dd class="mono">{batch.error_file_id.clone().unwrap_or_else(|| "—".into())}</dd>
+                <dt>{t(Key::BatchInputFile)}</dt><dd class="mono">{batch.input_file_id.clone()}</dd>
+                <dt>{t(Key::BatchOutputFile)}</dt><dd class="mono">{batch.output_file_id.clone().unwrap_or_else(|| "—".into())}</dd>
+                <dt>{t(Key::BatchErrorFile)}</dt><dd class="mono">{batch.error_file_id.clone().unwrap_or_else(|| "—".into())}</dd>
             </dl>
             {downloads}
         </section>
@@ -218,7 +248,7 @@ fn Detail(
         {errors}
         {results}
         <section class="panel">
-            <h2>"Timeline"</h2>
+            <h2>{t(Key::BatchTimeline)}</h2>
             <ul class="timeline" data-testid="timeline">{timeline}{expires}</ul>
         </section>
         {usage}
@@ -239,11 +269,11 @@ fn CancelButton(id: String, cancel: ServerAction<CancelBatch>) -> impl IntoView 
                 when=move || confirming.get()
                 fallback=move || view! {
                     <button class="btn btn-danger" data-testid="cancel" on:click=move |_| set_confirming.set(true)>
-                        "Cancel batch"
+                        {t(Key::BatchCancel)}
                     </button>
                 }
             >
-                <span class="confirm">"Cancel this batch? Finished requests are kept. "</span>
+                <span class="confirm">{t(Key::BatchCancelConfirm)} " "</span>
                 <button class="btn btn-danger" data-testid="confirm-cancel" disabled=move || pending.get()
                     on:click={
                         let id = id2.clone();
@@ -252,9 +282,9 @@ fn CancelButton(id: String, cancel: ServerAction<CancelBatch>) -> impl IntoView 
                             set_confirming.set(false);
                         }
                     }>
-                    "Yes, cancel"
+                    {t(Key::BatchCancelYes)}
                 </button>
-                <button class="btn" on:click=move |_| set_confirming.set(false)>"No"</button>
+                <button class="btn" on:click=move |_| set_confirming.set(false)>{t(Key::BatchCancelNo)}</button>
             </Show>
             {move || result.get().and_then(|r| r.err()).map(|e| view! { <span class="error">{e.describe()}</span> })}
         </span>

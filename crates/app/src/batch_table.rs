@@ -12,7 +12,18 @@ use crate::api::auth::Role;
 use crate::api::{
     batch_facets, list_batches, BatchPage, BatchQuery, Facets, WatcherStatus, PAGE_SIZES,
 };
+use crate::i18n::{t, tf, Key};
 use batchboard_core::{Batch, CREATED_BY};
+
+/// `text` (a translation with `{name}` left unfilled) split around
+/// `{name}`, for a component to stand in its place in any word order; an
+/// empty side is `None` (no stray text node).
+pub(super) fn split_around(text: &str, name: &str) -> (Option<String>, Option<String>) {
+    let mark = format!("{{{name}}}");
+    let (before, after) = text.split_once(&mark).unwrap_or((text, ""));
+    let side = |s: &str| (!s.is_empty()).then(|| s.to_string());
+    (side(before), side(after))
+}
 
 /// The query the URL describes.
 fn query_from_url(q: &leptos_router::params::ParamsMap) -> BatchQuery {
@@ -50,19 +61,19 @@ pub fn BatchesPage() -> impl IntoView {
     let facets = Resource::new(move || live.version.get() / 10, |_| batch_facets());
 
     view! {
-        <Title text="Batches" />
+        <Title text=t(Key::TableTitle) />
         <div class="page-head">
-            <h1>"Batches"</h1>
+            <h1>{t(Key::TableTitle)}</h1>
             <Transition fallback=|| ()>
                 {move || super::session::may(Role::Operator).then(|| view! {
-                    <A href="/batches/new" attr:class="btn btn-primary">"New batch"</A>
+                    <A href="/batches/new" attr:class="btn btn-primary">{t(Key::TableNewBatch)}</A>
                 })}
             </Transition>
         </div>
         <Transition fallback=|| ()>
             {move || facets.get().map(|f| view! { <Filters facets=f.unwrap_or_default() query=query.get() /> })}
         </Transition>
-        <Transition fallback=|| view! { <p class="muted" data-testid="loading">"Loading batches…"</p> }>
+        <Transition fallback=|| view! { <p class="muted" data-testid="loading">{t(Key::TableLoading)}</p> }>
             {move || {
                 page.get()
                     .map(|r| match r {
@@ -70,9 +81,9 @@ pub fn BatchesPage() -> impl IntoView {
                         Err(e) => {
                             view! {
                                 <section class="error-state" data-testid="list-error">
-                                    <h2>"Could not load batches"</h2>
+                                    <h2>{t(Key::TableLoadFailed)}</h2>
                                     <p>{e.describe()}</p>
-                                    <p><a href="">"Try again"</a></p>
+                                    <p><a href="">{t(Key::TableTryAgain)}</a></p>
                                 </section>
                             }
                                 .into_any()
@@ -101,7 +112,7 @@ fn Filters(facets: Facets, query: BatchQuery) -> impl IntoView {
             <label class="filter">
                 <span>{label}</span>
                 <select name=name data-testid=format!("filter-{name}")>
-                    <option value="">"any"</option>
+                    <option value="">{t(Key::TableFilterAny)}</option>
                     {options}
                 </select>
             </label>
@@ -120,27 +131,27 @@ fn Filters(facets: Facets, query: BatchQuery) -> impl IntoView {
     };
     let clear = query
         .is_filtered()
-        .then(|| view! { <A href="/" attr:class="btn btn-small">"Clear"</A> });
+        .then(|| view! { <A href="/" attr:class="btn btn-small">{t(Key::TableClear)}</A> });
     let open = query.is_filtered();
     view! {
         // On a narrow screen the form hides behind this switch (CSS only).
         <input type="checkbox" id="filters-open" class="filters-toggle" checked=open />
-        <label for="filters-open" class="filters-summary btn btn-small" data-testid="filters-toggle">"Filters"</label>
+        <label for="filters-open" class="filters-summary btn btn-small" data-testid="filters-toggle">{t(Key::TableFilters)}</label>
         <form class="filters panel" method="get" action="/" data-testid="filters">
-            {text("q", "Search id, file or name", "search", query.q.clone())}
-            {select("status", "Status", facets.statuses, query.status.clone())}
-            {select("endpoint", "Endpoint", facets.endpoints, query.endpoint.clone())}
-            {select("model", "Model", facets.models, query.model.clone())}
-            {select("creator", "Created by", facets.creators, query.creator.clone())}
-            {text("meta_key", "Metadata key", "text", query.meta_key.clone())}
-            {text("meta_value", "Metadata value", "text", query.meta_value.clone())}
-            {text("from", "Created from", "date", query.from.clone())}
-            {text("to", "Created to", "date", query.to.clone())}
+            {text("q", t(Key::TableFilterSearch), "search", query.q.clone())}
+            {select("status", t(Key::TableFilterStatus), facets.statuses, query.status.clone())}
+            {select("endpoint", t(Key::TableFilterEndpoint), facets.endpoints, query.endpoint.clone())}
+            {select("model", t(Key::TableFilterModel), facets.models, query.model.clone())}
+            {select("creator", t(Key::TableFilterCreator), facets.creators, query.creator.clone())}
+            {text("meta_key", t(Key::TableFilterMetaKey), "text", query.meta_key.clone())}
+            {text("meta_value", t(Key::TableFilterMetaValue), "text", query.meta_value.clone())}
+            {text("from", t(Key::TableFilterFrom), "date", query.from.clone())}
+            {text("to", t(Key::TableFilterTo), "date", query.to.clone())}
             {query.sort.clone().map(|s| view! { <input type="hidden" name="sort" value=s /> })}
             {query.dir.clone().map(|d| view! { <input type="hidden" name="dir" value=d /> })}
             {query.limit.map(|l| view! { <input type="hidden" name="limit" value=l.to_string() /> })}
             <span class="filter-actions">
-                <button type="submit" class="btn btn-small" data-testid="apply-filters">"Apply"</button>
+                <button type="submit" class="btn btn-small" data-testid="apply-filters">{t(Key::TableApply)}</button>
                 {clear}
             </span>
         </form>
@@ -193,16 +204,25 @@ fn Freshness(initial: WatcherStatus) -> impl IntoView {
             {move || {
                 let s = status();
                 match (s.last_error, s.last_success_at) {
-                    (Some(e), Some(ok)) => view! {
-                        <span class="error" data-testid="upstream-trouble">
-                            "Upstream unreachable (" {e} "); last contact " <Time ts=ok /> ". Showing the index."
-                        </span>
-                    }.into_any(),
+                    (Some(e), Some(ok)) => {
+                        let (before, after) = split_around(
+                            &tf(Key::TableUpstreamTrouble, &[("error", &e)]),
+                            "time",
+                        );
+                        view! {
+                            <span class="error" data-testid="upstream-trouble">
+                                {before} <Time ts=ok /> {after}
+                            </span>
+                        }.into_any()
+                    }
                     (Some(e), None) => view! {
-                        <span class="error" data-testid="upstream-trouble">"Upstream unreachable: " {e}</span>
+                        <span class="error" data-testid="upstream-trouble">{tf(Key::TableUpstreamUnreachable, &[("error", &e)])}</span>
                     }.into_any(),
-                    (None, Some(ok)) => view! { <span>"Upstream answered " <Time ts=ok /></span> }.into_any(),
-                    (None, None) => view! { <span>"Reading the upstream's batches…"</span> }.into_any(),
+                    (None, Some(ok)) => {
+                        let (before, after) = split_around(t(Key::TableUpstreamAnswered), "time");
+                        view! { <span>{before} <Time ts=ok /> {after}</span> }.into_any()
+                    }
+                    (None, None) => view! { <span>{t(Key::TableReadingUpstream)}</span> }.into_any(),
                 }
             }}
         </span>
@@ -221,9 +241,9 @@ fn Table(page: BatchPage, query: BatchQuery) -> impl IntoView {
     if batches.is_empty() && offset == 0 && !query.is_filtered() {
         return view! {
             <section class="empty-state" data-testid="no-batches">
-                <h2>"No batches yet"</h2>
-                <p>"Upload a JSONL file of requests to start one."</p>
-                <A href="/batches/new" attr:class="btn btn-primary">"New batch"</A>
+                <h2>{t(Key::TableEmptyTitle)}</h2>
+                <p>{t(Key::TableEmptyHint)}</p>
+                <A href="/batches/new" attr:class="btn btn-primary">{t(Key::TableNewBatch)}</A>
             </section>
         }
         .into_any();
@@ -245,8 +265,12 @@ fn Table(page: BatchPage, query: BatchQuery) -> impl IntoView {
         <div class="table-meta">
             <Freshness initial=watcher />
             <span data-testid="match-count">
-                {if total == 0 { "No batches match".to_string() } else {
-                    format!("{}–{} of {}", format::count(offset as u64 + 1), format::count(shown_to), format::count(total))
+                {if total == 0 { t(Key::TableNoMatch).to_string() } else {
+                    tf(Key::TableRange, &[
+                        ("from", &format::count(offset as u64 + 1)),
+                        ("to", &format::count(shown_to)),
+                        ("total", &format::count(total)),
+                    ])
                 }}
             </span>
             <PageSize limit query=query.clone() />
@@ -255,23 +279,23 @@ fn Table(page: BatchPage, query: BatchQuery) -> impl IntoView {
             <table class="batches" data-testid="batch-table">
                 <thead>
                     <tr>
-                        <th>"Batch"</th>
-                        <SortHeader label="Status" key="status" query=q.clone() />
-                        <SortHeader label="Endpoint" key="endpoint" query=q.clone() />
-                        <SortHeader label="Model" key="model" query=q.clone() />
-                        <th>"Progress"</th>
-                        <SortHeader label="Created" key="created" query=q.clone() />
-                        <th>"Time left"</th>
-                        <SortHeader label="Created by" key="creator" query=q.clone() />
-                        <th>"Metadata"</th>
+                        <th>{t(Key::TableColBatch)}</th>
+                        <SortHeader label=t(Key::TableColStatus) key="status" query=q.clone() />
+                        <SortHeader label=t(Key::TableColEndpoint) key="endpoint" query=q.clone() />
+                        <SortHeader label=t(Key::TableColModel) key="model" query=q.clone() />
+                        <th>{t(Key::TableColProgress)}</th>
+                        <SortHeader label=t(Key::TableColCreated) key="created" query=q.clone() />
+                        <th>{t(Key::TableColTimeLeft)}</th>
+                        <SortHeader label=t(Key::TableColCreator) key="creator" query=q.clone() />
+                        <th>{t(Key::TableColMetadata)}</th>
                     </tr>
                 </thead>
                 <tbody>{rows}</tbody>
             </table>
         </div>
-        <nav class="pager" aria-label="Pages">
-            {prev.map(|href| view! { <A href=href attr:data-testid="prev-page">"« Previous"</A> })}
-            {next.map(|href| view! { <A href=href attr:data-testid="next-page">"Next page »"</A> })}
+        <nav class="pager" aria-label=t(Key::TablePages)>
+            {prev.map(|href| view! { <A href=href attr:data-testid="prev-page">{t(Key::TablePrevious)}</A> })}
+            {next.map(|href| view! { <A href=href attr:data-testid="next-page">{t(Key::TableNext)}</A> })}
         </nav>
     }
     .into_any()
@@ -292,7 +316,7 @@ fn PageSize(limit: u32, query: BatchQuery) -> impl IntoView {
             }
         })
         .collect_view();
-    view! { <span class="page-size">"Per page: " {options}</span> }
+    view! { <span class="page-size">{t(Key::TablePerPage)} " " {options}</span> }
 }
 
 #[component]

@@ -3,6 +3,7 @@
 use leptos::prelude::*;
 
 use super::format;
+use crate::i18n::{self, tf, Key};
 use batchboard_core::{Batch, BatchStatus};
 
 /// A status as a coloured badge; unknown statuses show as themselves.
@@ -15,7 +16,11 @@ pub fn StatusBadge(status: BatchStatus) -> impl IntoView {
         BatchStatus::Other(_) => "badge status-unknown",
         _ => "badge status-active",
     };
-    view! { <span class=class data-testid="status">{status.to_string()}</span> }
+    view! {
+        <span class=class data-testid="status" data-status=status.to_string()>
+            {i18n::status(&status)}
+        </span>
+    }
 }
 
 /// Progress from `request_counts`: completed and failed out of total.
@@ -28,16 +33,16 @@ pub fn Progress(batch: Batch) -> impl IntoView {
     let label = if c.total == 0 {
         "—".to_string()
     } else {
-        format!(
-            "{} / {}{}",
-            format::count(c.completed + c.failed),
-            format::count(c.total),
-            if c.failed > 0 {
-                format!(" ({} failed)", format::count(c.failed))
-            } else {
-                String::new()
-            }
-        )
+        let done = format::count(c.completed + c.failed);
+        let total = format::count(c.total);
+        if c.failed > 0 {
+            tf(
+                Key::ProgressDoneFailed,
+                &[("done", &done), ("total", &total), ("failed", &format::count(c.failed))],
+            )
+        } else {
+            tf(Key::ProgressDone, &[("done", &done), ("total", &total)])
+        }
     };
     let title = label.clone();
     view! {
@@ -51,11 +56,18 @@ pub fn Progress(batch: Batch) -> impl IntoView {
     }
 }
 
-/// A time as "5 min ago", with the absolute time on hover.
+/// A time as "5 min ago", with the time on hover: in UTC, and once the
+/// page is live also in the reader's own time zone (only the browser knows
+/// it; the server's page and hydration both show UTC alone).
 #[component]
 pub fn Time(ts: i64) -> impl IntoView {
+    let utc = format::absolute(ts);
+    let title = move || match i18n::local_time(ts).filter(|_| crate::hydrated()) {
+        Some(local) => tf(Key::TimeUtcHover, &[("local", &local), ("utc", &utc)]),
+        None => utc.clone(),
+    };
     view! {
-        <time datetime=ts.to_string() title=format::absolute(ts)>
+        <time datetime=ts.to_string() title=title>
             {format::relative(ts, format::now())}
         </time>
     }

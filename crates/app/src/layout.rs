@@ -6,6 +6,7 @@ use leptos_router::components::A;
 use super::components::Time;
 use super::live::{use_live, Link};
 use super::session::{may, me};
+use crate::i18n::{self, t, tf, Key, LOCALES};
 use crate::api::auth::Role;
 use crate::api::{get_upstream_info, UpstreamInfo};
 
@@ -49,26 +50,27 @@ pub fn Layout(children: Children) -> impl IntoView {
             </a>
             <Suspense fallback=|| ()>
                 {move || me().map(|u| view! {
-                    <nav aria-label="Main">
-                        <A href="/" exact=true>"Batches"</A>
-                        {may(Role::Operator).then(|| view! { <A href="/batches/new">"New batch"</A> })}
-                        {may(Role::Admin).then(|| view! { <A href="/audit">"Audit log"</A> })}
+                    <nav aria-label=t(Key::NavMain)>
+                        <A href="/" exact=true>{t(Key::NavBatches)}</A>
+                        {may(Role::Operator).then(|| view! { <A href="/batches/new">{t(Key::NavNewBatch)}</A> })}
+                        {may(Role::Admin).then(|| view! { <A href="/audit">{t(Key::NavAudit)}</A> })}
                     </nav>
                     <span class="who" data-testid="who">
-                        <span title="Signed in">{u.name.clone()}</span>
+                        <span title=t(Key::NavSignedIn)>{u.name.clone()}</span>
                         " "
-                        <span class="chip" data-testid="role">{u.role.to_string()}</span>
+                        <span class="chip" data-testid="role" data-role=u.role.to_string()>{i18n::role(u.role)}</span>
                     </span>
                     // A form, not a link: signing out changes state, so it is
                     // a POST (and works without JavaScript). Behind a
                     // sign-in proxy, signing out is the proxy's job.
                     {(!u.via_proxy).then(|| view! {
                         <form method="post" action="/auth/logout" class="signout">
-                            <button type="submit" class="btn btn-small" data-testid="sign-out">"Sign out"</button>
+                            <button type="submit" class="btn btn-small" data-testid="sign-out">{t(Key::NavSignOut)}</button>
                         </form>
                     })}
                 })}
             </Suspense>
+            <LanguageSwitch />
         </header>
         <UpstreamBanner />
         <main class="content">{children()}</main>
@@ -97,13 +99,13 @@ fn UpstreamBanner() -> impl IntoView {
         let error = s.last_error?;
         Some(view! {
             <div class="banner banner-error" role="alert" data-testid="upstream-banner">
-                <strong>"The upstream is not answering"</strong>
+                <strong>{t(Key::BannerTitle)}</strong>
                 " (" {error} "). "
                 {match s.last_success_at {
-                    Some(ok) => view! { "Last contact " <Time ts=ok /> ". " }.into_any(),
-                    None => view! { "No contact since this server started. " }.into_any(),
+                    Some(ok) => view! { {t(Key::BannerLastContact)} " " <Time ts=ok /> ". " }.into_any(),
+                    None => view! { {t(Key::BannerNoContact)} " " }.into_any(),
                 }}
-                "Batches below are as last seen; creating, cancelling and downloads may fail until it answers again."
+                {t(Key::BannerAsLastSeen)}
             </div>
         })
     };
@@ -121,7 +123,7 @@ fn Footer(info: Resource<Option<Result<UpstreamInfo, crate::api::AppError>>>) ->
     view! {
         <footer class="footer">
             <span class="upstream" data-testid="upstream">
-                "Upstream: "
+                {t(Key::FooterUpstream)} " "
                 <Suspense fallback=|| view! { <span class="muted">"…"</span> }>
                     {move || {
                         info.get()
@@ -132,14 +134,14 @@ fn Footer(info: Resource<Option<Result<UpstreamInfo, crate::api::AppError>>>) ->
                                 }
                                 Ok(UpstreamInfo::Sandbox) => {
                                     view! {
-                                        <span class="badge badge-sandbox" title="The built-in sandbox: no key, no network, deterministic models">
-                                            "Sandbox"
+                                        <span class="badge badge-sandbox" title=t(Key::FooterSandboxHint)>
+                                            {t(Key::FooterSandbox)}
                                         </span>
                                     }
                                         .into_any()
                                 }
                                 Err(e) => {
-                                    view! { <span class="error">{format!("unknown ({e})")}</span> }
+                                    view! { <span class="error">{tf(Key::FooterUnknown, &[("error", &e.describe())])}</span> }
                                         .into_any()
                                 }
                             })
@@ -154,7 +156,7 @@ fn Footer(info: Resource<Option<Result<UpstreamInfo, crate::api::AppError>>>) ->
                 }
                 disabled=move || pending.get()
             >
-                {move || if pending.get() { "Checking…" } else { "Check connection" }}
+                {move || if pending.get() { t(Key::FooterChecking) } else { t(Key::FooterCheck) }}
             </button>
             <span class="check-result" data-testid="check-result" aria-live="polite">
                 {move || {
@@ -165,7 +167,7 @@ fn Footer(info: Resource<Option<Result<UpstreamInfo, crate::api::AppError>>>) ->
                                 let class = if r.ok { "ok" } else { "error" };
                                 view! { <span class=class>{r.detail}</span> }.into_any()
                             }
-                            Err(e) => view! { <span class="error">{e.to_string()}</span> }.into_any(),
+                            Err(e) => view! { <span class="error">{e.describe()}</span> }.into_any(),
                         })
                 }}
             </span>
@@ -189,22 +191,56 @@ fn LiveBadge() -> impl IntoView {
         <span class="live" data-testid="live" data-state=move || live.link.get().name()>
             {move || match live.link.get() {
                 Link::Idle => view! { <span class="muted">""</span> }.into_any(),
-                Link::Live => view! { <span class="ok" title="Changes appear as they happen">"● Live"</span> }.into_any(),
+                Link::Live => view! { <span class="ok" title=t(Key::LiveBadgeHint)>"● " {t(Key::LiveBadgeLive)}</span> }.into_any(),
                 Link::Reconnecting => view! {
-                    <span class="error" role="status">"Connection lost: reconnecting, then catching up…"</span>
+                    <span class="error" role="status">{t(Key::LiveBadgeReconnecting)}</span>
                 }.into_any(),
                 // Back to this very page after signing in again; a full
                 // load (rel=external), as this tab still thinks it is signed in.
                 Link::SignedOut => view! {
                     <span class="error" role="status">
-                        "Signed out. "
-                        <a href=sign_in_again rel="external" data-testid="sign-in-again">"Sign in again"</a>
+                        {t(Key::LiveBadgeSignedOut)} " "
+                        <a href=sign_in_again rel="external" data-testid="sign-in-again">{t(Key::LiveBadgeSignInAgain)}</a>
                     </span>
                 }.into_any(),
             }}
         </span>
         <button class="btn btn-small" data-testid="notify-toggle" on:click=move |_| live.toggle_notifications()>
-            {move || if live.notify.get() { "Notifications on" } else { "Notify me when my batches finish" }}
+            {move || if live.notify.get() { t(Key::LiveBadgeNotifyOn) } else { t(Key::LiveBadgeNotifyOff) }}
         </button>
+    }
+}
+
+/// The language switch: a form of one button per language (works without
+/// JavaScript); the server remembers the choice and returns to this page.
+#[component]
+fn LanguageSwitch() -> impl IntoView {
+    let here = leptos_router::hooks::use_location();
+    let next = move || format!("{}{}", here.pathname.get(), here.search.get());
+    let current = i18n::i18n().code();
+    view! {
+        <form method="post" action="/locale" class="lang-switch" aria-label=t(Key::NavLanguage) data-testid="lang-switch">
+            <input type="hidden" name="next" prop:value=next />
+            {LOCALES
+                .iter()
+                .map(|(code, name)| {
+                    let here = *code == current;
+                    view! {
+                        <button
+                            type="submit"
+                            name="lang"
+                            value=*code
+                            lang=*code
+                            class="btn btn-small btn-lang"
+                            aria-pressed=if here { "true" } else { "false" }
+                            disabled=here
+                            data-testid=format!("lang-{code}")
+                        >
+                            {*name}
+                        </button>
+                    }
+                })
+                .collect_view()}
+        </form>
     }
 }

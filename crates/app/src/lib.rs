@@ -18,6 +18,7 @@ mod batch_page;
 mod batch_table;
 mod components;
 pub mod format;
+pub mod i18n;
 mod layout;
 pub mod live;
 mod new_batch;
@@ -25,6 +26,8 @@ mod pages;
 mod progress_chart;
 mod results_view;
 pub mod session;
+#[cfg(test)]
+mod strings_check;
 
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, MetaTags, Title};
@@ -87,9 +90,10 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
             resp.insert_header(axum::http::header::CONTENT_SECURITY_POLICY, v);
         }
     }
+    let lang = i18n::i18n().code();
     view! {
         <!DOCTYPE html>
-        <html lang="en">
+        <html lang=lang>
             <head>
                 <meta charset="utf-8" />
                 <meta name="viewport" content="width=device-width, initial-scale=1" />
@@ -99,6 +103,9 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <AutoReload options=options.clone() />
                 <script type="module" nonce=leptos::nonce::use_nonce()>{hydration_script(&options)}</script>
                 <MetaTags />
+                // The reader's language's texts, read by the browser before it
+                // hydrates (data, not a script: it needs no nonce).
+                <script type="application/json" id=i18n::TABLE_ID inner_html=i18n::page_table()></script>
             </head>
             <body>
                 <App />

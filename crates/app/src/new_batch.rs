@@ -13,6 +13,7 @@ use leptos_meta::Title;
 use super::format;
 use super::session::NeedsRole;
 use crate::api::auth::Role;
+use crate::i18n::{msg, plural, t, tf, Key};
 use batchboard_core::prices::PriceTable;
 use batchboard_core::validate::Report;
 use batchboard_core::{
@@ -108,15 +109,15 @@ pub fn NewBatchPage() -> impl IntoView {
     // Why Create is not possible yet, if it is not.
     let blocked = move || -> Option<String> {
         match check.get() {
-            Check::Running { .. } => Some("Checking the file…".into()),
-            Check::Unreadable(_) => Some("Choose a file the browser can read.".into()),
+            Check::Running { .. } => Some(t(Key::NewBlockedChecking).into()),
+            Check::Unreadable(_) => Some(t(Key::NewBlockedUnreadable).into()),
             Check::Done { report, .. } if !report.is_ok() => {
-                Some("Fix the problems listed above, then choose the file again.".into())
+                Some(t(Key::NewBlockedProblems).into())
             }
             Check::Done { report, .. } => match report.endpoint {
-                Some(e) if e != endpoint.get() => Some(format!(
-                    "The file's requests go to {e}; choose that endpoint."
-                )),
+                Some(e) if e != endpoint.get() => {
+                    Some(tf(Key::NewBlockedEndpoint, &[("endpoint", &e)]))
+                }
                 _ => None,
             },
             Check::None => None,
@@ -128,51 +129,51 @@ pub fn NewBatchPage() -> impl IntoView {
         .collect_view();
 
     view! {
-        <Title text="New batch" />
-        <h1>"New batch"</h1>
+        <Title text=t(Key::NewTitle) />
+        <h1>{t(Key::NewTitle)}</h1>
         <Suspense fallback=|| ()>
             {move || (super::session::me().is_some() && !super::session::may(Role::Operator))
-                .then(|| view! { <NeedsRole role=Role::Operator what="create batches" /> })}
+                .then(|| view! { <NeedsRole role=Role::Operator what=t(Key::NewNeedsRoleWhat) /> })}
         </Suspense>
         <form class="panel new-batch" method="post" action="/api/batches" enctype="multipart/form-data"
             node_ref=form_ref on:submit=on_submit data-testid="new-batch-form">
             <label class="field">
-                <span>"Requests file (.jsonl)"</span>
+                <span>{t(Key::NewFileLabel)}</span>
                 <input type="file" name="file" accept=".jsonl,application/jsonl,application/x-ndjson"
                     required data-testid="file" on:change=on_file />
-                <small class="muted">"One request per line, at most 50,000 requests and 200 MB. The file is checked here before anything is uploaded."</small>
+                <small class="muted">{t(Key::NewFileHint)}</small>
             </label>
             <div class="file-check-slot">
                 {move || view! { <CheckView check=check.get() prices=prices.get().and_then(|p| p.ok()) /> }}
             </div>
             <label class="field">
-                <span>"Endpoint"</span>
+                <span>{t(Key::NewEndpoint)}</span>
                 <select name="endpoint" data-testid="endpoint"
                     on:change=move |ev| set_endpoint.set(event_target_value(&ev))>
                     {endpoint_options}
                 </select>
             </label>
             <label class="field">
-                <span>"Completion window"</span>
-                <select name="completion_window"><option value="24h" selected>"24 hours"</option></select>
+                <span>{t(Key::NewCompletionWindow)}</span>
+                <select name="completion_window"><option value="24h" selected>{t(Key::NewWindow24h)}</option></select>
             </label>
             <fieldset class="field">
-                <legend>"Metadata " <small class="muted">{format!("(up to {MAX_METADATA_PAIRS} pairs)")}</small></legend>
+                <legend>{t(Key::NewMetadata)} " " <small class="muted">{tf(Key::NewMetadataHint, &[("n", &MAX_METADATA_PAIRS)])}</small></legend>
                 <For each=move || meta.get() key=|(k, _, _)| *k let((key, k, v))>
                     <div class="meta-row">
-                        <input placeholder="key" maxlength=MAX_METADATA_KEY_CHARS.to_string() value=k
+                        <input placeholder=t(Key::NewMetaKeyPlaceholder) maxlength=MAX_METADATA_KEY_CHARS.to_string() value=k
                             data-testid="meta-key"
                             on:input=move |ev| {
                                 let val = event_target_value(&ev);
                                 set_meta.update(|m| if let Some(r) = m.iter_mut().find(|r| r.0 == key) { r.1 = val });
                             } />
-                        <input placeholder="value" maxlength=MAX_METADATA_VALUE_CHARS.to_string() value=v
+                        <input placeholder=t(Key::NewMetaValuePlaceholder) maxlength=MAX_METADATA_VALUE_CHARS.to_string() value=v
                             data-testid="meta-value"
                             on:input=move |ev| {
                                 let val = event_target_value(&ev);
                                 set_meta.update(|m| if let Some(r) = m.iter_mut().find(|r| r.0 == key) { r.2 = val });
                             } />
-                        <button type="button" class="btn btn-small" aria-label="Remove pair"
+                        <button type="button" class="btn btn-small" aria-label=t(Key::NewRemovePair)
                             on:click=move |_| set_meta.update(|m| m.retain(|r| r.0 != key))>"×"</button>
                     </div>
                 </For>
@@ -182,17 +183,17 @@ pub fn NewBatchPage() -> impl IntoView {
                         let k = next_key.get();
                         set_next_key.set(k + 1);
                         set_meta.update(|m| m.push((k, String::new(), String::new())));
-                    }>"Add pair"</button>
+                    }>{t(Key::NewAddPair)}</button>
                 <input type="hidden" name="metadata" prop:value=metadata_json />
             </fieldset>
             <label class="field">
-                <span>"Output files expire after " <small class="muted">{format!("(optional, seconds: {} to {})", EXPIRY_SECONDS.start(), EXPIRY_SECONDS.end())}</small></span>
+                <span>{t(Key::NewExpires)} " " <small class="muted">{tf(Key::NewExpiresHint, &[("min", EXPIRY_SECONDS.start()), ("max", EXPIRY_SECONDS.end())])}</small></span>
                 <input type="number" name="output_expires_after" min=EXPIRY_SECONDS.start().to_string() max=EXPIRY_SECONDS.end().to_string() step="1" />
             </label>
             <div class="actions">
                 <button type="submit" class="btn btn-primary" data-testid="create"
                     disabled=move || uploading() || blocked().is_some()>
-                    {move || if uploading() { "Uploading…" } else { "Create batch" }}
+                    {move || if uploading() { t(Key::NewUploading) } else { t(Key::NewCreate) }}
                 </button>
                 {move || blocked().map(|why| view! { <small class="muted" data-testid="create-blocked">{why}</small> })}
             </div>
@@ -222,16 +223,17 @@ fn ProblemList(items: Vec<BatchError>, total: u64) -> impl IntoView {
         .into_iter()
         .map(|e| {
             let at = match (e.line, e.param.as_deref()) {
-                (Some(l), Some(p)) => format!("Line {l}, {p}: "),
-                (Some(l), None) => format!("Line {l}: "),
+                (Some(l), Some(p)) => tf(Key::NewAtLineParam, &[("line", &l), ("param", &p)]),
+                (Some(l), None) => tf(Key::NewAtLine, &[("line", &l)]),
                 (None, _) => String::new(),
             };
-            view! { <li data-line=e.line.map(|l| l.to_string())><strong>{at}</strong> {e.message} " " <code class="muted">{e.code}</code></li> }
+            let text = e.msg.as_ref().map(msg).unwrap_or_else(|| e.message.clone());
+            view! { <li data-line=e.line.map(|l| l.to_string())><strong>{at}</strong> {text} " " <code class="muted">{e.code}</code></li> }
         })
         .collect_view();
     view! {
         <ul class="problems">{items}</ul>
-        {(more > 0).then(|| view! { <p class="muted">{format!("…and {} more.", format::count(more))}</p> })}
+        {(more > 0).then(|| view! { <p class="muted">{tf(Key::NewMore, &[("n", &format::count(more))])}</p> })}
     }
 }
 
@@ -239,7 +241,7 @@ fn ProblemList(items: Vec<BatchError>, total: u64) -> impl IntoView {
 fn RefusalView(r: Refusal) -> impl IntoView {
     view! {
         <section class="error-state" data-testid="upload-error" role="alert">
-            <p><strong>{r.message}</strong></p>
+            <p><strong>{r.msg.as_ref().map(msg).unwrap_or_else(|| r.message.clone())}</strong></p>
             <ProblemList items=r.errors total=r.error_count />
         </section>
     }
@@ -255,7 +257,7 @@ fn CheckView(check: Check, prices: Option<PriceTable>) -> impl IntoView {
             view! {
                 <div class="check-progress" data-testid="check-progress" role="status">
                     <progress max="100" value=format!("{pct:.0}")></progress>
-                    <span>{format!("Checking… {pct:.0}% of {}", format::bytes(total as u64))}</span>
+                    <span>{tf(Key::NewCheckingProgress, &[("pct", &format!("{pct:.0}")), ("size", &format::bytes(total as u64))])}</span>
                 </div>
             }
             .into_any()
@@ -265,25 +267,29 @@ fn CheckView(check: Check, prices: Option<PriceTable>) -> impl IntoView {
         }
         .into_any(),
         Check::Done { report, ms } => {
-            let summary = format!(
-                "{} request{} to {}, model {}, {}",
-                format::count(report.requests),
-                if report.requests == 1 { "" } else { "s" },
-                report.endpoint.clone().unwrap_or_else(|| "—".into()),
-                report.model.clone().unwrap_or_else(|| "—".into()),
-                format::bytes(report.bytes),
+            let summary = tf(
+                Key::NewSummary,
+                &[
+                    (
+                        "requests",
+                        &plural(Key::CommonRequestsOne, Key::CommonRequestsOther, report.requests),
+                    ),
+                    ("endpoint", &report.endpoint.clone().unwrap_or_else(|| "—".into())),
+                    ("model", &report.model.clone().unwrap_or_else(|| "—".into())),
+                    ("size", &format::bytes(report.bytes)),
+                ],
             );
-            let tokens = report.tokens.clone().map(|t| {
-                let how = if t.encoding == "approximate" {
-                    "approximate: about 4 bytes a token".to_string()
-                } else if t.exact {
-                    format!("{}, counted", t.encoding)
+            let tokens = report.tokens.clone().map(|tok| {
+                let how = if tok.encoding == "approximate" {
+                    t(Key::NewTokensApproximate).to_string()
+                } else if tok.exact {
+                    tf(Key::NewTokensCounted, &[("encoding", &tok.encoding)])
                 } else {
-                    format!("{}, extrapolated from a sample of the text", t.encoding)
+                    tf(Key::NewTokensExtrapolated, &[("encoding", &tok.encoding)])
                 };
                 view! {
-                    <li data-testid="check-tokens" data-tokens=t.input_tokens.to_string()>
-                        "≈ " {format::count(t.input_tokens)} " input tokens " <span class="muted">"(" {how} ")"</span>
+                    <li data-testid="check-tokens" data-tokens=tok.input_tokens.to_string()>
+                        {tf(Key::NewTokens, &[("n", &format::count(tok.input_tokens))])} " " <span class="muted">"(" {how} ")"</span>
                     </li>
                 }
             });
@@ -291,13 +297,13 @@ fn CheckView(check: Check, prices: Option<PriceTable>) -> impl IntoView {
                 let source = p.source.clone();
                 p.estimate(&report).map(|c| {
                     let output = match c.output_max_usd {
-                        Some(0.0) => "; no output cost".to_string(),
-                        Some(o) => format!("; output at most {}", format::usd(o)),
-                        None => "; output cost depends on the answers (no limit on every request)".into(),
+                        Some(0.0) => t(Key::NewCostNoOutput).to_string(),
+                        Some(o) => tf(Key::NewCostOutputMax, &[("usd", &format::usd(o))]),
+                        None => t(Key::NewCostOutputOpen).to_string(),
                     };
                     view! {
                         <li data-testid="check-cost">
-                            "≈ " {format::usd(c.input_usd)} " for input at batch prices (" {c.priced_as} ")" {output}
+                            {tf(Key::NewCost, &[("usd", &format::usd(c.input_usd)), ("model", &c.priced_as)])} {output}
                             <br /><small class="muted">{source}</small>
                         </li>
                     }
@@ -308,14 +314,14 @@ fn CheckView(check: Check, prices: Option<PriceTable>) -> impl IntoView {
                 let n = report.error_count;
                 view! {
                     <section class="error-state" data-testid="check-errors" role="alert">
-                        <p><strong>{format!("{} problem{} found; fix {} before creating the batch.", format::count(n), if n == 1 { "" } else { "s" }, if n == 1 { "it" } else { "them" })}</strong></p>
+                        <p><strong>{plural(Key::NewProblemsOne, Key::NewProblemsOther, n)}</strong></p>
                         <ProblemList items=report.errors.clone() total=n />
                     </section>
                 }
             });
             let warnings = (report.warning_count > 0).then(|| view! {
                 <section class="warning-state" data-testid="check-warnings">
-                    <p><strong>"Worth a look:"</strong></p>
+                    <p><strong>{t(Key::NewWarnings)}</strong></p>
                     <ProblemList items=report.warnings.clone() total=report.warning_count />
                 </section>
             });
@@ -323,9 +329,9 @@ fn CheckView(check: Check, prices: Option<PriceTable>) -> impl IntoView {
                 <section class="panel check" data-testid="file-check" data-ok=ok.to_string()
                     data-ms=format!("{ms:.0}") data-requests=report.requests.to_string()>
                     <p>
-                        <strong>{if ok { "✓ Checked: " } else { "✗ Checked: " }}</strong>
+                        <strong>{if ok { t(Key::NewCheckedOk) } else { t(Key::NewCheckedBad) }}</strong>
                         {summary}
-                        <span class="muted">{format!(" · {:.1} s", ms / 1000.0)}</span>
+                        <span class="muted">" · " {tf(Key::TimeSeconds, &[("n", &format!("{:.1}", ms / 1000.0))])}</span>
                     </p>
                     <ul class="stats">{tokens}{cost}</ul>
                     {errors}
@@ -346,6 +352,7 @@ mod browser {
     use wasm_bindgen_futures::JsFuture;
 
     use super::{Check, Phase, Refusal};
+    use crate::i18n::{t, Key, Msg};
     use batchboard_core::validate::Validator;
     use batchboard_core::ENDPOINTS;
 
@@ -392,9 +399,7 @@ mod browser {
                     return;
                 }
                 let Ok(data) = read else {
-                    set_check.set(Check::Unreadable(
-                        "The browser could not read the file (was it moved or changed?).".into(),
-                    ));
+                    set_check.set(Check::Unreadable(t(Key::NewUnreadable).into()));
                     return;
                 };
                 let bytes = js_sys::Uint8Array::new(&data);
@@ -441,16 +446,21 @@ mod browser {
     /// Posts the form with XMLHttpRequest, reporting upload progress; on
     /// success goes to the new batch's page.
     pub fn upload(form: web_sys::HtmlFormElement, set_phase: WriteSignal<Phase>) {
-        let fail =
-            move |message: String| set_phase.set(Phase::Refused(Refusal::transport(message)));
+        // The English text for the record, the reader's language on the page.
+        let fail = move |m: Msg| {
+            set_phase.set(Phase::Refused(Refusal {
+                msg: Some(m.clone()),
+                ..Refusal::transport(m.to_string())
+            }))
+        };
         let Ok(data) = web_sys::FormData::new_with_form(&form) else {
-            return fail("The form could not be read.".into());
+            return fail(Msg::new(Key::NewFormUnreadable));
         };
         let Ok(xhr) = web_sys::XmlHttpRequest::new() else {
-            return fail("This browser cannot upload files.".into());
+            return fail(Msg::new(Key::NewNoUpload));
         };
         if xhr.open("POST", "/api/batches").is_err() {
-            return fail("The upload could not start.".into());
+            return fail(Msg::new(Key::NewUploadNotStarted));
         }
         let _ = xhr.set_request_header("accept", "application/json");
         set_phase.set(Phase::Uploading(0.0));
@@ -475,24 +485,23 @@ mod browser {
                         let navigate = leptos_router::hooks::use_navigate();
                         navigate(&format!("/batches/{}", b.id), Default::default());
                     }
-                    Err(_) => fail("The server's answer could not be read.".into()),
+                    Err(_) => fail(Msg::new(Key::NewAnswerUnreadable)),
                 }
             } else {
                 match serde_json::from_str::<Refusal>(&body) {
                     Ok(r) => set_phase.set(Phase::Refused(r)),
-                    Err(_) => fail(format!("The upload failed (HTTP {status}).")),
+                    Err(_) => fail(Msg::new(Key::NewUploadFailed).arg("status", status)),
                 }
             }
         });
         xhr.set_onload(Some(on_load.as_ref().unchecked_ref()));
         on_load.forget();
-        let on_error = Closure::<dyn FnMut()>::new(move || {
-            fail("The upload was interrupted: the server could not be reached.".into())
-        });
+        let on_error =
+            Closure::<dyn FnMut()>::new(move || fail(Msg::new(Key::NewUploadInterrupted)));
         xhr.set_onerror(Some(on_error.as_ref().unchecked_ref()));
         on_error.forget();
         if xhr.send_with_opt_form_data(Some(&data)).is_err() {
-            fail("The upload could not start.".into());
+            fail(Msg::new(Key::NewUploadNotStarted));
         }
     }
 }

@@ -3,6 +3,8 @@
 use leptos::prelude::*;
 use leptos_meta::Title;
 
+use crate::i18n::{t, Key};
+
 #[component]
 pub fn NotFound() -> impl IntoView {
     #[cfg(feature = "ssr")]
@@ -12,10 +14,10 @@ pub fn NotFound() -> impl IntoView {
         }
     }
     view! {
-        <Title text="Not found" />
+        <Title text=t(Key::NotFoundTitle) />
         <section class="empty-state">
-            <h1>"Page not found"</h1>
-            <p><a href="/">"Back to the batches"</a></p>
+            <h1>{t(Key::NotFoundHeading)}</h1>
+            <p><a href="/">{t(Key::NotFoundBack)}</a></p>
         </section>
     }
 }

@@ -5,6 +5,7 @@
 use leptos::prelude::*;
 
 use super::format;
+use crate::i18n::{plural, t, tf, Key};
 use batchboard_core::progress::{rate_and_eta, ProgressPoint};
 
 const W: f64 = 600.0;
@@ -34,6 +35,11 @@ fn line(
         .join(" ")
 }
 
+/// [`plural`] of `n`, then `name`'s `{name}` filled in with `value`.
+fn plural_with(one: Key, other: Key, n: u64, name: &str, value: &str) -> String {
+    plural(one, other, n).replace(&format!("{{{name}}}"), value)
+}
+
 /// The chart and its summary; nothing until there are two observations.
 #[component]
 pub fn ProgressChart(points: Vec<ProgressPoint>, finished: bool) -> impl IntoView {
@@ -48,28 +54,35 @@ pub fn ProgressChart(points: Vec<ProgressPoint>, finished: bool) -> impl IntoVie
     let completed = line(&points, t0, t1, top, |p| p.completed);
     let failed = line(&points, t0, t1, top, |p| p.failed);
     let summary = match (finished, rate_and_eta(&points)) {
-        (true, _) => format!(
-            "{} requests in {}.",
-            format::count(last.done()),
-            format::duration(last.at - first.at)
+        (true, _) => plural_with(
+            Key::ChartDoneInOne,
+            Key::ChartDoneInOther,
+            last.done(),
+            "duration",
+            &format::duration(last.at - first.at),
         ),
-        (false, Some((rate, eta))) => format!(
-            "{} requests a minute; about {} left at the current rate.",
-            format::count((rate * 60.0).round() as u64),
-            format::duration(eta)
+        (false, Some((rate, eta))) => plural_with(
+            Key::ChartRateOne,
+            Key::ChartRateOther,
+            (rate * 60.0).round() as u64,
+            "eta",
+            &format::duration(eta),
         ),
-        (false, None) => "No requests finished yet since the first observation.".to_string(),
+        (false, None) => t(Key::ChartNoneYet).to_string(),
     };
-    let label = format!(
-        "Progress over time: {} of {} requests completed, {} failed. {summary}",
-        format::count(last.completed),
-        format::count(last.total),
-        format::count(last.failed)
+    let label = tf(
+        Key::ChartAriaLabel,
+        &[
+            ("completed", &format::count(last.completed)),
+            ("total", &format::count(last.total)),
+            ("failed", &format::count(last.failed)),
+            ("summary", &summary),
+        ],
     );
     let base = H - PAD_B;
     view! {
         <section class="panel" data-testid="progress-chart">
-            <h2>"Progress over time"</h2>
+            <h2>{t(Key::ChartTitle)}</h2>
             <svg class="chart" viewBox=format!("0 0 {W} {H}") role="img" aria-label=label>
                 <line class="axis" x1=PAD_L y1="0" x2=PAD_L y2=base />
                 <line class="axis" x1=PAD_L y1=base x2=W y2=base />
@@ -81,9 +94,9 @@ pub fn ProgressChart(points: Vec<ProgressPoint>, finished: bool) -> impl IntoVie
                 <polyline class="failed" points=failed />
             </svg>
             <p class="muted" data-testid="progress-rate">
-                <span class="key key-done">"completed"</span>
+                <span class="key key-done">{t(Key::ChartCompleted)}</span>
                 " "
-                <span class="key key-failed">"failed"</span>
+                <span class="key key-failed">{t(Key::ChartFailed)}</span>
                 " · "
                 {summary}
             </p>

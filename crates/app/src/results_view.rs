@@ -8,6 +8,7 @@ use super::format;
 use crate::api::auth::Role;
 use crate::api::results_fns::{batch_results, RetryFailed};
 use crate::api::{get_batch, AppError};
+use crate::i18n::{plural, t, tf, Key};
 use batchboard_core::result_lines::{Outcome, ResultRow, ResultsPage, ResultsQuery};
 use batchboard_core::Batch;
 
@@ -86,15 +87,15 @@ pub fn Results(id: String, retry: ServerAction<RetryFailed>, state: ResultsState
     };
     let downloads = view! {
         <div class="downloads">
-            {merged("csv", "Download merged CSV", &id)}
-            {merged("jsonl", "Download merged JSONL", &id)}
+            {merged("csv", t(Key::ResultsDownloadCsv), &id)}
+            {merged("jsonl", t(Key::ResultsDownloadJsonl), &id)}
         </div>
     };
     let id2 = id.clone();
     view! {
         <section class="panel" data-testid="results">
-            <h2>"Results"</h2>
-            <Transition fallback=|| view! { <p class="muted">"Reading results…"</p> }>
+            <h2>{t(Key::ResultsTitle)}</h2>
+            <Transition fallback=|| view! { <p class="muted">{t(Key::ResultsLoading)}</p> }>
                 {move || page.get().map(|r| match r {
                     Err(e) => view! { <p class="error" data-testid="results-error">{e.describe()}</p> }.into_any(),
                     Ok(None) => ().into_any(),
@@ -144,18 +145,22 @@ fn Toolbar(
         <div class="results-toolbar">
             <button class="btn btn-small" aria-pressed=pressed(show.is_empty() && code.is_empty())
                 data-testid="show-all" on:click=move |_| filter("", String::new())>
-                {format!("All ({})", format::count(all))}
+                {tf(Key::ResultsShowAll, &[("n", &format::count(all))])}
             </button>
             <button class="btn btn-small" aria-pressed=pressed(show == "failed" && code.is_empty())
                 data-testid="show-failed" on:click=move |_| filter("failed", String::new())>
-                {format!("Failures ({})", format::count(failures))}
+                {tf(Key::ResultsShowFailures, &[("n", &format::count(failures))])}
             </button>
             <span class="muted" data-testid="results-summary">
-                {format!("{} succeeded, {} failed, {} never ran", format::count(p.ok), format::count(p.failed), format::count(p.not_run))}
+                {tf(Key::ResultsSummary, &[
+                    ("ok", &format::count(p.ok)),
+                    ("failed", &format::count(p.failed)),
+                    ("not_run", &format::count(p.not_run)),
+                ])}
             </span>
         </div>
         {(!p.error_groups.is_empty()).then(|| view! {
-            <p class="muted">"Failures by error code:"</p>
+            <p class="muted">{t(Key::ResultsByCode)}</p>
             <ul class="error-groups" data-testid="error-groups">{groups}</ul>
         })}
     }
@@ -170,7 +175,7 @@ fn RetryBox(p: ResultsPage, id: String, retry: ServerAction<RetryFailed>) -> imp
             <div class="actions">
                 <button class="btn" data-testid="retry-failed" disabled=move || pending.get()
                     on:click=move |_| { retry.dispatch(RetryFailed { id: id.clone() }); }>
-                    {format!("Retry the {} failed or unfinished request{} as a new batch", format::count(n), if n == 1 { "" } else { "s" })}
+                    {plural(Key::ResultsRetryOne, Key::ResultsRetryOther, n)}
                 </button>
                 {move || retry.value().get().and_then(|r| r.err()).map(|e| view! { <span class="error" data-testid="retry-error">{e.describe()}</span> })}
             </div>
@@ -181,7 +186,7 @@ fn RetryBox(p: ResultsPage, id: String, retry: ServerAction<RetryFailed>) -> imp
 #[component]
 fn ResultsTable(p: ResultsPage) -> impl IntoView {
     if p.rows.is_empty() {
-        return view! { <p class="muted" data-testid="results-empty">"No requests match."</p> }
+        return view! { <p class="muted" data-testid="results-empty">{t(Key::ResultsEmpty)}</p> }
             .into_any();
     }
     let rows = p
@@ -192,7 +197,15 @@ fn ResultsTable(p: ResultsPage) -> impl IntoView {
     view! {
         <div class="table-wrap table-plain">
             <table class="results">
-                <thead><tr><th>"Line"</th><th>"custom_id"</th><th>"Status"</th><th>"Answer or error"</th><th>"Tokens (in / out)"</th></tr></thead>
+                <thead>
+                    <tr>
+                        <th>{t(Key::ResultsColLine)}</th>
+                        <th>"custom_id"</th>
+                        <th>{t(Key::ResultsColStatus)}</th>
+                        <th>{t(Key::ResultsColAnswer)}</th>
+                        <th>{t(Key::ResultsColTokens)}</th>
+                    </tr>
+                </thead>
                 <tbody>{rows}</tbody>
             </table>
         </div>
@@ -209,7 +222,7 @@ fn Row(r: ResultRow) -> impl IntoView {
         result: r,
     } = r;
     let status = match (outcome, r.status_code) {
-        (Outcome::NotRun, _) => "never ran".to_string(),
+        (Outcome::NotRun, _) => t(Key::ResultsNeverRan).to_string(),
         (_, Some(s)) => s.to_string(),
         (_, None) => "—".to_string(),
     };
@@ -245,10 +258,16 @@ fn Pager(p: ResultsPage, set_offset: WriteSignal<u64>) -> impl IntoView {
         view! {
             <div class="pager">
                 <button class="btn btn-small" data-testid="results-prev" disabled={ offset == 0 }
-                    on:click=move |_| set_offset.set(offset.saturating_sub(limit))>"← Previous"</button>
-                <span class="muted">{format!("{}–{} of {}", offset + 1, last, format::count(matched))}</span>
+                    on:click=move |_| set_offset.set(offset.saturating_sub(limit))>{t(Key::ResultsPrevious)}</button>
+                <span class="muted">
+                    {tf(Key::ResultsRange, &[
+                        ("from", &(offset + 1)),
+                        ("to", &last),
+                        ("total", &format::count(matched)),
+                    ])}
+                </span>
                 <button class="btn btn-small" data-testid="results-next" disabled={ last >= matched }
-                    on:click=move |_| set_offset.set(offset + limit)>"Next →"</button>
+                    on:click=move |_| set_offset.set(offset + limit)>{t(Key::ResultsNext)}</button>
             </div>
         }
     })

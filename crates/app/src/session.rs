@@ -6,6 +6,7 @@ use leptos_router::hooks::use_query_map;
 
 use crate::api::auth::{safe_next, whoami, CurrentUser, Role};
 use crate::api::AppError;
+use crate::i18n::{self, plural, t, tf, Key};
 
 /// The signed-in user, loaded once per page load and shared by the frame
 /// and the pages (which hide what the role may not do; the server refuses
@@ -39,44 +40,46 @@ pub fn LoginPage() -> impl IntoView {
         move || query.with(|q| safe_next(q.get("next").as_deref().unwrap_or("/")).to_string());
     let error = move || {
         query.with(|q| match q.get("error").as_deref() {
-            Some("invalid") => Some("Wrong name or password.".to_string()),
+            Some("invalid") => Some(t(Key::LoginWrong).to_string()),
             Some("throttled") => {
                 let secs: u64 = q
                     .get("retry_after")
                     .and_then(|s| s.parse().ok())
                     .unwrap_or(900);
-                Some(format!(
-                    "Too many failed attempts. Try again in {} minute{}.",
+                Some(plural(
+                    Key::LoginThrottledOne,
+                    Key::LoginThrottledOther,
                     secs.div_ceil(60),
-                    if secs.div_ceil(60) == 1 { "" } else { "s" }
                 ))
             }
             _ => None,
         })
     };
     view! {
-        <Title text="Sign in" />
+        <Title text=t(Key::LoginTitle) />
         // Already signed in: straight on to where they were going.
         <Suspense fallback=|| ()>
             {move || me().map(|_| view! { <leptos_router::components::Redirect path=next() /> })}
         </Suspense>
         <section class="login panel">
-            <h1>"Sign in"</h1>
+            <h1>{t(Key::LoginTitle)}</h1>
             {move || error().map(|e| view! { <p class="error" role="alert" data-testid="login-error">{e}</p> })}
             // A plain form: signing in works without JavaScript.
             <form method="post" action="/auth/login" class="login-form">
                 <label>
-                    "Name"
+                    {t(Key::LoginName)}
                     <input name="username" data-testid="username" autocomplete="username" required autofocus />
                 </label>
                 <label>
-                    "Password"
+                    {t(Key::LoginPassword)}
                     <input name="password" data-testid="password" type="password" autocomplete="current-password" required />
                 </label>
                 <input type="hidden" name="next" prop:value=next />
-                <button type="submit" class="btn btn-primary" data-testid="sign-in">"Sign in"</button>
+                <button type="submit" class="btn btn-primary" data-testid="sign-in">{t(Key::LoginButton)}</button>
             </form>
-            <p class="muted">"Accounts are made by an administrator with " <code>"batchboard user add"</code> "."</p>
+            <p class="muted">
+                {t(Key::LoginAccountsBefore)} " " <code>"batchboard user add"</code> {t(Key::LoginAccountsAfter)}
+            </p>
         </section>
     }
 }
@@ -85,12 +88,12 @@ pub fn LoginPage() -> impl IntoView {
 #[component]
 pub fn NeedsRole(role: Role, what: &'static str) -> impl IntoView {
     let have = me()
-        .map(|u| u.role.to_string())
-        .unwrap_or_else(|| "none".into());
+        .map(|u| i18n::role(u.role))
+        .unwrap_or_else(|| t(Key::RoleNone));
     view! {
         <section class="error-state" data-testid="needs-role">
-            <h2>{format!("You cannot {what}")}</h2>
-            <p>{format!("This needs the {role} role; yours is {have}. Ask an administrator.")}</p>
+            <h2>{tf(Key::LoginCannot, &[("what", &what)])}</h2>
+            <p>{tf(Key::LoginNeedsRole, &[("role", &i18n::role(role)), ("have", &have)])}</p>
         </section>
     }
 }

@@ -5,6 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::ApiError;
+use crate::i18n::{Key, Msg};
 use crate::Batch;
 
 /// Which upstream the dashboard talks to, as the browser may know it: the
@@ -169,7 +170,12 @@ pub fn check_id(what: &str, id: &str) -> Result<(), ApiError> {
     if ok {
         Ok(())
     } else {
-        Err(ApiError::Invalid(format!("'{id}' is not a {what} id")))
+        let msg = match what {
+            "batch" => Msg::new(Key::ProblemNotBatchId),
+            "file" => Msg::new(Key::ProblemNotFileId),
+            _ => Msg::new(Key::ProblemNotAnId).arg("what", what),
+        };
+        Err(ApiError::Invalid(msg.arg("id", id)))
     }
 }
 

@@ -4,6 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::i18n::{Key, Msg};
 use crate::BatchError;
 
 /// What went wrong, for a program reading an [`ErrorBody`].
@@ -57,6 +58,10 @@ pub struct ErrorBody {
     /// How many problems the file has in all.
     #[serde(default)]
     pub error_count: u64,
+    /// `message`, untranslated: what the dashboard shows, in its reader's
+    /// language (`message` is English, for scripts and logs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub msg: Option<Msg>,
 }
 
 impl ErrorBody {
@@ -71,6 +76,7 @@ impl ErrorBody {
             upstream_code: None,
             errors: Vec::new(),
             error_count: 0,
+            msg: None,
         }
     }
 }
@@ -81,11 +87,11 @@ impl ErrorBody {
 pub enum ApiError {
     /// The request was refused before reaching the upstream.
     #[error("{0}")]
-    Invalid(String),
+    Invalid(Msg),
     /// The file has problems (the first ones, and how many in all).
     #[error("{message}")]
     Problems {
-        message: String,
+        message: Msg,
         errors: Vec<BatchError>,
         error_count: u64,
     },
@@ -98,17 +104,17 @@ pub enum ApiError {
         request_id: Option<String>,
     },
     /// No one is signed in.
-    #[error("Sign in first.")]
+    #[error("{}", Msg::new(Key::ErrorsSignInFirst))]
     Unauthenticated,
     /// Signed in, but the role does not allow it.
     #[error("{0}")]
-    Forbidden(String),
+    Forbidden(Msg),
     /// Larger than Batchboard takes.
     #[error("{0}")]
-    TooLarge(String),
+    TooLarge(Msg),
     /// Too much at once; the client should try again later.
     #[error("{0}")]
-    Busy(String),
+    Busy(Msg),
     /// Batchboard itself failed. The text is for the log only: the body
     /// says where to look instead.
     #[error("internal error: {0}")]
@@ -159,6 +165,18 @@ impl ApiError {
         }
     }
 
+    /// The text to show, untranslated (none for the upstream's own words).
+    pub fn msg(&self) -> Option<Msg> {
+        match self {
+            Self::Invalid(m) | Self::Forbidden(m) | Self::TooLarge(m) | Self::Busy(m) => {
+                Some(m.clone())
+            }
+            Self::Problems { message, .. } => Some(message.clone()),
+            Self::Unauthenticated => Some(Msg::new(Key::ErrorsSignInFirst)),
+            Self::Upstream { .. } | Self::Internal(_) => None,
+        }
+    }
+
     /// The body for this error, answered with `status`. Internal errors must
     /// not reach here with their detail: the server replaces them first.
     pub fn to_body(&self, status: u16) -> ErrorBody {
@@ -185,6 +203,7 @@ impl ApiError {
             },
             errors,
             error_count,
+            msg: self.msg(),
         }
     }
 }
@@ -218,12 +237,13 @@ mod tests {
     #[test]
     fn file_problems_travel_with_their_lines() {
         let e = ApiError::Problems {
-            message: "The file has 1 problem".into(),
+            message: Msg::text("The file has 1 problem"),
             errors: vec![BatchError {
                 code: "duplicate_custom_id".into(),
                 message: "again".into(),
                 param: Some("custom_id".into()),
                 line: Some(2),
+                msg: None,
             }],
             error_count: 1,
         };

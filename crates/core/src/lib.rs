@@ -14,6 +14,7 @@
 pub mod access;
 pub mod dashboard;
 pub mod error;
+pub mod i18n;
 pub mod prices;
 pub mod progress;
 pub mod result_lines;
@@ -26,6 +27,8 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::{Deserialize, Deserializer, Serialize};
+
+use i18n::{Key, Msg};
 
 /// The endpoints a batch may target.
 pub const ENDPOINTS: &[&str] = &[
@@ -46,26 +49,25 @@ pub const MAX_METADATA_KEY_CHARS: usize = 64;
 pub const MAX_METADATA_VALUE_CHARS: usize = 512;
 
 /// The Batch API's metadata limits; the message names the pair at fault.
-pub fn check_metadata(m: &Metadata) -> Result<(), String> {
+pub fn check_metadata(m: &Metadata) -> Result<(), Msg> {
     if m.len() > MAX_METADATA_PAIRS {
-        return Err(format!(
-            "metadata: {} pairs, at most {MAX_METADATA_PAIRS}",
-            m.len()
-        ));
+        return Err(Msg::new(Key::ProblemMetadataTooMany)
+            .arg("n", m.len())
+            .arg("max", MAX_METADATA_PAIRS));
     }
     for (k, v) in m {
         if k.is_empty() {
-            return Err("metadata: a key is empty".into());
+            return Err(Msg::new(Key::ProblemMetadataEmptyKey));
         }
         if k.chars().count() > MAX_METADATA_KEY_CHARS {
-            return Err(format!(
-                "metadata: key '{k}' is longer than {MAX_METADATA_KEY_CHARS} characters"
-            ));
+            return Err(Msg::new(Key::ProblemMetadataLongKey)
+                .arg("key", k)
+                .arg("max", MAX_METADATA_KEY_CHARS));
         }
         if v.chars().count() > MAX_METADATA_VALUE_CHARS {
-            return Err(format!(
-                "metadata: the value of '{k}' is longer than {MAX_METADATA_VALUE_CHARS} characters"
-            ));
+            return Err(Msg::new(Key::ProblemMetadataLongValue)
+                .arg("key", k)
+                .arg("max", MAX_METADATA_VALUE_CHARS));
         }
     }
     Ok(())
@@ -211,6 +213,10 @@ pub struct BatchError {
     pub param: Option<String>,
     #[serde(default)]
     pub line: Option<u64>,
+    /// `message`, untranslated (Batchboard's own checks only): what the
+    /// dashboard shows, in its reader's language.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub msg: Option<Msg>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

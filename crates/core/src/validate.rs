@@ -13,6 +13,7 @@ use std::fmt;
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 
+use super::i18n::{Key, Msg};
 use super::{BatchError, ENDPOINTS, MAX_FILE_BYTES, MAX_REQUESTS};
 
 /// How many problems (and warnings) are kept in detail; the rest are counted.
@@ -190,40 +191,27 @@ impl Validator {
         code: &str,
         line: Option<u64>,
         param: Option<&str>,
-        message: String,
+        msg: Msg,
     ) {
         if list.len() < cap {
             list.push(BatchError {
                 code: code.into(),
-                message,
+                message: msg.to_string(),
                 param: param.map(str::to_owned),
                 line,
+                msg: Some(msg),
             });
         }
     }
 
-    fn error(&mut self, code: &str, line: Option<u64>, param: Option<&str>, message: String) {
+    fn error(&mut self, code: &str, line: Option<u64>, param: Option<&str>, msg: Msg) {
         self.report.error_count += 1;
-        Self::push(
-            &mut self.report.errors,
-            self.cap,
-            code,
-            line,
-            param,
-            message,
-        );
+        Self::push(&mut self.report.errors, self.cap, code, line, param, msg);
     }
 
-    fn warn(&mut self, code: &str, line: Option<u64>, param: Option<&str>, message: String) {
+    fn warn(&mut self, code: &str, line: Option<u64>, param: Option<&str>, msg: Msg) {
         self.report.warning_count += 1;
-        Self::push(
-            &mut self.report.warnings,
-            self.cap,
-            code,
-            line,
-            param,
-            message,
-        );
+        Self::push(&mut self.report.warnings, self.cap, code, line, param, msg);
     }
 
     /// Feeds the next chunk of the file, of any size: lines are split here,
@@ -276,7 +264,7 @@ impl Validator {
                 "too_many_tasks",
                 Some(line_no),
                 None,
-                format!("The file has more than {MAX_REQUESTS} requests; the limit per batch is {MAX_REQUESTS}."),
+                Msg::new(Key::ProblemTooManyRequests).arg("max", MAX_REQUESTS),
             );
         }
         if line_no == 1 && raw.starts_with(b"\xEF\xBB\xBF") {
@@ -284,7 +272,7 @@ impl Validator {
                 "invalid_json_line",
                 Some(line_no),
                 None,
-                "Line 1 starts with a UTF-8 byte order mark (BOM), which the Batch API does not accept; save the file as UTF-8 without BOM.".into(),
+                Msg::new(Key::ProblemBom),
             );
             return;
         }
@@ -297,7 +285,7 @@ impl Validator {
                 "invalid_json_line",
                 Some(line_no),
                 None,
-                format!("Line {line_no} is JSON but not an object; each line must be one request object."),
+                Msg::new(Key::ProblemNotObject).arg("line", line_no),
             );
             return;
         }
@@ -307,14 +295,19 @@ impl Validator {
         let req = match parsed {
             Ok(r) => r,
             Err(e) => {
-                let message = if std::str::from_utf8(raw).is_err() {
-                    format!("Line {line_no} is not valid UTF-8 text (is the file binary or in another encoding?).")
+                let msg = if std::str::from_utf8(raw).is_err() {
+                    Msg::new(Key::ProblemNotUtf8)
                 } else if e.is_data() {
-                    format!("Line {line_no} is not a request object: {e}.")
+                    Msg::new(Key::ProblemNotRequest).arg("detail", &e)
                 } else {
-                    format!("Line {line_no} is not valid JSON: {e}.")
+                    Msg::new(Key::ProblemNotJson).arg("detail", &e)
                 };
-                self.error("invalid_json_line", Some(line_no), None, message);
+                self.error(
+                    "invalid_json_line",
+                    Some(line_no),
+                    None,
+                    msg.arg("line", line_no),
+                );
                 return;
             }
         };
@@ -327,7 +320,7 @@ impl Validator {
                 "missing_required_parameter",
                 Some(line_no),
                 Some("custom_id"),
-                format!("Line {line_no}: `custom_id` is empty."),
+                Msg::new(Key::ProblemCustomIdEmpty).arg("line", line_no),
             ),
             Field::Str(id) => {
                 if !self.seen_ids.contains(id.as_str()) {
@@ -337,7 +330,9 @@ impl Validator {
                         "duplicate_custom_id",
                         Some(line_no),
                         Some("custom_id"),
-                        format!("Line {line_no}: the custom_id `{}` is used more than once; each must be unique.", id.as_str()),
+                        Msg::new(Key::ProblemDuplicateCustomId)
+                            .arg("line", line_no)
+                            .arg("id", id.as_str()),
                     );
                 }
             }
@@ -345,10 +340,7 @@ impl Validator {
                 "missing_required_parameter",
                 Some(line_no),
                 Some("custom_id"),
-                format!(
-                    "Line {line_no}: `custom_id` {}.",
-                    other.missing_or_not_string()
-                ),
+                other.not_a_string(FIELD, line_no).arg("field", "custom_id"),
             ),
         }
 
@@ -360,17 +352,14 @@ impl Validator {
                     "invalid_method",
                     Some(line_no),
                     Some("method"),
-                    format!("Line {line_no}: `method` must be \"POST\", not \"{m}\"."),
+                    Msg::new(Key::ProblemMethodNotPost)
+                        .arg("line", line_no)
+                        .arg("method", m),
                 )
             }
             other => {
-                let what = other.missing_or_not_string();
-                self.error(
-                    "invalid_method",
-                    Some(line_no),
-                    Some("method"),
-                    format!("Line {line_no}: `method` must be \"POST\"; it {what}."),
-                )
+                let msg = other.not_a_string(METHOD, line_no);
+                self.error("invalid_method", Some(line_no), Some("method"), msg)
             }
         }
 
@@ -382,10 +371,10 @@ impl Validator {
                         "invalid_url",
                         Some(line_no),
                         Some("url"),
-                        format!(
-                            "Line {line_no}: `url` \"{url}\" is not a batch endpoint (one of {}).",
-                            ENDPOINTS.join(", ")
-                        ),
+                        Msg::new(Key::ProblemUrlNotEndpoint)
+                            .arg("line", line_no)
+                            .arg("url", url)
+                            .arg("endpoints", ENDPOINTS.join(", ")),
                     );
                 }
                 if self.report.endpoint.is_none() {
@@ -402,18 +391,21 @@ impl Validator {
                             "url_mismatch",
                             Some(line_no),
                             Some("url"),
-                            format!("Line {line_no}: `url` \"{url}\" differs from the batch endpoint \"{expected}\"; all requests must use the same one."),
+                            Msg::new(Key::ProblemUrlMismatch)
+                                .arg("line", line_no)
+                                .arg("url", url)
+                                .arg("expected", expected),
                         );
                     }
                 }
             }
             other => {
-                let what = other.missing_or_not_string();
+                let msg = other.not_a_string(FIELD, line_no).arg("field", "url");
                 self.error(
                     "missing_required_parameter",
                     Some(line_no),
                     Some("url"),
-                    format!("Line {line_no}: `url` {what}."),
+                    msg,
                 )
             }
         }
@@ -423,7 +415,7 @@ impl Validator {
                 "invalid_request",
                 Some(line_no),
                 Some("body"),
-                format!("Line {line_no}: `body` must be a JSON object."),
+                Msg::new(Key::ProblemBodyNotObject).arg("line", line_no),
             );
             return;
         };
@@ -439,18 +431,24 @@ impl Validator {
                         "model_mismatch",
                         Some(line_no),
                         Some("body.model"),
-                        format!("Line {line_no}: model \"{}\" differs from \"{first}\" (line {first_line}); a batch uses one model.", model.as_str()),
+                        Msg::new(Key::ProblemModelMismatch)
+                            .arg("line", line_no)
+                            .arg("model", model.as_str())
+                            .arg("first", first)
+                            .arg("first_line", first_line),
                     );
                 }
                 Some(_) => {}
             },
             other => {
-                let what = other.missing_or_not_string();
+                let msg = other
+                    .not_a_string(FIELD, line_no)
+                    .arg("field", "body.model");
                 self.error(
                     "missing_required_parameter",
                     Some(line_no),
                     Some("body.model"),
-                    format!("Line {line_no}: `body.model` {what}."),
+                    msg,
                 )
             }
         }
@@ -505,10 +503,10 @@ impl Validator {
                 "invalid_request",
                 Some(line_no),
                 Some("body.input"),
-                format!(
-                    "Line {line_no}: `body.input` has {} inputs; an embeddings request takes at most {EMBEDDING_MAX_INPUTS}.",
-                    text.inputs
-                ),
+                Msg::new(Key::ProblemTooManyInputs)
+                    .arg("line", line_no)
+                    .arg("n", text.inputs)
+                    .arg("max", EMBEDDING_MAX_INPUTS),
             );
         }
         let model = self.report.model.as_deref().unwrap_or_default();
@@ -530,14 +528,22 @@ impl Validator {
                     "invalid_request",
                     Some(line_no),
                     Some(&param),
-                    format!("Line {line_no}: `{param}` has {tokens} tokens; an embedding input takes at most {EMBEDDING_MAX_INPUT_TOKENS}."),
+                    Msg::new(Key::ProblemInputTooLong)
+                        .arg("line", line_no)
+                        .arg("param", &param)
+                        .arg("tokens", tokens)
+                        .arg("max", EMBEDDING_MAX_INPUT_TOKENS),
                 );
             } else {
                 self.warn(
                     "embedding_input_too_long",
                     Some(line_no),
                     Some(&param),
-                    format!("Line {line_no}: `{param}` is about {tokens} tokens, likely over the limit of {EMBEDDING_MAX_INPUT_TOKENS}; the server counts it exactly before upload."),
+                    Msg::new(Key::ProblemInputMaybeTooLong)
+                        .arg("line", line_no)
+                        .arg("param", &param)
+                        .arg("tokens", tokens)
+                        .arg("max", EMBEDDING_MAX_INPUT_TOKENS),
                 );
             }
         }
@@ -560,13 +566,13 @@ impl Validator {
                 "file_too_large",
                 None,
                 None,
-                format!(
-                    "The file has {bytes} bytes; the limit is {MAX_FILE_BYTES} bytes (200 MB)."
-                ),
+                Msg::new(Key::ProblemFileTooLarge)
+                    .arg("bytes", bytes)
+                    .arg("max", MAX_FILE_BYTES),
             );
         }
         if self.report.requests == 0 && self.report.error_count == 0 {
-            self.error("empty_file", None, None, "The file has no requests.".into());
+            self.error("empty_file", None, None, Msg::new(Key::ProblemEmptyFile));
         }
         let (unlimited, first) = self.unlimited;
         if unlimited > 0 {
@@ -574,10 +580,13 @@ impl Validator {
                 "no_output_limit",
                 Some(first),
                 None,
-                format!(
-                    "{unlimited} request{} set no output token limit (first at line {first}): answers may be long and their cost has no upper bound. Set `max_completion_tokens` (chat) or `max_output_tokens` (responses).",
-                    if unlimited == 1 { "" } else { "s" }
-                ),
+                Msg::new(if unlimited == 1 {
+                    Key::ProblemNoOutputLimitOne
+                } else {
+                    Key::ProblemNoOutputLimitOther
+                })
+                .arg("n", unlimited)
+                .arg("line", first),
             );
         }
         self.report
@@ -624,16 +633,49 @@ enum Field<'a> {
     #[default]
     Missing,
     Str(Str<'a>),
-    Other(&'static str),
+    Other(Kind),
+}
+
+/// The texts for a field that is not a string: missing, null, a boolean,
+/// a number, an array, an object (`{field}` names it).
+const FIELD: [Key; 6] = [
+    Key::ProblemFieldMissing,
+    Key::ProblemFieldNull,
+    Key::ProblemFieldBoolean,
+    Key::ProblemFieldNumber,
+    Key::ProblemFieldArray,
+    Key::ProblemFieldObject,
+];
+
+/// The same for `method`, which must be "POST".
+const METHOD: [Key; 6] = [
+    Key::ProblemMethodMissing,
+    Key::ProblemMethodNull,
+    Key::ProblemMethodBoolean,
+    Key::ProblemMethodNumber,
+    Key::ProblemMethodArray,
+    Key::ProblemMethodObject,
+];
+
+/// What a field holds when it is not a string.
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    Null = 1,
+    Boolean,
+    Number,
+    Array,
+    Object,
 }
 
 impl Field<'_> {
-    fn missing_or_not_string(&self) -> String {
-        match self {
-            Field::Missing => "is missing".into(),
-            Field::Other(kind) => format!("is {kind}, not a string"),
-            Field::Str(_) => "is a string".into(),
-        }
+    /// The problem of a field that should be a string and is not (missing,
+    /// or another kind of value), from `texts` (see [`FIELD`]).
+    fn not_a_string(&self, texts: [Key; 6], line_no: u64) -> Msg {
+        let key = match self {
+            Field::Other(kind) => texts[*kind as usize],
+            Field::Missing | Field::Str(_) => texts[0],
+        };
+        Msg::new(key).arg("line", line_no)
     }
 }
 
@@ -655,27 +697,27 @@ impl<'de: 'a, 'a> Deserialize<'de> for Field<'a> {
                 Ok(Field::Str(Str::Owned(v)))
             }
             fn visit_unit<E>(self) -> Result<Self::Value, E> {
-                Ok(Field::Other("null"))
+                Ok(Field::Other(Kind::Null))
             }
             fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
-                Ok(Field::Other("a boolean"))
+                Ok(Field::Other(Kind::Boolean))
             }
             fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
-                Ok(Field::Other("a number"))
+                Ok(Field::Other(Kind::Number))
             }
             fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
-                Ok(Field::Other("a number"))
+                Ok(Field::Other(Kind::Number))
             }
             fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
-                Ok(Field::Other("a number"))
+                Ok(Field::Other(Kind::Number))
             }
             fn visit_seq<A: SeqAccess<'de>>(self, mut a: A) -> Result<Self::Value, A::Error> {
                 while a.next_element::<IgnoredAny>()?.is_some() {}
-                Ok(Field::Other("an array"))
+                Ok(Field::Other(Kind::Array))
             }
             fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<Self::Value, A::Error> {
                 while a.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-                Ok(Field::Other("an object"))
+                Ok(Field::Other(Kind::Object))
             }
         }
         d.deserialize_any(V)
@@ -1377,5 +1419,44 @@ mod tests {
         assert!(r.is_ok(), "{r:?}");
         assert_eq!(r.text_bytes, 9);
         assert_eq!(r.sample, "AB\nCD\nEF\n");
+    }
+
+    #[test]
+    fn problems_carry_their_text_untranslated() {
+        let data = [
+            line("a", "m"),
+            line("a", "m"),
+            r#"{"custom_id":"b","method":7,"url":"/v1/chat/completions","body":{"model":"m"}}"#
+                .into(),
+            r#"{"custom_id":"c","method":"POST","body":{"model":"m"}}"#.into(),
+        ]
+        .join("\n");
+        let r = validate_bytes(data.as_bytes(), None);
+        let texts: Vec<&str> = r.errors.iter().map(|e| e.message.as_str()).collect();
+        assert_eq!(
+            texts,
+            vec![
+                "Line 2: the custom_id `a` is used more than once; each must be unique.",
+                "Line 3: `method` must be \"POST\"; it is a number, not a string.",
+                "Line 4: `url` is missing.",
+            ]
+        );
+        assert_eq!(
+            r.warnings[0].message,
+            "1 request set no output token limit (first at line 3): answers may be long and \
+             their cost has no upper bound. Set `max_completion_tokens` (chat) or \
+             `max_output_tokens` (responses)."
+        );
+        let ko = crate::i18n::I18n::get("ko");
+        for e in r.errors.iter().chain(&r.warnings) {
+            let msg = e.msg.as_ref().expect("a problem of our own has its text");
+            assert_eq!(msg.to_string(), e.message);
+            assert_ne!(ko.msg(msg), e.message);
+        }
+        let dup = r.errors[0].msg.as_ref().unwrap();
+        assert_eq!(
+            ko.msg(dup),
+            "2번째 줄: custom_id `a`가 두 번 이상 쓰였습니다. custom_id는 모두 달라야 합니다."
+        );
     }
 }

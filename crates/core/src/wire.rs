@@ -6,6 +6,7 @@ use std::ops::RangeInclusive;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::i18n::{Key, Msg};
 use crate::{null_default, Metadata};
 
 /// How long after creation output files (`output_expires_after`) and
@@ -34,24 +35,25 @@ impl ExpiresAfter {
 
     /// The seconds, if the anchor is `created_at` and they are in
     /// [`EXPIRY_SECONDS`]; otherwise what is wrong, naming `field`.
-    pub fn check(&self, field: &str) -> Result<i64, String> {
+    pub fn check(&self, field: &str) -> Result<i64, Msg> {
         if self.anchor != EXPIRY_ANCHOR {
-            return Err(format!("{field}: the anchor must be '{EXPIRY_ANCHOR}'"));
+            return Err(Msg::new(Key::ProblemExpiryAnchor)
+                .arg("field", field)
+                .arg("anchor", EXPIRY_ANCHOR));
         }
         check_expiry_seconds(field, self.seconds)
     }
 }
 
 /// `seconds` if they are in [`EXPIRY_SECONDS`]; otherwise what is wrong.
-pub fn check_expiry_seconds(field: &str, seconds: i64) -> Result<i64, String> {
+pub fn check_expiry_seconds(field: &str, seconds: i64) -> Result<i64, Msg> {
     if EXPIRY_SECONDS.contains(&seconds) {
         Ok(seconds)
     } else {
-        Err(format!(
-            "{field}: between {} seconds (1 hour) and {} (30 days)",
-            EXPIRY_SECONDS.start(),
-            EXPIRY_SECONDS.end()
-        ))
+        Err(Msg::new(Key::ProblemExpiryRange)
+            .arg("field", field)
+            .arg("min", EXPIRY_SECONDS.start())
+            .arg("max", EXPIRY_SECONDS.end()))
     }
 }
 

@@ -61,13 +61,13 @@ pub async fn create(
         )
     })?;
     if let Some(m) = &req.metadata {
-        check_metadata(m).map_err(|msg| SandboxError::bad(msg, "metadata"))?;
+        check_metadata(m).map_err(|msg| SandboxError::bad(msg.to_string(), "metadata"))?;
     }
     let output_expires_after = match &req.output_expires_after {
         None => None,
         Some(e) => Some(
             e.check("output_expires_after")
-                .map_err(|msg| SandboxError::bad(msg, "output_expires_after"))?,
+                .map_err(|msg| SandboxError::bad(msg.to_string(), "output_expires_after"))?,
         ),
     };
     let created_at = now();

@@ -113,7 +113,7 @@ async fn receive(form: &mut Multipart, tmp: &std::path::Path) -> Result<Received
             })?;
             Some(
                 batchboard_core::check_expiry_seconds("expires_after[seconds]", s)
-                    .map_err(|msg| SandboxError::bad(msg, "expires_after"))?,
+                    .map_err(|msg| SandboxError::bad(msg.to_string(), "expires_after"))?,
             )
         }
         _ => {

@@ -13,7 +13,7 @@ use super::store::{new_id, now};
 use super::Sandbox;
 use batchboard_core::validate::Validator;
 use batchboard_core::{
-    BatchErrors, BatchStatus, FileObject, LineError, LineResponse, ResultLine, Usage,
+    BatchError, BatchErrors, BatchStatus, FileObject, LineError, LineResponse, ResultLine, Usage,
 };
 
 /// How fast the sandbox works: slow enough by default to watch progress in
@@ -129,11 +129,12 @@ impl Sandbox {
                 b.failed_at = Some(now());
                 b.errors = Some(BatchErrors {
                     object: "list".into(),
-                    data: vec![batchboard_core::BatchError {
+                    data: vec![BatchError {
                         code: "server_error".into(),
                         message: "The sandbox could not process this batch.".into(),
                         param: None,
                         line: None,
+                        msg: None,
                     }],
                 });
             });
@@ -162,11 +163,12 @@ impl Sandbox {
                 b.failed_at = Some(now());
                 b.errors = Some(BatchErrors {
                     object: "list".into(),
-                    data: vec![batchboard_core::BatchError {
+                    data: vec![BatchError {
                         code: "file_not_found".into(),
                         message: format!("The input file {input_file_id} no longer exists."),
                         param: Some("input_file_id".into()),
                         line: None,
+                        msg: None,
                     }],
                 });
             });
@@ -189,7 +191,12 @@ impl Sandbox {
                     b.failed_at = Some(now());
                     b.errors = Some(BatchErrors {
                         object: "list".into(),
-                        data: report.errors,
+                        // The upstream's words: English only, as OpenAI's.
+                        data: report
+                            .errors
+                            .into_iter()
+                            .map(|e| BatchError { msg: None, ..e })
+                            .collect(),
                     });
                 });
                 return Ok(());

@@ -27,6 +27,7 @@ use super::users::Users;
 use crate::store::{now, Audit};
 use batchboard_core::access::{safe_next, CurrentUser, Role};
 use batchboard_core::error::ApiError;
+use batchboard_core::i18n::{Key, Msg};
 
 /// The session cookie's name.
 pub const COOKIE: &str = "batchboard_session";
@@ -47,6 +48,8 @@ pub const PUBLIC: &[&str] = &[
     routes::METRICS,
     "/login",
     routes::SIGN_IN,
+    // The language switch, on the sign-in page too.
+    routes::LOCALE,
     "/api/whoami",
     "/favicon.svg",
     "/pkg/",
@@ -350,9 +353,7 @@ pub async fn gate(State(state): State<AppState>, mut req: Request, next: Next) -
     let safe = matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
     if !safe && !same_origin(req.headers(), trusted) {
         tracing::warn!(path = %req.uri().path(), "refused a cross-site request");
-        return refuse(ApiError::Forbidden(
-            "Cross-site request refused: the Origin does not match this site.".into(),
-        ));
+        return refuse(ApiError::Forbidden(Msg::new(Key::ServerCrossSite)));
     }
     if let Some(ip) = auth.client_ip(peer, req.headers()) {
         req.extensions_mut().insert(ClientIp(ip));
@@ -455,9 +456,7 @@ pub async fn login(
     let ip_text = ip.map(|i| i.to_string());
     let name = form.username.trim().to_string();
     if auth.mode != AuthMode::Local {
-        return refuse(ApiError::Invalid(
-            "Sign-in is done by the reverse proxy here.".into(),
-        ));
+        return refuse(ApiError::Invalid(Msg::new(Key::ServerSignInByProxy)));
     }
     let audit_failure = |detail: String| {
         let state = state.clone();
@@ -483,9 +482,7 @@ pub async fn login(
     // A bounded number of password checks at once (each takes about
     // 19 MiB and a core for a moment); beyond it, come back shortly.
     let Ok(_checking) = auth.checks.clone().try_acquire_owned() else {
-        let mut resp = refuse(ApiError::Busy(
-            "Too many sign-ins at this moment; try again in a few seconds.".into(),
-        ));
+        let mut resp = refuse(ApiError::Busy(Msg::new(Key::ServerSignInsBusy)));
         resp.headers_mut()
             .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
         return resp;

@@ -505,6 +505,12 @@ pub struct ServeArgs {
     #[arg(long, env = "BATCHBOARD_WEBHOOK_URL", hide_env_values = true, value_parser = parse_base_url)]
     pub webhook_url: Option<Url>,
 
+    /// The language of webhook messages: a code of a file in `locales/`
+    /// (`en`, `ko`).
+    #[arg(long, env = "BATCHBOARD_WEBHOOK_LOCALE", default_value = "en",
+          value_parser = parse_locale)]
+    pub webhook_locale: String,
+
     /// The dashboard's address as people reach it (for links in webhook messages).
     #[arg(long, env = "BATCHBOARD_PUBLIC_URL", value_parser = parse_base_url)]
     pub public_url: Option<Url>,
@@ -523,6 +529,16 @@ fn parse_secret(s: &str) -> Result<SecretString, String> {
         return Err("must not be empty".into());
     }
     Ok(SecretString::from(s.to_owned()))
+}
+
+/// A language of `locales/` (`--webhook-locale`).
+fn parse_locale(s: &str) -> Result<String, String> {
+    batchboard_core::i18n::supported(s)
+        .map(str::to_owned)
+        .ok_or_else(|| {
+            let known: Vec<&str> = batchboard_core::i18n::LOCALES.iter().map(|(c, _)| *c).collect();
+            format!("'{s}' is not one of the languages: {}", known.join(", "))
+        })
 }
 
 /// An upstream base URL: absolute http(s), no query or fragment. A trailing

@@ -17,6 +17,7 @@ use crate::store::notify::ChangeListener;
 use crate::store::Db;
 use batchboard_core::dashboard::WatcherStatus;
 use batchboard_core::error::ApiError;
+use batchboard_core::i18n::{Key, Msg};
 use batchboard_core::Batch;
 
 /// How often an open stream checks that its user is still signed in.
@@ -220,10 +221,11 @@ pub async fn stream(
     let user = actor.user;
     let hub = state.hub.clone();
     let guard = StreamGuard::open(&hub, &user.name).ok_or_else(|| {
-        ApiError::Busy(format!(
-            "{} live-update streams are open for {} on this server already; close some tabs or windows",
-            hub.max_per_user, user.name
-        ))
+        ApiError::Busy(
+            Msg::new(Key::ServerStreamsBusy)
+                .arg("max", hub.max_per_user)
+                .arg("user", &user.name),
+        )
     })?;
     let first = status_event(&hub.status.borrow()).retry(Duration::from_secs(2));
     let changes =

@@ -16,6 +16,7 @@ use crate::http::HttpError;
 use crate::services::submit::{checker, estimate_tokens, stamp_creator, submit, temp_file};
 use batchboard_core::dashboard::check_id;
 use batchboard_core::error::{ApiError, ErrorBody};
+use batchboard_core::i18n::{Key, Msg};
 use batchboard_core::validate::Report;
 use batchboard_core::{check_expiry_seconds, CreateBatch, ExpiresAfter};
 use batchboard_core::{check_metadata, Metadata, ENDPOINTS, MAX_FILE_BYTES};
@@ -55,9 +56,9 @@ pub async fn download(
 ) -> Result<Response, HttpError> {
     check_id("file", &id)?;
     let refused = || {
-        HttpError::from(ApiError::Forbidden(format!(
-            "file {id}: only the input, output or error file of a batch on this dashboard can be downloaded, with ?batch=<its batch id>"
-        )))
+        HttpError::from(ApiError::Forbidden(
+            Msg::new(Key::ServerDownloadRefused).arg("id", &id),
+        ))
     };
     let batch_id = q.batch.ok_or_else(refused)?;
     check_id("batch", &batch_id)?;
@@ -157,12 +158,13 @@ fn check_form(
 ) -> Result<NewBatch, HttpError> {
     let endpoint = endpoint
         .filter(|e| !e.is_empty())
-        .ok_or_else(|| HttpError::invalid("endpoint: choose the endpoint the requests go to"))?;
+        .ok_or_else(|| HttpError::invalid(Msg::new(Key::ServerEndpointMissing)))?;
     if !ENDPOINTS.contains(&endpoint.as_str()) {
-        return Err(HttpError::invalid(format!(
-            "endpoint: '{endpoint}' is not one of {}",
-            ENDPOINTS.join(", ")
-        )));
+        return Err(HttpError::invalid(
+            Msg::new(Key::ServerEndpointUnknown)
+                .arg("endpoint", &endpoint)
+                .arg("endpoints", ENDPOINTS.join(", ")),
+        ));
     }
     let completion_window = window
         .filter(|w| !w.is_empty())
@@ -171,7 +173,7 @@ fn check_form(
         None => None,
         Some(text) => {
             let m: Metadata = serde_json::from_str(&text).map_err(|e| {
-                HttpError::invalid(format!("metadata: not a JSON object of strings ({e})"))
+                HttpError::invalid(Msg::new(Key::ServerMetadataNotJson).arg("detail", e))
             })?;
             check_metadata(&m).map_err(HttpError::invalid)?;
             (!m.is_empty()).then_some(m)
@@ -183,7 +185,7 @@ fn check_form(
             let secs: i64 = s
                 .trim()
                 .parse()
-                .map_err(|_| HttpError::invalid("output_expires_after: a number of seconds"))?;
+                .map_err(|_| HttpError::invalid(Msg::new(Key::ServerExpiryNotNumber)))?;
             Some(check_expiry_seconds("output_expires_after", secs).map_err(HttpError::invalid)?)
         }
     };
@@ -248,17 +250,11 @@ async fn create_batch(
     mut form: Multipart,
 ) -> Result<batchboard_core::Batch, HttpError> {
     let Ok(_permit) = state.uploads.clone().try_acquire_owned() else {
-        return Err(ApiError::Busy(
-            "Too many uploads are in progress on this server right now; nothing was uploaded. Try again in a minute.".into(),
-        )
-        .into());
+        return Err(ApiError::Busy(Msg::new(Key::ServerUploadsBusy)).into());
     };
     let _transfer = super::metrics::Transfer::start("upload");
     let bad_form = |e: axum::extract::multipart::MultipartError| {
-        let message = format!(
-            "could not read the form: {}; nothing was uploaded",
-            e.body_text()
-        );
+        let message = Msg::new(Key::ServerFormUnreadable).arg("detail", e.body_text());
         HttpError::from(if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::TooLarge(message)
         } else {
@@ -288,9 +284,9 @@ async fn create_batch(
                     bytes += chunk.len() as u64;
                     super::metrics::upload_bytes(chunk.len() as u64);
                     if bytes > MAX_FILE_BYTES {
-                        return Err(ApiError::TooLarge(format!(
-                            "file: larger than {MAX_FILE_BYTES} bytes (200 MB), the Batch API's limit; nothing was uploaded"
-                        ))
+                        return Err(ApiError::TooLarge(
+                            Msg::new(Key::ServerFileTooLarge).arg("max", MAX_FILE_BYTES),
+                        )
                         .into());
                     }
                     // CPU work (long embedding inputs are tokenized): let the
@@ -307,17 +303,17 @@ async fn create_batch(
     let mut new = check_form(endpoint, window, metadata, expiry)?;
     stamp_creator(&mut new.metadata, &actor.user.name).map_err(HttpError::invalid)?;
     let (tmp, filename, report) =
-        upload.ok_or_else(|| HttpError::invalid("file: choose a .jsonl file"))?;
+        upload.ok_or_else(|| HttpError::invalid(Msg::new(Key::ServerFileMissing)))?;
     if !report.is_ok() {
         return Err(HttpError::file(report));
     }
     let report = estimate_tokens(report).await;
     if report.endpoint.as_deref() != Some(new.endpoint.as_str()) {
-        return Err(HttpError::invalid(format!(
-            "endpoint: the form says {} but the file's requests go to {}",
-            new.endpoint,
-            report.endpoint.unwrap_or_default()
-        )));
+        return Err(HttpError::invalid(
+            Msg::new(Key::ServerEndpointDiffers)
+                .arg("form", &new.endpoint)
+                .arg("file", report.endpoint.unwrap_or_default()),
+        ));
     }
     let batch = submit(
         &state,

@@ -253,6 +253,7 @@ pub fn router<V: IntoView + 'static>(state: AppState, pages: Pages<V>) -> Router
             state.clone(),
             auth::gate,
         ))
+        .layer(axum::middleware::from_fn(http::locale::resolve))
         .layer(sessions)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -329,6 +330,7 @@ async fn serve<V: IntoView + 'static>(args: ServeArgs, pages: Pages<V>) -> Resul
                 url,
                 public_url: args.public_url.clone(),
                 http: reqwest::Client::new(),
+                i18n: batchboard_core::i18n::I18n::get(&args.webhook_locale),
             })
         }),
         polling: Arc::default(),

@@ -75,16 +75,19 @@ pub struct Webhook {
     pub public_url: Option<Url>,
     /// A client of its own: never the upstream's, which carries the key.
     pub http: reqwest::Client,
+    /// The language of the message (`--webhook-locale`).
+    pub i18n: batchboard_core::i18n::I18n,
 }
 
 impl Webhook {
     pub fn message(&self, b: &batchboard_core::Batch) -> serde_json::Value {
-        let c = &b.request_counts;
+        use batchboard_core::i18n::Key;
+        let (c, l) = (&b.request_counts, &self.i18n);
         let who = b
             .metadata
             .as_ref()
             .and_then(|m| m.get(batchboard_core::CREATED_BY))
-            .map(|n| format!(" (created by {n})"))
+            .map(|n| l.f(Key::WebhookCreatedBy, &[("name", n)]))
             .unwrap_or_default();
         let link = self
             .public_url
@@ -92,10 +95,15 @@ impl Webhook {
             .map(|u| format!(" {}/batches/{}", u.as_str().trim_end_matches('/'), b.id))
             .unwrap_or_default();
         serde_json::json!({
-            "text": format!(
-                "Batch {} {}: {} of {} requests completed, {} failed{who}.{link}",
-                b.id, b.status, c.completed, c.total, c.failed
-            ),
+            "text": l.f(Key::WebhookFinished, &[
+                ("id", &b.id),
+                ("status", &l.status(&b.status)),
+                ("completed", &l.count(c.completed)),
+                ("total", &l.count(c.total)),
+                ("failed", &l.count(c.failed)),
+                ("who", &who),
+                ("link", &link),
+            ]),
             "batch": {"id": b.id, "status": b.status.to_string(), "request_counts": c},
         })
     }
@@ -270,5 +278,43 @@ impl Upstream {
             detail,
             latency_ms,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use batchboard_core::i18n::I18n;
+
+    fn hook(locale: &str) -> Webhook {
+        Webhook {
+            url: Url::parse("http://127.0.0.1:9/hook").unwrap(),
+            public_url: Url::parse("https://board.example/").ok(),
+            http: reqwest::Client::new(),
+            i18n: I18n::get(locale),
+        }
+    }
+
+    #[test]
+    fn the_webhook_speaks_its_configured_language() {
+        let mut b = batchboard_core::Batch {
+            id: "batch_1".into(),
+            status: batchboard_core::BatchStatus::Completed,
+            ..Default::default()
+        };
+        b.request_counts.total = 1200;
+        b.request_counts.completed = 1199;
+        b.request_counts.failed = 1;
+        b.metadata = Some([("created_by".to_string(), "ana".to_string())].into_iter().collect());
+        assert_eq!(
+            hook("en").message(&b)["text"],
+            "Batch batch_1 completed: 1,199 of 1,200 requests completed, 1 failed (created by ana). https://board.example/batches/batch_1"
+        );
+        assert_eq!(
+            hook("ko").message(&b)["text"],
+            "배치 batch_1 완료: 요청 1,200건 중 1,199건 완료, 1건 실패 (ana 님이 만듦). https://board.example/batches/batch_1"
+        );
+        // Machine fields stay as the API has them.
+        assert_eq!(hook("ko").message(&b)["batch"]["status"], "completed");
     }
 }

@@ -4,6 +4,8 @@
 use leptos::prelude::*;
 
 use super::AppError;
+#[cfg(feature = "ssr")]
+use batchboard_core::i18n::{Key, Msg};
 
 pub use batchboard_core::access::*;
 
@@ -23,12 +25,14 @@ pub async fn audit_log(
 ) -> Result<AuditPage, AppError> {
     super::actor::<batchboard_server::http::actor::Admin>().await?;
     if !(1..=500).contains(&limit) {
-        return Err(AppError::invalid("limit must be between 1 and 500".into()));
+        return Err(AppError::invalid(Msg::new(Key::ServerAuditLimit)));
     }
     let action = action.filter(|a| !a.is_empty());
     if let Some(a) = &action {
         if !AUDIT_ACTIONS.contains(&a.as_str()) {
-            return Err(AppError::invalid(format!("'{a}' is not an audit action")));
+            return Err(AppError::invalid(
+                Msg::new(Key::ServerAuditActionUnknown).arg("action", a),
+            ));
         }
     }
     let db = &super::state()?.db;

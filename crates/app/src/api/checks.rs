@@ -10,6 +10,8 @@ use super::AppError;
 #[cfg(feature = "ssr")]
 use super::{actor, state};
 use batchboard_core::error::ErrorBody;
+#[cfg(feature = "ssr")]
+use batchboard_core::i18n::{Key, Msg};
 use batchboard_core::prices::PriceTable;
 #[cfg(feature = "ssr")]
 use batchboard_server::http::actor::Viewer;
@@ -28,15 +30,16 @@ pub async fn pricing() -> Result<PriceTable, AppError> {
 pub async fn count_tokens(model: String, sample: String) -> Result<TokenCount, AppError> {
     actor::<Viewer>().await?;
     if sample.len() > MAX_SAMPLE_BYTES {
-        return Err(AppError::invalid(format!(
-            "sample: {} bytes, at most {MAX_SAMPLE_BYTES}",
-            sample.len()
-        )));
+        return Err(AppError::invalid(
+            Msg::new(Key::ServerSampleTooLarge)
+                .arg("n", sample.len())
+                .arg("max", MAX_SAMPLE_BYTES),
+        ));
     }
     let busy = || {
-        AppError::from(batchboard_core::error::ApiError::Busy(
-            "The server is counting tokens for others right now; the estimate will come on the next try.".into(),
-        ))
+        AppError::from(batchboard_core::error::ApiError::Busy(Msg::new(
+            Key::ServerTokensBusy,
+        )))
     };
     let _permit = batchboard_server::tokens::COUNTING
         .try_acquire()

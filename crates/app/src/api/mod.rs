@@ -7,6 +7,7 @@ use leptos::server_fn::error::{FromServerFnError, ServerFnErrorErr};
 use serde::{Deserialize, Serialize};
 
 use batchboard_core::error::{ApiError, ErrorBody};
+use batchboard_core::i18n::Msg;
 use batchboard_core::progress::ProgressPoint;
 use batchboard_core::Batch;
 
@@ -38,15 +39,20 @@ impl FromServerFnError for AppError {
 }
 
 impl AppError {
-    /// One line for the user.
+    /// One line for the user, in their language (the upstream's own words
+    /// and transport failures as they came).
     pub fn describe(&self) -> String {
-        self.0.message.clone()
+        match &self.0.msg {
+            Some(m) => crate::i18n::msg(m),
+            None => self.0.message.clone(),
+        }
     }
 
-    pub fn invalid(message: String) -> Self {
-        ApiError::Invalid(message).into()
+    pub fn invalid(msg: Msg) -> Self {
+        ApiError::Invalid(msg).into()
     }
 
+    /// Batchboard's own failure: `message` goes to the log only.
     pub fn internal(message: String) -> Self {
         ApiError::Internal(message).into()
     }

@@ -25,6 +25,8 @@ use web_sys::{BroadcastChannel, EventSource, MessageEvent};
 
 use super::{Link, Live};
 use crate::api::WatcherStatus;
+use crate::format;
+use crate::i18n::{status, tf, Key};
 use batchboard_core::{Batch, CREATED_BY};
 
 const NOTIFY_KEY: &str = "batchboard.notify";
@@ -69,12 +71,17 @@ pub fn toggle_notifications(live: Live) {
 fn notify_finished(b: &Batch) {
     let opts = web_sys::NotificationOptions::new();
     let c = &b.request_counts;
-    opts.set_body(&format!(
-        "{} of {} requests completed, {} failed",
-        c.completed, c.total, c.failed
+    opts.set_body(&tf(
+        Key::LiveNotifyBody,
+        &[
+            ("completed", &format::count(c.completed)),
+            ("total", &format::count(c.total)),
+            ("failed", &format::count(c.failed)),
+        ],
     ));
     opts.set_tag(&b.id);
-    let _ = web_sys::Notification::new_with_options(&format!("Batch {}", b.status), &opts);
+    let title = tf(Key::LiveNotifyTitle, &[("status", &status(&b.status))]);
+    let _ = web_sys::Notification::new_with_options(&title, &opts);
 }
 
 /// This tab's part in the shared stream. Lives as long as the page.

@@ -1,4 +1,5 @@
 //! Integration tests of the core crate: the validator over the corpus of bad
 //! files and its properties.
 
+mod locales;
 mod validator;

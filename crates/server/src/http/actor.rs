@@ -10,6 +10,7 @@ use axum::extract::{FromRef, FromRequestParts, MatchedPath};
 use axum::http::request::Parts;
 use batchboard_core::access::{CurrentUser, Role};
 use batchboard_core::error::ApiError;
+use batchboard_core::i18n::{Key, Msg};
 
 use crate::auth::ClientIp;
 use crate::http::HttpError;
@@ -71,11 +72,11 @@ where
                     ip: ip.map(|i| i.0.to_string()).as_deref(),
                 })
                 .await;
-            return Err(ApiError::Forbidden(format!(
-                "Your role ({}) may not do this; it needs {}.",
-                user.role,
-                R::ROLE
-            ))
+            return Err(ApiError::Forbidden(
+                Msg::new(Key::ServerRoleForbidden)
+                    .arg("role", user.role)
+                    .arg("needs", R::ROLE),
+            )
             .into());
         }
         Ok(Self {

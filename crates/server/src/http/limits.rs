@@ -15,6 +15,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Router;
 
 use batchboard_core::error::ApiError;
+use batchboard_core::i18n::{Key, Msg};
 use batchboard_core::MAX_FILE_BYTES;
 
 /// Server functions and forms: their arguments are small (the largest, a
@@ -44,11 +45,9 @@ pub async fn bound_body(req: Request, next: Next) -> Response {
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > limit) {
         let message = if limit == UPLOAD_BODY_LIMIT {
-            format!(
-                "file: the upload is larger than {MAX_FILE_BYTES} bytes (200 MB), the Batch API's limit; nothing was uploaded"
-            )
+            Msg::new(Key::ServerUploadTooLarge).arg("max", MAX_FILE_BYTES)
         } else {
-            format!("request: larger than {limit} bytes, the limit for this request")
+            Msg::new(Key::ServerRequestTooLarge).arg("max", limit)
         };
         return (
             [(header::CONNECTION, "close")],

@@ -9,6 +9,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use batchboard_core::error::{ApiError, ErrorBody};
+use batchboard_core::i18n::{Key, Msg};
 use batchboard_core::validate::Report;
 
 pub mod actor;
@@ -16,6 +17,7 @@ pub mod assets;
 pub mod headers;
 pub mod health;
 pub mod limits;
+pub mod locale;
 pub mod routes;
 
 /// The server's one error type: what routes return and server functions
@@ -40,18 +42,19 @@ impl From<batchboard_upstream::UpstreamError> for HttpError {
 }
 
 impl HttpError {
-    pub fn invalid(message: impl Into<String>) -> Self {
-        Self::Api(ApiError::Invalid(message.into()))
+    pub fn invalid(msg: Msg) -> Self {
+        Self::Api(ApiError::Invalid(msg))
     }
 
     /// A file that failed the check, with its problems by line.
     pub fn file(report: Report) -> Self {
         Self::Api(ApiError::Problems {
-            message: format!(
-                "The file has {} problem{}; nothing was uploaded.",
-                report.error_count,
-                if report.error_count == 1 { "" } else { "s" }
-            ),
+            message: Msg::new(if report.error_count == 1 {
+                Key::ServerFileProblemsOne
+            } else {
+                Key::ServerFileProblemsOther
+            })
+            .arg("n", report.error_count),
             errors: report.errors,
             error_count: report.error_count,
         })
@@ -63,7 +66,7 @@ impl HttpError {
         match self {
             Self::Api(e) => e,
             // A query the caller asked for that cannot run is their mistake.
-            Self::Db(crate::store::DbError::Query(m)) => ApiError::Invalid(m),
+            Self::Db(crate::store::DbError::Query(m)) => ApiError::Invalid(Msg::text(m)),
             other => ApiError::Internal(other.to_string()),
         }
     }
@@ -97,12 +100,12 @@ pub fn body(e: &ApiError) -> (StatusCode, ErrorBody) {
         let id = request_id();
         tracing::error!(request_id = id.as_deref().unwrap_or("-"), error = %detail, "internal error");
         let mut body = ApiError::Internal(String::new()).to_body(status.as_u16());
-        body.message = match &id {
-            Some(id) => format!(
-                "Batchboard failed on its side; its log has the details under request id {id}."
-            ),
-            None => "Batchboard failed on its side; its log has the details.".into(),
+        let msg = match &id {
+            Some(id) => Msg::new(Key::ErrorsInternalId).arg("id", id),
+            None => Msg::new(Key::ErrorsInternal),
         };
+        body.message = msg.to_string();
+        body.msg = Some(msg);
         body.request_id = id;
         return (status, body);
     }
@@ -141,4 +144,36 @@ pub async fn with_request_id(req: Request, next: Next) -> Response {
         .unwrap_or("-")
         .to_owned();
     REQUEST_ID.scope(id, next.run(req)).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use batchboard_core::i18n::I18n;
+
+    #[test]
+    fn bodies_carry_their_text_untranslated() {
+        let report = |n| Report {
+            error_count: n,
+            ..Default::default()
+        };
+        let one = HttpError::file(report(1)).into_api();
+        assert_eq!(
+            one.to_string(),
+            "The file has 1 problem; nothing was uploaded."
+        );
+        let (status, b) = body(&HttpError::file(report(3)).into_api());
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(b.message, "The file has 3 problems; nothing was uploaded.");
+        let msg = b.msg.expect("the file's problems have their text");
+        assert_eq!(
+            I18n::get("ko").msg(&msg),
+            "파일에 문제가 3건 있습니다. 아무것도 업로드하지 않았습니다."
+        );
+
+        let (_, b) = body(&ApiError::Internal("disk full".into()));
+        assert_eq!(b.msg, Some(Msg::new(Key::ErrorsInternal)));
+        assert_eq!(b.message, Msg::new(Key::ErrorsInternal).to_string());
+        assert!(!b.message.contains("disk"));
+    }
 }

@@ -17,6 +17,7 @@ pub const FILE_CONTENT: &str = "/files/{id}/content";
 pub const EVENTS: &str = "/events";
 pub const CREATE_BATCH: &str = "/api/batches";
 pub const MERGED_RESULTS: &str = "/api/batches/{id}/merged";
+pub const LOCALE: &str = "/locale";
 
 /// `(method, path)` of every route [`router`] adds.
 pub const ROUTES: &[(&str, &str)] = &[
@@ -29,6 +30,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", MERGED_RESULTS),
     ("POST", SIGN_IN),
     ("POST", SIGN_OUT),
+    ("POST", LOCALE),
 ];
 
 /// Every feature's routes: health, metrics, sign-in, live events, files.
@@ -39,4 +41,5 @@ pub fn router() -> Router<AppState> {
         .merge(auth::router())
         .merge(events::router())
         .merge(files::router())
+        .route(LOCALE, axum::routing::post(super::locale::choose))
 }

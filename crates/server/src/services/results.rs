@@ -27,6 +27,7 @@ use tokio::io::AsyncWriteExt;
 use crate::http::actor::{Actor, Viewer};
 use crate::http::HttpError;
 use crate::state::AppState;
+use batchboard_core::i18n::{Key, Msg};
 use batchboard_core::result_lines::{
     read_result, Outcome, Reading, ResultRow, ResultsPage, ResultsQuery,
 };
@@ -126,10 +127,11 @@ fn io_error(what: &str) -> impl Fn(std::io::Error) -> ApiError + '_ {
 /// The batch's joined results, spooling and indexing them first if needed.
 pub async fn joined(state: &AppState, batch: &Batch) -> Result<Arc<Joined>, ApiError> {
     if !batch.status.is_terminal() {
-        return Err(ApiError::Invalid(format!(
-            "batch {} is {}: results can be read when it has ended",
-            batch.id, batch.status
-        )));
+        return Err(ApiError::Invalid(
+            Msg::new(Key::ServerResultsNotEnded)
+                .arg("id", &batch.id)
+                .arg("status", &batch.status),
+        ));
     }
     if let Some(j) = state.results.get(&batch.id) {
         return Ok(j);
@@ -331,7 +333,7 @@ fn index(paths: [Option<PathBuf>; 3]) -> Result<Joined, ApiError> {
     let (mut ok, mut failed, mut not_run) = (0, 0, 0);
     let mut groups: HashMap<Arc<str>, u64> = HashMap::new();
     let Some(input) = &paths[0] else {
-        return Err(ApiError::Invalid("the batch has no input file".into()));
+        return Err(ApiError::Invalid(Msg::new(Key::ServerNoInputFile)));
     };
     each_line(input, |n, offset, line| {
         let id = serde_json::from_slice::<IdOnly>(line)
@@ -627,7 +629,9 @@ pub async fn merged(
         "" | "jsonl" => false,
         "csv" => true,
         other => {
-            return Err(ApiError::Invalid(format!("format: '{other}' is not jsonl or csv")).into())
+            return Err(
+                ApiError::Invalid(Msg::new(Key::ServerFormatUnknown).arg("format", other)).into(),
+            )
         }
     };
     let b = batch(&state, &id).await?;

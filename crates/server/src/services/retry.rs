@@ -4,6 +4,7 @@
 
 use batchboard_core::dashboard::{BatchQuery, RETRY_OF};
 use batchboard_core::error::ApiError;
+use batchboard_core::i18n::{Key, Msg};
 use batchboard_core::{Batch, CreateBatch};
 
 use super::submit::{check_file, stamp_creator, submit};
@@ -34,15 +35,16 @@ pub async fn retry_failed(
         })
         .await?;
     if let Some(b) = earlier.0.first() {
-        return Err(HttpError::invalid(format!(
-            "batch {id} was already retried as {}; retry that one's failures instead",
-            b.id
-        )));
+        return Err(HttpError::invalid(
+            Msg::new(Key::ServerAlreadyRetried)
+                .arg("id", id)
+                .arg("retry", &b.id),
+        ));
     }
     if joined.failed_requests() == 0 {
-        return Err(HttpError::invalid(format!(
-            "batch {id} has no failed or unfinished requests to retry"
-        )));
+        return Err(HttpError::invalid(
+            Msg::new(Key::ServerNothingToRetry).arg("id", id),
+        ));
     }
     let (file, n) = results::write_failed(joined, st.data_dir.join("uploads")).await?;
     // The same check as any upload, before anything reaches the upstream.
@@ -53,10 +55,11 @@ pub async fn retry_failed(
             .first()
             .map(|e| e.message.clone())
             .unwrap_or_default();
-        return Err(ApiError::Invalid(format!(
-            "the requests to retry do not pass the check ({} problems; first: {first})",
-            report.error_count
-        ))
+        return Err(ApiError::Invalid(
+            Msg::new(Key::ServerRetryFailsCheck)
+                .arg("n", report.error_count)
+                .arg("first", first),
+        )
         .into());
     }
     let mut metadata = original.metadata.clone();

@@ -7,6 +7,7 @@ use std::path::Path;
 use tempfile::TempPath;
 
 use batchboard_core::error::ApiError;
+use batchboard_core::i18n::{Key, Msg};
 use batchboard_core::validate::{Report, Validator};
 use batchboard_core::{check_metadata, CreateBatch, Metadata, CREATED_BY};
 use tokio::io::AsyncReadExt;
@@ -49,10 +50,17 @@ pub async fn check_file(path: &Path, endpoint: &str) -> Result<Report, HttpError
 
 /// Writes who created the batch into its metadata (`created_by`), replacing
 /// whatever the form said there, within the API's metadata limits.
-pub fn stamp_creator(metadata: &mut Option<Metadata>, name: &str) -> Result<(), String> {
+pub fn stamp_creator(metadata: &mut Option<Metadata>, name: &str) -> Result<(), Msg> {
     let m = metadata.get_or_insert_with(Metadata::new);
     m.insert(CREATED_BY.to_string(), name.to_string());
-    check_metadata(m).map_err(|e| format!("{e} (one pair is kept for {CREATED_BY})"))
+    check_metadata(m).map_err(|mut e| {
+        // Too many pairs: say that one is Batchboard's.
+        if e.key == Key::ProblemMetadataTooMany {
+            e.key = Key::ProblemMetadataTooManyCreatedBy;
+            e = e.arg("key", CREATED_BY);
+        }
+        e
+    })
 }
 
 /// The token estimate, counted off the request path's threads.
