@@ -10,7 +10,11 @@ use std::path::{Path, PathBuf};
 
 fn flatten(prefix: &str, table: &toml::Table, out: &mut BTreeMap<String, String>, file: &Path) {
     for (k, v) in table {
-        let name = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+        let name = if prefix.is_empty() {
+            k.clone()
+        } else {
+            format!("{prefix}.{k}")
+        };
         match v {
             toml::Value::String(s) => {
                 out.insert(name, s.clone());
@@ -23,7 +27,8 @@ fn flatten(prefix: &str, table: &toml::Table, out: &mut BTreeMap<String, String>
 
 fn read(path: &Path) -> BTreeMap<String, String> {
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let table: toml::Table = toml::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let table: toml::Table =
+        toml::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let mut out = BTreeMap::new();
     flatten("", &table, &mut out, path);
     out
@@ -34,7 +39,9 @@ fn variant(name: &str) -> String {
         .filter(|p| !p.is_empty())
         .map(|p| {
             let mut c = p.chars();
-            c.next().map(|f| f.to_ascii_uppercase().to_string() + c.as_str()).unwrap_or_default()
+            c.next()
+                .map(|f| f.to_ascii_uppercase().to_string() + c.as_str())
+                .unwrap_or_default()
         })
         .collect()
 }
@@ -52,7 +59,10 @@ fn main() {
     for (_, p) in &files {
         println!("cargo:rerun-if-changed={}", p.display());
     }
-    assert!(files.first().is_some_and(|(c, _)| c == "en"), "locales/en.toml is missing");
+    assert!(
+        files.first().is_some_and(|(c, _)| c == "en"),
+        "locales/en.toml is missing"
+    );
     let en = read(&files[0].1);
     let mut out = String::new();
     let mut seen = BTreeMap::new();
@@ -83,7 +93,10 @@ fn main() {
     let mut tables = String::new();
     for (code, path) in &files {
         let map = if code == "en" { en.clone() } else { read(path) };
-        let own = map.get("meta.name").cloned().unwrap_or_else(|| code.clone());
+        let own = map
+            .get("meta.name")
+            .cloned()
+            .unwrap_or_else(|| code.clone());
         write!(out, "({code:?}, {own:?}), ").unwrap();
         write!(tables, "({code:?}, &[").unwrap();
         for name in en.keys() {
@@ -96,7 +109,11 @@ fn main() {
     }
     out.push_str("];\n");
     out.push_str("/// Every locale's table, in key order (the server's; a browser gets its\n/// reader's table in the page).\n#[cfg(not(target_arch = \"wasm32\"))]\n");
-    writeln!(out, "pub(crate) static TABLES: &[(&str, &[Option<&str>; COUNT])] = &[{tables}];").unwrap();
+    writeln!(
+        out,
+        "pub(crate) static TABLES: &[(&str, &[Option<&str>; COUNT])] = &[{tables}];"
+    )
+    .unwrap();
     let dest = PathBuf::from(std::env::var("OUT_DIR").unwrap()).join("i18n_keys.rs");
     std::fs::write(dest, out).unwrap();
 }

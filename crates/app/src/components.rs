@@ -38,7 +38,11 @@ pub fn Progress(batch: Batch) -> impl IntoView {
         if c.failed > 0 {
             tf(
                 Key::ProgressDoneFailed,
-                &[("done", &done), ("total", &total), ("failed", &format::count(c.failed))],
+                &[
+                    ("done", &done),
+                    ("total", &total),
+                    ("failed", &format::count(c.failed)),
+                ],
             )
         } else {
             tf(Key::ProgressDone, &[("done", &done), ("total", &total)])

@@ -89,7 +89,11 @@ fn from_page() -> I18n {
 /// The page's table, as JSON safe inside a `<script>` element (server).
 pub fn page_table() -> String {
     let l = i18n();
-    let table = if l.code() == "en" { Vec::new() } else { l.table() };
+    let table = if l.code() == "en" {
+        Vec::new()
+    } else {
+        l.table()
+    };
     serde_json::json!({ "code": l.code(), "table": table })
         .to_string()
         .replace('<', "\\u003c")
@@ -101,9 +105,10 @@ pub fn local_time(ts: i64) -> Option<String> {
     #[cfg(feature = "hydrate")]
     {
         let date = js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(ts as f64 * 1000.0));
-        Some(String::from(
-            date.to_locale_string(i18n().code(), &wasm_bindgen::JsValue::UNDEFINED),
-        ))
+        Some(String::from(date.to_locale_string(
+            i18n().code(),
+            &wasm_bindgen::JsValue::UNDEFINED,
+        )))
     }
     #[cfg(not(feature = "hydrate"))]
     {

@@ -6,9 +6,9 @@ use leptos_router::components::A;
 use super::components::Time;
 use super::live::{use_live, Link};
 use super::session::{may, me};
-use crate::i18n::{self, t, tf, Key, LOCALES};
 use crate::api::auth::Role;
 use crate::api::{get_upstream_info, UpstreamInfo};
+use crate::i18n::{self, t, tf, Key, LOCALES};
 
 #[component]
 pub fn Layout(children: Children) -> impl IntoView {

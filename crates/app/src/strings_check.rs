@@ -10,7 +10,15 @@
 //! the attributes above.
 
 /// Attributes whose value a reader sees (or a screen reader reads).
-const SHOWN: &[&str] = &["title", "placeholder", "aria-label", "alt", "label", "text", "aria-description"];
+const SHOWN: &[&str] = &[
+    "title",
+    "placeholder",
+    "aria-label",
+    "alt",
+    "label",
+    "text",
+    "aria-description",
+];
 
 /// Literals that are the same in every language.
 const ALLOWED: &[&str] = &["batchboard user add"];
@@ -148,9 +156,11 @@ fn is_code(text: &str) -> bool {
         .chars()
         .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
     let classes = text.contains('-')
-        && text
-            .split(' ')
-            .all(|w| !w.is_empty() && w.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_'));
+        && text.split(' ').all(|w| {
+            !w.is_empty()
+                && w.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+        });
     constant || classes
 }
 

@@ -536,7 +536,10 @@ fn parse_locale(s: &str) -> Result<String, String> {
     batchboard_core::i18n::supported(s)
         .map(str::to_owned)
         .ok_or_else(|| {
-            let known: Vec<&str> = batchboard_core::i18n::LOCALES.iter().map(|(c, _)| *c).collect();
+            let known: Vec<&str> = batchboard_core::i18n::LOCALES
+                .iter()
+                .map(|(c, _)| *c)
+                .collect();
             format!("'{s}' is not one of the languages: {}", known.join(", "))
         })
 }

@@ -305,7 +305,11 @@ mod tests {
         b.request_counts.total = 1200;
         b.request_counts.completed = 1199;
         b.request_counts.failed = 1;
-        b.metadata = Some([("created_by".to_string(), "ana".to_string())].into_iter().collect());
+        b.metadata = Some(
+            [("created_by".to_string(), "ana".to_string())]
+                .into_iter()
+                .collect(),
+        );
         assert_eq!(
             hook("en").message(&b)["text"],
             "Batch batch_1 completed: 1,199 of 1,200 requests completed, 1 failed (created by ana). https://board.example/batches/batch_1"

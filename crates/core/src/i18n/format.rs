@@ -145,8 +145,14 @@ mod tests {
         assert_eq!(en.usd(1234.5), "$1,234.50");
         assert_eq!(en.usd(0.000_003), "< $0.0001");
         assert_eq!(en.usd(0.0), "$0.00");
-        assert_eq!(en.plural(Key::CommonRequestsOne, Key::CommonRequestsOther, 1), "1 request");
-        assert_eq!(en.plural(Key::CommonRequestsOne, Key::CommonRequestsOther, 1200), "1,200 requests");
+        assert_eq!(
+            en.plural(Key::CommonRequestsOne, Key::CommonRequestsOther, 1),
+            "1 request"
+        );
+        assert_eq!(
+            en.plural(Key::CommonRequestsOne, Key::CommonRequestsOther, 1200),
+            "1,200 requests"
+        );
     }
 
     #[test]
@@ -157,6 +163,9 @@ mod tests {
         assert_eq!(ko.relative(398, 400), "방금");
         assert_eq!(ko.duration(3_660), "1시간 1분");
         assert_eq!(ko.usd(12.345), "US$12.35");
-        assert_eq!(ko.plural(Key::CommonRequestsOne, Key::CommonRequestsOther, 1), "요청 1건");
+        assert_eq!(
+            ko.plural(Key::CommonRequestsOne, Key::CommonRequestsOther, 1),
+            "요청 1건"
+        );
     }
 }

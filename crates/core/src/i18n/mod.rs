@@ -60,7 +60,10 @@ pub struct Msg {
 
 impl Msg {
     pub fn new(key: Key) -> Self {
-        Self { key, args: Vec::new() }
+        Self {
+            key,
+            args: Vec::new(),
+        }
     }
 
     /// A text that has no translation (the upstream's own words, a name):
@@ -98,7 +101,10 @@ impl Default for I18n {
 
 impl I18n {
     pub fn english() -> Self {
-        Self { code: "en", table: &[] }
+        Self {
+            code: "en",
+            table: &[],
+        }
     }
 
     /// The locale `code` (one of [`LOCALES`]), else English.
@@ -107,13 +113,18 @@ impl I18n {
         TABLES
             .iter()
             .find(|(c, _)| *c == code)
-            .map(|(code, table)| Self { code, table: &table[..] })
+            .map(|(code, table)| Self {
+                code,
+                table: &table[..],
+            })
             .unwrap_or_default()
     }
 
     /// A locale's table as the page carries it to the browser.
     pub fn table(&self) -> Vec<Option<&'static str>> {
-        ALL.iter().map(|k| self.table.get(*k as usize).copied().flatten()).collect()
+        ALL.iter()
+            .map(|k| self.table.get(*k as usize).copied().flatten())
+            .collect()
     }
 
     /// The locale the server sent, from its [`table`](Self::table). Kept
@@ -128,7 +139,10 @@ impl I18n {
             .into_iter()
             .map(|s| s.map(|s| &*Box::leak(s.into_boxed_str())))
             .collect();
-        Self { code, table: Box::leak(table.into_boxed_slice()) }
+        Self {
+            code,
+            table: Box::leak(table.into_boxed_slice()),
+        }
     }
 
     /// The locale's code (`en`, `ko`): for `<html lang>` and `Intl`.
@@ -148,14 +162,19 @@ impl I18n {
     /// The text of `key` with its `{name}` arguments filled in.
     pub fn f(&self, key: Key, args: &[(&str, &dyn Display)]) -> String {
         fill(self.t(key), |name| {
-            args.iter().find(|(n, _)| *n == name).map(|(_, v)| v.to_string())
+            args.iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, v)| v.to_string())
         })
     }
 
     /// A [`Msg`] in this language.
     pub fn msg(&self, m: &Msg) -> String {
         fill(self.t(m.key), |name| {
-            m.args.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone())
+            m.args
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| v.clone())
         })
     }
 
@@ -180,7 +199,11 @@ impl I18n {
     /// `one_other` as English, or `other` for languages without plurals),
     /// with `{n}` filled in, formatted.
     pub fn plural(&self, one: Key, other: Key, n: u64) -> String {
-        let key = if n == 1 && self.t(Key::MetaPlural) == "one_other" { one } else { other };
+        let key = if n == 1 && self.t(Key::MetaPlural) == "one_other" {
+            one
+        } else {
+            other
+        };
         self.f(key, &[("n", &self.count(n))])
     }
 }
@@ -239,7 +262,10 @@ mod tests {
 
     #[test]
     fn fills_arguments_and_keeps_unknown_braces() {
-        assert_eq!(fill("line {line}: {x}", |n| (n == "line").then(|| "3".into())), "line 3: {x}");
+        assert_eq!(
+            fill("line {line}: {x}", |n| (n == "line").then(|| "3".into())),
+            "line 3: {x}"
+        );
         assert_eq!(fill("{a}{a}", |_| Some("z".into())), "zz");
         assert_eq!(fill("open { only", |_| None), "open { only");
     }
@@ -271,7 +297,11 @@ mod tests {
     #[test]
     fn a_table_sent_to_the_browser_reads_the_same() {
         let ko = I18n::get("ko");
-        let sent: Vec<Option<String>> = ko.table().into_iter().map(|s| s.map(String::from)).collect();
+        let sent: Vec<Option<String>> = ko
+            .table()
+            .into_iter()
+            .map(|s| s.map(String::from))
+            .collect();
         let back = I18n::from_table("ko", sent);
         for k in Key::all() {
             assert_eq!(back.t(*k), ko.t(*k));

@@ -6,7 +6,11 @@ use std::path::{Path, PathBuf};
 
 fn flatten(prefix: &str, table: &toml::Table, out: &mut BTreeMap<String, String>) {
     for (k, v) in table {
-        let name = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+        let name = if prefix.is_empty() {
+            k.clone()
+        } else {
+            format!("{prefix}.{k}")
+        };
         match v {
             toml::Value::Table(t) => flatten(&name, t, out),
             toml::Value::String(s) => {
@@ -19,14 +23,19 @@ fn flatten(prefix: &str, table: &toml::Table, out: &mut BTreeMap<String, String>
 
 fn read(path: &Path) -> BTreeMap<String, String> {
     let text = std::fs::read_to_string(path).unwrap();
-    let table: toml::Table = toml::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let table: toml::Table =
+        toml::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let mut out = BTreeMap::new();
     flatten("", &table, &mut out);
     out
 }
 
 fn arguments(text: &str) -> BTreeSet<&str> {
-    text.split('{').skip(1).filter_map(|s| s.split_once('}')).map(|(a, _)| a).collect()
+    text.split('{')
+        .skip(1)
+        .filter_map(|s| s.split_once('}'))
+        .map(|(a, _)| a)
+        .collect()
 }
 
 fn locales() -> Vec<PathBuf> {
@@ -42,7 +51,11 @@ fn locales() -> Vec<PathBuf> {
 }
 
 /// What is wrong with locale `name` (its texts `map`) against English.
-fn problems(en: &BTreeMap<String, String>, name: &str, map: &BTreeMap<String, String>) -> Vec<String> {
+fn problems(
+    en: &BTreeMap<String, String>,
+    name: &str,
+    map: &BTreeMap<String, String>,
+) -> Vec<String> {
     let mut problems = Vec::new();
     for key in en.keys().filter(|k| !map.contains_key(*k)) {
         problems.push(format!("{name}: missing {key}"));
@@ -63,7 +76,9 @@ fn problems(en: &BTreeMap<String, String>, name: &str, map: &BTreeMap<String, St
     }
     match map.get("meta.plural").map(String::as_str) {
         Some("one_other" | "other") => {}
-        other => problems.push(format!("{name}: meta.plural is {other:?}, not one_other or other")),
+        other => problems.push(format!(
+            "{name}: meta.plural is {other:?}, not one_other or other"
+        )),
     }
     problems
 }
@@ -83,10 +98,21 @@ fn every_locale_has_every_key_with_the_same_arguments() {
 #[test]
 fn a_missing_key_an_extra_key_and_a_renamed_argument_are_problems() {
     let map = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     };
-    let en = map(&[("meta.plural", "one_other"), ("a.files", "{n} files"), ("a.title", "Files")]);
-    let ko = map(&[("meta.plural", "other"), ("a.files", "파일 {count}개"), ("a.extra", "x")]);
+    let en = map(&[
+        ("meta.plural", "one_other"),
+        ("a.files", "{n} files"),
+        ("a.title", "Files"),
+    ]);
+    let ko = map(&[
+        ("meta.plural", "other"),
+        ("a.files", "파일 {count}개"),
+        ("a.extra", "x"),
+    ]);
     assert_eq!(
         problems(&en, "ko.toml", &ko),
         [
@@ -107,7 +133,10 @@ fn the_korean_table_differs_from_english_where_it_should() {
     let ko = I18n::get("ko");
     let same: Vec<&str> = Key::all()
         .iter()
-        .filter(|k| ko.t(**k) == I18n::english().t(**k) && ko.t(**k).chars().any(|c| c.is_ascii_alphabetic()))
+        .filter(|k| {
+            ko.t(**k) == I18n::english().t(**k)
+                && ko.t(**k).chars().any(|c| c.is_ascii_alphabetic())
+        })
         .map(|k| k.name())
         .collect();
     // Texts that are English words in both are few and deliberate (codes,

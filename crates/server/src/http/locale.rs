@@ -100,7 +100,10 @@ mod tests {
     #[test]
     fn reads_the_cookie_among_others() {
         let mut h = HeaderMap::new();
-        h.insert(header::COOKIE, HeaderValue::from_static("a=1; bb_locale=ko; b=2"));
+        h.insert(
+            header::COOKIE,
+            HeaderValue::from_static("a=1; bb_locale=ko; b=2"),
+        );
         assert_eq!(from_cookie(&h), Some("ko"));
         h.insert(header::COOKIE, HeaderValue::from_static("bb_locale=xx"));
         assert_eq!(from_cookie(&h), None);

@@ -1,0 +1,141 @@
+import { expect, test, type Page } from "./fixtures";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { ACCOUNTS, PASSWORD } from "./accounts";
+
+// The main journey in each language: sign in, check a file with problems,
+// create a batch, watch it finish, read its results and download them. On
+// every page: the document's language, no console errors (the fixture), and
+// no text of the other language or a raw key.
+
+const fixture = (name: string) => join(__dirname, "..", "fixtures", name);
+
+/** `section.key` → text, from a file in locales/ (our files are plain:
+ * sections and `key = "string"` lines). */
+function texts(code: string): Map<string, string> {
+  const out = new Map<string, string>();
+  let section = "";
+  for (const line of readFileSync(join(__dirname, "..", "..", "locales", `${code}.toml`), "utf8").split("\n")) {
+    const s = line.match(/^\[(.+)\]\s*$/);
+    if (s) section = s[1];
+    const kv = line.match(/^([A-Za-z0-9_]+)\s*=\s*(".*")\s*$/);
+    if (kv) out.set(`${section}.${kv[1]}`, JSON.parse(kv[2]));
+  }
+  return out;
+}
+
+const en = texts("en");
+const ko = texts("ko");
+
+/** English sentences (the parts between arguments, of three words or more)
+ * whose Korean differs: one of them on a Korean page is untranslated. */
+const englishPhrases = [...en.entries()]
+  .filter(([k, v]) => ko.get(k) !== v)
+  .flatMap(([, v]) => v.split(/\{[a-z_]+\}/))
+  .map((p) => p.trim())
+  .filter((p) => p.split(/\s+/).length >= 3 && /[a-z]{3}/.test(p));
+
+async function hydrated(page: Page) {
+  await page.locator('body[data-hydrated="true"]').waitFor();
+}
+
+/** What a reader sees, without the language switch (which names every
+ * language in its own words). */
+async function shown(page: Page): Promise<string> {
+  return page.evaluate(() => {
+    const body = document.body.cloneNode(true) as HTMLElement;
+    body.querySelectorAll("[data-testid=lang-switch], script").forEach((e) => e.remove());
+    const titles = [...document.querySelectorAll("[title], [placeholder], [aria-label]")]
+      .filter((e) => !e.closest("[data-testid=lang-switch]"))
+      .map((e) => ["title", "placeholder", "aria-label"].map((a) => e.getAttribute(a) ?? "").join(" "));
+    return `${document.title}\n${body.innerText}\n${titles.join("\n")}`;
+  });
+}
+
+async function inLanguage(page: Page, code: "en" | "ko") {
+  await expect(page.locator("html")).toHaveAttribute("lang", code);
+  const text = await shown(page);
+  for (const key of en.keys()) expect(text, "a raw key on the page").not.toContain(key);
+  if (code === "ko") {
+    const left = englishPhrases.filter((p) => text.includes(p));
+    expect(left, `English left on ${page.url()}`).toEqual([]);
+    expect(text).toMatch(/[가-힣]/);
+  } else {
+    expect(text.match(/[가-힣]+/g), `Korean on ${page.url()}`).toBeNull();
+  }
+}
+
+const journeys = [
+  // Korean from the browser's Accept-Language alone.
+  { code: "ko" as const, browser: "ko-KR", how: "from Accept-Language" },
+  // English chosen with the switch in a Korean browser, and remembered.
+  { code: "en" as const, browser: "ko-KR", how: "chosen with the switch" },
+];
+
+for (const j of journeys) {
+  test.describe(`in ${j.code} (${j.how})`, () => {
+    test.use({ locale: j.browser, storageState: { cookies: [], origins: [] } });
+
+    test("sign in, check a bad file, create, watch, results, download", async ({ page, allowConsole }) => {
+      test.setTimeout(120_000);
+      // The forced submit of the bad file is refused on purpose.
+      allowConsole(/status of 422/);
+      const t = (key: string) => (j.code === "ko" ? ko : en).get(key)!;
+
+      await page.goto("/login");
+      if (j.code === "en") {
+        await expect(page.locator("html")).toHaveAttribute("lang", "ko");
+        await page.getByTestId("lang-en").click();
+        await expect(page).toHaveURL(/\/login/);
+      }
+      await expect(page.getByRole("heading", { level: 1 })).toHaveText(t("login.title"));
+      await inLanguage(page, j.code);
+      await page.getByTestId("username").fill(ACCOUNTS.operator);
+      await page.getByTestId("password").fill(PASSWORD);
+      await page.getByTestId("sign-in").click();
+      await expect(page).toHaveURL(/\/$/);
+      await hydrated(page);
+      await expect(page.getByRole("navigation", { name: t("nav.main") })).toContainText(t("nav.batches"));
+      await inLanguage(page, j.code);
+
+      // A file with problems: named by line, in the reader's language.
+      await page.getByRole("link", { name: t("nav.new_batch") }).click();
+      await expect(page).toHaveURL(/\/batches\/new$/);
+      await hydrated(page);
+      await page.getByTestId("file").setInputFiles(fixture("malformed.jsonl"));
+      const check = page.getByTestId("check-errors");
+      await expect(check).toContainText("duplicate_custom_id");
+      await expect(page.getByTestId("file-check")).toHaveAttribute("data-ok", "false");
+      await inLanguage(page, j.code);
+      // The server's refusal too, when the browser's check is forced past.
+      await page.getByTestId("create").evaluate((b) => b.removeAttribute("disabled"));
+      await page.getByTestId("create").click();
+      await expect(page.getByTestId("upload-error")).toContainText("duplicate_custom_id");
+      await inLanguage(page, j.code);
+
+      // A good file: create, and watch it finish live.
+      await page.getByTestId("file").setInputFiles(fixture("chat-6.jsonl"));
+      await expect(page.getByTestId("file-check")).toHaveAttribute("data-ok", "true");
+      await inLanguage(page, j.code);
+      await page.getByTestId("create").click();
+      await expect(page).toHaveURL(/\/batches\/batch_[0-9a-f]+$/);
+      const status = page.getByTestId("status");
+      await expect(status).toHaveAttribute("data-status", "completed", { timeout: 30_000 });
+      await expect(status).toHaveText(t("status.completed"));
+      await hydrated(page);
+      await inLanguage(page, j.code);
+
+      // Results, and the download.
+      const link = page.getByTestId("download-output");
+      const resp = await page.request.get((await link.getAttribute("href"))!);
+      expect(resp.status()).toBe(200);
+      expect((await resp.text()).trim().split("\n")).toHaveLength(6);
+
+      // The table, reloaded: the choice holds on a fresh load.
+      await page.goto("/");
+      await hydrated(page);
+      await expect(page.getByTestId("batch-row").first().getByTestId("status")).toHaveAttribute("data-status", /.+/);
+      await inLanguage(page, j.code);
+    });
+  });
+}
