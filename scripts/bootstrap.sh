@@ -98,6 +98,13 @@ if [ $want_test = 1 ]; then
   else
     apt_install chromium
   fi
+  # Korean glyphs, so the Korean pages' layout tests and screenshots measure
+  # real text rather than empty boxes.
+  if fc-list 2>/dev/null | grep -qi "Noto Sans CJK"; then
+    say "fonts-noto-cjk: present"
+  else
+    apt_install fonts-noto-cjk
+  fi
 
   # --- PostgreSQL server binaries: tests start their own throwaway cluster --
   if ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then

@@ -99,7 +99,7 @@ for (const j of journeys) {
       await inLanguage(page, j.code);
 
       // A file with problems: named by line, in the reader's language.
-      await page.getByRole("link", { name: t("nav.new_batch") }).click();
+      await page.getByRole("navigation", { name: t("nav.main") }).getByRole("link", { name: t("nav.new_batch") }).click();
       await expect(page).toHaveURL(/\/batches\/new$/);
       await hydrated(page);
       await page.getByTestId("file").setInputFiles(fixture("malformed.jsonl"));
@@ -123,9 +123,12 @@ for (const j of journeys) {
       await expect(status).toHaveAttribute("data-status", "completed", { timeout: 30_000 });
       await expect(status).toHaveText(t("status.completed"));
       await hydrated(page);
+      // Results, read from the output file, in the page.
+      await expect(page.getByTestId("result-row")).toHaveCount(6);
+      await expect(page.getByTestId("results-summary")).toBeVisible();
       await inLanguage(page, j.code);
 
-      // Results, and the download.
+      // The download.
       const link = page.getByTestId("download-output");
       const resp = await page.request.get((await link.getAttribute("href"))!);
       expect(resp.status()).toBe(200);

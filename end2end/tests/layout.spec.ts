@@ -38,36 +38,42 @@ async function finishedBatch(page: Page): Promise<string> {
   expect(resp.status(), await resp.text()).toBe(200);
   const { id } = await resp.json();
   await page.goto(`/batches/${id}`);
-  await expect(page.getByTestId("status")).toHaveText("completed", { timeout: 60_000 });
+  await expect(page.getByTestId("status")).toHaveAttribute("data-status", "completed", { timeout: 60_000 });
   return id;
 }
 
-for (const w of WIDTHS) {
-  test(`no page is wider than a ${w.width}px window (${w.name})`, async ({ page, allowConsole }) => {
-    // The missing page answers 404 on purpose; the browser logs that.
-    allowConsole(/status of 404/);
-    await page.setViewportSize({ width: w.width, height: w.height });
-    const id = await finishedBatch(page);
-    await fits(page, "/", `${w.name}-table`);
-    await fits(page, "/?status=completed&sort=created&dir=asc", `${w.name}-table-filtered`);
-    await fits(page, `/batches/${id}`, `${w.name}-batch`);
-    await fits(page, "/batches/new", `${w.name}-new`);
-    await fits(page, "/no/such/page", `${w.name}-404`);
-  });
+// In each language: Korean texts differ in length from English ones.
+for (const lang of [{ code: "en", locale: "en-US" }, { code: "ko", locale: "ko-KR" }]) {
+  test.describe(`in ${lang.code}`, () => {
+    test.use({ locale: lang.locale });
+    for (const w of WIDTHS) {
+      test(`no page is wider than a ${w.width}px window (${w.name})`, async ({ page, allowConsole }) => {
+        // The missing page answers 404 on purpose; the browser logs that.
+        allowConsole(/status of 404/);
+        await page.setViewportSize({ width: w.width, height: w.height });
+        const id = await finishedBatch(page);
+        await fits(page, "/", `${lang.code}-${w.name}-table`);
+        await fits(page, "/?status=completed&sort=created&dir=asc", `${lang.code}-${w.name}-table-filtered`);
+        await fits(page, `/batches/${id}`, `${lang.code}-${w.name}-batch`);
+        await fits(page, "/batches/new", `${lang.code}-${w.name}-new`);
+        await fits(page, "/no/such/page", `${lang.code}-${w.name}-404`);
+      });
 
-  test.describe(`as an admin (${w.name})`, () => {
-    test.use({ storageState: storageFor("admin") });
-    test(`the audit log fits a ${w.width}px window`, async ({ page }) => {
-      await page.setViewportSize({ width: w.width, height: w.height });
-      await fits(page, "/audit", `${w.name}-audit`);
-    });
-  });
+      test.describe(`as an admin (${w.name})`, () => {
+        test.use({ storageState: storageFor("admin") });
+        test(`the audit log fits a ${w.width}px window`, async ({ page }) => {
+          await page.setViewportSize({ width: w.width, height: w.height });
+          await fits(page, "/audit", `${lang.code}-${w.name}-audit`);
+        });
+      });
 
-  test.describe(`signed out (${w.name})`, () => {
-    test.use({ storageState: { cookies: [], origins: [] } });
-    test(`the sign-in page fits a ${w.width}px window`, async ({ page }) => {
-      await page.setViewportSize({ width: w.width, height: w.height });
-      await fits(page, "/login", `${w.name}-login`);
-    });
+      test.describe(`signed out (${w.name})`, () => {
+        test.use({ storageState: { cookies: [], origins: [] } });
+        test(`the sign-in page fits a ${w.width}px window`, async ({ page }) => {
+          await page.setViewportSize({ width: w.width, height: w.height });
+          await fits(page, "/login", `${lang.code}-${w.name}-login`);
+        });
+      });
+    }
   });
 }
