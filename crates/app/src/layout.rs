@@ -165,7 +165,8 @@ fn Footer(info: Resource<Option<Result<UpstreamInfo, crate::api::AppError>>>) ->
                         .map(|r| match r {
                             Ok(r) => {
                                 let class = if r.ok { "ok" } else { "error" };
-                                view! { <span class=class>{r.detail}</span> }.into_any()
+                                let detail = r.msg.as_ref().map(i18n::msg).unwrap_or(r.detail);
+                                view! { <span class=class>{detail}</span> }.into_any()
                             }
                             Err(e) => view! { <span class="error">{e.describe()}</span> }.into_any(),
                         })

@@ -187,7 +187,10 @@ pub fn NewBatchPage() -> impl IntoView {
                 <input type="hidden" name="metadata" prop:value=metadata_json />
             </fieldset>
             <label class="field">
-                <span>{t(Key::NewExpires)} " " <small class="muted">{tf(Key::NewExpiresHint, &[("min", EXPIRY_SECONDS.start()), ("max", EXPIRY_SECONDS.end())])}</small></span>
+                <span>{t(Key::NewExpires)} " " <small class="muted">{tf(Key::NewExpiresHint, &[
+                    ("min", &format::count(*EXPIRY_SECONDS.start() as u64)),
+                    ("max", &format::count(*EXPIRY_SECONDS.end() as u64)),
+                ])}</small></span>
                 <input type="number" name="output_expires_after" min=EXPIRY_SECONDS.start().to_string() max=EXPIRY_SECONDS.end().to_string() step="1" />
             </label>
             <div class="actions">
@@ -294,7 +297,11 @@ fn CheckView(check: Check, prices: Option<PriceTable>) -> impl IntoView {
                 }
             });
             let cost = prices.and_then(|p| {
-                let source = p.source.clone();
+                let source = if p.source == batchboard_core::prices::BUILT_IN_SOURCE {
+                    t(Key::PricesBuiltIn).to_string()
+                } else {
+                    p.source.clone()
+                };
                 p.estimate(&report).map(|c| {
                     let output = match c.output_max_usd {
                         Some(0.0) => t(Key::NewCostNoOutput).to_string(),

@@ -226,11 +226,22 @@ fn Row(r: ResultRow) -> impl IntoView {
         (_, Some(s)) => s.to_string(),
         (_, None) => "—".to_string(),
     };
+    let answer = r
+        .answer_msg
+        .as_ref()
+        .map(crate::i18n::msg)
+        .unwrap_or_else(|| r.answer.clone());
     let detail = match outcome {
-        Outcome::Ok => view! { <span>{r.answer.clone()}</span> }.into_any(),
+        Outcome::Ok => view! { <span>{answer.clone()}</span> }.into_any(),
         _ => view! {
             <span class="error">
-                <code>{r.error_code.clone().unwrap_or_default()}</code> " " {r.error_message.clone().unwrap_or_default()}
+                <code>{r.error_code.clone().unwrap_or_default()}</code> " "
+                // The server words this one; the upstream's own messages stay as sent.
+                {if outcome == Outcome::NotRun {
+                    t(Key::ResultsNotRunDetail).to_string()
+                } else {
+                    r.error_message.clone().unwrap_or_default()
+                }}
             </span>
         }
         .into_any(),
@@ -244,7 +255,7 @@ fn Row(r: ResultRow) -> impl IntoView {
             <td>{line}</td>
             <td class="mono">{custom_id.clone()}</td>
             <td>{status}</td>
-            <td class="preview" title=r.answer.clone()>{detail}</td>
+            <td class="preview" title=answer>{detail}</td>
             <td>{tokens}</td>
         </tr>
     }

@@ -22,9 +22,12 @@ pub enum UpstreamInfo {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Reachability {
     pub ok: bool,
-    /// What happened, in words a user can act on.
+    /// What happened, in words a user can act on (English).
     pub detail: String,
     pub latency_ms: u64,
+    /// `detail` untranslated, when Batchboard worded it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub msg: Option<crate::i18n::Msg>,
 }
 
 /// What the batch table asks for: filters, search, sort and page. Every

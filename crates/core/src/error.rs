@@ -102,6 +102,9 @@ pub enum ApiError {
         message: String,
         code: Option<String>,
         request_id: Option<String>,
+        /// `message` untranslated, when Batchboard worded it instead of
+        /// passing on the upstream's own text.
+        wording: Option<Msg>,
     },
     /// No one is signed in.
     #[error("{}", Msg::new(Key::ErrorsSignInFirst))]
@@ -144,6 +147,7 @@ impl ApiError {
                 message,
                 code,
                 request_id,
+                ..
             } => {
                 let mut s = message.clone();
                 let mut extra = Vec::new();
@@ -173,7 +177,8 @@ impl ApiError {
             }
             Self::Problems { message, .. } => Some(message.clone()),
             Self::Unauthenticated => Some(Msg::new(Key::ErrorsSignInFirst)),
-            Self::Upstream { .. } | Self::Internal(_) => None,
+            Self::Upstream { wording, .. } => wording.clone(),
+            Self::Internal(_) => None,
         }
     }
 
@@ -219,6 +224,7 @@ mod tests {
             message: "slow down".into(),
             code: Some("rate_limit".into()),
             request_id: Some("req_1".into()),
+            wording: None,
         };
         let body = e.to_body(429);
         assert_eq!(body.kind, ErrorKind::Upstream);

@@ -46,11 +46,15 @@ const BUILT_IN: &[(&str, f64, f64)] = &[
     ("omni-moderation", 0.0, 0.0),
 ];
 
+/// The built-in table's `source` (the dashboard words it in the reader's
+/// language: `prices.built_in`).
+pub const BUILT_IN_SOURCE: &str =
+    "built-in table (OpenAI batch prices, 2025); set --price-table for yours";
+
 impl Default for PriceTable {
     fn default() -> Self {
         Self {
-            source: "built-in table (OpenAI batch prices, 2025); set --price-table for yours"
-                .into(),
+            source: BUILT_IN_SOURCE.into(),
             models: BUILT_IN
                 .iter()
                 .map(|(m, i, o)| {

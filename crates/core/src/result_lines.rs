@@ -6,6 +6,8 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::i18n::{Key, Msg};
+
 /// How a request of the input file ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -100,6 +102,11 @@ pub struct Reading {
     pub error_code: Option<String>,
     pub error_message: Option<String>,
     pub usage: Option<RowUsage>,
+    /// `answer` untranslated, when Batchboard worded it (a refusal, tool
+    /// calls, embeddings, a moderation verdict): shown in the reader's
+    /// language; `answer` (English) is what exports carry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answer_msg: Option<Msg>,
 }
 
 impl Reading {
@@ -137,9 +144,16 @@ pub fn read_result(line: &Value, preview: usize) -> Reading {
     });
     let error_message = error.and_then(|e| str_at(e, "message")).map(str::to_owned);
     let (answer, embedding_dims) = body.map(answer_of).unwrap_or_default();
+    let answer_msg = answer.msg.map(|mut m| {
+        for (_, v) in &mut m.args {
+            *v = truncate(v, preview);
+        }
+        m
+    });
     Reading {
         status_code,
-        answer: truncate(&answer, preview),
+        answer: truncate(&answer.text, preview),
+        answer_msg,
         embedding_dims,
         error_code,
         error_message,
@@ -158,25 +172,53 @@ fn truncate(s: &str, chars: usize) -> String {
     }
 }
 
+/// A result's answer: the model's own text, or Batchboard's wording of
+/// what came back (with its untranslated [`Msg`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Answer {
+    /// In English for a worded answer.
+    pub text: String,
+    pub msg: Option<Msg>,
+}
+
+impl Answer {
+    fn text(text: &str) -> Self {
+        Self {
+            text: text.to_owned(),
+            msg: None,
+        }
+    }
+
+    fn worded(msg: Msg) -> Self {
+        Self {
+            text: msg.to_string(),
+            msg: Some(msg),
+        }
+    }
+}
+
 /// The answer text of a chat, completions or responses body; for
 /// embeddings the vector size; for moderations the verdict.
-pub fn answer_of(body: &Value) -> (String, Option<u64>) {
+pub fn answer_of(body: &Value) -> (Answer, Option<u64>) {
     if let Some(choice) = body.get("choices").and_then(|c| c.get(0)) {
         if let Some(text) = choice.get("text").and_then(Value::as_str) {
-            return (text.to_string(), None);
+            return (Answer::text(text), None);
         }
         let message = choice.get("message");
         if let Some(text) = message
             .and_then(|m| m.get("content"))
             .and_then(Value::as_str)
         {
-            return (text.to_string(), None);
+            return (Answer::text(text), None);
         }
         if let Some(text) = message
             .and_then(|m| m.get("refusal"))
             .and_then(Value::as_str)
         {
-            return (format!("[refused] {text}"), None);
+            return (
+                Answer::worded(Msg::new(Key::AnswerRefused).arg("text", text)),
+                None,
+            );
         }
         if let Some(calls) = message
             .and_then(|m| m.get("tool_calls"))
@@ -186,7 +228,8 @@ pub fn answer_of(body: &Value) -> (String, Option<u64>) {
                 .iter()
                 .filter_map(|c| c.pointer("/function/name").and_then(Value::as_str))
                 .collect();
-            return (format!("[tool call: {}]", names.join(", ")), None);
+            let msg = Msg::new(Key::AnswerToolCall).arg("names", names.join(", "));
+            return (Answer::worded(msg), None);
         }
     }
     if let Some(output) = body.get("output").and_then(Value::as_array) {
@@ -198,7 +241,7 @@ pub fn answer_of(body: &Value) -> (String, Option<u64>) {
             .filter_map(|c| c.get("text").and_then(Value::as_str))
             .collect();
         if !text.is_empty() {
-            return (text.join("\n"), None);
+            return (Answer::text(&text.join("\n")), None);
         }
     }
     if let Some(data) = body.get("data").and_then(Value::as_array) {
@@ -208,12 +251,14 @@ pub fn answer_of(body: &Value) -> (String, Option<u64>) {
             .and_then(Value::as_array)
             .map(|e| e.len() as u64)
         {
-            let text = if data.len() == 1 {
-                format!("embedding, {dims} dimensions")
+            let msg = if data.len() == 1 {
+                Msg::new(Key::AnswerEmbedding).arg("dims", dims)
             } else {
-                format!("{} embeddings, {dims} dimensions", data.len())
+                Msg::new(Key::AnswerEmbeddings)
+                    .arg("n", data.len())
+                    .arg("dims", dims)
             };
-            return (text, Some(dims));
+            return (Answer::worded(msg), Some(dims));
         }
     }
     if let Some(results) = body.get("results").and_then(Value::as_array) {
@@ -229,15 +274,15 @@ pub fn answer_of(body: &Value) -> (String, Option<u64>) {
                         .collect()
                 })
                 .unwrap_or_default();
-            let text = if flagged {
-                format!("flagged: {}", categories.join(", "))
+            let msg = if flagged {
+                Msg::new(Key::AnswerFlagged).arg("categories", categories.join(", "))
             } else {
-                "not flagged".to_string()
+                Msg::new(Key::AnswerNotFlagged)
             };
-            return (text, None);
+            return (Answer::worded(msg), None);
         }
     }
-    (String::new(), None)
+    (Answer::default(), None)
 }
 
 /// `usage` in any of the endpoints' spellings.
@@ -262,7 +307,7 @@ mod tests {
     #[test]
     fn answers_come_out_of_every_endpoint_shape() {
         let chat = json!({"choices":[{"message":{"role":"assistant","content":"hi there"}}],"usage":{"prompt_tokens":3,"completion_tokens":2,"total_tokens":5}});
-        assert_eq!(answer_of(&chat).0, "hi there");
+        assert_eq!(answer_of(&chat).0.text, "hi there");
         assert_eq!(
             usage_of(&chat),
             Some(RowUsage {
@@ -272,17 +317,23 @@ mod tests {
             })
         );
         let completion = json!({"choices":[{"text":"done"}]});
-        assert_eq!(answer_of(&completion).0, "done");
+        assert_eq!(answer_of(&completion).0.text, "done");
         let response = json!({"output":[{"type":"message","content":[{"type":"output_text","text":"a"},{"type":"output_text","text":"b"}]}],"usage":{"input_tokens":1,"output_tokens":1}});
-        assert_eq!(answer_of(&response).0, "a\nb");
+        assert_eq!(answer_of(&response).0.text, "a\nb");
         assert_eq!(usage_of(&response).map(|u| u.total), Some(2));
         let emb = json!({"data":[{"embedding":[0.1,0.2,0.3]}]});
-        assert_eq!(answer_of(&emb), ("embedding, 3 dimensions".into(), Some(3)));
+        assert_eq!(answer_of(&emb).0.text, "embedding, 3 dimensions");
+        assert_eq!(answer_of(&emb).1, Some(3));
+        let ko = crate::i18n::I18n::get("ko");
+        assert_eq!(
+            ko.msg(answer_of(&emb).0.msg.as_ref().unwrap()),
+            "임베딩, 3차원"
+        );
         let modr =
             json!({"results":[{"flagged":true,"categories":{"violence":true,"hate":false}}]});
-        assert_eq!(answer_of(&modr).0, "flagged: violence");
+        assert_eq!(answer_of(&modr).0.text, "flagged: violence");
         let tools = json!({"choices":[{"message":{"content":null,"tool_calls":[{"function":{"name":"lookup"}}]}}]});
-        assert_eq!(answer_of(&tools).0, "[tool call: lookup]");
+        assert_eq!(answer_of(&tools).0.text, "[tool call: lookup]");
     }
 
     #[test]

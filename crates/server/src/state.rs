@@ -259,24 +259,26 @@ impl Upstream {
         let started = Instant::now();
         let result = self.client.probe().await;
         let latency_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-        let (ok, detail) = match result {
-            Ok(()) => (true, format!("Reachable ({latency_ms} ms)")),
+        use batchboard_core::i18n::{Key, Msg};
+        let (ok, msg) = match result {
+            Ok(()) => (true, Msg::new(Key::ProbeReachable).arg("ms", latency_ms)),
             Err(UpstreamError::Api { status, .. }) => {
-                let hint = match status {
-                    401 => "the API key was refused",
-                    403 => "the key may not use the Batch API",
-                    404 => "no Batch API at this URL",
-                    429 => "rate limited",
-                    _ => "unexpected answer",
+                let key = match status {
+                    401 => Key::ProbeKeyRefused,
+                    403 => Key::ProbeKeyForbidden,
+                    404 => Key::ProbeNoBatchApi,
+                    429 => Key::ProbeRateLimited,
+                    _ => Key::ProbeUnexpected,
                 };
-                (false, format!("Upstream answered HTTP {status}: {hint}"))
+                (false, Msg::new(key).arg("status", status))
             }
-            Err(e) => (false, e.to_string()),
+            Err(e) => (false, Msg::text(e)),
         };
         Reachability {
             ok,
-            detail,
+            detail: msg.to_string(),
             latency_ms,
+            msg: Some(msg),
         }
     }
 }

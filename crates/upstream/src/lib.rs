@@ -619,15 +619,17 @@ impl From<UpstreamError> for batchboard_core::error::ApiError {
                 ..
             } => {
                 tracing::warn!(status, code = code.as_deref().unwrap_or("-"), upstream_message = %message, "upstream refused the key");
+                let wording = batchboard_core::i18n::Msg::new(if status == 401 {
+                    batchboard_core::i18n::Key::UpstreamKeyRefused
+                } else {
+                    batchboard_core::i18n::Key::UpstreamKeyForbidden
+                });
                 Self::Upstream {
                     status: Some(status),
-                    message: if status == 401 {
-                        "The upstream refused the API key this server uses; an administrator needs to check it.".into()
-                    } else {
-                        "The upstream refused this request for the API key this server uses (a permission of its project or organisation).".into()
-                    },
+                    message: wording.to_string(),
                     code,
                     request_id,
+                    wording: Some(wording),
                 }
             }
             U::Api {
@@ -641,12 +643,14 @@ impl From<UpstreamError> for batchboard_core::error::ApiError {
                 message,
                 code,
                 request_id,
+                wording: None,
             },
             other => Self::Upstream {
                 status: None,
                 message: other.to_string(),
                 code: None,
                 request_id: None,
+                wording: None,
             },
         }
     }

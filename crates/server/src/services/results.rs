@@ -257,6 +257,7 @@ async fn spool(state: &AppState, file_id: &str, path: &Path) -> Result<(), ApiEr
             message: format!("the download of {file_id} broke off: {e}"),
             code: None,
             request_id: None,
+            wording: None,
         })?;
         out.write_all(&chunk)
             .await
