@@ -104,8 +104,9 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <script type="module" nonce=leptos::nonce::use_nonce()>{hydration_script(&options)}</script>
                 <MetaTags />
                 // The reader's language's texts, read by the browser before it
-                // hydrates (data, not a script: it needs no nonce).
-                <script type="application/json" id=i18n::TABLE_ID inner_html=i18n::page_table()></script>
+                // hydrates (data, never run; the nonce keeps every script
+                // element of the page under one rule).
+                <script type="application/json" id=i18n::TABLE_ID nonce=leptos::nonce::use_nonce() inner_html=i18n::page_table()></script>
             </head>
             <body>
                 <App />
