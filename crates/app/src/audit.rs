@@ -20,6 +20,7 @@ fn action_label(action: &str) -> String {
         "cancel" => Key::AuditActionCancel,
         "download" => Key::AuditActionDownload,
         "denied" => Key::AuditActionDenied,
+        "end_session" => Key::AuditActionEndSession,
         other => return other.to_string(),
     };
     t(key).to_string()

@@ -54,6 +54,7 @@ pub fn Layout(children: Children) -> impl IntoView {
                         <A href="/" exact=true>{t(Key::NavBatches)}</A>
                         {may(Role::Operator).then(|| view! { <A href="/batches/new">{t(Key::NavNewBatch)}</A> })}
                         {may(Role::Admin).then(|| view! { <A href="/audit">{t(Key::NavAudit)}</A> })}
+                        {may(Role::Admin).then(|| view! { <A href="/sessions">{t(Key::NavSessions)}</A> })}
                     </nav>
                     <span class="who" data-testid="who">
                         <span title=t(Key::NavSignedIn)>{u.name.clone()}</span>

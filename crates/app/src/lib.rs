@@ -26,6 +26,7 @@ mod pages;
 mod progress_chart;
 mod results_view;
 pub mod session;
+mod sessions_page;
 #[cfg(test)]
 mod strings_check;
 
@@ -41,6 +42,7 @@ use layout::Layout;
 use new_batch::NewBatchPage;
 use pages::NotFound;
 use session::LoginPage;
+use sessions_page::SessionsPage;
 
 /// The address of the site's `ext` file (`css`, `js`, `wasm`): named after
 /// its content when the build hashed the names (cached for a year).
@@ -143,6 +145,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/batches/new") view={Lazy::<NewBatchRoute>::new()} ssr=SsrMode::Async />
                     <Route path=path!("/batches/:id") view={Lazy::<BatchRoute>::new()} ssr=SsrMode::Async />
                     <Route path=path!("/audit") view={Lazy::<AuditRoute>::new()} ssr=SsrMode::Async />
+                    <Route path=path!("/sessions") view={Lazy::<SessionsRoute>::new()} ssr=SsrMode::Async />
                     <Route path=path!("/login") view={Lazy::<LoginRoute>::new()} ssr=SsrMode::Async />
                 </Routes>
             </Layout>
@@ -205,4 +208,5 @@ lazy_page!(BatchesRoute, BatchesPage);
 lazy_page!(NewBatchRoute, NewBatchPage);
 lazy_page!(BatchRoute, BatchPage);
 lazy_page!(AuditRoute, AuditPage);
+lazy_page!(SessionsRoute, SessionsPage);
 lazy_page!(LoginRoute, LoginPage);

@@ -97,7 +97,25 @@ pub const AUDIT_ACTIONS: &[&str] = &[
     "cancel",
     "download",
     "denied",
+    "end_session",
 ];
+
+/// A signed-in session, as an admin sees it (never its id: `handle` names
+/// it for "end session" and is worth nothing as a credential).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionInfo {
+    pub handle: String,
+    pub user: String,
+    /// The address it signed in from.
+    pub address: Option<String>,
+    /// Unix seconds.
+    pub started_at: i64,
+    /// Unix seconds, to the minute.
+    pub last_seen_at: i64,
+    /// The session asking.
+    #[serde(default)]
+    pub current: bool,
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditPage {

@@ -31,7 +31,7 @@ use batchboard_core::i18n::{Key, Msg};
 
 /// The session cookie's name.
 pub const COOKIE: &str = "batchboard_session";
-const SESSION_KEY: &str = "auth";
+pub(crate) const SESSION_KEY: &str = "auth";
 
 /// Password checks (argon2id, about 19 MiB each) running at once.
 const MAX_PASSWORD_CHECKS: usize = 4;
@@ -67,14 +67,38 @@ pub struct ClientIp(pub IpAddr);
 
 /// What a session holds.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct SessionAuth {
-    name: String,
+pub(crate) struct SessionAuth {
+    pub(crate) name: String,
     /// Unix seconds.
-    signed_in_at: i64,
+    pub(crate) signed_in_at: i64,
     /// The account's credential at sign-in ([`Users::credential`]): a
     /// session outlives neither a new password nor the account's removal.
     #[serde(default)]
     credential: Option<String>,
+    /// Unix seconds of the last request, kept to the minute: it moves the
+    /// session's idle expiry along (a session is saved only when changed).
+    #[serde(default)]
+    pub(crate) last_seen_at: i64,
+    /// The address it signed in from.
+    #[serde(default)]
+    pub(crate) address: Option<String>,
+    /// A random name for the admin's "end session" (not the session id).
+    #[serde(default)]
+    pub(crate) handle: String,
+}
+
+impl SessionAuth {
+    /// Whether the session still stands: not past its absolute lifetime,
+    /// and signed in with the account's current credential. Its role.
+    pub(crate) fn standing(&self, auth: &Auth) -> Option<Role> {
+        if now() - self.signed_in_at > auth.max_age.as_secs() as i64 {
+            return None;
+        }
+        auth.users
+            .signed_in(&self.name)
+            .filter(|(_, credential)| *credential == self.credential)
+            .map(|(role, _)| role)
+    }
 }
 
 /// Sign-in configuration and state shared by every request.
@@ -399,19 +423,24 @@ fn urlencode(s: &str) -> String {
 /// The user of a session, if it is signed in, not past its absolute
 /// lifetime, and the account still exists (its role read afresh).
 async fn session_user(auth: &Auth, session: &Session) -> Option<CurrentUser> {
-    let sa: SessionAuth = session.get(SESSION_KEY).await.ok().flatten()?;
-    let too_old = now() - sa.signed_in_at > auth.max_age.as_secs() as i64;
-    let role = auth
-        .users
-        .signed_in(&sa.name)
-        .filter(|(_, credential)| *credential == sa.credential)
-        .map(|(role, _)| role);
-    match role {
-        Some(role) if !too_old => Some(CurrentUser {
-            via_proxy: false,
-            name: sa.name,
-            role,
-        }),
+    let mut sa: SessionAuth = session.get(SESSION_KEY).await.ok().flatten()?;
+    match sa.standing(auth) {
+        Some(role) => {
+            // Seen again: saved at most once a minute, which also moves the
+            // idle expiry along.
+            let t = now();
+            if t - sa.last_seen_at >= 60 {
+                sa.last_seen_at = t;
+                if let Err(e) = session.insert(SESSION_KEY, &sa).await {
+                    tracing::warn!(error = %e, "cannot note the session's activity");
+                }
+            }
+            Some(CurrentUser {
+                via_proxy: false,
+                name: sa.name,
+                role,
+            })
+        }
         _ => {
             let _ = session.flush().await;
             None
@@ -523,6 +552,9 @@ pub async fn login(
                     name: name.clone(),
                     signed_in_at: now(),
                     credential: auth.users.credential(&name),
+                    last_seen_at: now(),
+                    address: ip_text.clone(),
+                    handle: uuid::Uuid::new_v4().simple().to_string(),
                 },
             )
             .await

@@ -149,6 +149,18 @@ pub enum UserCommand {
         #[command(flatten)]
         file: UsersFileArgs,
     },
+    /// List an account's signed-in sessions: address, signed in, last seen.
+    Sessions {
+        name: String,
+        #[command(flatten)]
+        auth: AuthArgs,
+        /// Directory for Batchboard's own state.
+        #[arg(long, env = "BATCHBOARD_DATA_DIR", default_value = "data")]
+        data_dir: PathBuf,
+        /// Postgres instead of SQLite in the data directory.
+        #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+        database_url: Option<String>,
+    },
     /// Remove an account; its sessions end at their next request.
     Remove {
         name: String,

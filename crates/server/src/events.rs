@@ -242,6 +242,7 @@ pub async fn stream(
     let mut closing = hub.closing.subscribe();
     let mut ended = hub.ended.subscribe();
     let auth = state.auth.clone();
+    let store = std::sync::Arc::new(state.db.session_store());
     let closed = async move {
         let shutdown = closing.wait_for(|c| *c);
         let signed_out = async {
@@ -260,7 +261,13 @@ pub async fn stream(
             tick.tick().await;
             loop {
                 tick.tick().await;
-                if !auth.still_signed_in(&user, session.as_ref()).await {
+                // Read afresh from the store: a session ended elsewhere (an
+                // admin, another replica) is gone from it.
+                let fresh = session
+                    .as_ref()
+                    .and_then(|s| s.id())
+                    .map(|id| tower_sessions::Session::new(Some(id), store.clone(), None));
+                if !auth.still_signed_in(&user, fresh.as_ref()).await {
                     break;
                 }
             }

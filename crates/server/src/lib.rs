@@ -17,6 +17,7 @@ pub mod files;
 pub mod http;
 pub mod metrics;
 pub mod services;
+pub mod sessions;
 pub mod state;
 pub mod store;
 pub mod tokens;
@@ -35,7 +36,7 @@ use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
 use batchboard_core::dashboard::UpstreamInfo;
 
-use config::{Cli, Command, LogFormat, ServeArgs};
+use config::{Cli, Command, LogFormat, ServeArgs, UserCommand};
 use state::{AppState, Upstream};
 
 /// Everything that stops the server from starting, each naming what to fix.
@@ -84,11 +85,71 @@ impl<V> Clone for Pages<V> {
 }
 impl<V> Copy for Pages<V> {}
 
+/// `batchboard user sessions NAME`: one line per session that still
+/// stands (signed in, seen last, address, handle).
+async fn user_sessions(
+    name: &str,
+    auth: &config::AuthArgs,
+    data_dir: &std::path::Path,
+    database_url: Option<&str>,
+) -> Result<String, StartError> {
+    let users_path = auth
+        .users_file
+        .clone()
+        .unwrap_or_else(|| data_dir.join("users.toml"));
+    let users = users::Users::open(users_path)?;
+    if users.signed_in(name).is_none() {
+        return Err(users::UsersError::Invalid(format!("no user '{name}'")).into());
+    }
+    let db = store::Db::open(database_url, data_dir).await?;
+    let auth = auth::Auth::new(auth, users);
+    let list = sessions::list(&db, &auth, None, Some(name)).await?;
+    let utc = batchboard_core::i18n::utc;
+    let mut out = format!("{} session(s) of {name}", list.len());
+    for s in list {
+        out.push_str(&format!(
+            "\nsigned in {}\tlast seen {}\tfrom {}\t{}",
+            utc(s.started_at),
+            utc(s.last_seen_at),
+            s.address.as_deref().unwrap_or("-"),
+            s.handle
+        ));
+    }
+    Ok(out)
+}
+
 /// Entry point of the `batchboard` binary.
 pub fn main<V: IntoView + 'static>(pages: Pages<V>) -> std::process::ExitCode {
     let cli = Cli::parse_or_exit();
     let command = cli.into_command();
     match command {
+        Command::User(UserCommand::Sessions {
+            name,
+            auth,
+            data_dir,
+            database_url,
+        }) => {
+            let listed = tokio::runtime::Runtime::new()
+                .map_err(StartError::Serve)
+                .and_then(|rt| {
+                    rt.block_on(user_sessions(
+                        &name,
+                        &auth,
+                        &data_dir,
+                        database_url.as_deref(),
+                    ))
+                });
+            return match listed {
+                Ok(out) => {
+                    println!("{out}");
+                    std::process::ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("batchboard: {e}");
+                    std::process::ExitCode::FAILURE
+                }
+            };
+        }
         Command::User(cmd) => {
             return match users::run(cmd) {
                 Ok(out) => {

@@ -400,6 +400,10 @@ pub fn run(cmd: UserCommand) -> Result<String, UsersError> {
             }
             Ok(out.trim_end().to_string())
         }
+        // Needs the database: `main` answers it.
+        UserCommand::Sessions { .. } => Err(UsersError::Invalid(
+            "`user sessions` reads the database; run it through `batchboard`".into(),
+        )),
         UserCommand::Remove { name, file } => {
             let path = file.path();
             let mut doc = read_doc(&path)?;

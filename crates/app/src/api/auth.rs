@@ -44,3 +44,27 @@ pub async fn audit_log(
         entries,
     })
 }
+
+/// The sessions signed in now, most recently seen first (admins only).
+#[server(endpoint = "sessions")]
+pub async fn list_sessions() -> Result<Vec<SessionInfo>, AppError> {
+    let actor = super::actor::<batchboard_server::http::actor::Admin>().await?;
+    let st = super::state()?;
+    Ok(batchboard_server::sessions::list(&st.db, &st.auth, actor.session, None).await?)
+}
+
+/// Ends the session named `handle` at its next request, and its live
+/// connections on this server now (admins only; audited).
+#[server(endpoint = "end_session")]
+pub async fn end_session(handle: String) -> Result<(), AppError> {
+    let actor = super::actor::<batchboard_server::http::actor::Admin>().await?;
+    let st = super::state()?;
+    match batchboard_server::sessions::end(&st.db, &handle).await? {
+        Some((id, user)) => {
+            st.hub.end_session(id);
+            actor.audit("end_session", Some(&user), None).await;
+            Ok(())
+        }
+        None => Err(AppError::invalid(Msg::new(Key::ServerSessionGone))),
+    }
+}

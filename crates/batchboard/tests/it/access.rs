@@ -928,3 +928,93 @@ async fn a_new_password_or_a_new_account_of_the_same_name_ends_old_sessions() {
     }
     signed_in(&base, "vi", PASSWORD).await;
 }
+
+#[tokio::test]
+async fn admins_see_every_session_and_end_one_and_the_cli_lists_them() {
+    let (_d, data) = data_dir("sessions");
+    add_user(&data, "boss", "admin", PASSWORD);
+    add_user(&data, "vi", "viewer", PASSWORD);
+    let server = serve(&data, &[]);
+    let base = server.base();
+    let boss = signed_in(&base, "boss", PASSWORD).await;
+    let vi_a = signed_in(&base, "vi", PASSWORD).await;
+    // vi's second session, with its cookie in hand.
+    let cookie = crate::common::session_cookie(&base, "vi").await;
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert("cookie", cookie.parse().unwrap());
+    headers.insert("origin", base.parse().unwrap());
+    let vi_b = reqwest::Client::builder()
+        .default_headers(headers)
+        .build()
+        .unwrap();
+
+    // Only admins may look.
+    let (status, _) = server_fn(&vi_a, &base, "sessions", &[]).await;
+    assert_eq!(status, 403);
+    let (status, body) = server_fn(&boss, &base, "sessions", &[]).await;
+    assert_eq!(status, 200, "{body}");
+    let list: Vec<Value> = serde_json::from_str(&body).unwrap();
+    assert_eq!(list.len(), 3, "{body}");
+    let mine: Vec<&Value> = list.iter().filter(|s| s["current"] == true).collect();
+    assert_eq!(mine.len(), 1, "{body}");
+    assert_eq!(mine[0]["user"], "boss");
+    for s in &list {
+        assert_eq!(s["address"], "127.0.0.1", "{body}");
+        assert!(s["started_at"].as_i64().unwrap() > 0);
+        assert!(s["last_seen_at"].as_i64().unwrap() >= s["started_at"].as_i64().unwrap());
+        // A handle, never the session's id (the cookie's value).
+        let handle = s["handle"].as_str().unwrap();
+        assert_eq!(handle.len(), 32, "{body}");
+        let id = cookie.split_once('=').unwrap().1;
+        assert!(!body.contains(id), "{body}");
+    }
+
+    // The CLI lists the same two sessions of vi.
+    let out = crate::common::run_ok(
+        crate::common::command()
+            .args(["user", "sessions", "vi", "--data-dir"])
+            .arg(&data),
+    );
+    assert!(out.starts_with("2 session(s) of vi"), "{out}");
+    assert_eq!(out.matches("from 127.0.0.1").count(), 2, "{out}");
+
+    // Ending one of vi's sessions signs that one out at its next request,
+    // and only that one; the audit log says who ended whose.
+    let (_, before) = server_fn(&vi_a, &base, "whoami", &[]).await;
+    assert!(before.contains("\"vi\""), "{before}");
+    let victim = list
+        .iter()
+        .filter(|s| s["user"] == "vi")
+        .map(|s| s["handle"].as_str().unwrap().to_string())
+        .collect::<Vec<_>>();
+    // Which of vi's two sessions is which: end the first listed, then
+    // exactly one of the two clients is signed out.
+    let (status, body) = server_fn(&boss, &base, "end_session", &[("handle", &victim[0])]).await;
+    assert_eq!(status, 200, "{body}");
+    let mut signed_out = 0;
+    for c in [&vi_a, &vi_b] {
+        let (status, _) = server_fn(c, &base, "list_batches", &[("query[limit]", "10")]).await;
+        if status == 401 {
+            signed_out += 1;
+        } else {
+            assert_eq!(status, 200);
+        }
+    }
+    assert_eq!(signed_out, 1);
+    let (status, body) = server_fn(&boss, &base, "end_session", &[("handle", &victim[0])]).await;
+    assert_eq!(status, 400, "ended already: {body}");
+    let (_, body) = server_fn(&boss, &base, "sessions", &[]).await;
+    let list: Vec<Value> = serde_json::from_str(&body).unwrap();
+    assert_eq!(list.len(), 2, "{body}");
+    let (_, audit) = server_fn(
+        &boss,
+        &base,
+        "audit_log",
+        &[("action", "end_session"), ("limit", "10")],
+    )
+    .await;
+    assert!(
+        audit.contains("\"actor\":\"boss\"") && audit.contains("\"target\":\"vi\""),
+        "{audit}"
+    );
+}

@@ -42,6 +42,8 @@ impl Needs for Admin {
 /// The signed-in caller of a request, whose role allows `R`.
 pub struct Actor<R: Needs> {
     pub user: CurrentUser,
+    /// The request's session, when signed in with one (not behind a proxy).
+    pub session: Option<tower_sessions::session::Id>,
     ip: Option<ClientIp>,
     state: AppState,
     _role: PhantomData<R>,
@@ -79,8 +81,13 @@ where
             )
             .into());
         }
+        let session = parts
+            .extensions
+            .get::<tower_sessions::Session>()
+            .and_then(|s| s.id());
         Ok(Self {
             user: user.clone(),
+            session,
             ip,
             state,
             _role: PhantomData,

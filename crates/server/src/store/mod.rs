@@ -7,16 +7,16 @@ pub mod index;
 pub mod lease;
 pub mod notify;
 pub mod progress;
+mod sessions;
+
+pub use sessions::Sessions;
 
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
-use tower_sessions::session::{Id, Record};
-use tower_sessions::session_store::{self, ExpiredDeletion, SessionStore};
 use tower_sessions_sqlx_store::{PostgresStore, SqliteStore};
 
 use batchboard_core::access::AuditEntry;
@@ -254,63 +254,6 @@ impl Db {
                 ip,
             })
             .collect())
-    }
-}
-
-/// The session store of whichever backend is in use.
-#[derive(Clone, Debug)]
-pub enum Sessions {
-    Sqlite(SqliteStore),
-    Postgres(PostgresStore),
-}
-
-#[async_trait]
-impl SessionStore for Sessions {
-    async fn create(&self, record: &mut Record) -> session_store::Result<()> {
-        match self {
-            Self::Sqlite(s) => s.create(record).await,
-            Self::Postgres(s) => s.create(record).await,
-        }
-    }
-
-    async fn save(&self, record: &Record) -> session_store::Result<()> {
-        match self {
-            Self::Sqlite(s) => s.save(record).await,
-            Self::Postgres(s) => s.save(record).await,
-        }
-    }
-
-    async fn load(&self, id: &Id) -> session_store::Result<Option<Record>> {
-        match self {
-            Self::Sqlite(s) => s.load(id).await,
-            Self::Postgres(s) => s.load(id).await,
-        }
-    }
-
-    async fn delete(&self, id: &Id) -> session_store::Result<()> {
-        match self {
-            Self::Sqlite(s) => s.delete(id).await,
-            Self::Postgres(s) => s.delete(id).await,
-        }
-    }
-}
-
-impl Sessions {
-    /// Removes expired sessions every `period`, for as long as the server runs.
-    pub fn spawn_cleanup(self, period: Duration) {
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(period);
-            loop {
-                tick.tick().await;
-                let r = match &self {
-                    Self::Sqlite(s) => s.delete_expired().await,
-                    Self::Postgres(s) => s.delete_expired().await,
-                };
-                if let Err(e) = r {
-                    tracing::warn!(error = %e, "could not delete expired sessions");
-                }
-            }
-        });
     }
 }
 
