@@ -2,37 +2,16 @@
 //! generates the `Key` enum (one variant per key of `en.toml`, the source
 //! language) and every locale's table, in key order. A key missing from
 //! another locale falls back to English at run time; the test
-//! `i18n::files::every_locale_has_every_key` fails on it.
+//! `locales::every_locale_has_every_key_with_the_same_arguments` (core
+//! crate, tests/it) fails on it.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-fn flatten(prefix: &str, table: &toml::Table, out: &mut BTreeMap<String, String>, file: &Path) {
-    for (k, v) in table {
-        let name = if prefix.is_empty() {
-            k.clone()
-        } else {
-            format!("{prefix}.{k}")
-        };
-        match v {
-            toml::Value::String(s) => {
-                out.insert(name, s.clone());
-            }
-            toml::Value::Table(t) => flatten(&name, t, out, file),
-            _ => panic!("{}: `{name}` must be a string or a table", file.display()),
-        }
-    }
-}
-
-fn read(path: &Path) -> BTreeMap<String, String> {
-    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let table: toml::Table =
-        toml::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let mut out = BTreeMap::new();
-    flatten("", &table, &mut out, path);
-    out
-}
+#[path = "i18n_files.rs"]
+mod i18n_files;
+use i18n_files::read;
 
 fn variant(name: &str) -> String {
     name.split(['.', '_'])
@@ -49,13 +28,7 @@ fn variant(name: &str) -> String {
 fn main() {
     let dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap()).join("../../locales");
     println!("cargo:rerun-if-changed={}", dir.display());
-    let mut files: Vec<(String, PathBuf)> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
-        .map(|p| (p.file_stem().unwrap().to_string_lossy().into_owned(), p))
-        .collect();
-    files.sort_by_key(|(code, _)| (code != "en", code.clone()));
+    let files = i18n_files::files(&dir);
     for (_, p) in &files {
         println!("cargo:rerun-if-changed={}", p.display());
     }

@@ -55,7 +55,7 @@ test("create a batch through the form, watch it complete live, download matching
   await expect(page).toHaveURL(/\/batches\/batch_[0-9a-f]+$/);
   await page.evaluate(() => ((window as any).__noReload = true));
   const status = page.getByTestId("status");
-  await expect(status).toHaveText(/validating|in_progress|finalizing|completed/);
+  await expect(status).toHaveAttribute("data-status", /validating|in_progress|finalizing|completed/);
   await expect(status).toHaveText("completed", { timeout: 30_000 });
   // Same document all along: the page updated itself, no reload.
   expect(await page.evaluate(() => (window as any).__noReload)).toBe(true);
@@ -85,7 +85,7 @@ test("cancel a running batch: cancelling, then cancelled", async ({ page, reques
   const batch = await createViaApi(request, chatLines(400, "slow"));
   await page.goto(`/batches/${batch.id}`);
   await hydrated(page);
-  await expect(page.getByTestId("status")).toHaveText("in_progress", { timeout: 15_000 });
+  await expect(page.getByTestId("status")).toHaveAttribute("data-status", "in_progress", { timeout: 15_000 });
   await page.getByTestId("cancel").click();
   await page.getByTestId("confirm-cancel").click();
   await expect(page.getByTestId("status")).toHaveText(/cancelling|cancelled/);

@@ -114,7 +114,7 @@ fn Row(e: AuditEntry) -> impl IntoView {
             <td>{e.actor}</td>
             <td><span class="chip">{label}</span></td>
             <td class="mono">{e.target.unwrap_or_else(dash)}</td>
-            <td>{e.detail.unwrap_or_else(dash)}</td>
+            <td>{e.detail_msg.as_ref().map(crate::i18n::msg).or(e.detail).unwrap_or_else(dash)}</td>
             <td class="mono">{e.ip.unwrap_or_else(dash)}</td>
         </tr>
     }

@@ -233,9 +233,9 @@ fn Detail(
                 <dt>{t(Key::BatchRequests)}</dt>
                 <dd data-testid="counts">
                     {tf(Key::BatchCounts, &[
-                        ("total", &counts.total),
-                        ("completed", &counts.completed),
-                        ("failed", &counts.failed),
+                        ("total", &format::count(counts.total)),
+                        ("completed", &format::count(counts.completed)),
+                        ("failed", &format::count(counts.failed)),
                     ])}
                 </dd>
                 <dt>{t(Key::BatchInputFile)}</dt><dd class="mono">{batch.input_file_id.clone()}</dd>

@@ -105,7 +105,13 @@ fn Filters(facets: Facets, query: BatchQuery) -> impl IntoView {
             .into_iter()
             .map(|v| {
                 let selected = current.as_deref() == Some(v.as_str());
-                view! { <option value=v.clone() selected=selected>{v.clone()}</option> }
+                // Statuses in words; the other facets are names and ids.
+                let label = if name == "status" {
+                    crate::i18n::status(&batchboard_core::BatchStatus::from(v.as_str()))
+                } else {
+                    v.clone()
+                };
+                view! { <option value=v.clone() selected=selected>{label}</option> }
             })
             .collect_view();
         view! {

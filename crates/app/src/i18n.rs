@@ -1,7 +1,7 @@
 //! The pages' side of the translation layer ([`batchboard_core::i18n`]).
 //!
 //! Every text a view shows comes from [`t`] or [`tf`] (or a [`Msg`] the
-//! server sent, through [`msg`]); `tests/strings.rs` fails on a text
+//! server sent, through [`msg`]); `strings_check.rs` fails on a text
 //! written into a view. The server renders in the request's locale (the
 //! `Locale` its middleware found) and puts that locale's table into the
 //! page; the browser reads it from there before hydrating, so both render
@@ -51,6 +51,12 @@ pub fn plural(one: Key, other: Key, n: u64) -> String {
     i18n().plural(one, other, n)
 }
 
+/// Makes the reader's language known to every view below (on the server,
+/// found once from the request instead of at every text).
+pub fn provide() {
+    leptos::prelude::provide_context(i18n());
+}
+
 /// On the server: the locale the request's middleware found (pages and
 /// server functions alike), else English.
 #[cfg(not(feature = "hydrate"))]
@@ -58,6 +64,11 @@ fn from_request() -> I18n {
     #[cfg(feature = "ssr")]
     {
         use leptos::prelude::use_context;
+        // Found once per page (see `provide`); reading the request's parts
+        // would copy them for every text.
+        if let Some(l) = use_context::<I18n>() {
+            return l;
+        }
         if let Some(parts) = use_context::<axum::http::request::Parts>() {
             if let Some(l) = parts
                 .extensions
@@ -124,10 +135,5 @@ pub fn status(s: &batchboard_core::BatchStatus) -> String {
 
 /// A role in words.
 pub fn role(r: batchboard_core::access::Role) -> &'static str {
-    use batchboard_core::access::Role as R;
-    t(match r {
-        R::Viewer => Key::RoleViewer,
-        R::Operator => Key::RoleOperator,
-        R::Admin => Key::RoleAdmin,
-    })
+    t(I18n::role_key(r))
 }

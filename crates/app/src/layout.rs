@@ -222,7 +222,7 @@ fn LanguageSwitch() -> impl IntoView {
     let current = i18n::i18n().code();
     view! {
         <form method="post" action="/locale" class="lang-switch" aria-label=t(Key::NavLanguage) data-testid="lang-switch">
-            <input type="hidden" name="next" prop:value=next />
+            <input type="hidden" name="next" value=next />
             {LOCALES
                 .iter()
                 .map(|(code, name)| {

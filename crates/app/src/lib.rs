@@ -92,6 +92,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
             resp.insert_header(axum::http::header::CONTENT_SECURITY_POLICY, v);
         }
     }
+    i18n::provide();
     let lang = i18n::i18n().code();
     view! {
         <!DOCTYPE html>
@@ -119,6 +120,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 
 #[component]
 pub fn App() -> impl IntoView {
+    i18n::provide();
     provide_meta_context();
     session::provide_me();
     let live = live::provide_live();

@@ -338,7 +338,7 @@ fn CheckView(check: Check, prices: Option<PriceTable>) -> impl IntoView {
                     <p>
                         <strong>{if ok { t(Key::NewCheckedOk) } else { t(Key::NewCheckedBad) }}</strong>
                         {summary}
-                        <span class="muted">" · " {tf(Key::TimeSeconds, &[("n", &format!("{:.1}", ms / 1000.0))])}</span>
+                        <span class="muted">" · " {tf(Key::TimeSeconds, &[("n", &crate::i18n::i18n().number(ms / 1000.0, 1))])}</span>
                     </p>
                     <ul class="stats">{tokens}{cost}</ul>
                     {errors}

@@ -272,8 +272,8 @@ fn Pager(p: ResultsPage, set_offset: WriteSignal<u64>) -> impl IntoView {
                     on:click=move |_| set_offset.set(offset.saturating_sub(limit))>{t(Key::ResultsPrevious)}</button>
                 <span class="muted">
                     {tf(Key::ResultsRange, &[
-                        ("from", &(offset + 1)),
-                        ("to", &last),
+                        ("from", &format::count(offset + 1)),
+                        ("to", &format::count(last)),
                         ("total", &format::count(matched)),
                     ])}
                 </span>

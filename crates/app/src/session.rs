@@ -74,7 +74,7 @@ pub fn LoginPage() -> impl IntoView {
                     {t(Key::LoginPassword)}
                     <input name="password" data-testid="password" type="password" autocomplete="current-password" required />
                 </label>
-                <input type="hidden" name="next" prop:value=next />
+                <input type="hidden" name="next" value=next />
                 <button type="submit" class="btn btn-primary" data-testid="sign-in">{t(Key::LoginButton)}</button>
             </form>
             <p class="muted">

@@ -4,10 +4,11 @@
 //! the value of `title`, `placeholder`, `aria-label`, `alt`, `label` or a
 //! `<Title text=…>` — unless it is on the allow-list (brand names, code).
 //!
-//! A literal counts as prose when it has a letter and a space, a capital,
-//! or a letter outside ASCII; lowercase words without spaces are code
-//! (keys, argument names, CSS classes) unless they are the value of one of
-//! the attributes above.
+//! A text node (a literal directly in the markup) with any letter is text.
+//! Inside Rust blocks of a view, a literal counts as text when it has a
+//! letter and a space, a capital, or a letter outside ASCII; lowercase words
+//! without spaces there are code (keys, argument names, CSS classes).
+//! Nested `view!`s are checked as views of their own.
 
 /// Attributes whose value a reader sees (or a screen reader reads).
 const SHOWN: &[&str] = &[
@@ -21,7 +22,7 @@ const SHOWN: &[&str] = &[
 ];
 
 /// Literals that are the same in every language.
-const ALLOWED: &[&str] = &["batchboard user add"];
+const ALLOWED: &[&str] = &["batchboard user add", "custom_id"];
 
 /// Words that are the same in every language (removed before the check).
 const BRANDS: &[&str] = &["Batchboard"];
@@ -35,9 +36,13 @@ pub fn untranslated(source: &str) -> Vec<(usize, String)> {
         let Some(open) = source[start..].find('{').map(|i| start + i) else {
             break;
         };
-        let end = scan_body(source, open, &mut found);
-        from = end.max(open + 1);
+        scan_body(source, open, &mut found);
+        // On from the opening, so that views nested in this one are read
+        // as views too (their findings are then found twice: kept once).
+        from = open + 1;
     }
+    found.sort();
+    found.dedup();
     found
 }
 
@@ -45,9 +50,12 @@ pub fn untranslated(source: &str) -> Vec<(usize, String)> {
 fn scan_body(src: &str, open: usize, found: &mut Vec<(usize, String)>) -> usize {
     let b = src.as_bytes();
     let mut depth = 0usize;
+    let mut parens = 0i32;
     let mut i = open;
     while i < b.len() {
         match b[i] {
+            b'(' => parens += 1,
+            b')' => parens -= 1,
             b'{' => depth += 1,
             b'}' => {
                 depth -= 1;
@@ -68,7 +76,10 @@ fn scan_body(src: &str, open: usize, found: &mut Vec<(usize, String)>) -> usize 
             }
             b'"' => {
                 let (text, after) = literal(src, i);
-                if is_untranslated(&text, attribute_before(src, i)) {
+                // Markup's text: right after a tag, a block or another text.
+                let node =
+                    depth == 1 && parens == 0 && src[..i].trim_end().ends_with(['>', '"', '}']);
+                if is_untranslated(&text, attribute_before(src, i), node) {
                     let line = src[..i].matches('\n').count() + 1;
                     found.push((line, text));
                 }
@@ -118,7 +129,7 @@ fn attribute_before(src: &str, at: usize) -> Option<&str> {
     Some(&before[name_start..])
 }
 
-fn is_untranslated(text: &str, attribute: Option<&str>) -> bool {
+fn is_untranslated(text: &str, attribute: Option<&str>, node: bool) -> bool {
     if ALLOWED.contains(&text) {
         return false;
     }
@@ -137,7 +148,13 @@ fn is_untranslated(text: &str, attribute: Option<&str>) -> bool {
         shown = shown.replace(brand, "");
     }
     let text = shown.as_str();
-    if !text.chars().any(char::is_alphabetic) || is_code(text) {
+    if !text.chars().any(char::is_alphabetic) {
+        return false;
+    }
+    if node {
+        return true;
+    }
+    if is_code(text) {
         return false;
     }
     match attribute {
@@ -180,11 +197,16 @@ mod tests {
                     <code>"batchboard user add"</code> " · " {format!("({n}) Batchboard")}
                     <b class=if on { "chip chip-on" } else { "chip" } style=format!("width: {w}%")>{env!("CARGO_PKG_VERSION")}</b>
                     <i aria-label=t(Key::B)>{tf(Key::C, &[("n", &n)])}</i>
+                    <select><option value="any">"any"</option></select>
+                    {move || view! { <b>"nested"</b> <i class="x y-z">{go("ok")}</i> }}
                 }
             }
         "#;
         let found: Vec<String> = untranslated(src).into_iter().map(|(_, s)| s).collect();
-        assert_eq!(found, ["Hello there", "Full name", "Checking…"]);
+        assert_eq!(
+            found,
+            ["Hello there", "Full name", "Checking…", "any", "nested"]
+        );
     }
 
     /// The check itself: no view in this crate shows untranslated text.

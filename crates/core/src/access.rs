@@ -86,6 +86,13 @@ pub struct AuditEntry {
     pub target: Option<String>,
     pub detail: Option<String>,
     pub ip: Option<String>,
+    /// `detail` untranslated, when Batchboard worded it.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::i18n::lenient"
+    )]
+    pub detail_msg: Option<crate::i18n::Msg>,
 }
 
 /// The actions the audit log records, for the filter.

@@ -26,7 +26,11 @@ pub struct Reachability {
     pub detail: String,
     pub latency_ms: u64,
     /// `detail` untranslated, when Batchboard worded it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::i18n::lenient"
+    )]
     pub msg: Option<crate::i18n::Msg>,
 }
 

@@ -60,7 +60,11 @@ pub struct ErrorBody {
     pub error_count: u64,
     /// `message`, untranslated: what the dashboard shows, in its reader's
     /// language (`message` is English, for scripts and logs).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::i18n::lenient"
+    )]
     pub msg: Option<Msg>,
 }
 

@@ -215,7 +215,11 @@ pub struct BatchError {
     pub line: Option<u64>,
     /// `message`, untranslated (Batchboard's own checks only): what the
     /// dashboard shows, in its reader's language.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::i18n::lenient"
+    )]
     pub msg: Option<Msg>,
 }
 

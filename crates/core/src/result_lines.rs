@@ -105,7 +105,11 @@ pub struct Reading {
     /// `answer` untranslated, when Batchboard worded it (a refusal, tool
     /// calls, embeddings, a moderation verdict): shown in the reader's
     /// language; `answer` (English) is what exports carry.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::i18n::lenient"
+    )]
     pub answer_msg: Option<Msg>,
 }
 

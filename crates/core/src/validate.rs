@@ -580,12 +580,11 @@ impl Validator {
                 "no_output_limit",
                 Some(first),
                 None,
-                Msg::new(if unlimited == 1 {
-                    Key::ProblemNoOutputLimitOne
-                } else {
-                    Key::ProblemNoOutputLimitOther
-                })
-                .arg("n", unlimited)
+                Msg::counted(
+                    Key::ProblemNoOutputLimitOne,
+                    Key::ProblemNoOutputLimitOther,
+                    unlimited,
+                )
                 .arg("line", first),
             );
         }

@@ -487,7 +487,7 @@ pub async fn login(
     if auth.mode != AuthMode::Local {
         return refuse(ApiError::Invalid(Msg::new(Key::ServerSignInByProxy)));
     }
-    let audit_failure = |detail: String| {
+    let audit_failure = |detail: Msg| {
         let state = state.clone();
         let name = name.clone();
         let ip_text = ip_text.clone();
@@ -497,7 +497,7 @@ pub async fn login(
                     actor: &name,
                     action: "sign_in_failed",
                     target: None,
-                    detail: Some(&detail),
+                    detail: Some(detail),
                     ip: ip_text.as_deref(),
                 })
                 .await;
@@ -518,10 +518,8 @@ pub async fn login(
     };
     if let Err(wait) = auth.throttle.reserve(&name, ip) {
         match auth.throttle.refused(&name) {
-            Some(1) => audit_failure("throttled".into()).await,
-            Some(n) => {
-                audit_failure(format!("throttled ({n} attempts refused in this window)")).await
-            }
+            Some(1) => audit_failure(Msg::new(Key::AuditDetailThrottled)).await,
+            Some(n) => audit_failure(Msg::new(Key::AuditDetailThrottledN).arg("n", n)).await,
             None => {}
         }
         let mut resp = back_to_login("throttled", &form.next, &format!("&retry_after={wait}"));
@@ -539,7 +537,7 @@ pub async fn login(
             .flatten()
     };
     if role.is_none() {
-        audit_failure("wrong name or password".into()).await;
+        audit_failure(Msg::new(Key::AuditDetailWrongPassword)).await;
         return back_to_login("invalid", &form.next, "");
     }
     auth.throttle.succeeded(&name, ip);
@@ -604,11 +602,15 @@ pub async fn logout(
     Redirect::to("/login").into_response()
 }
 
-/// With `--cookie-secure auto`: marks the session cookie `Secure` when the
-/// browser reached us over HTTPS through a trusted proxy.
+/// Marks our cookies (the session's and the language's) `Secure` with
+/// `--cookie-secure always`, and with `auto` when the browser reached us
+/// over HTTPS through a trusted proxy.
 pub async fn secure_cookie(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let https = state.auth.cookie_secure == CookieSecure::Auto
-        && state.auth.https(peer(&req), req.headers());
+    let https = match state.auth.cookie_secure {
+        CookieSecure::Always => true,
+        CookieSecure::Auto => state.auth.https(peer(&req), req.headers()),
+        CookieSecure::Never => false,
+    };
     let mut resp = next.run(req).await;
     if https {
         let cookies: Vec<HeaderValue> = resp
@@ -620,7 +622,10 @@ pub async fn secure_cookie(State(state): State<AppState>, req: Request, next: Ne
         resp.headers_mut().remove(header::SET_COOKIE);
         for c in cookies {
             let v = match c.to_str() {
-                Ok(s) if s.starts_with(COOKIE) && !s.contains("; Secure") => {
+                Ok(s)
+                    if (s.starts_with(COOKIE) || s.starts_with(crate::http::locale::COOKIE))
+                        && !s.contains("; Secure") =>
+                {
                     HeaderValue::from_str(&format!("{s}; Secure")).unwrap_or(c)
                 }
                 _ => c,

@@ -85,7 +85,18 @@ pub async fn download(
         .audit(
             "download",
             Some(&batch.id),
-            Some(&format!("{kind} file {id}")),
+            Some(
+                Msg::new(Key::AuditDetailFile)
+                    .arg_text(
+                        "kind",
+                        match kind {
+                            "input" => Key::AuditDetailInput,
+                            "output" => Key::AuditDetailOutput,
+                            _ => Key::AuditDetailErrors,
+                        },
+                    )
+                    .arg("id", &id),
+            ),
         )
         .await;
     let name = format!("{}_{kind}.jsonl", batch.id);
@@ -331,10 +342,10 @@ async fn create_batch(
     drop(tmp);
     tracing::info!(batch = %batch.id, requests = report.requests, user = %actor.user.name, "batch created");
     let tokens = report.tokens.as_ref().map_or(0, |t| t.input_tokens);
-    let detail = format!(
-        "{filename}, {} requests, ≈{tokens} input tokens",
-        report.requests
-    );
-    actor.audit("create", Some(&batch.id), Some(&detail)).await;
+    let detail = Msg::new(Key::AuditDetailCreated)
+        .arg("file", filename)
+        .arg("n", report.requests)
+        .arg("tokens", tokens);
+    actor.audit("create", Some(&batch.id), Some(detail)).await;
     Ok(batch)
 }

@@ -42,10 +42,21 @@ impl AppError {
     /// One line for the user, in their language (the upstream's own words
     /// and transport failures as they came).
     pub fn describe(&self) -> String {
-        match &self.0.msg {
-            Some(m) => crate::i18n::msg(m),
-            None => self.0.message.clone(),
+        let b = &self.0;
+        let Some(m) = &b.msg else {
+            return b.message.clone();
+        };
+        let mut text = crate::i18n::msg(m);
+        // Batchboard's wording of an upstream refusal keeps the upstream's
+        // status and code beside it, for whoever investigates.
+        if let Some(status) = b.upstream_status {
+            text.push_str(&format!(" (HTTP {status}"));
+            if let Some(code) = &b.upstream_code {
+                text.push_str(&format!(", {code}"));
+            }
+            text.push(')');
         }
+        text
     }
 
     pub fn invalid(msg: Msg) -> Self {

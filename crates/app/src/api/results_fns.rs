@@ -35,7 +35,9 @@ pub async fn retry_failed(id: String) -> Result<Batch, AppError> {
     let actor = actor::<Operator>().await?;
     let (batch, n) =
         batchboard_server::services::retry::retry_failed(&state()?, &id, &actor.user.name).await?;
-    let detail = format!("retry of {id}: {n} requests");
-    actor.audit("create", Some(&batch.id), Some(&detail)).await;
+    let detail = batchboard_core::i18n::Msg::new(batchboard_core::i18n::Key::AuditDetailRetry)
+        .arg("id", &id)
+        .arg("n", n);
+    actor.audit("create", Some(&batch.id), Some(detail)).await;
     Ok(batch)
 }

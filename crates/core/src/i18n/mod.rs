@@ -56,6 +56,14 @@ pub struct Msg {
     pub key: Key,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub args: Vec<(String, String)>,
+    /// Arguments that are texts themselves (a role, a status), put in the
+    /// reader's language too.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub texts: Vec<(String, Key)>,
+    /// For a count: the text when `{n}` is one (in languages with a
+    /// singular); `key` is the other.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub one: Option<Key>,
 }
 
 impl Msg {
@@ -63,7 +71,24 @@ impl Msg {
         Self {
             key,
             args: Vec::new(),
+            texts: Vec::new(),
+            one: None,
         }
+    }
+
+    /// `one` or `other` by the count `n` (its argument `{n}`), chosen in
+    /// the reader's language.
+    pub fn counted(one: Key, other: Key, n: u64) -> Self {
+        let mut m = Self::new(other).arg("n", n);
+        m.one = Some(one);
+        m
+    }
+
+    /// Adds the argument `{name}`: the text of `key`, in the reader's
+    /// language.
+    pub fn arg_text(mut self, name: &str, key: Key) -> Self {
+        self.texts.push((name.to_owned(), key));
+        self
     }
 
     /// A text that has no translation (the upstream's own words, a name):
@@ -130,11 +155,7 @@ impl I18n {
     /// The locale the server sent, from its [`table`](Self::table). Kept
     /// for the life of the page (made once per page load).
     pub fn from_table(code: &str, table: Vec<Option<String>>) -> Self {
-        let code = LOCALES
-            .iter()
-            .map(|(c, _)| *c)
-            .find(|c| *c == code)
-            .unwrap_or("en");
+        let code = supported(code).unwrap_or("en");
         let table: Vec<Option<&'static str>> = table
             .into_iter()
             .map(|s| s.map(|s| &*Box::leak(s.into_boxed_str())))
@@ -170,18 +191,47 @@ impl I18n {
 
     /// A [`Msg`] in this language.
     pub fn msg(&self, m: &Msg) -> String {
-        fill(self.t(m.key), |name| {
+        let arg = |name: &str| {
             m.args
                 .iter()
                 .find(|(n, _)| n == name)
-                .map(|(_, v)| v.clone())
+                .map(|(_, v)| v.as_str())
+        };
+        let key = match m.one {
+            Some(one) if arg("n") == Some("1") && self.t(Key::MetaPlural) == "one_other" => one,
+            _ => m.key,
+        };
+        fill(self.t(key), |name| {
+            let text = m.texts.iter().find(|(n, _)| n == name);
+            match (arg(name), text) {
+                // A count, grouped the locale's way.
+                (Some(v), _) if name == "n" && m.one.is_some() => Some(
+                    v.parse::<u64>()
+                        .map(|n| self.count(n))
+                        .unwrap_or_else(|_| v.to_owned()),
+                ),
+                (Some(v), _) => Some(v.to_owned()),
+                (None, Some((_, k))) => Some(self.t(*k).to_owned()),
+                (None, None) => None,
+            }
         })
     }
 
-    /// A batch status in words (an unknown status as itself).
-    pub fn status(&self, s: &crate::BatchStatus) -> String {
+    /// The key of a role's name.
+    pub fn role_key(role: crate::access::Role) -> Key {
+        use crate::access::Role as R;
+        match role {
+            R::Viewer => Key::RoleViewer,
+            R::Operator => Key::RoleOperator,
+            R::Admin => Key::RoleAdmin,
+        }
+    }
+
+    /// The key of a status's name (none for a status this version does
+    /// not know).
+    pub fn status_key(s: &crate::BatchStatus) -> Option<Key> {
         use crate::BatchStatus as S;
-        let key = match s {
+        Some(match s {
             S::Validating => Key::StatusValidating,
             S::Failed => Key::StatusFailed,
             S::InProgress => Key::StatusInProgress,
@@ -190,9 +240,16 @@ impl I18n {
             S::Expired => Key::StatusExpired,
             S::Cancelling => Key::StatusCancelling,
             S::Cancelled => Key::StatusCancelled,
-            S::Other(other) => return other.clone(),
-        };
-        self.t(key).to_owned()
+            S::Other(_) => return None,
+        })
+    }
+
+    /// A batch status in words (an unknown status as itself).
+    pub fn status(&self, s: &crate::BatchStatus) -> String {
+        match Self::status_key(s) {
+            Some(k) => self.t(k).to_owned(),
+            None => s.to_string(),
+        }
     }
 
     /// `one` or `other` for the count `n` (by the locale's `meta.plural`:
@@ -228,6 +285,14 @@ fn fill(text: &str, arg: impl Fn(&str) -> Option<String>) -> String {
     }
     out.push_str(rest);
     out
+}
+
+/// Reads an optional [`Msg`] leniently: a text this build does not know
+/// (a tab opened before an upgrade renamed it) is `None`, and the English
+/// `message` beside it is shown instead of failing the whole answer.
+pub fn lenient<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Msg>, D::Error> {
+    let v = Option::<serde_json::Value>::deserialize(d)?;
+    Ok(v.and_then(|v| serde_json::from_value(v).ok()))
 }
 
 /// The best of [`LOCALES`] for an `Accept-Language` header (weights
@@ -292,6 +357,39 @@ mod tests {
         let m = Msg::new(Key::MetaName);
         let json = serde_json::to_string(&m).unwrap();
         assert_eq!(serde_json::from_str::<Msg>(&json).unwrap(), m);
+    }
+
+    #[test]
+    fn counted_and_texts_read_in_the_readers_language() {
+        let (en, ko) = (I18n::english(), I18n::get("ko"));
+        let one = Msg::counted(Key::CommonRequestsOne, Key::CommonRequestsOther, 1);
+        let many = Msg::counted(Key::CommonRequestsOne, Key::CommonRequestsOther, 1200);
+        assert_eq!(en.msg(&one), "1 request");
+        assert_eq!(en.msg(&many), "1,200 requests");
+        assert_eq!(ko.msg(&many), "요청 1,200건");
+        let m = Msg::new(Key::LoginNeedsRole)
+            .arg_text("role", I18n::role_key(crate::access::Role::Admin))
+            .arg_text("have", Key::RoleViewer);
+        assert!(
+            ko.msg(&m).starts_with("관리자 역할이 필요합니다"),
+            "{}",
+            ko.msg(&m)
+        );
+        assert!(
+            m.to_string().starts_with("This needs the admin role"),
+            "{m}"
+        );
+        // A key this build does not know: no text, not a failure.
+        #[derive(Deserialize)]
+        struct Body {
+            #[serde(default, deserialize_with = "lenient")]
+            msg: Option<Msg>,
+        }
+        let b: Body = serde_json::from_str(r#"{"msg":{"key":"no.such_key"}}"#).unwrap();
+        assert!(b.msg.is_none());
+        let sent = serde_json::to_string(&one).unwrap();
+        let b: Body = serde_json::from_str(&format!(r#"{{"msg":{sent}}}"#)).unwrap();
+        assert_eq!(b.msg, Some(one));
     }
 
     #[test]

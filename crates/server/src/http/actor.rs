@@ -10,7 +10,7 @@ use axum::extract::{FromRef, FromRequestParts, MatchedPath};
 use axum::http::request::Parts;
 use batchboard_core::access::{CurrentUser, Role};
 use batchboard_core::error::ApiError;
-use batchboard_core::i18n::{Key, Msg};
+use batchboard_core::i18n::{I18n, Key, Msg};
 
 use crate::auth::ClientIp;
 use crate::http::HttpError;
@@ -70,14 +70,17 @@ where
                     actor: &user.name,
                     action: "denied",
                     target: Some(&route),
-                    detail: Some(&format!("needs {}", R::ROLE)),
+                    detail: Some(
+                        Msg::new(Key::AuditDetailNeedsRole)
+                            .arg_text("role", I18n::role_key(R::ROLE)),
+                    ),
                     ip: ip.map(|i| i.0.to_string()).as_deref(),
                 })
                 .await;
             return Err(ApiError::Forbidden(
                 Msg::new(Key::ServerRoleForbidden)
-                    .arg("role", user.role)
-                    .arg("needs", R::ROLE),
+                    .arg_text("role", I18n::role_key(user.role))
+                    .arg_text("needs", I18n::role_key(R::ROLE)),
             )
             .into());
         }
@@ -98,7 +101,7 @@ where
 impl<R: Needs> Actor<R> {
     /// Records what this actor did; a failing audit write is logged, not
     /// shown.
-    pub async fn audit(&self, action: &str, target: Option<&str>, detail: Option<&str>) {
+    pub async fn audit(&self, action: &str, target: Option<&str>, detail: Option<Msg>) {
         self.state
             .audit(Audit {
                 actor: &self.user.name,

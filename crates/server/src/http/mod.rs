@@ -49,12 +49,11 @@ impl HttpError {
     /// A file that failed the check, with its problems by line.
     pub fn file(report: Report) -> Self {
         Self::Api(ApiError::Problems {
-            message: Msg::new(if report.error_count == 1 {
-                Key::ServerFileProblemsOne
-            } else {
-                Key::ServerFileProblemsOther
-            })
-            .arg("n", report.error_count),
+            message: Msg::counted(
+                Key::ServerFileProblemsOne,
+                Key::ServerFileProblemsOther,
+                report.error_count,
+            ),
             errors: report.errors,
             error_count: report.error_count,
         })
@@ -66,7 +65,7 @@ impl HttpError {
         match self {
             Self::Api(e) => e,
             // A query the caller asked for that cannot run is their mistake.
-            Self::Db(crate::store::DbError::Query(m)) => ApiError::Invalid(Msg::text(m)),
+            Self::Db(crate::store::DbError::Query(m)) => ApiError::Invalid(m),
             other => ApiError::Internal(other.to_string()),
         }
     }

@@ -128,9 +128,11 @@ fn io_error(what: &str) -> impl Fn(std::io::Error) -> ApiError + '_ {
 pub async fn joined(state: &AppState, batch: &Batch) -> Result<Arc<Joined>, ApiError> {
     if !batch.status.is_terminal() {
         return Err(ApiError::Invalid(
-            Msg::new(Key::ServerResultsNotEnded)
-                .arg("id", &batch.id)
-                .arg("status", &batch.status),
+            match batchboard_core::i18n::I18n::status_key(&batch.status) {
+                Some(k) => Msg::new(Key::ServerResultsNotEnded).arg_text("status", k),
+                None => Msg::new(Key::ServerResultsNotEnded).arg("status", &batch.status),
+            }
+            .arg("id", &batch.id),
         ));
     }
     if let Some(j) = state.results.get(&batch.id) {
@@ -639,7 +641,11 @@ pub async fn merged(
     let joined = joined(&state, &b).await?;
     let ext = if csv { "csv" } else { "jsonl" };
     actor
-        .audit("download", Some(&id), Some(&format!("merged {ext}")))
+        .audit(
+            "download",
+            Some(&id),
+            Some(Msg::new(Key::AuditDetailMerged).arg("ext", ext)),
+        )
         .await;
     let (tx, rx) = tokio::sync::mpsc::channel(4);
     tokio::task::spawn_blocking(move || merged_rows(joined, csv, tx));

@@ -4,6 +4,7 @@
 //! CONFLICT`); `db::on_db!` runs one body against whichever pool is in use.
 
 use batchboard_core::dashboard::{BatchQuery, Facets, WatcherStatus, MAX_TABLE_PAGE, SORT_KEYS};
+use batchboard_core::i18n::{Key, Msg};
 use batchboard_core::{Batch, BatchStatus, CREATED_BY};
 
 use sqlx::QueryBuilder;
@@ -24,8 +25,13 @@ pub enum Upsert {
 /// Days since 1970-01-01 of a `YYYY-MM-DD` date, as unix seconds of its start.
 fn day_start(s: &str, field: &str) -> Result<i64, DbError> {
     let fmt = time::macros::format_description!("[year]-[month]-[day]");
-    let d = time::Date::parse(s.trim(), &fmt)
-        .map_err(|_| DbError::Query(format!("{field}: '{s}' is not a date (YYYY-MM-DD)")))?;
+    let d = time::Date::parse(s.trim(), &fmt).map_err(|_| {
+        DbError::Query(
+            Msg::new(Key::QueryNotADate)
+                .arg("field", field)
+                .arg("value", s),
+        )
+    })?;
     Ok(d.midnight().assume_utc().unix_timestamp())
 }
 
@@ -78,11 +84,7 @@ impl Filters {
         .collect();
         let meta = match (non_empty(&q.meta_key), non_empty(&q.meta_value)) {
             (Some(k), v) => Some((k.to_owned(), v.map(str::to_owned))),
-            (None, Some(_)) => {
-                return Err(DbError::Query(
-                    "meta_value: give the metadata key too".into(),
-                ))
-            }
+            (None, Some(_)) => return Err(DbError::Query(Msg::new(Key::QueryMetaValueWithoutKey))),
             (None, None) => None,
         };
         let from = non_empty(&q.from)
@@ -179,17 +181,18 @@ impl Db {
     ) -> Result<(Vec<Batch>, u64, u32, u32), DbError> {
         let limit = q.limit.unwrap_or(20);
         if !(1..=MAX_TABLE_PAGE).contains(&limit) {
-            return Err(DbError::Query(format!(
-                "limit must be between 1 and {MAX_TABLE_PAGE}"
-            )));
+            return Err(DbError::Query(
+                Msg::new(Key::QueryLimit).arg("max", MAX_TABLE_PAGE),
+            ));
         }
         let offset = q.offset.unwrap_or(0);
         let sort = non_empty(&q.sort).unwrap_or("created");
         if !SORT_KEYS.contains(&sort) {
-            return Err(DbError::Query(format!(
-                "sort: '{sort}' is not one of {}",
-                SORT_KEYS.join(", ")
-            )));
+            return Err(DbError::Query(
+                Msg::new(Key::QuerySort)
+                    .arg("sort", sort)
+                    .arg("keys", SORT_KEYS.join(", ")),
+            ));
         }
         let col = if sort == "created" {
             "created_at"
@@ -199,7 +202,7 @@ impl Db {
         let dir = match non_empty(&q.dir).unwrap_or("desc") {
             "asc" => "ASC",
             "desc" => "DESC",
-            other => return Err(DbError::Query(format!("dir: '{other}' is not asc or desc"))),
+            other => return Err(DbError::Query(Msg::new(Key::QueryDir).arg("dir", other))),
         };
         let filters = Filters::parse(q)?;
         // Ties broken by age; by creation time itself, the (created_at,

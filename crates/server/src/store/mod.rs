@@ -20,6 +20,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 use tower_sessions_sqlx_store::{PostgresStore, SqliteStore};
 
 use batchboard_core::access::AuditEntry;
+use batchboard_core::i18n::Msg;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
@@ -33,7 +34,7 @@ pub enum DbError {
     File(String),
     /// A query the caller asked for cannot be run as given (their mistake).
     #[error("{0}")]
-    Query(String),
+    Query(batchboard_core::i18n::Msg),
     /// What the database holds cannot be read or written as a batch.
     #[error("{0}")]
     Corrupt(String),
@@ -52,7 +53,8 @@ pub struct Audit<'a> {
     pub actor: &'a str,
     pub action: &'a str,
     pub target: Option<&'a str>,
-    pub detail: Option<&'a str>,
+    /// Stored in English, and untranslated for the audit page.
+    pub detail: Option<Msg>,
     pub ip: Option<&'a str>,
 }
 
@@ -81,6 +83,7 @@ type AuditRow = (
     i64,
     String,
     String,
+    Option<String>,
     Option<String>,
     Option<String>,
     Option<String>,
@@ -173,15 +176,16 @@ impl Db {
     pub async fn audit(&self, a: Audit<'_>) -> Result<(), DbError> {
         on_db!(self, p => {
             sqlx::query(
-                "INSERT INTO audit_log (at, actor, action, target, detail, ip) \
-                 VALUES ($1, $2, $3, $4, $5, $6)",
+                "INSERT INTO audit_log (at, actor, action, target, detail, ip, detail_msg) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
             )
             .bind(now())
             .bind(a.actor)
             .bind(a.action)
             .bind(a.target)
-            .bind(a.detail)
+            .bind(a.detail.as_ref().map(Msg::to_string))
             .bind(a.ip)
+            .bind(a.detail.as_ref().and_then(|m| serde_json::to_string(m).ok()))
             .execute(p)
             .await?;
         });
@@ -231,7 +235,7 @@ impl Db {
         // The casts tell Postgres the parameters' types for `IS NULL`.
         let rows: Vec<AuditRow> = on_db!(self, p => {
             sqlx::query_as(
-                "SELECT id, at, actor, action, target, detail, ip FROM audit_log \
+                "SELECT id, at, actor, action, target, detail, ip, detail_msg FROM audit_log \
                  WHERE (CAST($1 AS BIGINT) IS NULL OR id < $1) \
                  AND (CAST($2 AS TEXT) IS NULL OR action = $2) \
                  ORDER BY id DESC LIMIT $3",
@@ -244,15 +248,20 @@ impl Db {
         });
         Ok(rows
             .into_iter()
-            .map(|(id, at, actor, action, target, detail, ip)| AuditEntry {
-                id,
-                at,
-                actor,
-                action,
-                target,
-                detail,
-                ip,
-            })
+            .map(
+                |(id, at, actor, action, target, detail, ip, msg)| AuditEntry {
+                    id,
+                    at,
+                    actor,
+                    action,
+                    target,
+                    detail,
+                    ip,
+                    // Read leniently: a text a later version renamed shows as
+                    // the stored English.
+                    detail_msg: msg.and_then(|m| serde_json::from_str(&m).ok()),
+                },
+            )
             .collect())
     }
 }
