@@ -108,7 +108,7 @@ pub enum ApiError {
         request_id: Option<String>,
         /// `message` untranslated, when Batchboard worded it instead of
         /// passing on the upstream's own text.
-        wording: Option<Msg>,
+        wording: Option<Box<Msg>>,
     },
     /// No one is signed in.
     #[error("{}", Msg::new(Key::ErrorsSignInFirst))]
@@ -181,7 +181,7 @@ impl ApiError {
             }
             Self::Problems { message, .. } => Some(message.clone()),
             Self::Unauthenticated => Some(Msg::new(Key::ErrorsSignInFirst)),
-            Self::Upstream { wording, .. } => wording.clone(),
+            Self::Upstream { wording, .. } => wording.as_deref().cloned(),
             Self::Internal(_) => None,
         }
     }

@@ -44,7 +44,7 @@ pub async fn list(
         .filter(|(_, sa)| sa.standing(auth).is_some())
         .map(|(id, sa)| info(&sa, Some(id) == current))
         .collect();
-    out.sort_by(|a, b| b.last_seen_at.cmp(&a.last_seen_at));
+    out.sort_by_key(|s| std::cmp::Reverse(s.last_seen_at));
     Ok(out)
 }
 

@@ -629,7 +629,7 @@ impl From<UpstreamError> for batchboard_core::error::ApiError {
                     message: wording.to_string(),
                     code,
                     request_id,
-                    wording: Some(wording),
+                    wording: Some(Box::new(wording)),
                 }
             }
             U::Api {
