@@ -37,6 +37,30 @@ fn encoding(model: &str) -> (&'static str, &'static CoreBPE) {
 /// core); more are refused with 503 until one ends.
 pub static COUNTING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
 
+/// The users with a count running: one at a time each, so that no one user
+/// holds both of [`COUNTING`]'s permits.
+static COUNTING_USERS: std::sync::Mutex<std::collections::BTreeSet<String>> =
+    std::sync::Mutex::new(std::collections::BTreeSet::new());
+
+/// `user`'s turn to count, held until dropped; `None` while they have a
+/// count running already.
+pub fn user_turn(user: &str) -> Option<UserTurn> {
+    let mut users = COUNTING_USERS.lock().unwrap_or_else(|p| p.into_inner());
+    users
+        .insert(user.to_owned())
+        .then(|| UserTurn(user.to_owned()))
+}
+
+/// A user's running count (see [`user_turn`]).
+pub struct UserTurn(String);
+
+impl Drop for UserTurn {
+    fn drop(&mut self) {
+        let mut users = COUNTING_USERS.lock().unwrap_or_else(|p| p.into_inner());
+        users.remove(&self.0);
+    }
+}
+
 /// Runs of non-space characters longer than this are counted in parts.
 const MAX_RUN_BYTES: usize = 1024;
 
@@ -75,6 +99,22 @@ pub fn counter() -> TokenCounter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_count_at_a_time_per_user() {
+        let first = user_turn("ana").expect("ana's first count");
+        assert!(
+            user_turn("ana").is_none(),
+            "a second count of ana's at once"
+        );
+        let other = user_turn("ben");
+        assert!(other.is_some(), "another user counts meanwhile");
+        drop(first);
+        assert!(
+            user_turn("ana").is_some(),
+            "ana's turn again once hers ended"
+        );
+    }
 
     #[test]
     fn encodings_follow_the_model_family() {

@@ -28,7 +28,7 @@ pub async fn pricing() -> Result<PriceTable, AppError> {
 /// Counts the tokens of a text sample as `model` would.
 #[server(endpoint = "count_tokens")]
 pub async fn count_tokens(model: String, sample: String) -> Result<TokenCount, AppError> {
-    actor::<Viewer>().await?;
+    let actor = actor::<Viewer>().await?;
     if sample.len() > MAX_SAMPLE_BYTES {
         return Err(AppError::invalid(
             Msg::new(Key::ServerSampleTooLarge)
@@ -41,6 +41,8 @@ pub async fn count_tokens(model: String, sample: String) -> Result<TokenCount, A
             Key::ServerTokensBusy,
         )))
     };
+    // One count at a time per user, and two in all.
+    let _turn = batchboard_server::tokens::user_turn(&actor.user.name).ok_or_else(busy)?;
     let _permit = batchboard_server::tokens::COUNTING
         .try_acquire()
         .map_err(|_| busy())?;
