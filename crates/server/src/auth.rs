@@ -210,8 +210,9 @@ impl Auth {
     }
 }
 
-/// Counts failed sign-ins per account and per address in a sliding window.
-/// Kept in memory: each replica throttles on its own.
+/// Counts failed sign-ins per account and per address in a sliding window:
+/// in memory with SQLite (one replica), in the database with Postgres
+/// ([`Throttle::take`]), where replicas share it.
 struct Throttle {
     per_account: u32,
     window: Duration,
@@ -298,6 +299,33 @@ impl Throttle {
             map.retain(|_, v| v.last().is_some_and(|t| t.elapsed() < window));
         }
         Ok(())
+    }
+
+    /// Takes an attempt ([`Self::reserve`]) where the counters are: in the
+    /// database when replicas share it, else here. A database that fails
+    /// falls back to this replica's own counters.
+    async fn take(&self, db: &crate::store::Db, name: &str, ip: Option<IpAddr>) -> Result<(), u64> {
+        if db.shares_throttle() {
+            let limits = Self::keys(name, ip).map(|(k, f)| (k, self.per_account * f));
+            match db.throttle_reserve(&limits, self.window).await {
+                Ok(r) => return r,
+                Err(e) => {
+                    tracing::warn!(error = %e, "sign-in throttle: the database failed; counting here")
+                }
+            }
+        }
+        self.reserve(name, ip)
+    }
+
+    /// [`Self::succeeded`], where the counters are.
+    async fn forgive(&self, db: &crate::store::Db, name: &str, ip: Option<IpAddr>) {
+        if db.shares_throttle() {
+            let [(account, _), (source, _)] = Self::keys(name, ip);
+            if let Err(e) = db.throttle_forgive(&account, &source).await {
+                tracing::warn!(error = %e, "sign-in throttle: the database failed");
+            }
+        }
+        self.succeeded(name, ip);
     }
 
     /// The attempt was not a failure after all (the password was right, or
@@ -516,7 +544,7 @@ pub async fn login(
             .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
         return resp;
     };
-    if let Err(wait) = auth.throttle.reserve(&name, ip) {
+    if let Err(wait) = auth.throttle.take(&state.db, &name, ip).await {
         match auth.throttle.refused(&name) {
             Some(1) => audit_failure(Msg::new(Key::AuditDetailThrottled)).await,
             Some(n) => audit_failure(Msg::new(Key::AuditDetailThrottledN).arg("n", n)).await,
@@ -540,7 +568,7 @@ pub async fn login(
         audit_failure(Msg::new(Key::AuditDetailWrongPassword)).await;
         return back_to_login("invalid", &form.next, "");
     }
-    auth.throttle.succeeded(&name, ip);
+    auth.throttle.forgive(&state.db, &name, ip).await;
     let stored = async {
         session.cycle_id().await?;
         session

@@ -289,3 +289,63 @@ async fn one_replica_polls_and_another_takes_over_when_it_dies() {
     assert_eq!(done["request_counts"]["total"], 3);
     drop(pg);
 }
+
+/// Where a sign-in attempt was sent back to: `invalid` (the password was
+/// checked and wrong) or `throttled`.
+async fn attempt(base: &str) -> String {
+    let http = via(&Arc::new(reqwest::cookie::Jar::default()), base);
+    let r = http
+        .post(format!("{base}/auth/login"))
+        .form(&[("username", "boss"), ("password", "not-the-password")])
+        .send()
+        .await
+        .unwrap();
+    // Too many password checks at this moment: 503, nothing counted.
+    let Some(to) = r.headers().get("location") else {
+        assert_eq!(r.status().as_u16(), 503);
+        return "busy".into();
+    };
+    let to = to.to_str().unwrap();
+    let what = to
+        .split("error=")
+        .nth(1)
+        .unwrap_or("")
+        .split('&')
+        .next()
+        .unwrap_or("");
+    what.to_string()
+}
+
+#[tokio::test]
+async fn replicas_on_postgres_share_the_sign_in_throttle() {
+    let dir = TempDir::new("pg-throttle");
+    let pg = Postgres::start(&dir.0.join("db"));
+    let users = dir.0.join("users.toml");
+    add_user(&dir.0.join("a"), "boss", "admin", PASSWORD);
+    std::fs::rename(dir.0.join("a").join("users.toml"), &users).unwrap();
+    let a = replica(&dir.0, "a", &pg.url(), &users, None);
+    let b = replica(&dir.0, "b", &pg.url(), &users, None);
+
+    // Five wrong guesses (the limit), spread over both replicas: each
+    // counts them all, so the sixth is refused wherever it lands.
+    for base in [a.base(), b.base(), a.base(), b.base(), a.base()] {
+        assert_eq!(attempt(&base).await, "invalid");
+    }
+    assert_eq!(attempt(&b.base()).await, "throttled");
+    assert_eq!(attempt(&a.base()).await, "throttled");
+
+    // Many guesses at once on both replicas: none past the limit is checked.
+    let dir2 = TempDir::new("pg-throttle-2");
+    let pg2 = Postgres::start(&dir2.0.join("db"));
+    let a2 = replica(&dir2.0, "a", &pg2.url(), &users, None);
+    let b2 = replica(&dir2.0, "b", &pg2.url(), &users, None);
+    let bases: Vec<String> = (0..12)
+        .map(|i| if i % 2 == 0 { a2.base() } else { b2.base() })
+        .collect();
+    let answers = futures_util::future::join_all(bases.iter().map(|b| attempt(b))).await;
+    let checked = answers.iter().filter(|a| *a == "invalid").count();
+    let throttled = answers.iter().filter(|a| *a == "throttled").count();
+    assert!((1..=5).contains(&checked), "{answers:?}");
+    assert!(throttled >= 1, "{answers:?}");
+    drop((a, b, a2, b2, pg2));
+}

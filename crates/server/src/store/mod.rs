@@ -8,6 +8,7 @@ pub mod lease;
 pub mod notify;
 pub mod progress;
 mod sessions;
+mod throttle;
 
 pub use sessions::Sessions;
 
