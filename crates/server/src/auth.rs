@@ -148,6 +148,7 @@ impl Auth {
             .filter_map(|v| v.to_str().ok())
             .flat_map(|v| v.split(','))
             .filter_map(|s| s.trim().parse::<IpAddr>().ok())
+            .map(|ip| ip.to_canonical())
             .collect::<Vec<_>>();
         forwarded
             .iter()
@@ -210,12 +211,20 @@ impl Auth {
     }
 }
 
+/// The longest a password check waits for its account's many failures.
+const MAX_SLOWDOWN: Duration = Duration::from_secs(10);
+
+/// How sign-in attempts with names no account can have are counted.
+const INVALID_NAME: &str = "(invalid name)";
+
 /// Counts failed sign-ins per account and per address in a sliding window:
 /// in memory with SQLite (one replica), in the database with Postgres
 /// ([`Throttle::take`]), where replicas share it.
 struct Throttle {
     per_account: u32,
     window: Duration,
+    /// Wrong passwords per account from every source, for the slowdown.
+    account: Mutex<HashMap<String, Vec<Instant>>>,
     failures: Mutex<HashMap<String, Vec<Instant>>>,
     /// Refused attempts per account in the current window.
     refused: Mutex<HashMap<String, (Instant, u64)>>,
@@ -228,6 +237,7 @@ impl Throttle {
             window,
             failures: Mutex::new(HashMap::new()),
             refused: Mutex::new(HashMap::new()),
+            account: Mutex::new(HashMap::new()),
         }
     }
 
@@ -328,6 +338,40 @@ impl Throttle {
         self.succeeded(name, ip);
     }
 
+    /// Failures for one account from every source past which its checks
+    /// slow down, a second more for each (at most [`MAX_SLOWDOWN`]).
+    const SLOW_AFTER: usize = 20;
+
+    /// A wrong password for `name` (from any source).
+    fn account_failed(&self, name: &str) {
+        let Ok(mut map) = self.account.lock() else {
+            return;
+        };
+        if map.len() > 10_000 {
+            let window = self.window;
+            map.retain(|_, v| v.last().is_some_and(|t| t.elapsed() < window));
+            if map.len() > 10_000 {
+                map.clear();
+            }
+        }
+        let list = map.entry(name.to_owned()).or_default();
+        list.retain(|t| t.elapsed() < self.window);
+        list.push(Instant::now());
+    }
+
+    /// How long `name`'s next check waits: nothing, until many failures
+    /// from everywhere in the window.
+    fn slowdown(&self, name: &str) -> Duration {
+        let Ok(map) = self.account.lock() else {
+            return Duration::ZERO;
+        };
+        let recent = map.get(name).map_or(0, |l| {
+            l.iter().filter(|t| t.elapsed() < self.window).count()
+        });
+        let secs = recent.saturating_sub(Self::SLOW_AFTER) as u64;
+        Duration::from_secs(secs).min(MAX_SLOWDOWN)
+    }
+
     /// The attempt was not a failure after all (the password was right, or
     /// it was never checked): the account starts afresh from this source,
     /// and the source gets its attempt back.
@@ -341,17 +385,22 @@ impl Throttle {
         }
     }
 
-    /// Counts an attempt refused because of the throttle; says which to
-    /// write to the audit log: the first of a window, then every 100th
-    /// (strangers cannot grow the log with refused attempts).
-    fn refused(&self, name: &str) -> Option<u64> {
+    /// Counts an attempt refused because of the throttle, per source; says
+    /// which to write to the audit log: the first of a window, then every
+    /// 100th (strangers cannot grow the log with refused attempts, whatever
+    /// names they send).
+    fn refused(&self, ip: Option<IpAddr>) -> Option<u64> {
         let mut map = self.refused.lock().ok()?;
-        // Forget old windows now and then so the map cannot grow forever.
+        // Forget old windows now and then so the map cannot grow forever;
+        // past 10,000 sources at once, start over.
         if map.len() > 10_000 {
             let window = self.window;
             map.retain(|_, (since, _)| since.elapsed() < window);
+            if map.len() > 10_000 {
+                map.clear();
+            }
         }
-        let (since, n) = map.entry(name.to_string()).or_insert((Instant::now(), 0));
+        let (since, n) = map.entry(Self::source(ip)).or_insert((Instant::now(), 0));
         if since.elapsed() >= self.window {
             (*since, *n) = (Instant::now(), 0);
         }
@@ -360,14 +409,23 @@ impl Throttle {
     }
 }
 
+/// The peer's address; an IPv4 client of a dual-stack listener
+/// (`::ffff:a.b.c.d`) as its IPv4 address, so that it is throttled and
+/// matched against `--trusted-proxies` as itself.
 fn peer(req: &Request) -> Option<IpAddr> {
     req.extensions()
         .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip())
+        .map(|c| c.0.ip().to_canonical())
 }
 
 /// Whether a state-changing request comes from one of our own pages: its
 /// `Origin` (or, failing that, `Referer`) must name the host it was sent to.
+/// Paths that stream a file: `/files/{id}/content`, `/api/batches/{id}/merged`.
+fn is_download(path: &str) -> bool {
+    (path.starts_with("/files/") && path.ends_with("/content"))
+        || (path.starts_with("/api/batches/") && path.ends_with("/merged"))
+}
+
 fn same_origin(headers: &HeaderMap, trusted_proxy: bool) -> bool {
     let host = trusted_proxy
         .then(|| headers.get("x-forwarded-host"))
@@ -405,6 +463,18 @@ pub async fn gate(State(state): State<AppState>, mut req: Request, next: Next) -
     let safe = matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
     if !safe && !same_origin(req.headers(), trusted) {
         tracing::warn!(path = %req.uri().path(), "refused a cross-site request");
+        return refuse(ApiError::Forbidden(Msg::new(Key::ServerCrossSite)));
+    }
+    // Downloads do work and leave audit entries in the viewer's name: a
+    // link on another site must not start one (browsers say where a
+    // request came from in `Sec-Fetch-Site`).
+    if is_download(req.uri().path())
+        && req
+            .headers()
+            .get("sec-fetch-site")
+            .is_some_and(|v| v.as_bytes() == b"cross-site")
+    {
+        tracing::warn!(path = %req.uri().path(), "refused a download started by another site");
         return refuse(ApiError::Forbidden(Msg::new(Key::ServerCrossSite)));
     }
     if let Some(ip) = auth.client_ip(peer, req.headers()) {
@@ -512,6 +582,13 @@ pub async fn login(
     let ip = ip.map(|axum::Extension(i)| i.0);
     let ip_text = ip.map(|i| i.to_string());
     let name = form.username.trim().to_string();
+    // A name no account can have is throttled and audited as one name, so
+    // that made-up names cannot each grow the throttle's memory.
+    let name = if crate::users::check_name(&name).is_ok() {
+        name
+    } else {
+        INVALID_NAME.to_string()
+    };
     if auth.mode != AuthMode::Local {
         return refuse(ApiError::Invalid(Msg::new(Key::ServerSignInByProxy)));
     }
@@ -533,19 +610,12 @@ pub async fn login(
     };
     // No account has a longer name: refused before it reaches the audit
     // log or the throttle's memory.
-    if name.chars().count() > MAX_NAME_CHARS {
+    if form.username.trim().chars().count() > MAX_NAME_CHARS {
         return back_to_login("invalid", &form.next, "");
     }
-    // A bounded number of password checks at once (each takes about
-    // 19 MiB and a core for a moment); beyond it, come back shortly.
-    let Ok(_checking) = auth.checks.clone().try_acquire_owned() else {
-        let mut resp = refuse(ApiError::Busy(Msg::new(Key::ServerSignInsBusy)));
-        resp.headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
-        return resp;
-    };
+    // The throttle first: a refused attempt costs no password check.
     if let Err(wait) = auth.throttle.take(&state.db, &name, ip).await {
-        match auth.throttle.refused(&name) {
+        match auth.throttle.refused(ip) {
             Some(1) => audit_failure(Msg::new(Key::AuditDetailThrottled)).await,
             Some(n) => audit_failure(Msg::new(Key::AuditDetailThrottledN).arg("n", n)).await,
             None => {}
@@ -556,6 +626,23 @@ pub async fn login(
         }
         return resp;
     }
+    // A bounded number of password checks at once (each takes about
+    // 19 MiB and a core for a moment); beyond it, come back shortly (the
+    // attempt is given back).
+    let Ok(_checking) = auth.checks.clone().try_acquire_owned() else {
+        auth.throttle.forgive(&state.db, &name, ip).await;
+        let mut resp = refuse(ApiError::Busy(Msg::new(Key::ServerSignInsBusy)));
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+        return resp;
+    };
+    // Many failures for one account from anywhere slow its checks down
+    // (rather than lock its owner out): guesses from many addresses, each
+    // under its own limit, meet this one.
+    let delay = auth.throttle.slowdown(&name);
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
     let role = {
         let auth = auth.clone();
         let (name, password) = (name.clone(), form.password);
@@ -565,6 +652,7 @@ pub async fn login(
             .flatten()
     };
     if role.is_none() {
+        auth.throttle.account_failed(&name);
         audit_failure(Msg::new(Key::AuditDetailWrongPassword)).await;
         return back_to_login("invalid", &form.next, "");
     }
@@ -710,6 +798,38 @@ mod tests {
         assert_eq!(safe_next("//evil.example"), "/");
         assert_eq!(safe_next("https://evil.example"), "/");
         assert_eq!(safe_next(""), "/");
+    }
+
+    #[test]
+    fn many_failures_for_one_account_from_anywhere_slow_it_down_without_locking() {
+        let t = Throttle::new(5, Duration::from_secs(900));
+        for _ in 0..Throttle::SLOW_AFTER {
+            t.account_failed("boss");
+        }
+        assert_eq!(t.slowdown("boss"), Duration::ZERO);
+        for _ in 0..5 {
+            t.account_failed("boss");
+        }
+        assert_eq!(t.slowdown("boss"), Duration::from_secs(5));
+        for _ in 0..100 {
+            t.account_failed("boss");
+        }
+        assert_eq!(t.slowdown("boss"), MAX_SLOWDOWN);
+        assert_eq!(t.slowdown("someone-else"), Duration::ZERO);
+    }
+
+    #[test]
+    fn an_ipv4_client_of_a_dual_stack_listener_is_itself() {
+        let mut req = Request::new(axum::body::Body::empty());
+        req.extensions_mut().insert(ConnectInfo::<SocketAddr>(
+            "[::ffff:10.1.2.3]:5000".parse().unwrap(),
+        ));
+        assert_eq!(peer(&req), Some("10.1.2.3".parse().unwrap()));
+        // Two such clients are two sources, not one /64.
+        assert_ne!(
+            Throttle::source(peer(&req)),
+            Throttle::source(Some("10.9.9.9".parse().unwrap()))
+        );
     }
 
     #[test]

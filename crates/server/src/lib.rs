@@ -353,6 +353,7 @@ fn with_request_trace(router: Router, name: &'static str, level: tracing::Level)
         )
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .layer(axum::middleware::from_fn(http::plain_request_id))
 }
 
 async fn serve<V: IntoView + 'static>(args: ServeArgs, pages: Pages<V>) -> Result<(), StartError> {

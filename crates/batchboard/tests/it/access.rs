@@ -1018,3 +1018,69 @@ async fn admins_see_every_session_and_end_one_and_the_cli_lists_them() {
         "{audit}"
     );
 }
+
+#[tokio::test]
+async fn downloads_started_by_another_site_are_refused_and_request_ids_are_plain() {
+    let (_d, data) = data_dir("cross-site-download");
+    add_user(&data, "op", "operator", PASSWORD);
+    let server = serve(&data, &[]);
+    let base = server.base();
+    let op = signed_in(&base, "op", PASSWORD).await;
+    let (status, batch) = create(&op, &base, 3).await;
+    assert_eq!(status, 200, "{batch}");
+    let id = batch["id"].as_str().unwrap();
+    let file = batch["input_file_id"].as_str().unwrap();
+    let url = format!("{base}/files/{file}/content?batch={id}");
+    // A link on another site, followed with the viewer's cookie.
+    let r = op
+        .get(&url)
+        .header("sec-fetch-site", "cross-site")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 403);
+    let r = op
+        .get(format!("{base}/api/batches/{id}/merged?format=csv"))
+        .header("sec-fetch-site", "cross-site")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 403);
+    // From our own pages (or a script without the header): served.
+    for site in ["same-origin", "none"] {
+        let r = op
+            .get(&url)
+            .header("sec-fetch-site", site)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 200, "{site}");
+    }
+
+    // A client's request id is echoed only when it is a plain id.
+    let r = op
+        .get(format!("{base}/healthz"))
+        .header("x-request-id", "abc-123")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["x-request-id"], "abc-123");
+    let r = op
+        .get(format!("{base}/healthz"))
+        .header("x-request-id", "evil\u{7f}id <script>")
+        .send()
+        .await;
+    // reqwest refuses some header bytes itself; what it sends is replaced.
+    if let Ok(r) = r {
+        let echoed = r.headers()["x-request-id"].to_str().unwrap().to_string();
+        assert_ne!(echoed, "evil\u{7f}id <script>");
+        assert!(!echoed.contains(' '), "{echoed}");
+    }
+    let r = op
+        .get(format!("{base}/healthz"))
+        .header("x-request-id", "a".repeat(200))
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(r.headers()["x-request-id"].to_str().unwrap().len(), 200);
+}

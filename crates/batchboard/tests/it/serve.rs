@@ -492,3 +492,35 @@ fn silent_connections_are_closed_and_connections_are_capped() {
     assert_eq!(code, 200);
     server.stop();
 }
+
+/// A connection that sends the first bytes of HTTP/2's preface and then
+/// nothing is closed within the read timeout too (hyper waits for the rest
+/// without a limit while the bytes match, so it held its slot forever).
+#[test]
+fn a_connection_stalled_in_the_http2_preface_is_closed() {
+    use std::io::{Read, Write};
+    let server = start(&[], &["--read-timeout-secs", "2"]);
+    let addr = server.base.trim_start_matches("http://").to_string();
+    for start in [&b"P"[..], &b"PRI * HTTP/2.0\r\n"[..]] {
+        let mut stalled = std::net::TcpStream::connect(&addr).unwrap();
+        stalled
+            .set_read_timeout(Some(Duration::from_secs(8)))
+            .unwrap();
+        stalled.write_all(start).unwrap();
+        let began = std::time::Instant::now();
+        let mut buf = [0u8; 16];
+        let n = stalled
+            .read(&mut buf)
+            .expect("closed by the server, not timed out");
+        assert_eq!(n, 0);
+        assert!(
+            began.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            began.elapsed()
+        );
+    }
+    // A whole request still works.
+    let (code, _) = get(&format!("{}/healthz", server.base));
+    assert_eq!(code, 200);
+    server.stop();
+}

@@ -134,12 +134,11 @@ pub async fn serve(
             // needs bytes: a connection that sends none is closed here.
             // (`peek` waits for a byte or the end, unlike `readable`, which
             // may report a silent socket ready.)
-            let mut first = [0u8; 1];
-            if tokio::time::timeout(limits.header_timeout, stream.peek(&mut first))
+            if tokio::time::timeout(limits.header_timeout, protocol_known(&stream))
                 .await
                 .is_err()
             {
-                tracing::debug!(%peer, "closed a connection that sent nothing");
+                tracing::debug!(%peer, "closed a connection that did not say its protocol in time");
                 return;
             }
             let conn = builder
@@ -158,4 +157,24 @@ pub async fn serve(
         tracing::warn!("requests still open after 10 s; stopping anyway");
     }
     Ok(())
+}
+
+/// HTTP/2's connection preface: while a connection's first bytes match it,
+/// hyper cannot tell the protocol and waits for more, with no time limit.
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// Returns once the first bytes tell HTTP/1 from HTTP/2 (or the peer hung
+/// up): a byte that leaves the preface, or the whole preface. The caller
+/// bounds the wait, so a peer that sends nothing, or a slow part of the
+/// preface, is closed instead of holding a connection slot.
+async fn protocol_known(stream: &tokio::net::TcpStream) {
+    let mut buf = [0u8; 24];
+    loop {
+        match stream.peek(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) if n >= H2_PREFACE.len() || buf[..n] != H2_PREFACE[..n] => return,
+            // Part of the preface: `peek` would answer at once again.
+            Ok(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+        }
+    }
 }

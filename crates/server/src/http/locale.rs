@@ -72,9 +72,14 @@ pub struct Choice {
 /// JavaScript): remembers the choice and returns to the page.
 pub async fn choose(
     session: Option<axum::Extension<Session>>,
+    user: Option<axum::Extension<batchboard_core::access::CurrentUser>>,
     Form(choice): Form<Choice>,
 ) -> Response {
-    let session = session.map(|axum::Extension(s)| s);
+    // Only a signed-in session remembers it (a made-up session cookie
+    // must not make a session row).
+    let session = session
+        .map(|axum::Extension(s)| s)
+        .filter(|_| user.as_ref().is_some_and(|u| !u.via_proxy));
     let back = Redirect::to(safe_next(&choice.next));
     let Some(code) = i18n::supported(&choice.lang) else {
         return back.into_response();

@@ -135,6 +135,25 @@ pub fn request_id() -> Option<String> {
 
 /// Middleware: makes the request's `x-request-id` readable by
 /// [`request_id`] while the request is answered.
+/// Middleware (outermost): drops a client's `x-request-id` unless it is a
+/// plain id (1–64 of letters, digits, `.`, `_`, `-`), so that one is made
+/// instead: the id goes into logs and error bodies.
+pub async fn plain_request_id(mut req: Request, next: Next) -> Response {
+    let plain = req
+        .headers()
+        .get("x-request-id")
+        .map(|v| v.as_bytes())
+        .is_none_or(|v| {
+            (1..=64).contains(&v.len())
+                && v.iter()
+                    .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(b))
+        });
+    if !plain {
+        req.headers_mut().remove("x-request-id");
+    }
+    next.run(req).await
+}
+
 pub async fn with_request_id(req: Request, next: Next) -> Response {
     let id = req
         .headers()

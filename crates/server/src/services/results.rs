@@ -256,7 +256,7 @@ async fn spool(state: &AppState, file_id: &str, path: &Path) -> Result<(), ApiEr
     while let Some(chunk) = body.next().await {
         let chunk = chunk.map_err(|e| ApiError::Upstream {
             status: None,
-            message: format!("the download of {file_id} broke off: {e}"),
+            message: format!("the download of {file_id} broke off: {}", e.without_url()),
             code: None,
             request_id: None,
             wording: None,

@@ -168,8 +168,8 @@ impl Db {
     /// The session store on this database.
     pub fn session_store(&self) -> Sessions {
         match self {
-            Self::Sqlite(p) => Sessions::Sqlite(SqliteStore::new(p.clone())),
-            Self::Postgres(p) => Sessions::Postgres(PostgresStore::new(p.clone())),
+            Self::Sqlite(p) => Sessions::Sqlite(SqliteStore::new(p.clone()), p.clone()),
+            Self::Postgres(p) => Sessions::Postgres(PostgresStore::new(p.clone()), p.clone()),
         }
     }
 
