@@ -134,7 +134,13 @@ pub fn App() -> impl IntoView {
     view! {
         // The tab says how many batches are running, live.
         <Title formatter=move |page: String| {
-            let running = live.status.with(|s| s.as_ref().map(|s| s.running).unwrap_or(0));
+            // `try_with`: the server may format the title once the page's
+            // owner is gone (a client that left mid-render).
+            let running = live
+                .status
+                .try_with(|s| s.as_ref().map(|s| s.running))
+                .flatten()
+                .unwrap_or(0);
             let prefix = if running > 0 { format!("({running}) ") } else { String::new() };
             if page.is_empty() { format!("{prefix}Batchboard") } else { format!("{prefix}{page} · Batchboard") }
         } />
