@@ -526,3 +526,54 @@ fn a_connection_stalled_in_the_http2_preface_is_closed() {
     assert_eq!(code, 200);
     server.stop();
 }
+
+/// A small body (here the sign-in form, answered without a session)
+/// trickled a byte at a time, each within the read timeout, is cut off
+/// at its deadline (10 s) with 408, not waited for as long as it trickles.
+#[test]
+fn a_trickled_form_body_is_cut_off_at_its_deadline() {
+    use std::io::{Read, Write};
+    let server = start(&[], &["--read-timeout-secs", "2"]);
+    let addr = server.base.trim_start_matches("http://").to_string();
+    let mut c = std::net::TcpStream::connect(&addr).unwrap();
+    c.set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    write!(
+        c,
+        "POST /auth/login HTTP/1.1\r\nHost: {addr}\r\nOrigin: http://{addr}\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 200\r\n\r\n"
+    )
+    .unwrap();
+    let began = std::time::Instant::now();
+    let mut answer = Vec::new();
+    while began.elapsed() < Duration::from_secs(20) {
+        if c.write_all(b"u").is_err() {
+            break;
+        }
+        let mut buf = [0u8; 512];
+        match c.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                answer.extend_from_slice(&buf[..n]);
+                break;
+            }
+            Err(e)
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.kind() == std::io::ErrorKind::TimedOut => {}
+            Err(_) => break,
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(
+        answer.starts_with("HTTP/1.1 408"),
+        "{answer:?} after {:?}",
+        began.elapsed()
+    );
+    assert!(
+        began.elapsed() < Duration::from_secs(14),
+        "{:?}",
+        began.elapsed()
+    );
+    server.stop();
+}

@@ -56,9 +56,39 @@ pub async fn bound_body(req: Request, next: Next) -> Response {
             .into_response();
     }
     let (parts, body) = req.into_parts();
-    let body = axum::body::Body::new(http_body_util::Limited::new(body, limit as usize));
-    next.run(Request::from_parts(parts, body)).await
+    let limited = http_body_util::Limited::new(body, limit as usize);
+    if limit == UPLOAD_BODY_LIMIT || parts.method == axum::http::Method::GET {
+        return next
+            .run(Request::from_parts(parts, axum::body::Body::new(limited)))
+            .await;
+    }
+    // Small bodies (forms, server functions; sign-in answers them without
+    // a session) arrive whole within a deadline: a body trickled in a byte
+    // at a time must not hold a connection and a task for long.
+    use http_body_util::BodyExt;
+    match tokio::time::timeout(SMALL_BODY_DEADLINE, limited.collect()).await {
+        Ok(Ok(collected)) => {
+            let body = axum::body::Body::from(collected.to_bytes());
+            next.run(Request::from_parts(parts, body)).await
+        }
+        // Too large (it said less than it sent) or broken off.
+        Ok(Err(_)) => (
+            [(header::CONNECTION, "close")],
+            crate::http::HttpError::from(ApiError::TooLarge(
+                Msg::new(Key::ServerRequestTooLarge).arg("max", limit),
+            )),
+        )
+            .into_response(),
+        Err(_) => (
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            [(header::CONNECTION, "close")],
+        )
+            .into_response(),
+    }
 }
+
+/// How long a small request body (not an upload) may take to arrive whole.
+const SMALL_BODY_DEADLINE: Duration = Duration::from_secs(10);
 
 /// How the server holds connections.
 #[derive(Debug, Clone, Copy)]
