@@ -277,10 +277,12 @@ async fn create_batch(
     let mut upload: Option<(tempfile::TempPath, String, Report)> = None;
     while let Some(mut field) = form.next_field().await.map_err(bad_form)? {
         match field.name().unwrap_or_default() {
-            "endpoint" => endpoint = Some(field.text().await.map_err(bad_form)?),
-            "completion_window" => window = Some(field.text().await.map_err(bad_form)?),
-            "metadata" => metadata = Some(field.text().await.map_err(bad_form)?),
-            "output_expires_after" => expiry = Some(field.text().await.map_err(bad_form)?),
+            "endpoint" => endpoint = Some(small_text(&mut field).await.map_err(bad_form)??),
+            "completion_window" => window = Some(small_text(&mut field).await.map_err(bad_form)??),
+            "metadata" => metadata = Some(small_text(&mut field).await.map_err(bad_form)??),
+            "output_expires_after" => {
+                expiry = Some(small_text(&mut field).await.map_err(bad_form)??)
+            }
             "file" => {
                 let filename = field
                     .file_name()
@@ -348,4 +350,28 @@ async fn create_batch(
         .arg("tokens", tokens);
     actor.audit("create", Some(&batch.id), Some(detail)).await;
     Ok(batch)
+}
+
+/// The largest text field of the upload form (metadata: 16 pairs of at
+/// most 64 + 512 characters, as JSON).
+const MAX_FORM_TEXT: usize = 32 * 1024;
+
+/// A text field of the upload form, read up to [`MAX_FORM_TEXT`] (the
+/// body's limit is the file's, 200 MB: a text field must not take it).
+async fn small_text(
+    field: &mut axum::extract::multipart::Field<'_>,
+) -> Result<Result<String, HttpError>, axum::extract::multipart::MultipartError> {
+    let mut text = Vec::new();
+    while let Some(chunk) = field.chunk().await? {
+        if text.len() + chunk.len() > MAX_FORM_TEXT {
+            return Ok(Err(ApiError::TooLarge(
+                Msg::new(Key::ServerRequestTooLarge).arg("max", MAX_FORM_TEXT),
+            )
+            .into()));
+        }
+        text.extend_from_slice(&chunk);
+    }
+    Ok(String::from_utf8(text).map_err(|_| {
+        ApiError::Invalid(Msg::new(Key::ServerFormUnreadable).arg("detail", "not UTF-8")).into()
+    }))
 }

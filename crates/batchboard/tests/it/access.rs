@@ -1084,3 +1084,28 @@ async fn downloads_started_by_another_site_are_refused_and_request_ids_are_plain
         .unwrap();
     assert_ne!(r.headers()["x-request-id"].to_str().unwrap().len(), 200);
 }
+
+#[tokio::test]
+async fn an_upload_forms_text_fields_are_small() {
+    let (_d, data) = data_dir("form-text");
+    add_user(&data, "op", "operator", PASSWORD);
+    let server = serve(&data, &[]);
+    let base = server.base();
+    let op = signed_in(&base, "op", PASSWORD).await;
+    let huge = format!("{{\"k\":\"{}\"}}", "x".repeat(100 * 1024));
+    let form = Form::new()
+        .text("endpoint", "/v1/chat/completions")
+        .text("metadata", huge)
+        .part(
+            "file",
+            Part::bytes(chat_file(1).into_bytes()).file_name("a.jsonl"),
+        );
+    let r = op
+        .post(format!("{base}/api/batches"))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 413, "{}", r.text().await.unwrap());
+    assert!(list(&op, &base).await.is_empty(), "nothing created");
+}
