@@ -98,7 +98,7 @@ async fn bench_index() {
         let mut total = 0;
         for _ in 0..200 {
             let t = Instant::now();
-            let (_, tot, _, _) = db.query_batches(&query).await.unwrap();
+            let (_, tot, _, _) = db.query_batches(&query, None).await.unwrap();
             times.push(t.elapsed().as_secs_f64() * 1000.0);
             total = tot;
         }

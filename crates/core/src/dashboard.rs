@@ -74,6 +74,26 @@ pub struct BatchQuery {
     pub limit: Option<u32>,
 }
 
+impl BatchQuery {
+    /// The filters alone (not the sort or the page), as one string: views
+    /// with the same key match the same batches.
+    pub fn filter_key(&self) -> String {
+        let f = |v: &Option<String>| v.as_deref().unwrap_or("").trim().to_owned();
+        [
+            f(&self.status),
+            f(&self.endpoint),
+            f(&self.model),
+            f(&self.creator),
+            f(&self.meta_key),
+            f(&self.meta_value),
+            f(&self.from),
+            f(&self.to),
+            f(&self.q),
+        ]
+        .join("\u{1f}")
+    }
+}
+
 pub const SORT_KEYS: &[&str] = &["created", "status", "endpoint", "model", "creator"];
 
 impl BatchQuery {

@@ -42,12 +42,38 @@ pub struct AppState {
     pub readiness: Arc<crate::http::health::ProbeCache>,
 }
 
-/// The last facets read, for a few seconds or until the index changes.
+/// The last facets read, and the tables' match counts by filter, for a few
+/// seconds or until the index changes: every page view of the table needs
+/// both, and they change only with the index.
 #[derive(Default)]
-pub struct FacetsCache(std::sync::Mutex<Option<(Instant, batchboard_core::dashboard::Facets)>>);
+pub struct FacetsCache(
+    std::sync::Mutex<Option<(Instant, batchboard_core::dashboard::Facets)>>,
+    std::sync::Mutex<std::collections::HashMap<String, (Instant, u64)>>,
+);
 
 impl FacetsCache {
     const FRESH: std::time::Duration = std::time::Duration::from_secs(5);
+    /// Filters remembered at most (views of the table differ by filter).
+    const COUNTS: usize = 256;
+
+    /// How many batches match the filters named `key`, if known.
+    pub fn count(&self, key: &str) -> Option<u64> {
+        let guard = self.1.lock().ok()?;
+        let (at, n) = guard.get(key)?;
+        (at.elapsed() < Self::FRESH).then_some(*n)
+    }
+
+    pub fn put_count(&self, key: String, n: u64) {
+        if let Ok(mut guard) = self.1.lock() {
+            if guard.len() >= Self::COUNTS {
+                guard.retain(|_, (at, _)| at.elapsed() < Self::FRESH);
+                if guard.len() >= Self::COUNTS {
+                    guard.clear();
+                }
+            }
+            guard.insert(key, (Instant::now(), n));
+        }
+    }
 
     pub fn get(&self) -> Option<batchboard_core::dashboard::Facets> {
         let guard = self.0.lock().ok()?;
@@ -64,6 +90,9 @@ impl FacetsCache {
     pub fn clear(&self) {
         if let Ok(mut guard) = self.0.lock() {
             *guard = None;
+        }
+        if let Ok(mut guard) = self.1.lock() {
+            guard.clear();
         }
     }
 }

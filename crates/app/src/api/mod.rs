@@ -163,7 +163,11 @@ pub async fn check_upstream() -> Result<Reachability, AppError> {
 pub async fn list_batches(#[server(default)] query: BatchQuery) -> Result<BatchPage, AppError> {
     actor::<Viewer>().await?;
     let st = state()?;
-    let (batches, total, offset, limit) = st.db.query_batches(&query).await?;
+    // The count depends on the filters only: remembered with the facets.
+    let key = query.filter_key();
+    let (batches, total, offset, limit) =
+        st.db.query_batches(&query, st.facets.count(&key)).await?;
+    st.facets.put_count(key, total);
     Ok(BatchPage {
         batches,
         total,

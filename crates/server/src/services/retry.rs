@@ -27,12 +27,15 @@ pub async fn retry_failed(
     let _one = lock.lock().await;
     let earlier = st
         .db
-        .query_batches(&BatchQuery {
-            meta_key: Some(RETRY_OF.into()),
-            meta_value: Some(id.to_owned()),
-            limit: Some(1),
-            ..Default::default()
-        })
+        .query_batches(
+            &BatchQuery {
+                meta_key: Some(RETRY_OF.into()),
+                meta_value: Some(id.to_owned()),
+                limit: Some(1),
+                ..Default::default()
+            },
+            Some(0),
+        )
         .await?;
     if let Some(b) = earlier.0.first() {
         return Err(HttpError::invalid(

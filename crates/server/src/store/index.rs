@@ -174,10 +174,12 @@ fn decode(data: &str) -> Result<Batch, DbError> {
 }
 
 impl Db {
-    /// One page of batches matching `q`, with the total count.
+    /// One page of batches matching `q`, with the total count (counted
+    /// unless `known_total` says it).
     pub async fn query_batches(
         &self,
         q: &BatchQuery,
+        known_total: Option<u64>,
     ) -> Result<(Vec<Batch>, u64, u32, u32), DbError> {
         let limit = q.limit.unwrap_or(20);
         if !(1..=MAX_TABLE_PAGE).contains(&limit) {
@@ -216,12 +218,15 @@ impl Db {
             let mut rows = QueryBuilder::new("SELECT data FROM batches");
             filters.push(&mut rows);
             rows.push(format!(" ORDER BY {order} LIMIT {limit} OFFSET {offset}"));
-            let mut count = QueryBuilder::new("SELECT COUNT(*) FROM batches");
-            filters.push(&mut count);
-            (
-                rows.build_query_as().fetch_all(p).await?,
-                count.build_query_as().fetch_one(p).await?,
-            )
+            let total = match known_total {
+                Some(n) => (i64::try_from(n).unwrap_or(i64::MAX),),
+                None => {
+                    let mut count = QueryBuilder::new("SELECT COUNT(*) FROM batches");
+                    filters.push(&mut count);
+                    count.build_query_as().fetch_one(p).await?
+                }
+            };
+            (rows.build_query_as().fetch_all(p).await?, total)
         });
         let batches = rows
             .iter()

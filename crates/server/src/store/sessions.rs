@@ -2,8 +2,9 @@
 //! in use), and the list of live sessions the admin page and
 //! `batchboard user sessions` show.
 
+use std::collections::HashMap;
 use std::str::FromStr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use tower_sessions::session::{Id, Record};
@@ -20,13 +21,60 @@ pub enum Sessions {
     Postgres(PostgresStore, sqlx::PgPool),
 }
 
+/// Session records read in the last [`FRESH`], by id, on this server. A
+/// session ended here is known at once; one ended on another replica is
+/// seen within [`FRESH`] (a new password or an account's removal at once:
+/// those are checked against the users file on every request).
+static LOADED: std::sync::Mutex<Option<HashMap<Id, (Instant, Option<Record>)>>> =
+    std::sync::Mutex::new(None);
+const FRESH: Duration = Duration::from_secs(2);
+/// Records remembered at most.
+const LOADED_MAX: usize = 10_000;
+
+fn cached(id: &Id) -> Option<Option<Record>> {
+    let guard = LOADED.lock().ok()?;
+    let (at, record) = guard.as_ref()?.get(id)?;
+    if at.elapsed() >= FRESH {
+        return None;
+    }
+    // Expired meanwhile: as the store would say.
+    Some(
+        record
+            .clone()
+            .filter(|r| r.expiry_date > time::OffsetDateTime::now_utc()),
+    )
+}
+
+fn remember(id: &Id, record: Option<Record>) {
+    if let Ok(mut guard) = LOADED.lock() {
+        let map = guard.get_or_insert_with(HashMap::new);
+        if map.len() >= LOADED_MAX {
+            map.retain(|_, (at, _)| at.elapsed() < FRESH);
+            if map.len() >= LOADED_MAX {
+                map.clear();
+            }
+        }
+        map.insert(*id, (Instant::now(), record));
+    }
+}
+
+fn forget(id: &Id) {
+    if let Ok(mut guard) = LOADED.lock() {
+        if let Some(map) = guard.as_mut() {
+            map.remove(id);
+        }
+    }
+}
+
 #[async_trait]
 impl SessionStore for Sessions {
     async fn create(&self, record: &mut Record) -> session_store::Result<()> {
         match self {
-            Self::Sqlite(s, _) => s.create(record).await,
-            Self::Postgres(s, _) => s.create(record).await,
+            Self::Sqlite(s, _) => s.create(record).await?,
+            Self::Postgres(s, _) => s.create(record).await?,
         }
+        forget(&record.id);
+        Ok(())
     }
 
     /// Updates a session that exists, and only then: the stores' own save
@@ -60,21 +108,32 @@ impl SessionStore for Sessions {
                 .map_err(backend)?;
             }
         }
+        // Read afresh next time (the update may have found no session).
+        forget(&record.id);
         Ok(())
     }
 
+    /// Read through [`LOADED`]: a page view and the server functions and
+    /// assets it brings read their session once, not each.
     async fn load(&self, id: &Id) -> session_store::Result<Option<Record>> {
-        match self {
-            Self::Sqlite(s, _) => s.load(id).await,
-            Self::Postgres(s, _) => s.load(id).await,
+        if let Some(hit) = cached(id) {
+            return Ok(hit);
         }
+        let found = match self {
+            Self::Sqlite(s, _) => s.load(id).await?,
+            Self::Postgres(s, _) => s.load(id).await?,
+        };
+        remember(id, found.clone());
+        Ok(found)
     }
 
     async fn delete(&self, id: &Id) -> session_store::Result<()> {
         match self {
-            Self::Sqlite(s, _) => s.delete(id).await,
-            Self::Postgres(s, _) => s.delete(id).await,
+            Self::Sqlite(s, _) => s.delete(id).await?,
+            Self::Postgres(s, _) => s.delete(id).await?,
         }
+        remember(id, None);
+        Ok(())
     }
 }
 
@@ -139,7 +198,6 @@ impl super::Db {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
 
     /// A request still running when its session was ended saves it at its
     /// end: the session must stay ended (the store's own save re-inserted it).
