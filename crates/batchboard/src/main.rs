@@ -2,6 +2,9 @@
 
 use batchboard_server::Pages;
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> std::process::ExitCode {
     batchboard_server::main(Pages {
         routes: || leptos_axum::generate_route_list(batchboard_app::App),
