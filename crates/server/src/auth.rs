@@ -211,6 +211,17 @@ impl Auth {
     }
 }
 
+/// An account's slowed check in flight (see `Throttle::slowed_turn`).
+struct SlowedTurn<'a>(&'a Mutex<std::collections::HashSet<String>>, String);
+
+impl Drop for SlowedTurn<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut set) = self.0.lock() {
+            set.remove(&self.1);
+        }
+    }
+}
+
 /// The longest a password check waits for its account's many failures.
 const MAX_SLOWDOWN: Duration = Duration::from_secs(10);
 
@@ -225,6 +236,11 @@ struct Throttle {
     window: Duration,
     /// Wrong passwords per account from every source, for the slowdown.
     account: Mutex<HashMap<String, Vec<Instant>>>,
+    /// Accounts with a slowed check in flight.
+    slowed: Mutex<std::collections::HashSet<String>>,
+    /// Throttle transactions in the database at once; beyond, this
+    /// replica's own counters (a flood must not take the pool).
+    shared_slots: tokio::sync::Semaphore,
     failures: Mutex<HashMap<String, Vec<Instant>>>,
     /// Refused attempts per account in the current window.
     refused: Mutex<HashMap<String, (Instant, u64)>>,
@@ -238,6 +254,8 @@ impl Throttle {
             failures: Mutex::new(HashMap::new()),
             refused: Mutex::new(HashMap::new()),
             account: Mutex::new(HashMap::new()),
+            slowed: Mutex::new(std::collections::HashSet::new()),
+            shared_slots: tokio::sync::Semaphore::new(4),
         }
     }
 
@@ -316,11 +334,13 @@ impl Throttle {
     /// falls back to this replica's own counters.
     async fn take(&self, db: &crate::store::Db, name: &str, ip: Option<IpAddr>) -> Result<(), u64> {
         if db.shares_throttle() {
-            let limits = Self::keys(name, ip).map(|(k, f)| (k, self.per_account * f));
-            match db.throttle_reserve(&limits, self.window).await {
-                Ok(r) => return r,
-                Err(e) => {
-                    tracing::warn!(error = %e, "sign-in throttle: the database failed; counting here")
+            if let Ok(_slot) = self.shared_slots.try_acquire() {
+                let limits = Self::keys(name, ip).map(|(k, f)| (k, self.per_account * f));
+                match db.throttle_reserve(&limits, self.window).await {
+                    Ok(r) => return r,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "sign-in throttle: the database failed; counting here")
+                    }
                 }
             }
         }
@@ -357,6 +377,14 @@ impl Throttle {
         let list = map.entry(name.to_owned()).or_default();
         list.retain(|t| t.elapsed() < self.window);
         list.push(Instant::now());
+    }
+
+    /// The one slowed check of `name` in flight, held until dropped; `None`
+    /// while another is.
+    fn slowed_turn(&self, name: &str) -> Option<SlowedTurn<'_>> {
+        let mut set = self.slowed.lock().ok()?;
+        set.insert(name.to_owned())
+            .then(|| SlowedTurn(&self.slowed, name.to_owned()))
     }
 
     /// How long `name`'s next check waits: nothing, until many failures
@@ -626,23 +654,36 @@ pub async fn login(
         }
         return resp;
     }
+    // Many failures for one account from anywhere slow its checks down
+    // (rather than lock its owner out): guesses from many addresses, each
+    // under its own limit, meet this one. One slowed check per account at
+    // a time, waiting before it takes a password-check slot: the others
+    // are refused, so slowed guesses cannot fill the slots.
+    let delay = auth.throttle.slowdown(&name);
+    let _slowed = if delay.is_zero() {
+        None
+    } else {
+        let Some(turn) = auth.throttle.slowed_turn(&name) else {
+            let wait = delay.as_secs().max(1);
+            let mut resp = back_to_login("throttled", &form.next, &format!("&retry_after={wait}"));
+            if let Ok(v) = HeaderValue::from_str(&wait.to_string()) {
+                resp.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+            return resp;
+        };
+        tokio::time::sleep(delay).await;
+        Some(turn)
+    };
     // A bounded number of password checks at once (each takes about
     // 19 MiB and a core for a moment); beyond it, come back shortly (the
     // attempt is given back).
-    let Ok(_checking) = auth.checks.clone().try_acquire_owned() else {
+    let Ok(checking) = auth.checks.clone().try_acquire_owned() else {
         auth.throttle.forgive(&state.db, &name, ip).await;
         let mut resp = refuse(ApiError::Busy(Msg::new(Key::ServerSignInsBusy)));
         resp.headers_mut()
             .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
         return resp;
     };
-    // Many failures for one account from anywhere slow its checks down
-    // (rather than lock its owner out): guesses from many addresses, each
-    // under its own limit, meet this one.
-    let delay = auth.throttle.slowdown(&name);
-    if !delay.is_zero() {
-        tokio::time::sleep(delay).await;
-    }
     let role = {
         let auth = auth.clone();
         let (name, password) = (name.clone(), form.password);
@@ -651,6 +692,8 @@ pub async fn login(
             .ok()
             .flatten()
     };
+    // The slot is for the check only, not for the writes after it.
+    drop(checking);
     if role.is_none() {
         auth.throttle.account_failed(&name);
         audit_failure(Msg::new(Key::AuditDetailWrongPassword)).await;
@@ -816,6 +859,12 @@ mod tests {
         }
         assert_eq!(t.slowdown("boss"), MAX_SLOWDOWN);
         assert_eq!(t.slowdown("someone-else"), Duration::ZERO);
+        // One slowed check of an account at a time.
+        let turn = t.slowed_turn("boss").expect("the first");
+        assert!(t.slowed_turn("boss").is_none());
+        assert!(t.slowed_turn("someone-else").is_some());
+        drop(turn);
+        assert!(t.slowed_turn("boss").is_some());
     }
 
     #[test]
