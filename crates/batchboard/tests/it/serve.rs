@@ -577,3 +577,34 @@ fn a_trickled_form_body_is_cut_off_at_its_deadline() {
     );
     server.stop();
 }
+
+/// An HTTP/2 connection (cleartext, prior knowledge) that opens and then
+/// asks nothing is closed once idle for the read timeout: hyper would keep
+/// it (answering its pings) for ever, so idle peers could hold every slot.
+#[test]
+fn an_idle_http2_connection_is_closed() {
+    use std::io::{Read, Write};
+    let server = start(&[], &["--read-timeout-secs", "2"]);
+    let addr = server.base.trim_start_matches("http://").to_string();
+    let mut c = std::net::TcpStream::connect(&addr).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    c.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n").unwrap();
+    // An empty SETTINGS frame: length 0, type 4, no flags, stream 0.
+    c.write_all(&[0, 0, 0, 4, 0, 0, 0, 0, 0]).unwrap();
+    let began = std::time::Instant::now();
+    let mut buf = [0u8; 1024];
+    loop {
+        match c.read(&mut buf) {
+            Ok(0) => break,
+            Ok(_) => continue, // the server's SETTINGS, its ack, a GOAWAY
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break,
+            Err(e) => panic!("not closed after {:?}: {e}", began.elapsed()),
+        }
+    }
+    assert!(
+        began.elapsed() < Duration::from_secs(6),
+        "{:?}",
+        began.elapsed()
+    );
+    server.stop();
+}

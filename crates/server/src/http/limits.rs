@@ -8,6 +8,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use axum::body::Body;
 use axum::extract::{ConnectInfo, Request};
 use axum::http::{header, Method};
 use axum::middleware::Next;
@@ -152,9 +153,19 @@ pub async fn serve(
         };
         let _ = stream.set_nodelay(true);
         let app = app.clone();
+        let activity = std::sync::Arc::new(Activity::default());
+        let seen = activity.clone();
         let service = hyper::service::service_fn(move |mut req: Request<hyper::body::Incoming>| {
             req.extensions_mut().insert(ConnectInfo::<SocketAddr>(peer));
-            tower::ServiceExt::oneshot(app.clone(), req)
+            let busy = Busy::start(seen.clone());
+            let answer = tower::ServiceExt::oneshot(app.clone(), req);
+            async move {
+                // Busy until the whole response body is sent (an event
+                // stream is a request in progress).
+                answer
+                    .await
+                    .map(|resp| resp.map(|body| Body::new(Held { body, _busy: busy })))
+            }
         });
         let builder = builder.clone();
         let watcher = graceful.watcher();
@@ -174,8 +185,18 @@ pub async fn serve(
             let conn = builder
                 .serve_connection_with_upgrades(TokioIo::new(stream), service)
                 .into_owned();
-            if let Err(e) = watcher.watch(conn).await {
-                tracing::debug!(error = %e, %peer, "connection ended with an error");
+            // Closed after `header_timeout` with no request in progress:
+            // hyper keeps an idle HTTP/2 connection (and answers its pings)
+            // for ever, so idle peers could hold every slot.
+            tokio::select! {
+                ended = watcher.watch(conn) => {
+                    if let Err(e) = ended {
+                        tracing::debug!(error = %e, %peer, "connection ended with an error");
+                    }
+                }
+                () = activity.idle_for(limits.header_timeout) => {
+                    tracing::debug!(%peer, "closed an idle connection");
+                }
             }
         });
     }
@@ -206,5 +227,80 @@ async fn protocol_known(stream: &tokio::net::TcpStream) {
             // Part of the preface: `peek` would answer at once again.
             Ok(_) => tokio::time::sleep(Duration::from_millis(20)).await,
         }
+    }
+}
+
+/// A connection's requests in progress and when the last one ended.
+#[derive(Default)]
+struct Activity {
+    open: std::sync::atomic::AtomicUsize,
+    /// Milliseconds since [`Activity::epoch`] of the last request's end.
+    last: std::sync::atomic::AtomicU64,
+    epoch: std::sync::OnceLock<std::time::Instant>,
+}
+
+impl Activity {
+    fn now_ms(&self) -> u64 {
+        self.epoch
+            .get_or_init(std::time::Instant::now)
+            .elapsed()
+            .as_millis() as u64
+    }
+
+    /// Returns once no request has been in progress for `idle`.
+    async fn idle_for(&self, idle: Duration) {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.now_ms();
+        loop {
+            tokio::time::sleep(idle / 4).await;
+            let quiet = self.now_ms().saturating_sub(self.last.load(Relaxed));
+            if self.open.load(Relaxed) == 0 && quiet >= idle.as_millis() as u64 {
+                return;
+            }
+        }
+    }
+}
+
+/// One request in progress on a connection, until dropped.
+struct Busy(std::sync::Arc<Activity>);
+
+impl Busy {
+    fn start(a: std::sync::Arc<Activity>) -> Self {
+        a.open.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Self(a)
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.0.last.store(self.0.now_ms(), Relaxed);
+        self.0.open.fetch_sub(1, Relaxed);
+    }
+}
+
+/// A response body that keeps its request [`Busy`] until it is done.
+struct Held {
+    body: Body,
+    _busy: Busy,
+}
+
+impl http_body::Body for Held {
+    type Data = bytes::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        std::pin::Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
     }
 }
