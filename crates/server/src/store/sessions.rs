@@ -25,8 +25,9 @@ pub enum Sessions {
 /// session ended here is known at once; one ended on another replica is
 /// seen within [`FRESH`] (a new password or an account's removal at once:
 /// those are checked against the users file on every request).
-static LOADED: std::sync::Mutex<Option<HashMap<Id, (Instant, Option<Record>)>>> =
-    std::sync::Mutex::new(None);
+static LOADED: std::sync::Mutex<Option<Loaded>> = std::sync::Mutex::new(None);
+/// When each record was read, and what it was (`None`: no such session).
+type Loaded = HashMap<Id, (Instant, Option<Record>)>;
 const FRESH: Duration = Duration::from_secs(2);
 /// Records remembered at most.
 const LOADED_MAX: usize = 10_000;
