@@ -334,17 +334,43 @@ impl Throttle {
     /// falls back to this replica's own counters.
     async fn take(&self, db: &crate::store::Db, name: &str, ip: Option<IpAddr>) -> Result<(), u64> {
         if db.shares_throttle() {
-            if let Ok(_slot) = self.shared_slots.try_acquire() {
-                let limits = Self::keys(name, ip).map(|(k, f)| (k, self.per_account * f));
-                match db.throttle_reserve(&limits, self.window).await {
-                    Ok(r) => return r,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "sign-in throttle: the database failed; counting here")
-                    }
+            // Attempts queue here, not on the database's connections; a
+            // flood waits its turn, or is told to come back.
+            let Ok(Ok(_slot)) =
+                tokio::time::timeout(Duration::from_secs(2), self.shared_slots.acquire()).await
+            else {
+                return Err(5);
+            };
+            let limits = Self::keys(name, ip).map(|(k, f)| (k, self.per_account * f));
+            match db.throttle_reserve(&limits, self.window).await {
+                Ok(r) => return r,
+                Err(e) => {
+                    tracing::warn!(error = %e, "sign-in throttle: the database failed; counting here")
                 }
             }
         }
         self.reserve(name, ip)
+    }
+
+    /// Gives back an attempt that was never checked (no password-check
+    /// slot was free): its account and source each lose their newest
+    /// attempt, and nothing else.
+    async fn give_back(&self, db: &crate::store::Db, name: &str, ip: Option<IpAddr>) {
+        let keys = Self::keys(name, ip);
+        if db.shares_throttle() {
+            for (key, _) in &keys {
+                if let Err(e) = db.throttle_give_back(key).await {
+                    tracing::warn!(error = %e, "sign-in throttle: the database failed");
+                }
+            }
+        }
+        if let Ok(mut map) = self.failures.lock() {
+            for (key, _) in keys {
+                if let Some(list) = map.get_mut(&key) {
+                    list.pop();
+                }
+            }
+        }
     }
 
     /// [`Self::succeeded`], where the counters are.
@@ -678,7 +704,7 @@ pub async fn login(
     // 19 MiB and a core for a moment); beyond it, come back shortly (the
     // attempt is given back).
     let Ok(checking) = auth.checks.clone().try_acquire_owned() else {
-        auth.throttle.forgive(&state.db, &name, ip).await;
+        auth.throttle.give_back(&state.db, &name, ip).await;
         let mut resp = refuse(ApiError::Busy(Msg::new(Key::ServerSignInsBusy)));
         resp.headers_mut()
             .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));

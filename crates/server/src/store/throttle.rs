@@ -78,6 +78,21 @@ impl Db {
         Ok(Ok(()))
     }
 
+    /// Takes back `key`'s newest attempt.
+    pub async fn throttle_give_back(&self, key: &str) -> Result<(), DbError> {
+        let Db::Postgres(pool) = self else {
+            return Ok(());
+        };
+        sqlx::query(
+            "DELETE FROM sign_in_attempts WHERE ctid IN \
+             (SELECT ctid FROM sign_in_attempts WHERE key = $1 ORDER BY at DESC LIMIT 1)",
+        )
+        .bind(key)
+        .execute(pool)
+        .await?;
+        Ok(())
+    }
+
     /// The attempt succeeded: `account` starts afresh, and `source` gets
     /// its attempt back.
     pub async fn throttle_forgive(&self, account: &str, source: &str) -> Result<(), DbError> {
@@ -88,13 +103,6 @@ impl Db {
             .bind(account)
             .execute(pool)
             .await?;
-        sqlx::query(
-            "DELETE FROM sign_in_attempts WHERE ctid IN \
-             (SELECT ctid FROM sign_in_attempts WHERE key = $1 ORDER BY at DESC LIMIT 1)",
-        )
-        .bind(source)
-        .execute(pool)
-        .await?;
-        Ok(())
+        self.throttle_give_back(source).await
     }
 }
