@@ -52,6 +52,9 @@ struct Filters {
     until: Option<i64>,
     /// A `LIKE` pattern, lower case, `\`-escaped.
     search: Option<String>,
+    /// The search text as an FTS5 phrase (`"…"`), when it is long enough
+    /// for the trigram index (three characters or more).
+    phrase: Option<String>,
 }
 
 /// The columns a search looks in.
@@ -93,6 +96,9 @@ impl Filters {
         let until = non_empty(&q.to)
             .map(|d| day_start(d, "to").map(|t| t + 86_400))
             .transpose()?;
+        let phrase = non_empty(&q.q)
+            .filter(|t| t.chars().count() >= 3)
+            .map(|t| format!("\"{}\"", t.replace('"', "\"\"")));
         let search = non_empty(&q.q).map(|text| {
             let escaped = text
                 .to_lowercase()
@@ -108,11 +114,13 @@ impl Filters {
             from,
             until,
             search,
+            phrase,
         })
     }
 
-    /// Appends the `WHERE` clause (if any) to `qb`, each value bound.
-    fn push<'args, DB>(&self, qb: &mut QueryBuilder<'args, DB>)
+    /// Appends the `WHERE` clause (if any) to `qb`, each value bound; with
+    /// `fts`, a search goes through SQLite's trigram index.
+    fn push<'args, DB>(&self, qb: &mut QueryBuilder<'args, DB>, fts: bool)
     where
         DB: sqlx::Database,
         String: sqlx::Encode<'args, DB> + sqlx::Type<DB>,
@@ -153,7 +161,12 @@ impl Filters {
             clause(qb);
             qb.push("created_at < ").push_bind(t);
         }
-        if let Some(pattern) = &self.search {
+        if let (true, Some(phrase)) = (fts, &self.phrase) {
+            clause(qb);
+            qb.push("rowid IN (SELECT rowid FROM batches_search WHERE batches_search MATCH ")
+                .push_bind(phrase.clone())
+                .push(")");
+        } else if let Some(pattern) = &self.search {
             clause(qb);
             qb.push("(");
             for (i, col) in SEARCHED.iter().enumerate() {
@@ -214,15 +227,16 @@ impl Db {
         } else {
             format!("{col} {dir}, created_at DESC, id DESC")
         };
+        let fts = matches!(self, Db::Sqlite(_));
         let (rows, total): (Vec<(String,)>, (i64,)) = on_db!(self, p => {
             let mut rows = QueryBuilder::new("SELECT data FROM batches");
-            filters.push(&mut rows);
+            filters.push(&mut rows, fts);
             rows.push(format!(" ORDER BY {order} LIMIT {limit} OFFSET {offset}"));
             let total = match known_total {
                 Some(n) => (i64::try_from(n).unwrap_or(i64::MAX),),
                 None => {
                     let mut count = QueryBuilder::new("SELECT COUNT(*) FROM batches");
-                    filters.push(&mut count);
+                    filters.push(&mut count, fts);
                     count.build_query_as().fetch_one(p).await?
                 }
             };
@@ -499,7 +513,7 @@ mod tests {
         let f = Filters::parse(&q).unwrap();
         assert_eq!(f.search.as_deref(), Some("%50\\%\\_off%"));
         let mut qb = QueryBuilder::<sqlx::Postgres>::new("SELECT 1 FROM batches");
-        f.push(&mut qb);
+        f.push(&mut qb, false);
         let sql = qb.sql();
         assert!(sql.contains(" WHERE status IN ($1, $2)"), "{sql}");
         assert!(sql.contains(" AND model = $3"), "{sql}");
@@ -512,8 +526,70 @@ mod tests {
         let mut none = QueryBuilder::<sqlx::Sqlite>::new("SELECT 1 FROM batches");
         Filters::parse(&BatchQuery::default())
             .unwrap()
-            .push(&mut none);
+            .push(&mut none, true);
         assert_eq!(none.sql(), "SELECT 1 FROM batches");
+        // SQLite: through the trigram index, as a quoted phrase; shorter
+        // than a trigram, the scan.
+        let mut fts = QueryBuilder::<sqlx::Sqlite>::new("SELECT 1 FROM batches");
+        f.push(&mut fts, true);
+        assert!(fts.sql().contains("batches_search MATCH"), "{}", fts.sql());
+        assert_eq!(f.phrase.as_deref(), Some("\"50%_off\""));
+        let short = Filters::parse(&BatchQuery {
+            q: Some("ab".into()),
+            ..Default::default()
+        })
+        .unwrap();
+        let mut scan = QueryBuilder::<sqlx::Sqlite>::new("SELECT 1 FROM batches");
+        short.push(&mut scan, true);
+        assert!(scan.sql().contains("LIKE"), "{}", scan.sql());
+    }
+
+    /// The trigram index finds what the scan found: any part of an id,
+    /// file id or file name, in any case; and it follows changes.
+    #[tokio::test]
+    async fn search_through_the_index_matches_parts_in_any_case() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(None, dir.path()).await.unwrap();
+        for (id, name) in [
+            ("batch_ABC123", "Invoices-2026.jsonl"),
+            ("batch_xyz789", "other.jsonl"),
+        ] {
+            let b: Batch = serde_json::from_value(serde_json::json!({
+                "id": id, "object": "batch", "endpoint": "/v1/chat/completions",
+                "input_file_id": format!("file-{id}"), "completion_window": "24h",
+                "status": "completed", "created_at": 1_700_000_000,
+                "metadata": {"input_file_name": name}
+            }))
+            .unwrap();
+            db.upsert_batch(&b, Some(name), |_| 0).await.unwrap();
+        }
+        let find = |q: &str| {
+            let db = db.clone();
+            let q = q.to_string();
+            async move {
+                let (rows, total, _, _) = db
+                    .query_batches(
+                        &BatchQuery {
+                            q: Some(q),
+                            ..Default::default()
+                        },
+                        None,
+                    )
+                    .await
+                    .unwrap();
+                assert_eq!(rows.len() as u64, total);
+                let mut ids: Vec<String> = rows.into_iter().map(|b| b.id).collect();
+                ids.sort();
+                ids
+            }
+        };
+        assert_eq!(find("abc1").await, ["batch_ABC123"]);
+        assert_eq!(find("INVOICES").await, ["batch_ABC123"]);
+        assert_eq!(find("file-batch_x").await, ["batch_xyz789"]);
+        assert_eq!(find("batch_").await, ["batch_ABC123", "batch_xyz789"]);
+        assert_eq!(find("89").await, ["batch_xyz789"]);
+        assert!(find("nowhere").await.is_empty());
+        assert!(find("a\"b").await.is_empty());
     }
 
     #[test]
