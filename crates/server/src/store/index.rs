@@ -57,6 +57,22 @@ struct Filters {
     phrase: Option<String>,
 }
 
+/// How a search runs on a backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Search {
+    /// SQLite: the FTS5 trigram table `batches_search`.
+    Fts5,
+    /// Postgres: the pg_trgm index on [`SEARCH_TEXT`].
+    Trigram,
+    /// Five `LIKE`s (a scan).
+    Scan,
+}
+
+/// The text Postgres' search index holds (migration 0006).
+const SEARCH_TEXT: &str =
+    "lower(id || ' ' || input_file_id || ' ' || coalesce(output_file_id, '') || ' ' \
+     || coalesce(error_file_id, '') || ' ' || coalesce(input_file_name, ''))";
+
 /// The columns a search looks in.
 const SEARCHED: [&str; 5] = [
     "id",
@@ -118,9 +134,9 @@ impl Filters {
         })
     }
 
-    /// Appends the `WHERE` clause (if any) to `qb`, each value bound; with
-    /// `fts`, a search goes through SQLite's trigram index.
-    fn push<'args, DB>(&self, qb: &mut QueryBuilder<'args, DB>, fts: bool)
+    /// Appends the `WHERE` clause (if any) to `qb`, each value bound; a
+    /// search goes through the backend's trigram index (`Search`).
+    fn push<'args, DB>(&self, qb: &mut QueryBuilder<'args, DB>, search: Search)
     where
         DB: sqlx::Database,
         String: sqlx::Encode<'args, DB> + sqlx::Type<DB>,
@@ -161,11 +177,17 @@ impl Filters {
             clause(qb);
             qb.push("created_at < ").push_bind(t);
         }
-        if let (true, Some(phrase)) = (fts, &self.phrase) {
+        if let (Search::Fts5, Some(phrase)) = (search, &self.phrase) {
             clause(qb);
             qb.push("rowid IN (SELECT rowid FROM batches_search WHERE batches_search MATCH ")
                 .push_bind(phrase.clone())
                 .push(")");
+        } else if let (Search::Trigram, Some(pattern)) = (search, &self.search) {
+            // The expression of the index `batches_search` (Postgres),
+            // exactly; `\` is LIKE's escape there by default.
+            clause(qb);
+            qb.push(format!("{SEARCH_TEXT} LIKE "))
+                .push_bind(pattern.clone());
         } else if let Some(pattern) = &self.search {
             clause(qb);
             qb.push("(");
@@ -227,7 +249,10 @@ impl Db {
         } else {
             format!("{col} {dir}, created_at DESC, id DESC")
         };
-        let fts = matches!(self, Db::Sqlite(_));
+        let fts = match self {
+            Db::Sqlite(_) => Search::Fts5,
+            Db::Postgres(_) => Search::Trigram,
+        };
         let (rows, total): (Vec<(String,)>, (i64,)) = on_db!(self, p => {
             let mut rows = QueryBuilder::new("SELECT data FROM batches");
             filters.push(&mut rows, fts);
@@ -552,7 +577,7 @@ mod tests {
         let f = Filters::parse(&q).unwrap();
         assert_eq!(f.search.as_deref(), Some("%50\\%\\_off%"));
         let mut qb = QueryBuilder::<sqlx::Postgres>::new("SELECT 1 FROM batches");
-        f.push(&mut qb, false);
+        f.push(&mut qb, Search::Scan);
         let sql = qb.sql();
         assert!(sql.contains(" WHERE status IN ($1, $2)"), "{sql}");
         assert!(sql.contains(" AND model = $3"), "{sql}");
@@ -565,12 +590,12 @@ mod tests {
         let mut none = QueryBuilder::<sqlx::Sqlite>::new("SELECT 1 FROM batches");
         Filters::parse(&BatchQuery::default())
             .unwrap()
-            .push(&mut none, true);
+            .push(&mut none, Search::Fts5);
         assert_eq!(none.sql(), "SELECT 1 FROM batches");
         // SQLite: through the trigram index, as a quoted phrase; shorter
         // than a trigram, the scan.
         let mut fts = QueryBuilder::<sqlx::Sqlite>::new("SELECT 1 FROM batches");
-        f.push(&mut fts, true);
+        f.push(&mut fts, Search::Fts5);
         assert!(fts.sql().contains("batches_search MATCH"), "{}", fts.sql());
         assert_eq!(f.phrase.as_deref(), Some("\"50%_off\""));
         let short = Filters::parse(&BatchQuery {
@@ -579,8 +604,22 @@ mod tests {
         })
         .unwrap();
         let mut scan = QueryBuilder::<sqlx::Sqlite>::new("SELECT 1 FROM batches");
-        short.push(&mut scan, true);
+        short.push(&mut scan, Search::Fts5);
         assert!(scan.sql().contains("LIKE"), "{}", scan.sql());
+        // Postgres: the expression its trigram index holds, exactly.
+        let mut pg = QueryBuilder::<sqlx::Postgres>::new("SELECT 1 FROM batches");
+        f.push(&mut pg, Search::Trigram);
+        assert!(
+            pg.sql().contains(&format!("{SEARCH_TEXT} LIKE $")),
+            "{}",
+            pg.sql()
+        );
+        let migration = include_str!("../../migrations/postgres/0006_batches_search.sql");
+        let squash = |s: &str| s.split_whitespace().collect::<String>();
+        assert!(
+            squash(migration).contains(&squash(SEARCH_TEXT)),
+            "index and query differ"
+        );
     }
 
     /// The trigram index finds what the scan found: any part of an id,
