@@ -57,15 +57,14 @@ struct Filters {
     phrase: Option<String>,
 }
 
-/// How a search runs on a backend.
+/// How a search of three characters or more runs on a backend (shorter
+/// ones, which no trigram index serves, are five `LIKE`s: a scan).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Search {
     /// SQLite: the FTS5 trigram table `batches_search`.
     Fts5,
     /// Postgres: the pg_trgm index on [`SEARCH_TEXT`].
     Trigram,
-    /// Five `LIKE`s (a scan).
-    Scan,
 }
 
 /// The text Postgres' search index holds (migration 0006).
@@ -182,7 +181,9 @@ impl Filters {
             qb.push("rowid IN (SELECT rowid FROM batches_search WHERE batches_search MATCH ")
                 .push_bind(phrase.clone())
                 .push(")");
-        } else if let (Search::Trigram, Some(pattern)) = (search, &self.search) {
+        } else if let (Search::Trigram, Some(pattern), Some(_)) =
+            (search, &self.search, &self.phrase)
+        {
             // The expression of the index `batches_search` (Postgres),
             // exactly; `\` is LIKE's escape there by default.
             clause(qb);
@@ -577,15 +578,24 @@ mod tests {
         let f = Filters::parse(&q).unwrap();
         assert_eq!(f.search.as_deref(), Some("%50\\%\\_off%"));
         let mut qb = QueryBuilder::<sqlx::Postgres>::new("SELECT 1 FROM batches");
-        f.push(&mut qb, Search::Scan);
+        f.push(&mut qb, Search::Trigram);
         let sql = qb.sql();
         assert!(sql.contains(" WHERE status IN ($1, $2)"), "{sql}");
         assert!(sql.contains(" AND model = $3"), "{sql}");
         assert!(sql.contains("key = $4 AND value = $5"), "{sql}");
-        assert!(sql.contains("LOWER(id) LIKE $6 ESCAPE"), "{sql}");
+        assert!(sql.contains(&format!("{SEARCH_TEXT} LIKE $6")), "{sql}");
+        // Shorter than a trigram: five LIKEs.
+        let short_pg = Filters::parse(&BatchQuery {
+            q: Some("ab".into()),
+            ..Default::default()
+        })
+        .unwrap();
+        let mut qb = QueryBuilder::<sqlx::Postgres>::new("SELECT 1 FROM batches");
+        short_pg.push(&mut qb, Search::Trigram);
         assert!(
-            sql.contains("LOWER(input_file_name) LIKE $10 ESCAPE"),
-            "{sql}"
+            qb.sql().contains("LOWER(input_file_name) LIKE $5 ESCAPE"),
+            "{}",
+            qb.sql()
         );
         let mut none = QueryBuilder::<sqlx::Sqlite>::new("SELECT 1 FROM batches");
         Filters::parse(&BatchQuery::default())
