@@ -11,7 +11,7 @@ use tower_sessions::session::{Id, Record};
 use tower_sessions::session_store::{self, ExpiredDeletion, SessionStore};
 use tower_sessions_sqlx_store::{PostgresStore, SqliteStore};
 
-use super::DbError;
+use super::{on_db, Db, DbError};
 
 /// The session store of whichever backend is in use (and its pool, for
 /// [`SessionStore::save`]).
@@ -85,30 +85,23 @@ impl SessionStore for Sessions {
     async fn save(&self, record: &Record) -> session_store::Result<()> {
         let data =
             rmp_serde::to_vec(record).map_err(|e| session_store::Error::Encode(e.to_string()))?;
-        let backend = |e: sqlx::Error| session_store::Error::Backend(e.to_string());
-        match self {
-            // The stores' own tables (tower-sessions-sqlx-store's defaults).
-            Self::Sqlite(_, p) => {
-                sqlx::query("UPDATE tower_sessions SET data = $1, expiry_date = $2 WHERE id = $3")
-                    .bind(data)
-                    .bind(record.expiry_date)
-                    .bind(record.id.to_string())
-                    .execute(p)
-                    .await
-                    .map_err(backend)?;
-            }
-            Self::Postgres(_, p) => {
-                sqlx::query(
-                    r#"UPDATE "tower_sessions"."session" SET data = $1, expiry_date = $2 WHERE id = $3"#,
-                )
+        let db = match self {
+            Self::Sqlite(_, p) => Db::Sqlite(p.clone()),
+            Self::Postgres(_, p) => Db::Postgres(p.clone()),
+        };
+        let sql = format!(
+            "UPDATE {} SET data = $1, expiry_date = $2 WHERE id = $3",
+            db.session_table()
+        );
+        on_db!(&db, p => {
+            sqlx::query(&sql)
                 .bind(data)
                 .bind(record.expiry_date)
                 .bind(record.id.to_string())
                 .execute(p)
                 .await
-                .map_err(backend)?;
-            }
-        }
+                .map_err(|e| session_store::Error::Backend(e.to_string()))?;
+        });
         // Read afresh next time (the update may have found no session).
         forget(&record.id);
         Ok(())
@@ -157,23 +150,20 @@ impl Sessions {
     }
 }
 
-impl super::Db {
+impl Db {
+    /// The session store's table (tower-sessions-sqlx-store's default).
+    fn session_table(&self) -> &'static str {
+        match self {
+            Db::Sqlite(_) => "tower_sessions",
+            Db::Postgres(_) => r#""tower_sessions"."session""#,
+        }
+    }
+
     /// Every session record not yet expired (read through the store, which
     /// decodes them). For the admin's list: a few hundred at most.
     pub async fn live_sessions(&self) -> Result<Vec<Record>, DbError> {
-        let ids: Vec<(String,)> = match self {
-            // The stores' own tables (tower-sessions-sqlx-store's defaults).
-            Self::Sqlite(p) => {
-                sqlx::query_as("SELECT id FROM tower_sessions")
-                    .fetch_all(p)
-                    .await?
-            }
-            Self::Postgres(p) => {
-                sqlx::query_as(r#"SELECT id FROM "tower_sessions"."session""#)
-                    .fetch_all(p)
-                    .await?
-            }
-        };
+        let sql = format!("SELECT id FROM {}", self.session_table());
+        let ids: Vec<(String,)> = on_db!(self, p => sqlx::query_as(&sql).fetch_all(p).await?);
         let store = self.session_store();
         let mut out = Vec::with_capacity(ids.len());
         for (id,) in ids {
