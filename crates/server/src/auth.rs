@@ -616,6 +616,16 @@ fn back_to_login(error: &str, next: &str, extra: &str) -> Response {
     .into_response()
 }
 
+/// Back to the sign-in page saying to wait `wait` seconds (also as
+/// `Retry-After`).
+fn throttled(next: &str, wait: u64) -> Response {
+    let mut resp = back_to_login("throttled", next, &format!("&retry_after={wait}"));
+    if let Ok(v) = HeaderValue::from_str(&wait.to_string()) {
+        resp.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    resp
+}
+
 /// Signing in and out (the form posts here; the page is the app's).
 pub fn router() -> axum::Router<AppState> {
     use axum::routing::post;
@@ -674,11 +684,7 @@ pub async fn login(
             Some(n) => audit_failure(Msg::new(Key::AuditDetailThrottledN).arg("n", n)).await,
             None => {}
         }
-        let mut resp = back_to_login("throttled", &form.next, &format!("&retry_after={wait}"));
-        if let Ok(v) = HeaderValue::from_str(&wait.to_string()) {
-            resp.headers_mut().insert(header::RETRY_AFTER, v);
-        }
-        return resp;
+        return throttled(&form.next, wait);
     }
     // Many failures for one account from anywhere slow its checks down
     // (rather than lock its owner out): guesses from many addresses, each
@@ -690,12 +696,7 @@ pub async fn login(
         None
     } else {
         let Some(turn) = auth.throttle.slowed_turn(&name) else {
-            let wait = delay.as_secs().max(1);
-            let mut resp = back_to_login("throttled", &form.next, &format!("&retry_after={wait}"));
-            if let Ok(v) = HeaderValue::from_str(&wait.to_string()) {
-                resp.headers_mut().insert(header::RETRY_AFTER, v);
-            }
-            return resp;
+            return throttled(&form.next, delay.as_secs().max(1));
         };
         tokio::time::sleep(delay).await;
         Some(turn)
