@@ -5,7 +5,7 @@
 use leptos::prelude::*;
 
 use super::format;
-use crate::i18n::{plural, t, tf, Key};
+use crate::i18n::{msg, t, tf, Key, Msg};
 use batchboard_core::progress::{rate_and_eta, ProgressPoint};
 
 const W: f64 = 600.0;
@@ -35,11 +35,6 @@ fn line(
         .join(" ")
 }
 
-/// [`plural`] of `n`, then `name`'s `{name}` filled in with `value`.
-fn plural_with(one: Key, other: Key, n: u64, name: &str, value: &str) -> String {
-    plural(one, other, n).replace(&format!("{{{name}}}"), value)
-}
-
 /// The chart and its summary; nothing until there are two observations.
 #[component]
 pub fn ProgressChart(points: Vec<ProgressPoint>, finished: bool) -> impl IntoView {
@@ -54,20 +49,16 @@ pub fn ProgressChart(points: Vec<ProgressPoint>, finished: bool) -> impl IntoVie
     let completed = line(&points, t0, t1, top, |p| p.completed);
     let failed = line(&points, t0, t1, top, |p| p.failed);
     let summary = match (finished, rate_and_eta(&points)) {
-        (true, _) => plural_with(
-            Key::ChartDoneInOne,
-            Key::ChartDoneInOther,
-            last.done(),
-            "duration",
-            &format::duration(last.at - first.at),
+        (true, _) => msg(
+            &Msg::counted(Key::ChartDoneInOne, Key::ChartDoneInOther, last.done())
+                .arg("duration", format::duration(last.at - first.at)),
         ),
-        (false, Some((rate, eta))) => plural_with(
+        (false, Some((rate, eta))) => msg(&Msg::counted(
             Key::ChartRateOne,
             Key::ChartRateOther,
             (rate * 60.0).round() as u64,
-            "eta",
-            &format::duration(eta),
-        ),
+        )
+        .arg("eta", format::duration(eta))),
         (false, None) => t(Key::ChartNoneYet).to_string(),
     };
     let label = tf(
