@@ -463,6 +463,19 @@ mod browser {
         let Ok(data) = web_sys::FormData::new_with_form(&form) else {
             return fail(Msg::new(Key::NewFormUnreadable));
         };
+        // The file last, its size before it: the server then streams it on
+        // to the upstream while it arrives instead of storing it first.
+        if let Ok(file) = data.get("file").dyn_into::<web_sys::File>() {
+            data.delete("file");
+            let size = (file.size() as u64).to_string();
+            if data.append_with_str("file_size", &size).is_err()
+                || data
+                    .append_with_blob_and_filename("file", &file, &file.name())
+                    .is_err()
+            {
+                return fail(Msg::new(Key::NewFormUnreadable));
+            }
+        }
         let Ok(xhr) = web_sys::XmlHttpRequest::new() else {
             return fail(Msg::new(Key::NewNoUpload));
         };

@@ -7,6 +7,7 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
+use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::io::AsyncWriteExt;
 
 use super::error::{Result, SandboxError};
@@ -27,17 +28,11 @@ const PURPOSES: &[&str] = &[
 const THIRTY_DAYS: i64 = 30 * 24 * 3600;
 
 pub async fn upload(State(sb): State<Sandbox>, mut form: Multipart) -> Result<Json<FileObject>> {
-    let tmp = sb.store.temp_path();
-    let result = receive(&mut form, &tmp).await;
-    let (filename, bytes, purpose, expires_after) = match result {
-        Ok(v) => v,
-        Err(e) => {
-            let _ = tokio::fs::remove_file(&tmp).await;
-            return Err(e);
-        }
-    };
+    let mut arrival = Arrival::begin(&sb, sb.store.temp_path());
+    let (filename, bytes, purpose, expires_after) = receive(&mut form, &mut arrival).await?;
     let id = new_id("file-");
-    tokio::fs::rename(&tmp, sb.store.file_path(&id)).await?;
+    tokio::fs::rename(&arrival.tmp, sb.store.file_path(&id)).await?;
+    arrival.kept = true;
     let created_at = now();
     let expires_at = match (expires_after, purpose.as_str()) {
         (Some(s), _) => Some(created_at + s),
@@ -60,9 +55,54 @@ pub async fn upload(State(sb): State<Sandbox>, mut form: Multipart) -> Result<Js
     Ok(Json(file))
 }
 
+/// Uploads seen, for `GET /sandbox/stats`: tests check that an upload the
+/// dashboard abandoned had begun here and left nothing.
+#[derive(Debug, Default)]
+pub struct UploadStats {
+    pub begun: AtomicU64,
+    /// Ended without a file: refused, or the body broke off.
+    pub abandoned: AtomicU64,
+    /// File bytes received by uploads that were abandoned.
+    pub abandoned_bytes: AtomicU64,
+}
+
+/// One upload on its way in. Unless it is kept, its temporary file is
+/// removed and it counts as abandoned, however the request ends (also when
+/// the connection closes and the handler is dropped).
+struct Arrival {
+    stats: std::sync::Arc<UploadStats>,
+    tmp: std::path::PathBuf,
+    bytes: u64,
+    kept: bool,
+}
+
+impl Arrival {
+    fn begin(sb: &Sandbox, tmp: std::path::PathBuf) -> Self {
+        sb.uploads.begun.fetch_add(1, Ordering::Relaxed);
+        Self {
+            stats: sb.uploads.clone(),
+            tmp,
+            bytes: 0,
+            kept: false,
+        }
+    }
+}
+
+impl Drop for Arrival {
+    fn drop(&mut self) {
+        if !self.kept {
+            let _ = std::fs::remove_file(&self.tmp);
+            self.stats.abandoned.fetch_add(1, Ordering::Relaxed);
+            self.stats
+                .abandoned_bytes
+                .fetch_add(self.bytes, Ordering::Relaxed);
+        }
+    }
+}
+
 type Received = (String, u64, String, Option<i64>);
 
-async fn receive(form: &mut Multipart, tmp: &std::path::Path) -> Result<Received> {
+async fn receive(form: &mut Multipart, arrival: &mut Arrival) -> Result<Received> {
     let bad_form = |e: axum::extract::multipart::MultipartError| {
         SandboxError::bad(format!("Could not read the multipart form: {e}"), "file")
     };
@@ -74,10 +114,11 @@ async fn receive(form: &mut Multipart, tmp: &std::path::Path) -> Result<Received
         match name.as_str() {
             "file" => {
                 let filename = field.file_name().unwrap_or("upload.jsonl").to_owned();
-                let mut out = tokio::fs::File::create(tmp).await?;
+                let mut out = tokio::fs::File::create(&arrival.tmp).await?;
                 let mut bytes = 0u64;
                 while let Some(chunk) = field.chunk().await.map_err(bad_form)? {
                     bytes += chunk.len() as u64;
+                    arrival.bytes = bytes;
                     if bytes > ACCEPTED_FILE_BYTES {
                         return Err(SandboxError::TooLarge(ACCEPTED_FILE_BYTES));
                     }

@@ -45,6 +45,7 @@ pub struct Sandbox {
     /// Requests received under `/v1`, for `GET /sandbox/stats`: tests and
     /// benchmarks measure what the dashboard costs the upstream with it.
     requests: Arc<std::sync::atomic::AtomicU64>,
+    uploads: Arc<files::UploadStats>,
 }
 
 impl Sandbox {
@@ -66,6 +67,7 @@ impl Sandbox {
             )),
             forward: forward.map(Arc::new),
             requests: Arc::default(),
+            uploads: Arc::default(),
         };
         let unfinished: Vec<String> = sb
             .store
@@ -161,10 +163,15 @@ async fn count(State(sb): State<Sandbox>, req: Request, next: Next) -> Response 
     next.run(req).await
 }
 
-/// `GET /sandbox/stats` (with the key): requests served under `/v1` so far.
+/// `GET /sandbox/stats` (with the key): requests served under `/v1` so far,
+/// and uploads begun and abandoned (with the bytes they had sent).
 async fn stats(State(sb): State<Sandbox>) -> axum::Json<serde_json::Value> {
+    use std::sync::atomic::Ordering::Relaxed;
     axum::Json(serde_json::json!({
-        "requests": sb.requests.load(std::sync::atomic::Ordering::Relaxed),
+        "requests": sb.requests.load(Relaxed),
+        "uploads_begun": sb.uploads.begun.load(Relaxed),
+        "uploads_abandoned": sb.uploads.abandoned.load(Relaxed),
+        "uploads_abandoned_bytes": sb.uploads.abandoned_bytes.load(Relaxed),
     }))
 }
 

@@ -8,18 +8,17 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Json;
 use serde::Deserialize;
-use tokio::io::AsyncWriteExt;
 
 use super::state::AppState;
 use crate::http::actor::{Actor, Operator, Viewer};
 use crate::http::HttpError;
-use crate::services::submit::{checker, estimate_tokens, stamp_creator, submit, temp_file};
+use crate::services::intake::Intake;
+use crate::services::submit::{create_from, estimate_tokens, stamp_creator};
 use batchboard_core::dashboard::check_id;
 use batchboard_core::error::{ApiError, ErrorBody};
 use batchboard_core::i18n::{Key, Msg};
-use batchboard_core::validate::Report;
 use batchboard_core::{check_expiry_seconds, CreateBatch, ExpiresAfter};
-use batchboard_core::{check_metadata, Metadata, ENDPOINTS, MAX_FILE_BYTES};
+use batchboard_core::{check_metadata, Metadata, ENDPOINTS};
 
 /// Downloads (a file, a batch's merged results) and the upload that
 /// creates a batch, with its own body limit.
@@ -272,9 +271,9 @@ async fn create_batch(
             ApiError::Invalid(message)
         })
     };
-    let dir = state.data_dir.join("uploads");
     let (mut endpoint, mut window, mut metadata, mut expiry) = (None, None, None, None);
-    let mut upload: Option<(tempfile::TempPath, String, Report)> = None;
+    let mut announced: Option<u64> = None;
+    let mut upload: Option<(Intake, String)> = None;
     while let Some(mut field) = form.next_field().await.map_err(bad_form)? {
         match field.name().unwrap_or_default() {
             "endpoint" => endpoint = Some(small_text(&mut field).await.map_err(bad_form)??),
@@ -283,54 +282,51 @@ async fn create_batch(
             "output_expires_after" => {
                 expiry = Some(small_text(&mut field).await.map_err(bad_form)??)
             }
-            "file" => {
+            // The file's size, when the client says it before the file
+            // (the page does): then the file streams through to the
+            // upstream while it arrives.
+            "file_size" => {
+                let text = small_text(&mut field).await.map_err(bad_form)??;
+                announced = text.trim().parse().ok();
+            }
+            "file" if upload.is_none() => {
                 let filename = field
                     .file_name()
                     .filter(|n| !n.is_empty())
                     .unwrap_or("batch.jsonl")
                     .to_owned();
-                let (file, tmp) = temp_file(&dir, "upload-")?;
-                let mut out = tokio::fs::File::from_std(file);
-                let mut validator = checker(endpoint.as_deref().filter(|e| !e.is_empty()));
-                let mut bytes = 0u64;
+                let form_endpoint = endpoint.as_deref().filter(|e| !e.is_empty());
+                let mut intake = Intake::start(&state, form_endpoint, &filename, announced)?;
                 while let Some(chunk) = field.chunk().await.map_err(bad_form)? {
-                    bytes += chunk.len() as u64;
                     super::metrics::upload_bytes(chunk.len() as u64);
-                    if bytes > MAX_FILE_BYTES {
-                        return Err(ApiError::TooLarge(
-                            Msg::new(Key::ServerFileTooLarge).arg("max", MAX_FILE_BYTES),
-                        )
-                        .into());
-                    }
-                    // CPU work (long embedding inputs are tokenized): let the
-                    // runtime move other requests off this thread meanwhile.
-                    tokio::task::block_in_place(|| validator.chunk(&chunk));
-                    out.write_all(&chunk).await?;
+                    intake.push(chunk).await?;
                 }
-                out.flush().await?;
-                upload = Some((tmp, filename, validator.finish()));
+                upload = Some((intake, filename));
             }
             _ => {}
         }
     }
     let mut new = check_form(endpoint, window, metadata, expiry)?;
     stamp_creator(&mut new.metadata, &actor.user.name).map_err(HttpError::invalid)?;
-    let (tmp, filename, report) =
+    let (intake, filename) =
         upload.ok_or_else(|| HttpError::invalid(Msg::new(Key::ServerFileMissing)))?;
-    if !report.is_ok() {
-        return Err(HttpError::file(report));
+    let mut checked = intake.finish().await?;
+    if !checked.report.is_ok() {
+        return Err(HttpError::file(checked.report));
     }
-    let report = estimate_tokens(report).await;
-    if report.endpoint.as_deref() != Some(new.endpoint.as_str()) {
+    checked.report = estimate_tokens(std::mem::take(&mut checked.report)).await;
+    if checked.report.endpoint.as_deref() != Some(new.endpoint.as_str()) {
         return Err(HttpError::invalid(
             Msg::new(Key::ServerEndpointDiffers)
                 .arg("form", &new.endpoint)
-                .arg("file", report.endpoint.unwrap_or_default()),
+                .arg("file", checked.report.endpoint.unwrap_or_default()),
         ));
     }
-    let batch = submit(
+    let report = std::mem::take(&mut checked.report);
+    let file = checked.upload(&state.upstream.client, &filename).await?;
+    let batch = create_from(
         &state,
-        &tmp,
+        file,
         &filename,
         CreateBatch {
             input_file_id: String::new(),
@@ -341,7 +337,6 @@ async fn create_batch(
         },
     )
     .await?;
-    drop(tmp);
     tracing::info!(batch = %batch.id, requests = report.requests, user = %actor.user.name, "batch created");
     let tokens = report.tokens.as_ref().map_or(0, |t| t.input_tokens);
     let detail = Msg::new(Key::AuditDetailCreated)

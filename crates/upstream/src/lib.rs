@@ -196,6 +196,7 @@ enum Settle<T> {
     GiveUp,
 }
 
+#[derive(Clone)]
 pub struct Client {
     base: Url,
     http: reqwest::Client,
@@ -515,6 +516,47 @@ impl Client {
             Duration::from_secs(3600),
         )
         .await
+    }
+
+    /// Uploads a file as it arrives: `body` yields its bytes, exactly
+    /// `len` of them (the multipart request announces its length, so no
+    /// chunked encoding is needed upstream). Not tried again: the bytes are
+    /// gone once sent. A body that ends in an error aborts the request, so
+    /// the upstream never sees the file's end and keeps nothing.
+    pub async fn upload_stream<S>(
+        &self,
+        body: S,
+        len: u64,
+        filename: &str,
+        purpose: &str,
+    ) -> Result<FileObject, UpstreamError>
+    where
+        S: futures_util::Stream<Item = std::io::Result<bytes::Bytes>> + Send + 'static,
+    {
+        let part =
+            reqwest::multipart::Part::stream_with_length(reqwest::Body::wrap_stream(body), len)
+                .file_name(filename.to_owned())
+                .mime_str("application/jsonl")
+                .map_err(|e| UpstreamError::Config(e.to_string()))?;
+        let form = reqwest::multipart::Form::new()
+            .text("purpose", purpose.to_owned())
+            .part("file", part);
+        self.json_within(
+            self.request(Method::POST, "/files").multipart(form),
+            Duration::from_secs(3600),
+        )
+        .await
+    }
+
+    /// `DELETE /files/{id}`: removes a file Batchboard uploaded but did not
+    /// use (its batch could not be created).
+    pub async fn delete_file(&self, id: &str) -> Result<(), UpstreamError> {
+        let path = format!("/files/{}", path_segment(id));
+        self.retrying("DELETE /files/{id}", || {
+            self.send(self.request(Method::DELETE, &path))
+        })
+        .await
+        .map(|_| ())
     }
 
     /// Starts a download of a file's content (retried until the headers

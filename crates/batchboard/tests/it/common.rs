@@ -271,7 +271,8 @@ pub async fn signed_in(base: &str, name: &str, password: &str) -> reqwest::Clien
     http
 }
 
-/// Posts a request file to `POST /api/batches` as the New batch form does;
+/// Posts a request file to `POST /api/batches` as the New batch page does
+/// (its size announced before it, so it streams through to the upstream);
 /// returns the status and the body.
 pub async fn upload(
     http: &reqwest::Client,
@@ -280,14 +281,40 @@ pub async fn upload(
     endpoint: &str,
     metadata: &str,
 ) -> (u16, String) {
-    let form = reqwest::multipart::Form::new()
+    let size = content.len().to_string();
+    post_form(http, base, content, endpoint, metadata, Some(size)).await
+}
+
+/// As a form without JavaScript or a script that does not say the size:
+/// the file is stored first, then uploaded.
+pub async fn upload_unsized(
+    http: &reqwest::Client,
+    base: &str,
+    content: Vec<u8>,
+    endpoint: &str,
+) -> (u16, String) {
+    post_form(http, base, content, endpoint, "", None).await
+}
+
+async fn post_form(
+    http: &reqwest::Client,
+    base: &str,
+    content: Vec<u8>,
+    endpoint: &str,
+    metadata: &str,
+    size: Option<String>,
+) -> (u16, String) {
+    let mut form = reqwest::multipart::Form::new()
         .text("endpoint", endpoint.to_string())
         .text("completion_window", "24h")
-        .text("metadata", metadata.to_string())
-        .part(
-            "file",
-            reqwest::multipart::Part::bytes(content).file_name("requests.jsonl"),
-        );
+        .text("metadata", metadata.to_string());
+    if let Some(size) = size {
+        form = form.text("file_size", size);
+    }
+    let form = form.part(
+        "file",
+        reqwest::multipart::Part::bytes(content).file_name("requests.jsonl"),
+    );
     let r = http
         .post(format!("{base}/api/batches"))
         .multipart(form)

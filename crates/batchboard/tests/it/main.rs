@@ -1,7 +1,8 @@
 //! Black-box tests of the real `batchboard` binary over HTTP: one test
 //! binary for the whole process (the command line, the sandbox, the upstream
 //! client against it, the dashboard's routes and server functions, access,
-//! live updates, Postgres replicas, results, faults).
+//! live updates, Postgres replicas, results, faults, uploads that stream
+//! through).
 
 mod common;
 
@@ -13,4 +14,5 @@ mod postgres;
 mod results;
 mod sandbox;
 mod serve;
+mod streaming;
 mod upstream;

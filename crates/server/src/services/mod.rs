@@ -3,6 +3,7 @@
 //! finished batch's results (spooled, joined, exported), and retrying a
 //! batch's failures.
 
+pub mod intake;
 pub mod results;
 pub mod retry;
 pub mod submit;

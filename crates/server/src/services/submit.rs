@@ -82,19 +82,44 @@ pub async fn estimate_tokens(mut report: Report) -> Report {
     report
 }
 
-/// Uploads a checked file and creates the batch from it (`input_file_id`
-/// is filled in here); indexes it at once, with its file name, so every
-/// viewer sees it now.
+/// Uploads a checked file and creates the batch from it (see [`create_from`]).
 pub async fn submit(
     state: &AppState,
     path: &std::path::Path,
     filename: &str,
+    req: CreateBatch,
+) -> Result<batchboard_core::Batch, ApiError> {
+    let file = state
+        .upstream
+        .client
+        .upload_file(path, filename, "batch")
+        .await?;
+    create_from(state, file, filename, req).await
+}
+
+/// Creates the batch from an uploaded file (`input_file_id` is filled in
+/// here) and indexes it at once, with its file name, so every viewer sees
+/// it now. When the upstream refused the batch, the file is deleted there:
+/// nothing is left half-made. (After a failure that may have created the
+/// batch after all, the file stays: a batch may be reading it.)
+pub async fn create_from(
+    state: &AppState,
+    file: batchboard_core::FileObject,
+    filename: &str,
     mut req: CreateBatch,
 ) -> Result<batchboard_core::Batch, ApiError> {
     let client = &state.upstream.client;
-    let file = client.upload_file(path, filename, "batch").await?;
     req.input_file_id = file.id;
-    let batch = client.create_batch(&req).await?;
+    let batch = match client.create_batch(&req).await {
+        Ok(b) => b,
+        Err(e) if e.is_ambiguous() => return Err(e.into()),
+        Err(e) => {
+            if let Err(d) = client.delete_file(&req.input_file_id).await {
+                tracing::warn!(file = %req.input_file_id, error = %d, "cannot delete the file of a batch that was not created");
+            }
+            return Err(e.into());
+        }
+    };
     state.index(&batch).await;
     if let Err(e) = state.db.set_file_name(&batch.id, filename).await {
         tracing::warn!(error = %e, "cannot store the file name");
