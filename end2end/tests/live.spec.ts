@@ -100,3 +100,58 @@ test.describe("notifications", () => {
     }
   });
 });
+
+test("a change updates its row in place; the list is read again only when the view's rows can change", async ({ page }) => {
+  const dataDir = withOperator("batchboard-inplace-");
+  const server = start(dataDir);
+  try {
+    await up();
+    await signIn(page, "op");
+    await page.locator('body[data-hydrated="true"]').waitFor();
+    await expect(page.getByTestId("live")).toHaveAttribute("data-state", "live");
+    let reads = 0;
+    page.on("request", (r) => { if (r.url().includes("/api/list_batches")) reads++; });
+    const api = await apiRequest.newContext({ baseURL: base, storageState: await page.context().storageState() });
+    const create = async (n: number) => {
+      const lines = Array.from({ length: n }, (_, i) => JSON.stringify({ custom_id: `p${i}`, method: "POST",
+        url: "/v1/chat/completions", body: { model: "m", messages: [{ role: "user", content: "hi" }] } })).join("\n");
+      const resp = await api.post("/api/batches", {
+        headers: { origin: base },
+        multipart: { endpoint: "/v1/chat/completions", file: { name: "p.jsonl", mimeType: "application/jsonl", buffer: Buffer.from(lines) } },
+      });
+      expect(resp.status(), await resp.text()).toBe(200);
+      return (await resp.json()).id as string;
+    };
+
+    // A new batch: the list is read again, and its row appears.
+    const id = await create(60);
+    const row = page.locator(`[data-testid="batch-row"][data-id="${id}"]`);
+    await expect(row).toBeVisible();
+    await expect.poll(() => reads).toBeGreaterThan(0);
+    const afterNew = reads;
+    // Its progress and statuses then arrive in the row itself: no read.
+    const seen = new Set<string>();
+    await expect.poll(async () => {
+      seen.add((await row.getByTestId("progress").textContent()) ?? "");
+      return row.getByTestId("status").textContent();
+    }, { timeout: 20_000, intervals: [50] }).toBe("completed");
+    const partial = [...seen].filter((l) => /^[1-9]\d* \/ 60$/.test(l) && l !== "60 / 60");
+    expect(partial.length, `progress seen: ${[...seen].join(", ")}`).toBeGreaterThan(0);
+    await expect(row.getByTestId("progress")).toHaveText("60 / 60");
+    expect(reads).toBe(afterNew);
+
+    // A view filtered by status: a status change can move a batch in or
+    // out of it, so there it reads the list again.
+    await page.goto("/?status=in_progress");
+    await page.locator('body[data-hydrated="true"]').waitFor();
+    await expect(page.getByTestId("live")).toHaveAttribute("data-state", "live");
+    const second = await create(60);
+    const filtered = page.locator(`[data-testid="batch-row"][data-id="${second}"]`);
+    await expect(filtered).toBeVisible({ timeout: 20_000 });
+    await expect(filtered).toHaveCount(0, { timeout: 20_000 });
+    await expect(page.locator(`[data-testid="batch-row"][data-id="${id}"]`)).toHaveCount(0);
+    await api.dispose();
+  } finally {
+    server.kill("SIGKILL");
+  }
+});

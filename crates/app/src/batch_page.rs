@@ -23,8 +23,12 @@ pub fn BatchPage() -> impl IntoView {
     // Changes of this batch arrive on the event stream; the page then reads
     // it again from the index (never polled).
     let changed = Memo::new(move |_| {
-        live.last
-            .with(|b| b.as_ref().filter(|b| b.id == id.get()).cloned())
+        live.last.with(|e| {
+            e.as_ref()
+                .map(|e| &e.batch)
+                .filter(|b| b.id == id.get())
+                .cloned()
+        })
     });
     let cancel = ServerAction::<CancelBatch>::new();
     // Owned by the page, not by the details it re-renders on every change of

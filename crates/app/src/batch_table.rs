@@ -52,13 +52,49 @@ pub fn BatchesPage() -> impl IntoView {
     let url = use_query_map();
     let query = Memo::new(move |_| url.with(query_from_url));
     let live = use_live();
-    // Read from the index; refetched when the event stream says something
-    // changed (never polled).
+    // Read from the index, never polled. A change the event stream reports
+    // updates its row in place; only a change that can alter which rows
+    // this view shows (a new batch, a status under a status filter or
+    // sort) reads the page again, at most every 300 ms.
+    let reload = RwSignal::new(0u64);
     let page = Resource::new(
-        move || (query.get(), live.version.get()),
-        |(q, _)| list_batches(q),
+        move || (query.get(), live.version.get(), reload.get()),
+        |(q, _, _)| list_batches(q),
     );
-    let facets = Resource::new(move || live.version.get() / 10, |_| batch_facets());
+    let facets = Resource::new(
+        move || (live.version.get() + reload.get()) / 10,
+        |_| batch_facets(),
+    );
+    let shown: StoredValue<Vec<RwSignal<Batch>>> = StoredValue::new(Vec::new());
+    let pending = StoredValue::new(false);
+    Effect::watch(
+        move || live.last.get(),
+        move |last, _, _| {
+            let Some(ev) = last else { return };
+            if query.with_untracked(|q| q.reshaped_by(ev.change)) {
+                if !pending.get_value() {
+                    pending.set_value(true);
+                    set_timeout(
+                        move || {
+                            pending.set_value(false);
+                            reload.update(|n| *n += 1);
+                        },
+                        std::time::Duration::from_millis(300),
+                    );
+                }
+            } else {
+                shown.with_value(|rows| {
+                    if let Some(row) = rows
+                        .iter()
+                        .find(|r| r.with_untracked(|b| b.id == ev.batch.id))
+                    {
+                        row.set(ev.batch.clone());
+                    }
+                });
+            }
+        },
+        false,
+    );
 
     view! {
         <Title text=t(Key::TableTitle) />
@@ -77,7 +113,7 @@ pub fn BatchesPage() -> impl IntoView {
             {move || {
                 page.get()
                     .map(|r| match r {
-                        Ok(p) => view! { <Table page=p query=query.get() /> }.into_any(),
+                        Ok(p) => view! { <Table page=p query=query.get() shown /> }.into_any(),
                         Err(e) => {
                             view! {
                                 <section class="error-state" data-testid="list-error">
@@ -235,8 +271,13 @@ fn Freshness(initial: WatcherStatus) -> impl IntoView {
     }
 }
 
+/// `shown`: the rows' batches, which live changes update in place.
 #[component]
-fn Table(page: BatchPage, query: BatchQuery) -> impl IntoView {
+fn Table(
+    page: BatchPage,
+    query: BatchQuery,
+    shown: StoredValue<Vec<RwSignal<Batch>>>,
+) -> impl IntoView {
     let BatchPage {
         batches,
         total,
@@ -262,7 +303,9 @@ fn Table(page: BatchPage, query: BatchQuery) -> impl IntoView {
     let shown_to = offset as u64 + batches.len() as u64;
     let prev = (offset > 0).then(|| link_at(offset.saturating_sub(limit)));
     let next = (shown_to < total).then(|| link_at(offset + limit));
-    let rows = batches
+    let signals: Vec<RwSignal<Batch>> = batches.into_iter().map(RwSignal::new).collect();
+    shown.set_value(signals.clone());
+    let rows = signals
         .into_iter()
         .map(|b| view! { <Row batch=b /> })
         .collect_view();
@@ -325,8 +368,18 @@ fn PageSize(limit: u32, query: BatchQuery) -> impl IntoView {
     view! { <span class="page-size">{t(Key::TablePerPage)} " " {options}</span> }
 }
 
+/// One batch's row; its cells follow the batch as changes arrive.
 #[component]
-fn Row(batch: Batch) -> impl IntoView {
+fn Row(batch: RwSignal<Batch>) -> impl IntoView {
+    let id = batch.with_untracked(|b| b.id.clone());
+    view! {
+        <tr data-testid="batch-row" data-id=id>
+            {move || cells(batch.get())}
+        </tr>
+    }
+}
+
+fn cells(batch: Batch) -> impl IntoView {
     let href = format!("/batches/{}", batch.id);
     let left = match (batch.status.is_terminal(), batch.expires_at) {
         (false, Some(exp)) => format::duration(exp - format::now()),
@@ -342,19 +395,16 @@ fn Row(batch: Batch) -> impl IntoView {
             view! { <span class="chip" title=title>{text}</span> }
         })
         .collect_view();
-    let id = batch.id.clone();
-    let data_id = id.clone();
+    let (id, title) = (batch.id.clone(), batch.id.clone());
     view! {
-        <tr data-testid="batch-row" data-id=data_id.clone()>
-            <td><A href=href attr:class="mono" attr:title=data_id.clone()>{id}</A></td>
-            <td><StatusBadge status=batch.status.clone() /></td>
-            <td class="mono">{batch.endpoint.clone()}</td>
-            <td>{batch.model.clone().unwrap_or_else(|| "—".into())}</td>
-            <td><Progress batch=batch.clone() /></td>
-            <td><Time ts=batch.created_at /></td>
-            <td>{left}</td>
-            <td data-testid="created-by">{creator}</td>
-            <td class="meta">{metadata}</td>
-        </tr>
+        <td><A href=href attr:class="mono" attr:title=title>{id}</A></td>
+        <td><StatusBadge status=batch.status.clone() /></td>
+        <td class="mono">{batch.endpoint.clone()}</td>
+        <td>{batch.model.clone().unwrap_or_else(|| "—".into())}</td>
+        <td><Progress batch=batch.clone() /></td>
+        <td><Time ts=batch.created_at /></td>
+        <td>{left}</td>
+        <td data-testid="created-by">{creator}</td>
+        <td class="meta">{metadata}</td>
     }
 }

@@ -1,13 +1,13 @@
 //! Live updates: one `EventSource` on `/events` per browser, shared by its
 //! tabs (see `browser.rs`), and by the pages of a tab through context.
-//! Pages key their resources on [`Live::version`] (all changes) or
-//! [`Live::last`] (the batch that changed); after a network blip or a
+//! Pages key their resources on [`Live::version`] (changes missed) and
+//! [`Live::last`] (the batch that changed, and how); after a network blip or a
 //! server restart the stream reconnects and the pages reload what they show.
 
 use leptos::prelude::*;
 
 use crate::api::WatcherStatus;
-use batchboard_core::Batch;
+use batchboard_core::dashboard::BatchEvent;
 
 /// The state of the event stream, as the page shows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,10 +42,12 @@ impl Link {
 
 #[derive(Clone, Copy)]
 pub struct Live {
-    /// Bumped (at most every 300 ms) when anything changed: list pages refetch.
+    /// Bumped (at most every 300 ms) when changes may have been missed (a
+    /// resync, a reconnection): pages reload what they show.
     pub version: RwSignal<u64>,
-    /// The last batch that changed: its page updates from it.
-    pub last: RwSignal<Option<Batch>>,
+    /// The last batch that changed, and how: its page updates from it, the
+    /// table updates its row or reloads (see `BatchQuery::reshaped_by`).
+    pub last: RwSignal<Option<BatchEvent>>,
     pub link: RwSignal<Link>,
     pub status: RwSignal<Option<WatcherStatus>>,
     /// "Notify me when my batches finish" is on (and permitted).

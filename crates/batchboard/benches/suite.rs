@@ -182,9 +182,11 @@ async fn transfer() {
         let before = rss_mib(pid).0;
         let peak = PeakRss::start(pid);
         let t = Instant::now();
+        // As the page sends it: the size first, so the file streams through.
         let form = reqwest::multipart::Form::new()
             .text("endpoint", "/v1/chat/completions")
             .text("completion_window", "24h")
+            .text("file_size", (size as u64).to_string())
             .part("file", file_part(&path, "dash.jsonl"));
         let r = op
             .post(format!("{base}/api/batches"))

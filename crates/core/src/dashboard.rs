@@ -34,6 +34,51 @@ pub struct Reachability {
     pub msg: Option<crate::i18n::Msg>,
 }
 
+/// What a change did to a batch, as the event stream tells the pages
+/// (`change` beside the batch's own fields in a `batch` event): whether it
+/// can move the batch into, out of or within a view of the table.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Change {
+    /// New to the index.
+    New,
+    /// Its status changed.
+    Status,
+    /// Anything else: request counts, timestamps.
+    Progress,
+    /// Not said (a replica of an older version): it may move anything.
+    #[default]
+    #[serde(other)]
+    Unknown,
+}
+
+impl Change {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Change::New => "new",
+            Change::Status => "status",
+            Change::Progress => "progress",
+            Change::Unknown => "unknown",
+        }
+    }
+
+    pub fn parse(s: &str) -> Self {
+        [Change::New, Change::Status, Change::Progress]
+            .into_iter()
+            .find(|c| c.as_str() == s)
+            .unwrap_or_default()
+    }
+}
+
+/// A `batch` event: the batch as the index now holds it, and what changed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchEvent {
+    #[serde(flatten)]
+    pub batch: Batch,
+    #[serde(default)]
+    pub change: Change,
+}
+
 /// What the batch table asks for: filters, search, sort and page. Every
 /// field is optional; the URL's query string holds the same names.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -132,6 +177,22 @@ impl BatchQuery {
     }
 
     /// Whether any filter or search is set (sort and page aside).
+    /// Whether `change` can alter which rows this view shows, or how many
+    /// match: then the page reloads. Otherwise a row it shows is updated in
+    /// place, and a change to a batch it does not show is no concern of it.
+    /// Only a status changes among the fields views filter and sort on
+    /// (the search also reads the output and error files' ids, which come
+    /// with a status change); a new batch can land on any view.
+    pub fn reshaped_by(&self, change: Change) -> bool {
+        match change {
+            Change::New | Change::Unknown => true,
+            Change::Status => {
+                self.status.is_some() || self.q.is_some() || self.sort.as_deref() == Some("status")
+            }
+            Change::Progress => false,
+        }
+    }
+
     pub fn is_filtered(&self) -> bool {
         [
             &self.status,

@@ -15,17 +15,17 @@ use crate::http::actor::{Actor, Viewer};
 use crate::http::HttpError;
 use crate::store::notify::ChangeListener;
 use crate::store::Db;
+use batchboard_core::dashboard::BatchEvent;
 use batchboard_core::dashboard::WatcherStatus;
 use batchboard_core::error::ApiError;
 use batchboard_core::i18n::{Key, Msg};
-use batchboard_core::Batch;
 
 /// How often an open stream checks that its user is still signed in.
 const RECHECK: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Clone)]
 pub enum Change {
-    Batch(Box<Batch>),
+    Batch(Box<BatchEvent>),
     /// Changes may have been missed (a stream fell behind, the relay
     /// reconnected): reload.
     Resync,
@@ -142,8 +142,10 @@ impl Hub {
                 hub.send(Change::Resync);
                 loop {
                     match listener.next().await {
-                        Ok(Some(id)) => match db.get_indexed(&id).await {
-                            Ok(Some(b)) => hub.send(Change::Batch(Box::new(b))),
+                        Ok(Some((id, change))) => match db.get_indexed(&id).await {
+                            Ok(Some(batch)) => {
+                                hub.send(Change::Batch(Box::new(BatchEvent { batch, change })))
+                            }
                             Ok(None) => {}
                             Err(e) => {
                                 tracing::warn!(error = %e, "event relay: cannot read a batch")

@@ -189,11 +189,20 @@ impl AppState {
         self.facets.clear();
         // Replicas (Postgres) hear of it through the database, this one
         // included; alone (SQLite), the hub is told directly.
-        match self.db.notify_change(&b.id).await {
+        use batchboard_core::dashboard::{BatchEvent, Change};
+        let change = match &outcome {
+            Upsert::New => Change::New,
+            Upsert::Changed { was } if *was != b.status => Change::Status,
+            _ => Change::Progress,
+        };
+        match self.db.notify_change(&b.id, change).await {
             Ok(true) => {}
             Ok(false) => self
                 .hub
-                .send(super::events::Change::Batch(Box::new(b.clone()))),
+                .send(super::events::Change::Batch(Box::new(BatchEvent {
+                    batch: b.clone(),
+                    change,
+                }))),
             Err(e) => tracing::warn!(error = %e, "cannot notify other replicas"),
         }
         let finished = matches!(&outcome, Upsert::Changed { was } if !was.is_terminal())

@@ -27,6 +27,7 @@ use super::{Link, Live};
 use crate::api::WatcherStatus;
 use crate::format;
 use crate::i18n::{status, tf, Key};
+use batchboard_core::dashboard::BatchEvent;
 use batchboard_core::{Batch, CREATED_BY};
 
 const NOTIFY_KEY: &str = "batchboard.notify";
@@ -348,9 +349,10 @@ impl Tab {
     fn receive(self: &Rc<Self>, kind: &str, data: &str) {
         match kind {
             "batch" => {
-                let Ok(b) = serde_json::from_str::<Batch>(data) else {
+                let Ok(ev) = serde_json::from_str::<BatchEvent>(data) else {
                     return;
                 };
+                let b = &ev.batch;
                 let mine = b.metadata.as_ref().and_then(|m| m.get(CREATED_BY)) == Some(&self.me);
                 if mine {
                     let mut set = self.running_mine.borrow_mut();
@@ -361,11 +363,12 @@ impl Tab {
                         && self.live.notify.get_untracked()
                     {
                         // One notification per browser: the leader's.
-                        notify_finished(&b);
+                        notify_finished(b);
                     }
                 }
-                self.live.last.set(Some(b));
-                self.bump();
+                // Each page decides whether this change reloads what it
+                // shows or updates it in place.
+                self.live.last.set(Some(ev));
             }
             "status" => {
                 if let Ok(s) = serde_json::from_str::<WatcherStatus>(data) {

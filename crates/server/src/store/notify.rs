@@ -4,19 +4,21 @@
 use sqlx::postgres::{PgListener, PgPool};
 
 use super::{Db, DbError};
+use batchboard_core::dashboard::Change;
 
 /// The channel changed batch ids are announced on.
 const CHANNEL: &str = "batchboard_batches";
 
 impl Db {
-    /// Announces that batch `id` changed. `false`: there is no one to tell
-    /// (SQLite), so the caller tells its own viewers directly.
-    pub async fn notify_change(&self, id: &str) -> Result<bool, DbError> {
+    /// Announces that batch `id` changed, and how (`id`, a tab, the
+    /// change). `false`: there is no one to tell (SQLite), so the caller
+    /// tells its own viewers directly.
+    pub async fn notify_change(&self, id: &str, change: Change) -> Result<bool, DbError> {
         match self {
             Db::Postgres(pool) => {
                 sqlx::query("SELECT pg_notify($1, $2)")
                     .bind(CHANNEL)
-                    .bind(id)
+                    .bind(format!("{id}\t{}", change.as_str()))
                     .execute(pool)
                     .await?;
                 Ok(true)
@@ -36,9 +38,16 @@ impl ChangeListener {
         Ok(Self(listener))
     }
 
-    /// The next changed batch id; `None` when the connection was lost and
-    /// re-made (announcements in between are gone).
-    pub async fn next(&mut self) -> Result<Option<String>, DbError> {
-        Ok(self.0.try_recv().await?.map(|n| n.payload().to_owned()))
+    /// The next changed batch id and what changed (unknown from a replica
+    /// that does not say); `None` when the connection was lost and re-made
+    /// (announcements in between are gone).
+    pub async fn next(&mut self) -> Result<Option<(String, Change)>, DbError> {
+        Ok(self.0.try_recv().await?.map(|n| {
+            let payload = n.payload();
+            match payload.split_once('\t') {
+                Some((id, change)) => (id.to_owned(), Change::parse(change)),
+                None => (payload.to_owned(), Change::Unknown),
+            }
+        }))
     }
 }
