@@ -5,7 +5,7 @@
 
 use batchboard_core::dashboard::{BatchQuery, Facets, WatcherStatus, MAX_TABLE_PAGE, SORT_KEYS};
 use batchboard_core::i18n::{Key, Msg};
-use batchboard_core::{Batch, BatchStatus, CREATED_BY};
+use batchboard_core::{Batch, BatchStatus};
 
 use sqlx::QueryBuilder;
 
@@ -311,116 +311,6 @@ impl Db {
     ) -> Result<Upsert, DbError> {
         let mut outcomes = self.upsert_batches(&[(b, file_name)], schedule).await?;
         Ok(outcomes.pop().unwrap_or(Upsert::Unchanged))
-    }
-
-    /// Writes batches as the upstream sent them, in one transaction (a
-    /// sync or a seed of thousands is one commit, not thousands); says what
-    /// changed, for each. A batch's progress point is recorded with it.
-    pub async fn upsert_batches(
-        &self,
-        items: &[(&Batch, Option<&str>)],
-        schedule: impl Fn(&Upsert) -> i64,
-    ) -> Result<Vec<Upsert>, DbError> {
-        let now = now();
-        let outcomes = on_db!(self, p => {
-            let mut tx = p.begin().await?;
-            let mut outcomes = Vec::with_capacity(items.len());
-            for (b, file_name) in items {
-                let (b, file_name) = (*b, *file_name);
-                let data = serde_json::to_string(b).map_err(|e| DbError::Corrupt(e.to_string()))?;
-                let terminal = i64::from(b.status.is_terminal());
-                let creator = b.metadata.as_ref().and_then(|m| m.get(CREATED_BY)).cloned();
-                let status = b.status.to_string();
-                let before: Option<(String, String)> =
-                    sqlx::query_as("SELECT data, status FROM batches WHERE id = $1")
-                        .bind(&b.id)
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                let outcome = match &before {
-                    None => Upsert::New,
-                    Some((old, _)) if *old == data => Upsert::Unchanged,
-                    Some((_, was)) => Upsert::Changed { was: BatchStatus::from(was.as_str()) },
-                };
-                let next_check_at = schedule(&outcome);
-                if outcome == Upsert::Unchanged {
-                    sqlx::query("UPDATE batches SET seen_at = $1, next_check_at = $2 WHERE id = $3")
-                        .bind(now)
-                        .bind(next_check_at)
-                        .bind(&b.id)
-                        .execute(&mut *tx)
-                        .await?;
-                } else {
-                    sqlx::query(
-                        "INSERT INTO batches (id, status, terminal, endpoint, model, creator, created_at, \
-                         input_file_id, output_file_id, error_file_id, input_file_name, data, seen_at, \
-                         changed_at, next_check_at) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13, $14) \
-                         ON CONFLICT (id) DO UPDATE SET status = $2, terminal = $3, endpoint = $4, \
-                         model = $5, creator = $6, created_at = $7, input_file_id = $8, \
-                         output_file_id = $9, error_file_id = $10, \
-                         input_file_name = COALESCE($11, batches.input_file_name), data = $12, \
-                         seen_at = $13, changed_at = $13, next_check_at = $14",
-                    )
-                    .bind(&b.id)
-                    .bind(&status)
-                    .bind(terminal)
-                    .bind(&b.endpoint)
-                    .bind(&b.model)
-                    .bind(&creator)
-                    .bind(b.created_at)
-                    .bind(&b.input_file_id)
-                    .bind(&b.output_file_id)
-                    .bind(&b.error_file_id)
-                    .bind(file_name)
-                    .bind(&data)
-                    .bind(now)
-                    .bind(next_check_at)
-                    .execute(&mut *tx)
-                    .await?;
-                    sqlx::query("DELETE FROM batch_metadata WHERE batch_id = $1")
-                        .bind(&b.id)
-                        .execute(&mut *tx)
-                        .await?;
-                    for (k, v) in b.metadata.iter().flatten() {
-                        sqlx::query("INSERT INTO batch_metadata (batch_id, key, value) VALUES ($1, $2, $3)")
-                            .bind(&b.id)
-                            .bind(k)
-                            .bind(v)
-                            .execute(&mut *tx)
-                            .await?;
-                    }
-                }
-                if outcome != Upsert::Unchanged {
-                    let c = &b.request_counts;
-                    let counts = (c.completed as i64, c.failed as i64, c.total as i64);
-                    let last: Option<(i64, i64, i64)> = sqlx::query_as(
-                        "SELECT completed, failed, total FROM batch_progress WHERE batch_id = $1 \
-                         ORDER BY at DESC LIMIT 1",
-                    )
-                    .bind(&b.id)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                    if last != Some(counts) {
-                        sqlx::query(
-                            "INSERT INTO batch_progress (batch_id, at, completed, failed, total) \
-                             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (batch_id, at) DO UPDATE \
-                             SET completed = $3, failed = $4, total = $5",
-                        )
-                        .bind(&b.id)
-                        .bind(now)
-                        .bind(counts.0)
-                        .bind(counts.1)
-                        .bind(counts.2)
-                        .execute(&mut *tx)
-                        .await?;
-                    }
-                }
-                outcomes.push(outcome);
-            }
-            tx.commit().await?;
-            outcomes
-        });
-        Ok(outcomes)
     }
 
     /// Batches whose input file name has not been looked up yet.

@@ -9,6 +9,7 @@ pub mod notify;
 pub mod progress;
 mod sessions;
 mod throttle;
+mod upsert;
 
 pub use sessions::Sessions;
 
