@@ -279,9 +279,11 @@ impl Tab {
             let tab = self.clone();
             Closure::<dyn FnMut(web_sys::Event)>::new(move |_| {
                 // Back after a loss, or taking over from another tab:
-                // changes may have been missed, so reload what pages show.
+                // changes may have been missed, so every tab reloads what
+                // its pages show (later events only update rows in place).
                 if tab.live.link.get_untracked() != Link::Idle {
                     tab.bump();
+                    tab.post("resync", "");
                 }
                 tab.set_link(Link::Live);
             })

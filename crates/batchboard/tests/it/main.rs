@@ -5,6 +5,7 @@
 //! through).
 
 mod common;
+mod pg;
 
 mod access;
 mod dashboard;
