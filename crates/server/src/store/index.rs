@@ -47,6 +47,10 @@ struct Filters {
     equal: Vec<(&'static str, String)>,
     /// A metadata key, and its value when one is asked for.
     meta: Option<(String, Option<String>)>,
+    /// The pair is common (see [`COMMON_PAIR`]): the rows are found by
+    /// walking the table in order and checking each batch's metadata,
+    /// instead of collecting every batch with the pair and sorting them.
+    meta_common: bool,
     from: Option<i64>,
     /// Exclusive: the start of the day after `to`.
     until: Option<i64>,
@@ -71,6 +75,10 @@ enum Search {
 const SEARCH_TEXT: &str =
     "lower(id || ' ' || input_file_id || ' ' || coalesce(output_file_id, '') || ' ' \
      || coalesce(error_file_id, '') || ' ' || coalesce(input_file_name, ''))";
+
+/// Batches with a metadata pair from which it counts as common: walking
+/// the table in order finds a page of them sooner than sorting them all.
+const COMMON_PAIR: i64 = 1000;
 
 /// The columns a search looks in.
 const SEARCHED: [&str; 5] = [
@@ -126,6 +134,7 @@ impl Filters {
             statuses,
             equal,
             meta,
+            meta_common: false,
             from,
             until,
             search,
@@ -141,16 +150,30 @@ impl Filters {
         String: sqlx::Encode<'args, DB> + sqlx::Type<DB>,
         i64: sqlx::Encode<'args, DB> + sqlx::Type<DB>,
     {
+        self.push_with(qb, search, &self.statuses)
+    }
+
+    /// [`Filters::push`] with `statuses` in place of the query's.
+    fn push_with<'args, DB>(
+        &self,
+        qb: &mut QueryBuilder<'args, DB>,
+        search: Search,
+        statuses: &[String],
+    ) where
+        DB: sqlx::Database,
+        String: sqlx::Encode<'args, DB> + sqlx::Type<DB>,
+        i64: sqlx::Encode<'args, DB> + sqlx::Type<DB>,
+    {
         let mut first = true;
         let mut clause = |qb: &mut QueryBuilder<'args, DB>| {
             qb.push(if first { " WHERE " } else { " AND " });
             first = false;
         };
-        if !self.statuses.is_empty() {
+        if !statuses.is_empty() {
             clause(qb);
             qb.push("status IN (");
             let mut list = qb.separated(", ");
-            for s in &self.statuses {
+            for s in statuses {
                 list.push_bind(s.clone());
             }
             qb.push(")");
@@ -161,8 +184,15 @@ impl Filters {
         }
         if let Some((k, v)) = &self.meta {
             clause(qb);
-            qb.push("id IN (SELECT batch_id FROM batch_metadata WHERE key = ")
+            if self.meta_common {
+                qb.push(
+                    "EXISTS (SELECT 1 FROM batch_metadata m WHERE m.batch_id = batches.id AND m.key = ",
+                )
                 .push_bind(k.clone());
+            } else {
+                qb.push("id IN (SELECT batch_id FROM batch_metadata WHERE key = ")
+                    .push_bind(k.clone());
+            }
             if let Some(v) = v {
                 qb.push(" AND value = ").push_bind(v.clone());
             }
@@ -254,15 +284,52 @@ impl Db {
             Db::Sqlite(_) => Search::Fts5,
             Db::Postgres(_) => Search::Trigram,
         };
+        let mut filters = filters;
         let (rows, total): (Vec<(String,)>, (i64,)) = on_db!(self, p => {
-            let mut rows = QueryBuilder::new("SELECT data FROM batches");
-            filters.push(&mut rows, fts);
+            if let Some((k, v)) = &filters.meta {
+                let mut probe = QueryBuilder::new(
+                    "SELECT COUNT(*) FROM (SELECT 1 FROM batch_metadata WHERE key = ",
+                );
+                probe.push_bind(k.clone());
+                if let Some(v) = v {
+                    probe.push(" AND value = ").push_bind(v.clone());
+                }
+                probe.push(format!(" LIMIT {COMMON_PAIR}) AS pairs"));
+                let (n,): (i64,) = probe.build_query_as().fetch_one(p).await?;
+                filters.meta_common = n >= COMMON_PAIR;
+            }
+            let mut rows = QueryBuilder::new("SELECT data FROM ");
+            if filters.statuses.len() > 1 && col == "created_at" {
+                // Each status walks its own (status, created_at) index for
+                // as many rows as the page needs, and the few are merged:
+                // fast however common or rare the statuses are.
+                rows.push("(");
+                for (i, status) in filters.statuses.iter().enumerate() {
+                    if i > 0 {
+                        rows.push(" UNION ALL ");
+                    }
+                    rows.push("SELECT * FROM (SELECT data, created_at, id FROM batches");
+                    filters.push_with(&mut rows, fts, std::slice::from_ref(status));
+                    rows.push(format!(
+                        " ORDER BY {order} LIMIT {}) AS s{i}",
+                        u64::from(offset) + u64::from(limit)
+                    ));
+                }
+                rows.push(") AS merged");
+            } else {
+                rows.push("batches");
+                filters.push(&mut rows, fts);
+            }
             rows.push(format!(" ORDER BY {order} LIMIT {limit} OFFSET {offset}"));
             let total = match known_total {
                 Some(n) => (i64::try_from(n).unwrap_or(i64::MAX),),
                 None => {
+                    // Counting visits every match anyway: the pair's own
+                    // index first, whatever its frequency.
                     let mut count = QueryBuilder::new("SELECT COUNT(*) FROM batches");
+                    let common = std::mem::replace(&mut filters.meta_common, false);
                     filters.push(&mut count, fts);
+                    filters.meta_common = common;
                     count.build_query_as().fetch_one(p).await?
                 }
             };

@@ -7,6 +7,8 @@ pub mod index;
 pub mod lease;
 pub mod notify;
 pub mod progress;
+#[cfg(test)]
+mod query_tests;
 mod sessions;
 mod throttle;
 mod upsert;
