@@ -186,15 +186,20 @@ impl AppState {
         if outcome == Upsert::Unchanged {
             return Some(outcome);
         }
-        self.facets.clear();
-        // Replicas (Postgres) hear of it through the database, this one
-        // included; alone (SQLite), the hub is told directly.
         use batchboard_core::dashboard::{BatchEvent, Change};
         let change = match &outcome {
             Upsert::New => Change::New,
             Upsert::Changed { was } if *was != b.status => Change::Status,
             _ => Change::Progress,
         };
+        // What the table counts and offers to filter by follows new batches
+        // and statuses; progress alone changes neither (a running batch
+        // would otherwise make every page count again).
+        if change != Change::Progress {
+            self.facets.clear();
+        }
+        // Replicas (Postgres) hear of it through the database, this one
+        // included; alone (SQLite), the hub is told directly.
         match self.db.notify_change(&b.id, change).await {
             Ok(true) => {}
             Ok(false) => self

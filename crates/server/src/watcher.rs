@@ -150,6 +150,7 @@ async fn step(state: &AppState, sweep: bool, full: bool) -> Result<(), UpstreamE
                 if let Err(e) = state.db.remove_batch(&id).await {
                     tracing::warn!(error = %e, "cannot drop a batch from the index");
                 }
+                state.facets.clear();
             }
             Err(e) => return Err(e),
         }

@@ -185,8 +185,11 @@ impl Filters {
         if let Some((k, v)) = &self.meta {
             clause(qb);
             if self.meta_common {
+                // A scalar subquery, checked row by row as the table is
+                // walked in order (Postgres would turn EXISTS into a join
+                // over every batch with the pair).
                 qb.push(
-                    "EXISTS (SELECT 1 FROM batch_metadata m WHERE m.batch_id = batches.id AND m.key = ",
+                    "(SELECT 1 FROM batch_metadata m WHERE m.batch_id = batches.id AND m.key = ",
                 )
                 .push_bind(k.clone());
             } else {
@@ -196,7 +199,7 @@ impl Filters {
             if let Some(v) = v {
                 qb.push(" AND value = ").push_bind(v.clone());
             }
-            qb.push(")");
+            qb.push(if self.meta_common { ") = 1" } else { ")" });
         }
         if let Some(t) = self.from {
             clause(qb);

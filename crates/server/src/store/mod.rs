@@ -99,10 +99,16 @@ impl Db {
     pub async fn open(url: Option<&str>, data_dir: &Path) -> Result<Self, DbError> {
         let db = match url {
             Some(u) if u.starts_with("postgres://") || u.starts_with("postgresql://") => {
+                // Plans made for each query's own values: a plan cached
+                // for any search text or metadata pair (a generic plan)
+                // can be a full scan where the actual one uses an index.
+                let options = sqlx::postgres::PgConnectOptions::from_str(u)
+                    .map_err(|e| DbError::Url(e.to_string()))?
+                    .options([("plan_cache_mode", "force_custom_plan")]);
                 let pool = PgPoolOptions::new()
                     .max_connections(16)
                     .acquire_timeout(Duration::from_secs(10))
-                    .connect(u)
+                    .connect_with(options)
                     .await?;
                 Self::Postgres(pool)
             }
