@@ -18,7 +18,7 @@ log="$out/bench.log"
 : > "$log"
 run() { echo "bench: $*" | tee -a "$log"; "$@" 2>&1 | tee -a "$log" | grep -v '^summary: ' || true; }
 run cargo bench -p batchboard --bench suite
-BENCH_ONLY=fanout BENCH_VIEWERS=1,500 BENCH_WINDOW_SECS="${BENCH_WINDOW_SECS:-15}" \
+BENCH_VIEWERS=1,500 BENCH_WINDOW_SECS="${BENCH_WINDOW_SECS:-15}" \
   run cargo bench -p batchboard --bench live
 run cargo bench -p batchboard --bench validator
 run scripts/lighthouse.sh
