@@ -10,15 +10,30 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 const MI_OPTION_ARENA_EAGER_COMMIT: libmimalloc_sys::mi_option_t = 4;
 const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 
-fn main() -> std::process::ExitCode {
-    // Give freed memory back to the system at once, and commit arenas only
-    // as they fill: an idle server then holds what it uses (28 MiB here,
-    // 77 MiB with mimalloc's defaults), at no measurable cost in pages/s.
+/// Gives freed memory back to the system at once, and commits arenas
+/// only as they fill: an idle server then holds what it uses (28 MiB here,
+/// 77 MiB with mimalloc's defaults), at no measurable cost in pages/s.
+///
+/// Run as a constructor, after mimalloc's own start-up (priority 101) and
+/// before anything allocates: set from `main`, after the runtime's first
+/// allocations, the first arena had already been committed eagerly and an
+/// idle server held 44 MiB.
+extern "C" fn allocator_options() {
     // SAFETY: setting options is allowed at any time.
     unsafe {
         libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0);
         libmimalloc_sys::mi_option_set(MI_OPTION_ARENA_EAGER_COMMIT, 0);
     }
+}
+
+#[cfg(target_os = "linux")]
+#[used]
+#[unsafe(link_section = ".init_array.00102")]
+static ALLOCATOR_OPTIONS: extern "C" fn() = allocator_options;
+
+fn main() -> std::process::ExitCode {
+    #[cfg(not(target_os = "linux"))]
+    allocator_options();
     batchboard_server::main(Pages {
         routes: || leptos_axum::generate_route_list(batchboard_app::App),
         shell: batchboard_app::shell,

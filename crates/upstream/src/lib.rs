@@ -12,6 +12,8 @@
 // request id, retry-after) by value; they are rare, so their size is fine.
 #![allow(clippy::result_large_err)]
 
+pub mod dialect;
+
 use std::time::Duration;
 
 use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION};
@@ -345,7 +347,15 @@ impl Client {
     }
 
     fn request(&self, method: Method, path: &str) -> RequestBuilder {
-        self.http.request(method, format!("{}{path}", self.base))
+        self.http.request(method, self.url(path))
+    }
+
+    /// `path` (`/batches`) under the base URL, whether the base has a path
+    /// or not and ends in a slash or not: `http://host:4000` (as LiteLLM
+    /// and SGLang are often configured) gives `http://host:4000/batches`,
+    /// not `//batches`, which strict servers refuse.
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base.as_str().trim_end_matches('/'))
     }
 
     /// Sends; turns an error status into [`UpstreamError::Api`].
@@ -712,6 +722,25 @@ mod tests {
             request_id: None,
             retry_after: None,
             should_retry,
+        }
+    }
+
+    #[test]
+    fn any_form_of_base_url_gives_one_slash_before_the_path() {
+        for (base, want) in [
+            ("http://host:4000", "http://host:4000/batches"),
+            ("http://host:4000/", "http://host:4000/batches"),
+            (
+                "https://api.openai.com/v1",
+                "https://api.openai.com/v1/batches",
+            ),
+            (
+                "https://api.openai.com/v1/",
+                "https://api.openai.com/v1/batches",
+            ),
+        ] {
+            let c = Client::new(Url::parse(base).unwrap(), None, None, None).unwrap();
+            assert_eq!(c.url("/batches"), want, "{base}");
         }
     }
 
