@@ -181,10 +181,10 @@ fn browser_ms(dir: &std::path::Path, file: &std::path::Path) -> Option<f64> {
     let server = Proc::spawn(cmd, addr);
     let base = server.base();
     let out = Command::new("node")
-        .arg(root.join("end2end/bench/check-in-browser.mjs"))
+        .arg(root.join("../../end2end/bench/check-in-browser.mjs"))
         .args([&base, "bench", PASSWORD])
         .arg(file)
-        .current_dir(root.join("end2end"))
+        .current_dir(root.join("../../end2end"))
         .output()
         .expect("node");
     let text = String::from_utf8_lossy(&out.stdout);

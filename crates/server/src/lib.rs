@@ -21,6 +21,7 @@ pub mod sessions;
 pub mod state;
 pub mod store;
 pub mod tokens;
+pub mod upstreams;
 pub mod users;
 pub mod watcher;
 
