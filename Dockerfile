@@ -27,10 +27,6 @@ ENV BATCHBOARD_ADDR=0.0.0.0:3000 \
     BATCHBOARD_DATA_DIR=/data \
     LEPTOS_SITE_ROOT=/app/site \
     BATCHBOARD_LOG_FORMAT=json
-# mimalloc: freed memory back to the system at once, arenas committed as
-# they fill (read at start: idle RSS 28 MiB instead of 44, see the README).
-ENV MIMALLOC_PURGE_DELAY=0 \
-    MIMALLOC_ARENA_EAGER_COMMIT=0
 USER batchboard
 WORKDIR /data
 VOLUME /data

@@ -6,8 +6,9 @@
 #                                 wasm-bindgen, wasm-opt)
 #   scripts/bootstrap.sh --test   the above plus what the tests need (Chromium,
 #                                 Playwright's npm packages, PostgreSQL)
-#   scripts/bootstrap.sh --bench  the test tools plus wrk (load generator) and
-#                                 Lighthouse for the benchmark and soak scripts
+#   scripts/bootstrap.sh --bench  the test tools plus wrk (load generator),
+#                                 perf and inferno (profiles) and Lighthouse
+#                                 for the benchmark and soak scripts
 #
 # Used by the Makefile (README commands), .ci/run and the Dockerfile.
 set -euo pipefail
@@ -141,6 +142,18 @@ if [ $want_bench = 1 ]; then
     say "wrk: present"
   else
     apt_install wrk
+  fi
+  # --- perf and inferno: the profiles behind the README's performance notes --
+  if command -v perf >/dev/null; then
+    say "perf: present"
+  else
+    apt_install linux-perf
+  fi
+  if command -v inferno-flamegraph >/dev/null; then
+    say "inferno: present"
+  else
+    say "cargo install inferno 0.12.8 (flame graphs from perf)"
+    cargo install inferno --version 0.12.8 --locked
   fi
   # --- Lighthouse 12.2.3 (pinned: it runs on Node 20 with Debian Chromium) --
   stamp=end2end/lighthouse/node_modules/.bootstrap-lock

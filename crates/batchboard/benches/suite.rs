@@ -74,11 +74,32 @@ async fn startup() {
         }
         p.stop();
     }
+    // The same against a remote upstream (a standalone sandbox): no
+    // built-in sandbox in the process.
+    let sb = common::sandbox(&dir.0.join("sb"), KEY, &[]);
+    let addr = format!("127.0.0.1:{}", common::free_port());
+    let mut cmd = serve_command(&addr, &data);
+    cmd.args(["--upstream-url", &format!("{}/v1", sb.base())])
+        .env("OPENAI_API_KEY", KEY);
+    let p = Proc::spawn(cmd_quiet(&mut cmd), addr);
+    wait_ready(&p.base()).await;
+    let op = signed_in(&p.base(), "op", PASSWORD).await;
+    let r = op
+        .get(format!("{}/", p.base()))
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let idle_remote = rss_mib(p.child.id()).0;
+    p.stop();
     let t = median(times);
     println!("\n### Start-up and idle memory\n");
     println!("| what | figure |\n| --- | ---: |");
     println!("| start to ready (median of 5) | {:.0} ms |", t * 1000.0);
     println!("| idle RSS (signed in, one page served, 5 s later) | {idle:.1} MiB |");
+    println!("| idle RSS, remote upstream (the same) | {idle_remote:.1} MiB |");
     row(
         "start to ready (`/readyz` 200)",
         &format!("{:.0} ms", t * 1000.0),
@@ -86,10 +107,16 @@ async fn startup() {
         Some(t <= 1.0),
     );
     row(
-        "idle RSS",
+        "idle RSS, built-in sandbox",
         &format!("{idle:.1} MiB"),
         "≤ 40 MiB",
         Some(idle <= 40.0),
+    );
+    row(
+        "idle RSS, remote upstream",
+        &format!("{idle_remote:.1} MiB"),
+        "≤ 30 MiB",
+        Some(idle_remote <= 30.0),
     );
 }
 

@@ -289,15 +289,25 @@ impl Validator {
             );
             return;
         }
+        // UTF-8 checked once for the whole line, with SIMD where there is
+        // some: parsing from `&str` then skips serde_json's own check of
+        // every string, which took a fifth of an upload's CPU.
+        let Ok(text) = simdutf8::basic::from_utf8(raw) else {
+            self.error(
+                "invalid_json_line",
+                Some(line_no),
+                None,
+                Msg::new(Key::ProblemNotUtf8).arg("line", line_no),
+            );
+            return;
+        };
         let room = SAMPLE_BYTES.saturating_sub(self.report.sample.len());
         SAMPLE_ROOM.with(|r| r.set(room));
-        let parsed: Result<RequestLine, _> = serde_json::from_slice(raw);
+        let parsed: Result<RequestLine, _> = serde_json::from_str(text);
         let req = match parsed {
             Ok(r) => r,
             Err(e) => {
-                let msg = if std::str::from_utf8(raw).is_err() {
-                    Msg::new(Key::ProblemNotUtf8)
-                } else if e.is_data() {
+                let msg = if e.is_data() {
                     Msg::new(Key::ProblemNotRequest).arg("detail", &e)
                 } else {
                     Msg::new(Key::ProblemNotJson).arg("detail", &e)
