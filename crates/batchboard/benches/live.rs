@@ -57,7 +57,9 @@ async fn index_on(backend: &str, db: &Db, cluster: Option<&pg::Postgres>, n: usi
             .iter()
             .map(|(b, name)| (b, Some(name.as_str())))
             .collect();
-        db.upsert_batches(&items, |_| i64::MAX / 2).await.unwrap();
+        db.upsert_batches(&items, |_, _| i64::MAX / 2)
+            .await
+            .unwrap();
     }
     let seed_s = started.elapsed().as_secs_f64();
     // A live database has its statistics (autovacuum); right after a bulk

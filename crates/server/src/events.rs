@@ -142,6 +142,9 @@ impl Hub {
                 hub.send(Change::Resync);
                 loop {
                     match listener.next().await {
+                        Ok(Some((id, _))) if id == crate::store::notify::RESYNC => {
+                            hub.send(Change::Resync)
+                        }
                         Ok(Some((id, change))) => match db.get_indexed(&id).await {
                             Ok(Some(batch)) => {
                                 hub.send(Change::Batch(Box::new(BatchEvent { batch, change })))

@@ -494,7 +494,7 @@ async fn seed_index(args: config::SeedArgs) -> Result<(), StartError> {
             .iter()
             .map(|(b, name)| (b, Some(name.as_str())))
             .collect();
-        db.upsert_batches(&items, |_| i64::MAX / 2).await?;
+        db.upsert_batches(&items, |_, _| i64::MAX / 2).await?;
         for (b, name) in chunk {
             let line = serde_json::json!({ "batch": b, "input_file_name": name });
             writeln!(out, "{line}").map_err(StartError::Serve)?;

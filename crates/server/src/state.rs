@@ -171,52 +171,82 @@ impl AppState {
     /// finished, to the webhook. Failures are logged: the caller's request
     /// has already succeeded upstream.
     pub async fn index(&self, b: &batchboard_core::Batch) -> Option<crate::store::index::Upsert> {
+        self.index_many(std::slice::from_ref(b))
+            .await
+            .pop()
+            .flatten()
+    }
+
+    /// [`AppState::index`] for a page of batches: one transaction for all
+    /// (a first sync of many thousands is a few hundred commits, not
+    /// thousands). When more than [`RESYNC_AFTER`] of them changed, viewers
+    /// are told once to reload instead of batch by batch.
+    pub async fn index_many(
+        &self,
+        batches: &[batchboard_core::Batch],
+    ) -> Vec<Option<crate::store::index::Upsert>> {
         use crate::store::index::Upsert;
-        let outcome = match self
+        use batchboard_core::dashboard::{BatchEvent, Change};
+        let items: Vec<_> = batches.iter().map(|b| (b, None)).collect();
+        let outcomes = match self
             .db
-            .upsert_batch(b, None, |o| super::watcher::next_check(b, o))
+            .upsert_batches(&items, super::watcher::next_check)
             .await
         {
             Ok(o) => o,
             Err(e) => {
-                tracing::error!(error = %e, batch = %b.id, "cannot write the index");
-                return None;
+                tracing::error!(error = %e, batches = batches.len(), "cannot write the index");
+                return vec![None; batches.len()];
             }
         };
-        if outcome == Upsert::Unchanged {
-            return Some(outcome);
-        }
-        use batchboard_core::dashboard::{BatchEvent, Change};
-        let change = match &outcome {
-            Upsert::New => Change::New,
-            Upsert::Changed { was } if *was != b.status => Change::Status,
-            _ => Change::Progress,
-        };
+        let changes: Vec<(&batchboard_core::Batch, Change)> = batches
+            .iter()
+            .zip(&outcomes)
+            .filter_map(|(b, outcome)| match outcome {
+                Upsert::Unchanged => None,
+                Upsert::New => Some((b, Change::New)),
+                Upsert::Changed { was } if *was != b.status => Some((b, Change::Status)),
+                Upsert::Changed { .. } => Some((b, Change::Progress)),
+            })
+            .collect();
         // What the table counts and offers to filter by follows new batches
         // and statuses; progress alone changes neither (a running batch
         // would otherwise make every page count again).
-        if change != Change::Progress {
+        if changes.iter().any(|(_, c)| *c != Change::Progress) {
             self.facets.clear();
         }
-        // Replicas (Postgres) hear of it through the database, this one
-        // included; alone (SQLite), the hub is told directly.
-        match self.db.notify_change(&b.id, change).await {
-            Ok(true) => {}
-            Ok(false) => self
-                .hub
-                .send(super::events::Change::Batch(Box::new(BatchEvent {
-                    batch: b.clone(),
-                    change,
-                }))),
-            Err(e) => tracing::warn!(error = %e, "cannot notify other replicas"),
+        if changes.len() > RESYNC_AFTER {
+            match self.db.notify_resync().await {
+                Ok(true) => {}
+                Ok(false) => self.hub.send(super::events::Change::Resync),
+                Err(e) => tracing::warn!(error = %e, "cannot notify other replicas"),
+            }
+        } else {
+            // Replicas (Postgres) hear of it through the database, this
+            // one included; alone (SQLite), the hub is told directly.
+            for (b, change) in &changes {
+                match self.db.notify_change(&b.id, *change).await {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        self.hub
+                            .send(super::events::Change::Batch(Box::new(BatchEvent {
+                                batch: (*b).clone(),
+                                change: *change,
+                            })))
+                    }
+                    Err(e) => tracing::warn!(error = %e, "cannot notify other replicas"),
+                }
+            }
         }
-        let finished = matches!(&outcome, Upsert::Changed { was } if !was.is_terminal())
-            && b.status.is_terminal();
-        if let (true, Some(hook)) = (finished, &self.webhook) {
-            let (hook, b) = (hook.clone(), b.clone());
-            tokio::spawn(async move { hook.send(&b).await });
+        for (b, outcome) in batches.iter().zip(&outcomes) {
+            let finished = matches!(outcome, Upsert::Changed { was } if !was.is_terminal())
+                && b.status.is_terminal();
+            if let (true, Some(hook)) = (finished, &self.webhook) {
+                let (hook, b) = (hook.clone(), b.clone());
+                tokio::spawn(async move { hook.send(&b).await });
+            }
         }
-        Some(outcome)
+        outcomes.into_iter().map(Some).collect()
     }
 
     /// Appends to the audit log. A failed write is logged (the action it
@@ -228,6 +258,10 @@ impl AppState {
         }
     }
 }
+
+/// Changed batches in one write from which viewers are told to reload
+/// once rather than sent each (a first sync, a long outage caught up).
+pub const RESYNC_AFTER: usize = 20;
 
 impl FromRef<AppState> for LeptosOptions {
     fn from_ref(state: &AppState) -> Self {

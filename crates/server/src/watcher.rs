@@ -120,11 +120,11 @@ async fn step(state: &AppState, sweep: bool, full: bool) -> Result<(), UpstreamE
         let mut after: Option<String> = None;
         loop {
             let page = client.list_batches(after.as_deref(), 100).await?;
-            let mut news = false;
-            for b in &page.data {
-                let outcome = state.index(b).await;
-                news |= outcome.is_some_and(|o| o != Upsert::Unchanged);
-            }
+            let news = state
+                .index_many(&page.data)
+                .await
+                .iter()
+                .any(|o| o.as_ref().is_some_and(|o| *o != Upsert::Unchanged));
             // The list is newest first: a page without news means the rest
             // is known too (unfinished ones are refreshed one by one below).
             if !page.has_more || !(full || news) {

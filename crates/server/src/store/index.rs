@@ -392,7 +392,7 @@ impl Db {
         &self,
         b: &Batch,
         file_name: Option<&str>,
-        schedule: impl Fn(&Upsert) -> i64,
+        schedule: impl Fn(&Batch, &Upsert) -> i64,
     ) -> Result<Upsert, DbError> {
         let mut outcomes = self.upsert_batches(&[(b, file_name)], schedule).await?;
         Ok(outcomes.pop().unwrap_or(Upsert::Unchanged))
@@ -624,7 +624,7 @@ mod tests {
                 "metadata": {"input_file_name": name}
             }))
             .unwrap();
-            db.upsert_batch(&b, Some(name), |_| 0).await.unwrap();
+            db.upsert_batch(&b, Some(name), |_, _| 0).await.unwrap();
         }
         let find = |q: &str| {
             let db = db.clone();

@@ -28,6 +28,27 @@ impl Db {
     }
 }
 
+impl Db {
+    /// Announces that many batches changed at once: every replica's viewers
+    /// reload. `false`: SQLite, no one else to tell.
+    pub async fn notify_resync(&self) -> Result<bool, DbError> {
+        match self {
+            Db::Postgres(pool) => {
+                sqlx::query("SELECT pg_notify($1, $2)")
+                    .bind(CHANNEL)
+                    .bind(RESYNC)
+                    .execute(pool)
+                    .await?;
+                Ok(true)
+            }
+            Db::Sqlite(_) => Ok(false),
+        }
+    }
+}
+
+/// The payload that stands for "reload": not a batch id (ids have no `*`).
+pub const RESYNC: &str = "*resync";
+
 /// Hears the ids every replica announces.
 pub struct ChangeListener(PgListener);
 

@@ -70,7 +70,7 @@ async fn every_plan_gives_the_page_a_plain_filter_and_sort_gives() {
     let db = Db::open(None, dir.path()).await.unwrap();
     let all: Vec<Batch> = (0..2500).map(batch).collect();
     let items: Vec<_> = all.iter().map(|b| (b, None)).collect();
-    db.upsert_batches(&items, |_| 0).await.unwrap();
+    db.upsert_batches(&items, |_, _| 0).await.unwrap();
     for status in [
         None,
         Some("completed"),

@@ -36,7 +36,7 @@ impl Db {
     pub async fn upsert_batches(
         &self,
         items: &[(&Batch, Option<&str>)],
-        schedule: impl Fn(&Upsert) -> i64,
+        schedule: impl Fn(&Batch, &Upsert) -> i64,
     ) -> Result<Vec<Upsert>, DbError> {
         let now = now();
         let mut outcomes = Vec::with_capacity(items.len());
@@ -67,7 +67,7 @@ impl Db {
                         Some((old, _)) if *old == data => Upsert::Unchanged,
                         Some((_, was)) => Upsert::Changed { was: BatchStatus::from(was.as_str()) },
                     };
-                    let next_check_at = schedule(&outcome);
+                    let next_check_at = schedule(b, &outcome);
                     if outcome == Upsert::Unchanged {
                         seen.push((b.id.as_str(), next_check_at));
                     } else {
@@ -242,7 +242,7 @@ mod tests {
         let a = batch("batch_a", "in_progress", 1, "ann");
         let b = batch("batch_b", "in_progress", 0, "bo");
         let out = db
-            .upsert_batches(&[(&a, Some("a.jsonl")), (&b, None)], |_| 0)
+            .upsert_batches(&[(&a, Some("a.jsonl")), (&b, None)], |_, _| 0)
             .await
             .unwrap();
         assert_eq!(out, vec![Upsert::New, Upsert::New]);
@@ -254,7 +254,10 @@ mod tests {
         let b3 = batch("batch_b", "completed", 10, "bo");
         let c = batch("batch_c", "validating", 0, "cy");
         let out = db
-            .upsert_batches(&[(&a, None), (&b2, None), (&b3, None), (&c, None)], |_| 0)
+            .upsert_batches(
+                &[(&a, None), (&b2, None), (&b3, None), (&c, None)],
+                |_, _| 0,
+            )
             .await
             .unwrap();
         let was = BatchStatus::from("in_progress");
