@@ -19,17 +19,17 @@ const STATUSES: [&str; 5] = [
 fn batch(i: usize) -> Batch {
     // Failed is rare (1 in 50); `team=ml` common, `team=rare` rare; some
     // batches share a creation time, so ties are broken by id.
-    let status = if i % 50 == 0 {
+    let status = if i.is_multiple_of(50) {
         "failed"
     } else {
         STATUSES[i % 5]
     };
-    let team = if i % 97 == 0 { "rare" } else { "ml" };
+    let team = if i.is_multiple_of(97) { "rare" } else { "ml" };
     serde_json::from_value(serde_json::json!({
         "id": format!("batch_{i:05}"), "endpoint": "/v1/chat/completions",
         "input_file_id": format!("file-{i}"), "completion_window": "24h",
         "status": status, "created_at": 1_000 + (i / 3) as i64,
-        "model": if i % 2 == 0 { "a" } else { "b" },
+        "model": if i.is_multiple_of(2) { "a" } else { "b" },
         "metadata": { CREATED_BY: "op", "team": team },
     }))
     .unwrap()
