@@ -1,6 +1,6 @@
 import { expect, test, type Page } from "./fixtures";
 import { execFileSync } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { dataDir } from "./accounts";
 
@@ -20,6 +20,10 @@ async function hydrated(page: Page) {
 }
 
 test.describe.configure({ mode: "serial" });
+
+// The 200 MB file goes when this file's tests are done: runs on one
+// machine would otherwise fill its disk, one copy each.
+test.afterAll(() => rmSync(join(dataDir(), "big.jsonl"), { force: true }));
 
 test("a good 200 MB file is checked in the browser with visible progress, before any upload", async ({ page }) => {
   test.setTimeout(240_000);
