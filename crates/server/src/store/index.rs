@@ -284,6 +284,9 @@ impl Db {
         } else {
             format!("{col} {dir}, created_at DESC, id DESC")
         };
+        // The statements below vary with the filters, the page and the
+        // plan chosen: prepared once each (`persistent(false)`) rather than
+        // kept in every connection's cache.
         let fts = match self {
             Db::Sqlite(_) => Search::Fts5,
             Db::Postgres(_) => Search::Trigram,
@@ -299,7 +302,7 @@ impl Db {
                     probe.push(" AND value = ").push_bind(v.clone());
                 }
                 probe.push(format!(" LIMIT {COMMON_PAIR}) AS pairs"));
-                let (n,): (i64,) = probe.build_query_as().fetch_one(p).await?;
+                let (n,): (i64,) = probe.build_query_as().persistent(false).fetch_one(p).await?;
                 filters.meta_common = n >= COMMON_PAIR;
             }
             // Postgres: a search collects its matches through the trigram
@@ -348,10 +351,10 @@ impl Db {
                     let common = std::mem::replace(&mut filters.meta_common, false);
                     filters.push(&mut count, fts);
                     filters.meta_common = common;
-                    count.build_query_as().fetch_one(p).await?
+                    count.build_query_as().persistent(false).fetch_one(p).await?
                 }
             };
-            (rows.build_query_as().fetch_all(p).await?, total)
+            (rows.build_query_as().persistent(false).fetch_all(p).await?, total)
         });
         let batches = rows
             .iter()

@@ -3,6 +3,10 @@
 //! per [`GROUP`] of batches (one read of what the index holds, one
 //! multi-row insert, the metadata and progress points likewise) instead of
 //! several statements per batch. The same SQL runs on SQLite and Postgres.
+//!
+//! Their text varies with the number of batches, so they are not kept
+//! prepared (`persistent(false)`): each connection's statement cache would
+//! otherwise keep one large multi-row statement per count it has seen.
 
 use std::collections::HashMap;
 
@@ -51,7 +55,7 @@ impl Db {
                 }
                 qb.push(")");
                 let held: Vec<(String, String, String)> =
-                    qb.build_query_as().fetch_all(&mut *tx).await?;
+                    qb.build_query_as().persistent(false).fetch_all(&mut *tx).await?;
                 let mut held: HashMap<String, (String, String)> =
                     held.into_iter().map(|(id, d, s)| (id, (d, s))).collect();
 
@@ -108,7 +112,7 @@ impl Db {
                         list.push_bind(id);
                     }
                     qb.push(")");
-                    qb.build().execute(&mut *tx).await?;
+                    qb.build().persistent(false).execute(&mut *tx).await?;
                 }
                 if write.is_empty() {
                     continue;
@@ -147,7 +151,7 @@ impl Db {
                      data = excluded.data, seen_at = excluded.seen_at, \
                      changed_at = excluded.changed_at, next_check_at = excluded.next_check_at",
                 );
-                qb.build().execute(&mut *tx).await?;
+                qb.build().persistent(false).execute(&mut *tx).await?;
 
                 // Their metadata, replaced.
                 let mut qb = QueryBuilder::new("DELETE FROM batch_metadata WHERE batch_id IN (");
@@ -156,7 +160,7 @@ impl Db {
                     list.push_bind(r.b.id.as_str());
                 }
                 qb.push(")");
-                qb.build().execute(&mut *tx).await?;
+                qb.build().persistent(false).execute(&mut *tx).await?;
                 let pairs: Vec<(&str, &String, &String)> = write
                     .iter()
                     .flat_map(|r| r.b.metadata.iter().flatten().map(|(k, v)| (r.b.id.as_str(), k, v)))
@@ -166,7 +170,7 @@ impl Db {
                     qb.push_values(chunk, |mut v, (id, k, val)| {
                         v.push_bind(*id).push_bind(k.as_str()).push_bind(val.as_str());
                     });
-                    qb.build().execute(&mut *tx).await?;
+                    qb.build().persistent(false).execute(&mut *tx).await?;
                 }
 
                 // A progress point where the counts moved (new batches
@@ -189,7 +193,7 @@ impl Db {
                     }
                     qb.push(")");
                     let rows: Vec<(String, i64, i64, i64)> =
-                        qb.build_query_as().fetch_all(&mut *tx).await?;
+                        qb.build_query_as().persistent(false).fetch_all(&mut *tx).await?;
                     last = rows.into_iter().map(|(id, c, f, t)| (id, (c, f, t))).collect();
                 }
                 let points: Vec<(&str, (i64, i64, i64))> = write
@@ -211,7 +215,7 @@ impl Db {
                         " ON CONFLICT (batch_id, at) DO UPDATE SET completed = excluded.completed, \
                          failed = excluded.failed, total = excluded.total",
                     );
-                    qb.build().execute(&mut *tx).await?;
+                    qb.build().persistent(false).execute(&mut *tx).await?;
                 }
             }
             tx.commit().await?;
