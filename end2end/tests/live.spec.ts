@@ -1,4 +1,4 @@
-import { expect, request as apiRequest, test } from "./fixtures";
+import { expect, request as apiRequest, test, type APIRequestContext, type Page } from "./fixtures";
 import { signIn } from "./accounts";
 import { OwnServer } from "./servers";
 
@@ -11,6 +11,31 @@ const withOperator = (prefix: string) => OwnServer.dataDir(prefix, [["op", "oper
 
 test.use({ storageState: { cookies: [], origins: [] }, baseURL: base });
 
+/** Signed in as the operator on the table, hydrated, its stream live. */
+async function signedInLive(page: Page) {
+  await signIn(page, "op");
+  await expect(page).toHaveURL(/\/$/);
+  await page.locator('body[data-hydrated="true"]').waitFor();
+  await expect(page.getByTestId("live")).toHaveAttribute("data-state", "live");
+}
+
+/** The page's session, for calls of the API beside it. */
+async function apiOf(page: Page) {
+  return apiRequest.newContext({ baseURL: base, storageState: await page.context().storageState() });
+}
+
+/** Creates a batch of `n` chat requests as a script would; its id. */
+async function createBatch(api: APIRequestContext, n: number): Promise<string> {
+  const lines = Array.from({ length: n }, (_, i) => JSON.stringify({ custom_id: `r${i}`, method: "POST",
+    url: "/v1/chat/completions", body: { model: "m", messages: [{ role: "user", content: "hi" }] } })).join("\n");
+  const resp = await api.post("/api/batches", {
+    headers: { origin: base },
+    multipart: { endpoint: "/v1/chat/completions", file: { name: "requests.jsonl", mimeType: "application/jsonl", buffer: Buffer.from(lines + "\n") } },
+  });
+  expect(resp.status(), await resp.text()).toBe(200);
+  return (await resp.json()).id as string;
+}
+
 test("the stream survives a server restart: the page says so, then catches up", async ({ page, allowConsole }) => {
   // The server stops under the open stream on purpose.
   allowConsole(/ERR_INCOMPLETE_CHUNKED_ENCODING|ERR_CONNECTION_REFUSED/);
@@ -18,10 +43,7 @@ test("the stream survives a server restart: the page says so, then catches up", 
   let server = start(dataDir);
   try {
     await up();
-    await signIn(page, "op");
-    await expect(page).toHaveURL(/\/$/);
-    await page.locator('body[data-hydrated="true"]').waitFor();
-    await expect(page.getByTestId("live")).toHaveAttribute("data-state", "live");
+    await signedInLive(page);
     await page.evaluate(() => ((window as any).__noReload = true));
 
     server.kill("SIGKILL");
@@ -33,15 +55,8 @@ test("the stream survives a server restart: the page says so, then catches up", 
     await expect(page.getByTestId("live")).toHaveAttribute("data-state", "live", { timeout: 15_000 });
 
     // A batch created now shows up in the open page, which never reloaded.
-    const api = await apiRequest.newContext({ baseURL: base, storageState: await page.context().storageState() });
-    const line = JSON.stringify({ custom_id: "a", method: "POST", url: "/v1/chat/completions",
-      body: { model: "m", messages: [{ role: "user", content: "hi" }] } });
-    const resp = await api.post("/api/batches", {
-      headers: { origin: base },
-      multipart: { endpoint: "/v1/chat/completions", file: { name: "live.jsonl", mimeType: "application/jsonl", buffer: Buffer.from(line + "\n") } },
-    });
-    expect(resp.status(), await resp.text()).toBe(200);
-    const { id } = await resp.json();
+    const api = await apiOf(page);
+    const id = await createBatch(api, 1);
     const row = page.locator(`[data-testid="batch-row"][data-id="${id}"]`);
     await expect(row.getByTestId("status")).toHaveText("completed", { timeout: 20_000 });
     expect(await page.evaluate(() => (window as any).__noReload)).toBe(true);
@@ -73,9 +88,7 @@ test.describe("notifications", () => {
     const server = start(dataDir);
     try {
       await up();
-      await signIn(page, "op");
-      await page.locator('body[data-hydrated="true"]').waitFor();
-      await expect(page.getByTestId("live")).toHaveAttribute("data-state", "live");
+      await signedInLive(page);
       await page.getByTestId("notify-toggle").click();
       await expect(page.getByTestId("notify-toggle")).toHaveText("Notifications on");
       // Going back to /login while signed in lands on the table again.
@@ -84,14 +97,8 @@ test.describe("notifications", () => {
       await page.locator('body[data-hydrated="true"]').waitFor();
       await expect(page.getByTestId("notify-toggle")).toHaveText("Notifications on");
 
-      const api = await apiRequest.newContext({ baseURL: base, storageState: await page.context().storageState() });
-      const lines = Array.from({ length: 10 }, (_, i) => JSON.stringify({ custom_id: `n${i}`, method: "POST",
-        url: "/v1/chat/completions", body: { model: "m", messages: [{ role: "user", content: "hi" }] } })).join("\n");
-      const resp = await api.post("/api/batches", {
-        headers: { origin: base },
-        multipart: { endpoint: "/v1/chat/completions", file: { name: "n.jsonl", mimeType: "application/jsonl", buffer: Buffer.from(lines) } },
-      });
-      expect(resp.status(), await resp.text()).toBe(200);
+      const api = await apiOf(page);
+      await createBatch(api, 10);
       await expect.poll(() => page.evaluate(() => (window as any).__notes), { timeout: 20_000 })
         .toEqual([{ title: "Batch completed", body: "10 of 10 requests completed, 0 failed" }]);
       await api.dispose();
@@ -106,22 +113,11 @@ test("a change updates its row in place; the list is read again only when the vi
   const server = start(dataDir);
   try {
     await up();
-    await signIn(page, "op");
-    await page.locator('body[data-hydrated="true"]').waitFor();
-    await expect(page.getByTestId("live")).toHaveAttribute("data-state", "live");
+    await signedInLive(page);
     let reads = 0;
     page.on("request", (r) => { if (r.url().includes("/api/list_batches")) reads++; });
-    const api = await apiRequest.newContext({ baseURL: base, storageState: await page.context().storageState() });
-    const create = async (n: number) => {
-      const lines = Array.from({ length: n }, (_, i) => JSON.stringify({ custom_id: `p${i}`, method: "POST",
-        url: "/v1/chat/completions", body: { model: "m", messages: [{ role: "user", content: "hi" }] } })).join("\n");
-      const resp = await api.post("/api/batches", {
-        headers: { origin: base },
-        multipart: { endpoint: "/v1/chat/completions", file: { name: "p.jsonl", mimeType: "application/jsonl", buffer: Buffer.from(lines) } },
-      });
-      expect(resp.status(), await resp.text()).toBe(200);
-      return (await resp.json()).id as string;
-    };
+    const api = await apiOf(page);
+    const create = (n: number) => createBatch(api, n);
 
     // A new batch: the list is read again, and its row appears.
     const id = await create(60);

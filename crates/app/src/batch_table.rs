@@ -56,32 +56,18 @@ pub fn BatchesPage() -> impl IntoView {
     // updates its row in place; only a change that can alter which rows
     // this view shows (a new batch, a status under a status filter or
     // sort) reads the page again, at most every 300 ms.
-    let reload = RwSignal::new(0u64);
     let page = Resource::new(
-        move || (query.get(), live.version.get(), reload.get()),
-        |(q, _, _)| list_batches(q),
+        move || (query.get(), live.version.get()),
+        |(q, _)| list_batches(q),
     );
-    let facets = Resource::new(
-        move || (live.version.get() + reload.get()) / 10,
-        |_| batch_facets(),
-    );
+    let facets = Resource::new(move || live.version.get() / 10, |_| batch_facets());
     let shown: StoredValue<Vec<RwSignal<Batch>>> = StoredValue::new(Vec::new());
-    let pending = StoredValue::new(false);
     Effect::watch(
         move || live.last.get(),
         move |last, _, _| {
             let Some(ev) = last else { return };
             if query.with_untracked(|q| q.reshaped_by(ev.change)) {
-                if !pending.get_value() {
-                    pending.set_value(true);
-                    set_timeout(
-                        move || {
-                            pending.set_value(false);
-                            reload.update(|n| *n += 1);
-                        },
-                        std::time::Duration::from_millis(300),
-                    );
-                }
+                live.reload_soon();
             } else {
                 shown.with_value(|rows| {
                     if let Some(row) = rows

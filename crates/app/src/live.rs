@@ -42,9 +42,11 @@ impl Link {
 
 #[derive(Clone, Copy)]
 pub struct Live {
-    /// Bumped (at most every 300 ms) when changes may have been missed (a
-    /// resync, a reconnection): pages reload what they show.
+    /// Bumped (at most every 300 ms, see [`Live::reload_soon`]) when what
+    /// pages show may be stale: they reload it.
     pub version: RwSignal<u64>,
+    /// A bump of `version` is already on its way.
+    reload_pending: StoredValue<bool>,
     /// The last batch that changed, and how: its page updates from it, the
     /// table updates its row or reloads (see `BatchQuery::reshaped_by`).
     pub last: RwSignal<Option<BatchEvent>>,
@@ -57,6 +59,7 @@ pub struct Live {
 pub fn provide_live() -> Live {
     let live = Live {
         version: RwSignal::new(0),
+        reload_pending: StoredValue::new(false),
         last: RwSignal::new(None),
         link: RwSignal::new(Link::Idle),
         status: RwSignal::new(None),
@@ -71,6 +74,22 @@ pub fn use_live() -> Live {
 }
 
 impl Live {
+    /// Has pages reload what they show, at most every 300 ms (a burst of
+    /// changes is one reload). Browser only: it waits on a timer.
+    pub fn reload_soon(self) {
+        if self.reload_pending.get_value() {
+            return;
+        }
+        self.reload_pending.set_value(true);
+        set_timeout(
+            move || {
+                self.reload_pending.set_value(false);
+                self.version.update(|v| *v += 1);
+            },
+            std::time::Duration::from_millis(300),
+        );
+    }
+
     /// Opens the stream (in the browser; nothing on the server). `me` is
     /// the signed-in user's name, for notifications about their batches.
     pub fn connect(self, me: String) {

@@ -61,16 +61,7 @@ async fn startup() {
             times.push(t); // the first start creates the database
         }
         if i == 5 {
-            let op = signed_in(&p.base(), "op", PASSWORD).await;
-            let r = op
-                .get(format!("{}/", p.base()))
-                .header("accept", "text/html")
-                .send()
-                .await
-                .unwrap();
-            assert!(r.status().is_success());
-            tokio::time::sleep(Duration::from_secs(5)).await;
-            idle = rss_mib(p.child.id()).0;
+            idle = idle_rss(&p).await;
         }
         p.stop();
     }
@@ -83,16 +74,7 @@ async fn startup() {
         .env("OPENAI_API_KEY", KEY);
     let p = Proc::spawn(cmd_quiet(&mut cmd), addr);
     wait_ready(&p.base()).await;
-    let op = signed_in(&p.base(), "op", PASSWORD).await;
-    let r = op
-        .get(format!("{}/", p.base()))
-        .header("accept", "text/html")
-        .send()
-        .await
-        .unwrap();
-    assert!(r.status().is_success());
-    tokio::time::sleep(Duration::from_secs(5)).await;
-    let idle_remote = rss_mib(p.child.id()).0;
+    let idle_remote = idle_rss(&p).await;
     p.stop();
     let t = median(times);
     println!("\n### Start-up and idle memory\n");
@@ -118,6 +100,20 @@ async fn startup() {
         "≤ 30 MiB",
         Some(idle_remote <= 30.0),
     );
+}
+
+/// A server's RSS at rest: after a sign-in and one page, 5 s later.
+async fn idle_rss(p: &Proc) -> f64 {
+    let op = signed_in(&p.base(), "op", PASSWORD).await;
+    let r = op
+        .get(format!("{}/", p.base()))
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    rss_mib(p.child.id()).0
 }
 
 /// Logs at warn: a benchmark should not time the terminal.

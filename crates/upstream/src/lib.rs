@@ -509,23 +509,8 @@ impl Client {
             .await
             .map_err(|e| UpstreamError::Transport(e.to_string()))?
             .len();
-        let body = reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::with_capacity(
-            file,
-            64 * 1024,
-        ));
-        let part = reqwest::multipart::Part::stream_with_length(body, len)
-            .file_name(filename.to_owned())
-            .mime_str("application/jsonl")
-            .map_err(|e| UpstreamError::Config(e.to_string()))?;
-        let form = reqwest::multipart::Form::new()
-            .text("purpose", purpose.to_owned())
-            .part("file", part);
-        // 200 MB over a slow link takes a while: allow an hour, not a minute.
-        self.json_within(
-            self.request(Method::POST, "/files").multipart(form),
-            Duration::from_secs(3600),
-        )
-        .await
+        let body = tokio_util::io::ReaderStream::with_capacity(file, 64 * 1024);
+        self.upload_stream(body, len, filename, purpose).await
     }
 
     /// Uploads a file as it arrives: `body` yields its bytes, exactly
@@ -551,6 +536,7 @@ impl Client {
         let form = reqwest::multipart::Form::new()
             .text("purpose", purpose.to_owned())
             .part("file", part);
+        // 200 MB over a slow link takes a while: allow an hour, not a minute.
         self.json_within(
             self.request(Method::POST, "/files").multipart(form),
             Duration::from_secs(3600),

@@ -97,8 +97,6 @@ struct Tab {
     by_lease: Cell<bool>,
     /// Batches of mine seen unfinished: notified when they finish.
     running_mine: RefCell<HashSet<String>>,
-    /// A refetch is scheduled.
-    pending: Cell<bool>,
 }
 
 pub fn connect(live: Live, me: String) {
@@ -116,7 +114,6 @@ pub fn connect(live: Live, me: String) {
         source: RefCell::default(),
         by_lease: Cell::new(false),
         running_mine: RefCell::default(),
-        pending: Cell::new(false),
     });
     let Some(channel) = tab.channel.clone() else {
         // No channel to share through: this tab keeps a stream of its own.
@@ -333,18 +330,8 @@ impl Tab {
     }
 
     /// Refetch what the pages show, at most every 300 ms.
-    fn bump(self: &Rc<Self>) {
-        if self.pending.replace(true) {
-            return;
-        }
-        let tab = self.clone();
-        set_timeout(
-            move || {
-                tab.pending.set(false);
-                tab.live.version.update(|v| *v += 1);
-            },
-            Duration::from_millis(300),
-        );
+    fn bump(&self) {
+        self.live.reload_soon();
     }
 
     /// An event, from the stream (leader) or from the leader (others).

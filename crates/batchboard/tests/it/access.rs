@@ -1093,19 +1093,14 @@ async fn an_upload_forms_text_fields_are_small() {
     let base = server.base();
     let op = signed_in(&base, "op", PASSWORD).await;
     let huge = format!("{{\"k\":\"{}\"}}", "x".repeat(100 * 1024));
-    let form = Form::new()
-        .text("endpoint", "/v1/chat/completions")
-        .text("metadata", huge)
-        .part(
-            "file",
-            Part::bytes(chat_file(1).into_bytes()).file_name("a.jsonl"),
-        );
-    let r = op
-        .post(format!("{base}/api/batches"))
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 413, "{}", r.text().await.unwrap());
+    let (status, body) = crate::common::upload(
+        &op,
+        &base,
+        chat_file(1).into_bytes(),
+        "/v1/chat/completions",
+        &huge,
+    )
+    .await;
+    assert_eq!(status, 413, "{body}");
     assert!(list(&op, &base).await.is_empty(), "nothing created");
 }

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::common::{
-    add_user, create_upstream, sandbox, signed_in, Events, Proc, TempDir, PASSWORD,
+    add_user, create_upstream, sandbox, server_fn, signed_in, Events, Proc, TempDir, PASSWORD,
 };
 use crate::pg::Postgres;
 
@@ -261,26 +261,19 @@ async fn search_on_postgres_goes_through_its_trigram_index_and_finds_parts() {
         String::from_utf8_lossy(&out.stderr)
     );
     let a = replica(&dir.0, "a", &pg.url(), &users, None);
-    let jar = Arc::new(reqwest::cookie::Jar::default());
-    let http = via(&jar, &a.base());
-    let r = http
-        .post(format!("{}/auth/login", a.base()))
-        .form(&[("username", "boss"), ("password", PASSWORD)])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.headers()["location"], "/");
+    let http = signed_in(&a.base(), "boss", PASSWORD).await;
     let total = |q: &'static str| {
-        let http = http.clone();
-        let base = a.base();
+        let (http, base) = (http.clone(), a.base());
         async move {
-            let r = http
-                .post(format!("{base}/api/list_batches"))
-                .form(&[("query[q]", q), ("query[limit]", "100")])
-                .send()
-                .await
-                .unwrap();
-            let page: Value = r.json().await.unwrap();
+            let (status, body) = server_fn(
+                &http,
+                &base,
+                "list_batches",
+                &[("query[q]", q), ("query[limit]", "100")],
+            )
+            .await;
+            assert_eq!(status, 200, "{body}");
+            let page: Value = serde_json::from_str(&body).unwrap();
             page["total"].as_u64().unwrap()
         }
     };
