@@ -30,6 +30,7 @@ export PATH="$HOME/.cargo/bin:$PATH"
 CARGO_LEPTOS_VERSION=0.3.10
 BINARYEN_VERSION=132.0.0
 OPENAI_PY_VERSION=3.57.0
+ANTHROPIC_PY_VERSION=2.14.0
 
 as_root() {
   if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
@@ -114,17 +115,22 @@ if [ $want_test = 1 ]; then
     apt_install postgresql
   fi
 
-  # --- The official openai Python SDK, to prove the sandbox speaks its shapes
-  if python3 -c "import openai" 2>/dev/null; then
-    say "python openai SDK: present"
-  else
+  # --- The official openai and anthropic Python SDKs, to prove the sandbox
+  #     speaks their shapes (OpenAI, Azure, Anthropic dialects) ------------
+  for pkg in "openai==$OPENAI_PY_VERSION" "anthropic==$ANTHROPIC_PY_VERSION"; do
+    name=${pkg%%==*}
+    want=${pkg##*==}
+    if [ "$(python3 -c "import $name; print($name.__version__)" 2>/dev/null)" = "$want" ]; then
+      say "python $name SDK $want: present"
+      continue
+    fi
     if ! command -v pip3 >/dev/null && ! python3 -m pip --version >/dev/null 2>&1; then
       apt_install python3-pip
     fi
-    say "pip install openai==$OPENAI_PY_VERSION"
-    python3 -m pip install --quiet --disable-pip-version-check "openai==$OPENAI_PY_VERSION" \
-      || python3 -m pip install --quiet --break-system-packages "openai==$OPENAI_PY_VERSION"
-  fi
+    say "pip install $pkg"
+    python3 -m pip install --quiet --disable-pip-version-check "$pkg" \
+      || python3 -m pip install --quiet --break-system-packages "$pkg"
+  done
 
   # --- Playwright's npm packages (never its browser downloads) ---------------
   stamp=end2end/node_modules/.bootstrap-lock

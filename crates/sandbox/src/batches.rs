@@ -98,7 +98,8 @@ pub async fn create(
             error_file_id: None,
             created_at,
             in_progress_at: None,
-            expires_at: Some(created_at + window_secs),
+            // Azure's batches run until done, whatever the window says.
+            expires_at: (sb.dialect != super::Dialect::Azure).then_some(created_at + window_secs),
             finalizing_at: None,
             completed_at: None,
             failed_at: None,

@@ -1,6 +1,16 @@
 //! The sandbox: an OpenAI-compatible Files + Batches API in the same binary.
 //! It is the default upstream when no key is configured, and what the tests
 //! talk to over real HTTP. The dashboard reaches it like any other upstream.
+//!
+//! It speaks three dialects, each an account of its own (its own files and
+//! batches, under its own part of the data directory), with one key:
+//! - OpenAI at `/v1` (Bearer key);
+//! - Azure OpenAI at `/azure/openai/v1` and `/azure/openai?api-version=…`
+//!   (`api-key` header; a line's `model` is a deployment name; batches do
+//!   not expire after their window);
+//! - Anthropic Message Batches at `/anthropic/v1/messages/batches`
+//!   (`x-api-key` and `anthropic-version` headers; see [`anthropic`]).
+//!
 //! It also holds the made-up data the tests and benchmarks use (example
 //! request files, seeded batches).
 //!
@@ -8,6 +18,7 @@
 //! upstream client, the server or the app, so that it emulates the API from
 //! the shared wire types and not from the dashboard's own code.
 
+pub mod anthropic;
 pub mod batches;
 pub mod error;
 pub mod example;
@@ -35,8 +46,17 @@ use error::SandboxError;
 pub use runner::Speed;
 use store::Store;
 
+/// Which provider's API a sandbox account speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    Openai,
+    Azure,
+    Anthropic,
+}
+
 #[derive(Clone)]
 pub struct Sandbox {
+    pub dialect: Dialect,
     pub store: Arc<Store>,
     pub speed: Speed,
     key: Arc<SecretString>,
@@ -46,11 +66,15 @@ pub struct Sandbox {
     /// benchmarks measure what the dashboard costs the upstream with it.
     requests: Arc<std::sync::atomic::AtomicU64>,
     uploads: Arc<files::UploadStats>,
+    /// The Azure and Anthropic accounts (held by the OpenAI one, which
+    /// serves them all).
+    others: Arc<Vec<Sandbox>>,
 }
 
 impl Sandbox {
-    /// Opens the sandbox's state under `dir` and resumes unfinished batches.
-    /// Must be called inside a tokio runtime.
+    /// Opens the sandbox's state under `dir` (the OpenAI account; Azure's
+    /// under `dir/azure`, Anthropic's under `dir/anthropic`) and resumes
+    /// unfinished batches. Must be called inside a tokio runtime.
     pub fn open(
         dir: &Path,
         key: SecretString,
@@ -58,7 +82,8 @@ impl Sandbox {
         faults: Vec<faults::Fault>,
         forward: Option<forward::Forward>,
     ) -> std::io::Result<Self> {
-        let sb = Self {
+        let mut sb = Self {
+            dialect: Dialect::Openai,
             store: Store::open(dir)?,
             speed,
             key: Arc::new(key),
@@ -68,8 +93,34 @@ impl Sandbox {
             forward: forward.map(Arc::new),
             requests: Arc::default(),
             uploads: Arc::default(),
+            others: Arc::default(),
         };
-        let unfinished: Vec<String> = sb
+        let mut others = Vec::new();
+        for (dialect, sub) in [(Dialect::Azure, "azure"), (Dialect::Anthropic, "anthropic")] {
+            let other = Self {
+                dialect,
+                store: Store::open(&dir.join(sub))?,
+                ..sb.clone()
+            };
+            other.resume();
+            others.push(other);
+        }
+        sb.others = Arc::new(others);
+        sb.resume();
+        Ok(sb)
+    }
+
+    /// Every account's state, written now (at shutdown).
+    pub fn save_all(&self) -> std::io::Result<()> {
+        self.store.save_now()?;
+        for other in self.others.iter() {
+            other.store.save_now()?;
+        }
+        Ok(())
+    }
+
+    fn resume(&self) {
+        let unfinished: Vec<String> = self
             .store
             .lock()
             .batches
@@ -79,18 +130,46 @@ impl Sandbox {
             .collect();
         for id in unfinished {
             tracing::info!(batch = %id, "sandbox: resuming batch");
-            sb.start_runner(id);
+            self.start_runner(id);
         }
-        Ok(sb)
     }
 
     pub fn start_runner(&self, id: String) {
         tokio::spawn(self.clone().run_batch(id));
     }
 
-    /// The API under `/v1`.
+    /// The API of every dialect: `/v1`, `/azure/openai[/v1]`, `/anthropic/v1`.
     pub fn router(&self) -> Router {
-        let api = Router::new()
+        let mut root = Router::new().nest("/v1", self.api());
+        for other in self.others.iter() {
+            root = match other.dialect {
+                Dialect::Azure => root.nest("/azure/openai/v1", other.api()).nest(
+                    "/azure/openai",
+                    other
+                        .api()
+                        .route_layer(middleware::from_fn(azure_api_version)),
+                ),
+                Dialect::Anthropic => root.nest("/anthropic/v1", anthropic::router(other)),
+                Dialect::Openai => root,
+            };
+        }
+        root.route(
+            "/sandbox/stats",
+            get(stats)
+                .route_layer(middleware::from_fn_with_state(self.clone(), auth))
+                .with_state(self.clone()),
+        )
+        .route(
+            "/sandbox/faults",
+            axum::routing::put(set_faults)
+                .route_layer(middleware::from_fn_with_state(self.clone(), auth))
+                .with_state(self.clone()),
+        )
+    }
+
+    /// OpenAI's Files and Batches API (also Azure's, in that dialect).
+    fn api(&self) -> Router {
+        Router::new()
             .route(
                 "/files",
                 post(files::upload)
@@ -122,21 +201,12 @@ impl Sandbox {
             ))
             .route_layer(middleware::from_fn_with_state(self.clone(), auth))
             .layer(middleware::from_fn_with_state(self.clone(), count))
-            .with_state(self.clone());
-        Router::new()
-            .nest("/v1", api)
-            .route(
-                "/sandbox/stats",
-                get(stats)
-                    .route_layer(middleware::from_fn_with_state(self.clone(), auth))
-                    .with_state(self.clone()),
-            )
-            .route(
-                "/sandbox/faults",
-                axum::routing::put(set_faults)
-                    .route_layer(middleware::from_fn_with_state(self.clone(), auth))
-                    .with_state(self.clone()),
-            )
+            .with_state(self.clone())
+    }
+
+    /// Whether `given` is the sandbox's key (in constant time).
+    pub fn key_is(&self, given: &str) -> bool {
+        bool::from(given.as_bytes().ct_eq(self.key.expose_secret().as_bytes()))
     }
 }
 
@@ -191,19 +261,43 @@ async fn set_faults(State(sb): State<Sandbox>, body: String) -> Response {
     }
 }
 
-/// Bearer authentication with the sandbox key.
+/// Authentication with the sandbox key: Bearer, or (Azure) an `api-key`
+/// header.
 async fn auth(State(sb): State<Sandbox>, req: Request, next: Next) -> Response {
-    let given = req
-        .headers()
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    match given {
-        None => SandboxError::MissingKey.into_response(),
-        Some(k) if !bool::from(k.as_bytes().ct_eq(sb.key.expose_secret().as_bytes())) => {
-            SandboxError::WrongKey.into_response()
+    let refused = {
+        let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
+        let bearer = header(axum::http::header::AUTHORIZATION.as_str())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        let given = match sb.dialect {
+            Dialect::Azure => header("api-key").or(bearer),
+            _ => bearer,
+        };
+        match given {
+            None => Some(SandboxError::MissingKey),
+            Some(k) if !sb.key_is(k) => Some(SandboxError::WrongKey),
+            Some(_) => None,
         }
-        Some(_) => next.run(req).await,
+    };
+    match refused {
+        Some(e) => e.into_response(),
+        None => next.run(req).await,
+    }
+}
+
+/// Azure's dated API (`/openai/batches?api-version=2024-10-21`): refused
+/// without an `api-version`, as Azure does.
+async fn azure_api_version(req: Request, next: Next) -> Response {
+    let given = req.uri().query().is_some_and(|q| {
+        url::form_urlencoded::parse(q.as_bytes()).any(|(k, v)| k == "api-version" && !v.is_empty())
+    });
+    if given {
+        next.run(req).await
+    } else {
+        SandboxError::bad(
+            "Missing required query parameter 'api-version' (or use the /openai/v1 path).",
+            "api-version",
+        )
+        .into_response()
     }
 }
 

@@ -88,6 +88,7 @@ pub fn run(endpoint: &str, body: &Value, request_id: &str, created: i64) -> Repl
         "/v1/responses" => response(body, model, request_id, created),
         "/v1/embeddings" => embeddings(body, model),
         "/v1/moderations" => moderations(body, model, request_id),
+        "/v1/messages" => message(body, model, request_id),
         other => invalid(format!("Unsupported endpoint {other}"), "url"),
     }
 }
@@ -135,6 +136,70 @@ fn chat(body: &Value, model: &str, id: &str, created: i64) -> Reply {
                 "total_tokens": u.total_tokens
             },
             "system_fingerprint": "fp_sandbox"
+        }),
+        usage: u,
+    }
+}
+
+/// Anthropic's Messages API: `max_tokens` required, roles `user` and
+/// `assistant` only (the system prompt is the top-level `system`). The
+/// answer echoes the last user message, cut at `max_tokens` words.
+fn message(body: &Value, model: &str, id: &str) -> Reply {
+    let Some(max_tokens) = body.get("max_tokens").and_then(Value::as_u64) else {
+        return invalid("max_tokens: Field required", "max_tokens");
+    };
+    if max_tokens == 0 {
+        return invalid(
+            "max_tokens: Input should be greater than or equal to 1",
+            "max_tokens",
+        );
+    }
+    let Some(messages) = body.get("messages").and_then(Value::as_array) else {
+        return invalid("messages: Field required", "messages");
+    };
+    if messages.is_empty() {
+        return invalid("messages: at least one message is required", "messages");
+    }
+    let mut prompt = body
+        .get("system")
+        .and_then(content_text)
+        .unwrap_or_default();
+    let mut last_user = String::new();
+    for (i, m) in messages.iter().enumerate() {
+        let role = m.get("role").and_then(Value::as_str).unwrap_or_default();
+        if role != "user" && role != "assistant" {
+            return invalid(
+                format!("messages.{i}.role: Input should be 'user' or 'assistant' (the system prompt is the top-level `system` parameter)"),
+                &format!("messages.{i}.role"),
+            );
+        }
+        let text = m.get("content").and_then(content_text).unwrap_or_default();
+        prompt.push(' ');
+        prompt.push_str(&text);
+        if role == "user" {
+            last_user = text;
+        }
+    }
+    let full = format!("echo: {last_user}");
+    let words: Vec<&str> = full.split_whitespace().collect();
+    let cut = words.len() as u64 > max_tokens;
+    let answer = if cut {
+        words[..max_tokens as usize].join(" ")
+    } else {
+        full
+    };
+    let u = usage(tokens(&prompt), tokens(&answer));
+    Reply {
+        status: 200,
+        body: json!({
+            "id": format!("msg_{id}"),
+            "type": "message",
+            "role": "assistant",
+            "model": model,
+            "content": [{ "type": "text", "text": answer }],
+            "stop_reason": if cut { "max_tokens" } else { "end_turn" },
+            "stop_sequence": null,
+            "usage": { "input_tokens": u.input_tokens, "output_tokens": u.output_tokens }
         }),
         usage: u,
     }

@@ -175,9 +175,15 @@ impl Sandbox {
             return Ok(());
         }
 
-        // validating
-        let stop = self.pause(id, self.speed.validation_delay).await;
-        if stop.is_none() {
+        // validating (Anthropic's batches were checked when created and are
+        // in progress from the start)
+        let validates = self.dialect != super::Dialect::Anthropic;
+        let stop = if validates {
+            self.pause(id, self.speed.validation_delay).await
+        } else {
+            self.stop_reason(id)
+        };
+        if stop.is_none() && validates {
             let mut v = Validator::new(Some(&endpoint));
             let mut lines = Lines::open(&input).await?;
             while let Some((n, line)) = lines.next().await? {

@@ -335,9 +335,11 @@ pub fn router<V: IntoView + 'static>(state: AppState, pages: Pages<V>) -> Router
 
 /// Request logs (method, path, status, latency) at `level`, with an
 /// `x-request-id` taken from the request or made, and returned in the
-/// response.
+/// response. A handler that panics is logged and answered 500, instead of
+/// the connection being cut with no answer.
 fn with_request_trace(router: Router, name: &'static str, level: tracing::Level) -> Router {
     router
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(panicked))
         .layer(axum::middleware::from_fn(http::with_request_id))
         .layer(
             TraceLayer::new_for_http()
@@ -355,6 +357,19 @@ fn with_request_trace(router: Router, name: &'static str, level: tracing::Level)
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         .layer(axum::middleware::from_fn(http::plain_request_id))
+}
+
+fn panicked(err: Box<dyn std::any::Any + Send + 'static>) -> axum::response::Response {
+    let what = err
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| err.downcast_ref::<&str>().copied())
+        .unwrap_or("(no message)");
+    tracing::error!(panic = %what, "a request handler panicked");
+    axum::response::IntoResponse::into_response((
+        axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+        "Internal error: the server could not answer this request.",
+    ))
 }
 
 async fn serve<V: IntoView + 'static>(args: ServeArgs, pages: Pages<V>) -> Result<(), StartError> {
@@ -557,12 +572,12 @@ async fn sandbox(args: config::SandboxArgs) -> Result<(), StartError> {
     let sb = open_sandbox(&args.data_dir, args.api_key.clone(), &args.speed)?;
     let listener = bind(args.addr).await?;
     let app = with_request_trace(sb.router(), "sandbox", tracing::Level::INFO);
-    tracing::info!(addr = %args.addr, "sandbox listening: base URL http://{}/v1", args.addr);
+    tracing::info!(addr = %args.addr, "sandbox listening: OpenAI at http://{0}/v1, Azure at http://{0}/azure, Anthropic at http://{0}/anthropic", args.addr);
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await
         .map_err(StartError::Serve)?;
-    if let Err(e) = sb.store.save_now() {
+    if let Err(e) = sb.save_all() {
         tracing::error!(error = %e, "sandbox: cannot save state");
     }
     tracing::info!("sandbox stopped");

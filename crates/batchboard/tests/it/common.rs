@@ -120,6 +120,11 @@ impl Proc {
         format!("http://{}", self.addr)
     }
 
+    /// What the process has written so far (stdout and stderr).
+    pub fn output(&self) -> String {
+        self.output.lock().map(|o| o.clone()).unwrap_or_default()
+    }
+
     /// Stops the process with SIGTERM; returns its exit status and output.
     pub fn stop(mut self) -> (ExitStatus, String) {
         let pid = self.child.id().to_string();

@@ -197,7 +197,10 @@ async fn a_walkthrough_never_shows_the_key() {
         "/login".into(),
         "/audit".into(),
     ] {
-        let r = s.http.get(s.url(&path)).send().await.unwrap();
+        let r = match s.http.get(s.url(&path)).send().await {
+            Ok(r) => r,
+            Err(e) => panic!("GET {path}: {e:?}\nserver output:\n{}", s.dash.output()),
+        };
         bodies.push((path, format!("{:?}", r.headers()), r.text().await.unwrap()));
     }
     let r = s

@@ -807,24 +807,44 @@ async fn forwarding_sends_each_request_to_another_server_with_bounded_concurrenc
     );
 }
 
-/// The official `openai` Python SDK (installed by `scripts/bootstrap.sh
-/// --test`) drives the sandbox without any change: request shapes, multipart
-/// field names, query parameters and response fields as the SDK expects.
-#[tokio::test]
-async fn the_official_python_sdk_works_unchanged() {
+/// Runs an official Python SDK's script (installed by `scripts/bootstrap.sh
+/// --test`) against a sandbox: request shapes, multipart field names, query
+/// parameters, headers and response fields as the SDK expects them.
+async fn python_sdk(script: &str) {
     let api = Api::start(FAST);
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sdk/openai_python.py");
+    let root = api.base.trim_end_matches("/v1");
+    let path = format!("{}/tests/sdk/{script}", env!("CARGO_MANIFEST_DIR"));
     let out = tokio::process::Command::new("python3")
-        .arg(script)
+        .arg(&path)
         .env("OPENAI_BASE_URL", &api.base)
         .env("OPENAI_API_KEY", KEY)
+        .env("SANDBOX_URL", root)
+        .env("SANDBOX_KEY", KEY)
         .output()
         .await
-        .expect("python3 (scripts/bootstrap.sh --test installs the openai package)");
+        .expect("python3 (scripts/bootstrap.sh --test installs the SDKs)");
     assert!(
         out.status.success(),
-        "{}\n{}",
+        "{script}:\n{}\n{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// The `openai` SDK drives the sandbox's OpenAI dialect without any change.
+#[tokio::test]
+async fn the_official_python_sdk_works_unchanged() {
+    python_sdk("openai_python.py").await;
+}
+
+/// The `openai` SDK's `AzureOpenAI` client drives the Azure dialect.
+#[tokio::test]
+async fn the_openai_sdk_azure_client_works_unchanged() {
+    python_sdk("azure_python.py").await;
+}
+
+/// The `anthropic` SDK drives the Anthropic dialect's Message Batches.
+#[tokio::test]
+async fn the_anthropic_sdk_works_unchanged() {
+    python_sdk("anthropic_python.py").await;
 }

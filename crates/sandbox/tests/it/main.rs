@@ -86,3 +86,108 @@ async fn a_create_names_each_missing_or_bad_field() {
         assert_eq!(e.error.kind, "invalid_request_error", "{body}");
     }
 }
+
+#[tokio::test]
+async fn azure_wants_its_key_header_and_an_api_version_on_the_dated_paths() {
+    let (_dir, app) = sandbox();
+    let get = |path: &str, header: (&str, String)| {
+        Request::get(path)
+            .header(header.0, header.1)
+            .body(Body::empty())
+            .unwrap()
+    };
+    let key = || ("api-key", KEY.to_string());
+    let (status, _) = call(
+        &app,
+        get("/azure/openai/batches?api-version=2024-10-21", key()),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, body) = call(&app, get("/azure/openai/batches", key())).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("api-version"),
+        "{body}"
+    );
+    let (status, _) = call(&app, get("/azure/openai/v1/batches", key())).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = call(
+        &app,
+        get("/azure/openai/v1/batches", ("api-key", "sk-wrong".into())),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    // OpenAI's dialect does not take Azure's header.
+    let (status, _) = call(&app, get("/v1/batches", key())).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn anthropic_errors_come_in_its_shape_and_say_which_request() {
+    let (_dir, app) = sandbox();
+    let post = |version: Option<&str>, body: serde_json::Value| {
+        let mut req = Request::post("/anthropic/v1/messages/batches")
+            .header("x-api-key", KEY)
+            .header("content-type", "application/json");
+        if let Some(v) = version {
+            req = req.header("anthropic-version", v);
+        }
+        req.body(Body::from(body.to_string())).unwrap()
+    };
+    let ok = serde_json::json!({"custom_id": "a", "params": {"model": "m", "max_tokens": 5, "messages": []}});
+    let (status, body) = call(&app, post(None, serde_json::json!({"requests": [ok]}))).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["type"], "error");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("anthropic-version"),
+        "{body}"
+    );
+    for (bad, field) in [
+        (
+            serde_json::json!({"custom_id": "a b", "params": ok["params"]}),
+            "requests.1.custom_id",
+        ),
+        (
+            serde_json::json!({"custom_id": "a", "params": ok["params"]}),
+            "requests.1.custom_id",
+        ),
+        (
+            serde_json::json!({"custom_id": "b", "params": {"model": "m", "messages": []}}),
+            "requests.1.params.max_tokens",
+        ),
+        (serde_json::json!({"custom_id": "b"}), "requests.1.params"),
+    ] {
+        let (status, body) = call(
+            &app,
+            post(
+                Some("2023-06-01"),
+                serde_json::json!({"requests": [ok, bad]}),
+            ),
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        assert_eq!(body["error"]["type"], "invalid_request_error");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .starts_with(field),
+            "{field}: {body}"
+        );
+    }
+    // Nothing of a refused create is kept.
+    let list = Request::get("/anthropic/v1/messages/batches")
+        .header("x-api-key", KEY)
+        .header("anthropic-version", "2023-06-01")
+        .body(Body::empty())
+        .unwrap();
+    let (status, body) = call(&app, list).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["data"], serde_json::json!([]));
+}
