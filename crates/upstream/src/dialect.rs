@@ -246,6 +246,14 @@ fn read_anthropic(v: Value) -> Result<Batch, String> {
     };
     let when = |s: BatchStatus| (status == s).then_some(ended).flatten();
     let created_at = time("created_at").unwrap_or_default();
+    // Results are read from the batch once it has ended (see `anthropic`).
+    let results = o.get("results_url").is_some_and(Value::is_string);
+    let part = |n: u64, part| (results && n > 0).then(|| crate::anthropic::file_id(&id, part));
+    let output_file_id = part(c.succeeded, crate::anthropic::Part::Succeeded);
+    let error_file_id = part(
+        c.errored + c.canceled + c.expired,
+        crate::anthropic::Part::Failed,
+    );
     Ok(Batch {
         id,
         object: "batch".into(),
@@ -258,6 +266,8 @@ fn read_anthropic(v: Value) -> Result<Batch, String> {
         expired_at: when(BatchStatus::Expired),
         cancelled_at: when(BatchStatus::Cancelled),
         cancelling_at: cancel,
+        output_file_id,
+        error_file_id,
         request_counts: RequestCounts {
             total: c.processing + c.succeeded + c.errored + c.canceled + c.expired,
             completed: c.succeeded,

@@ -4,125 +4,36 @@
 //! It must never depend on the server crate: metrics and the clock come in
 //! through the [`Observer`] trait.
 //!
-//! Configured by base URL, key and optional organization / project headers.
-//! The key lives only in the client's default headers, marked sensitive.
+//! Configured by kind, base URL, key and optional organization / project
+//! headers ([`provider::Access`]). The key lives only in the client's
+//! default headers, marked sensitive. Each kind's answers are read into the
+//! domain's batch by [`dialect`]; Anthropic's own calls are in [`anthropic`].
 //! Uploads and downloads stream: no file is held in memory.
 
 // Upstream errors carry the whole OpenAI error (message, type, code, param,
 // request id, retry-after) by value; they are rare, so their size is fine.
 #![allow(clippy::result_large_err)]
 
+pub mod anthropic;
 pub mod dialect;
+mod error;
+pub mod provider;
 
 use std::time::Duration;
 
-use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION};
-use reqwest::{Method, RequestBuilder, Response, StatusCode};
-use secrecy::{ExposeSecret, SecretString};
+use reqwest::{Method, RequestBuilder, Response};
+use secrecy::SecretString;
 use serde::de::DeserializeOwned;
+use serde_json::Value;
 
 use url::Url;
 
-use batchboard_core::{Batch, CreateBatch, FileObject, List, OpenAiErrorBody};
+use batchboard_core::{Batch, CreateBatch, FileObject, List};
+use dialect::Kind;
+use provider::Access;
 
-/// What went wrong talking to the upstream.
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum UpstreamError {
-    /// The upstream answered with an error.
-    #[error("{message} (HTTP {status}{})", request_id.as_deref().map(|r| format!(", request {r}")).unwrap_or_default())]
-    Api {
-        status: u16,
-        message: String,
-        kind: Option<String>,
-        code: Option<String>,
-        param: Option<String>,
-        request_id: Option<String>,
-        /// How long the upstream asked us to wait (`retry-after-ms` or
-        /// `retry-after` in seconds).
-        retry_after: Option<Duration>,
-        /// The upstream's own advice (`x-should-retry: true|false`), which
-        /// wins over the status code.
-        should_retry: Option<bool>,
-    },
-    /// No answer: connection refused, timeout, broken transfer.
-    #[error("the upstream could not be reached: {0}")]
-    Transport(String),
-    /// An answer we could not read.
-    #[error("the upstream sent an unreadable answer: {0}")]
-    Decode(String),
-    #[error("configuration: {0}")]
-    Config(String),
-}
-
-impl UpstreamError {
-    pub fn status(&self) -> Option<u16> {
-        match self {
-            Self::Api { status, .. } => Some(*status),
-            _ => None,
-        }
-    }
-
-    /// Worth trying again later: rate limits, server errors, no answer.
-    pub fn is_transient(&self) -> bool {
-        match self {
-            Self::Api { status, .. } => *status == 408 || *status == 429 || *status >= 500,
-            Self::Transport(_) => true,
-            Self::Decode(_) | Self::Config(_) => false,
-        }
-    }
-
-    /// Worth repeating a call that is safe to repeat: the upstream's
-    /// `x-should-retry` when it says, else [`Self::is_transient`]; an
-    /// unreadable answer (a cut or garbled transfer) too.
-    pub fn should_retry(&self) -> bool {
-        match self {
-            Self::Api {
-                should_retry: Some(advice),
-                ..
-            } => *advice,
-            Self::Decode(_) => true,
-            other => other.is_transient(),
-        }
-    }
-
-    /// The call may have taken effect upstream although we got no good
-    /// answer: no answer at all, an unreadable one, or a server error.
-    /// Rate limits and other 4xx answers mean it did not.
-    pub fn is_ambiguous(&self) -> bool {
-        match self {
-            Self::Api { status, .. } => *status >= 500,
-            Self::Transport(_) | Self::Decode(_) => true,
-            Self::Config(_) => false,
-        }
-    }
-
-    /// How the metrics name the outcome: the status code, or the kind of failure.
-    pub fn outcome(&self) -> String {
-        match self {
-            Self::Api { status, .. } => status.to_string(),
-            Self::Transport(_) => "transport".into(),
-            Self::Decode(_) => "decode".into(),
-            Self::Config(_) => "config".into(),
-        }
-    }
-
-    pub fn retry_after(&self) -> Option<Duration> {
-        match self {
-            Self::Api { retry_after, .. } => *retry_after,
-            _ => None,
-        }
-    }
-}
-
-fn transport(e: reqwest::Error) -> UpstreamError {
-    // reqwest's message can contain the URL but never headers: no key.
-    let timeout = e.is_timeout();
-    let mut text = e.without_url().to_string();
-    if timeout && !text.contains("timed out") {
-        text.push_str(" (timed out)");
-    }
-    UpstreamError::Transport(text)
-}
+pub use error::UpstreamError;
+use error::{api_error, transport};
 
 /// Exponential backoff with jitter (each wait between half and all of the
 /// doubled step), never shorter than what the upstream asked for (within a
@@ -200,7 +111,12 @@ enum Settle<T> {
 
 #[derive(Clone)]
 pub struct Client {
+    kind: Kind,
     base: Url,
+    /// The base every path goes after (see [`provider::root`]).
+    root: String,
+    /// Azure's `api-version`, sent on every call of its dated API.
+    api_version: Option<String>,
     http: reqwest::Client,
     policy: Policy,
     observer: std::sync::Arc<dyn Observer>,
@@ -227,44 +143,45 @@ pub struct Unobserved;
 impl Observer for Unobserved {}
 
 impl Client {
+    /// A client of a server speaking OpenAI's API at `base`, taken as given
+    /// (the `--upstream-url` of one upstream).
     pub fn new(
         base: Url,
         key: Option<&SecretString>,
         organization: Option<&str>,
         project: Option<&str>,
     ) -> Result<Self, UpstreamError> {
-        let mut headers = HeaderMap::new();
-        if let Some(key) = key {
-            let mut value = HeaderValue::from_str(&format!("Bearer {}", key.expose_secret()))
-                .map_err(|_| {
-                    UpstreamError::Config("the API key is not a valid header value".into())
-                })?;
-            value.set_sensitive(true);
-            headers.insert(AUTHORIZATION, value);
-        }
-        for (name, value) in [
-            ("openai-organization", organization),
-            ("openai-project", project),
-        ] {
-            if let Some(v) = value {
-                let v = HeaderValue::from_str(v).map_err(|_| {
-                    UpstreamError::Config(format!("{name} is not a valid header value"))
-                })?;
-                headers.insert(name, v);
-            }
-        }
+        Self::connect(Access {
+            organization,
+            project,
+            ..Access::compatible(&base, key)
+        })
+    }
+
+    /// A client of any kind of upstream.
+    pub fn connect(access: Access<'_>) -> Result<Self, UpstreamError> {
         let http = reqwest::Client::builder()
-            .default_headers(headers)
+            .default_headers(provider::headers(&access)?)
             .user_agent(concat!("batchboard/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(Duration::from_secs(10))
             .build()
             .map_err(|e| UpstreamError::Config(e.to_string()))?;
         Ok(Self {
-            base,
+            kind: access.kind,
+            base: access.base.clone(),
+            root: provider::root(&access),
+            api_version: access
+                .api_version
+                .filter(|_| access.kind == Kind::Azure)
+                .map(str::to_owned),
             http,
             policy: Policy::default(),
             observer: std::sync::Arc::new(Unobserved),
         })
+    }
+
+    pub fn kind(&self) -> Kind {
+        self.kind
     }
 
     /// The same client, reporting its calls to `observer`.
@@ -347,7 +264,11 @@ impl Client {
     }
 
     fn request(&self, method: Method, path: &str) -> RequestBuilder {
-        self.http.request(method, self.url(path))
+        let req = self.http.request(method, self.url(path));
+        match &self.api_version {
+            Some(v) => req.query(&[("api-version", v)]),
+            None => req,
+        }
     }
 
     /// `path` (`/batches`) under the base URL, whether the base has a path
@@ -355,7 +276,31 @@ impl Client {
     /// and SGLang are often configured) gives `http://host:4000/batches`,
     /// not `//batches`, which strict servers refuse.
     fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base.as_str().trim_end_matches('/'))
+        format!("{}{path}", self.root)
+    }
+
+    /// Where the kind keeps its batches.
+    fn batches_path(&self) -> &'static str {
+        match self.kind {
+            Kind::Anthropic => "/messages/batches",
+            _ => "/batches",
+        }
+    }
+
+    /// A batch as the kind sends it, read into the domain's.
+    async fn batch(&self, req: RequestBuilder) -> Result<Batch, UpstreamError> {
+        let v: Value = self.json(req).await?;
+        dialect::read_batch(self.kind, v).map_err(UpstreamError::Decode)
+    }
+
+    /// Refuses a call the kind has no API for.
+    fn only_with_files(&self, call: &str) -> Result<(), UpstreamError> {
+        if self.kind == Kind::Anthropic {
+            return Err(UpstreamError::Config(format!(
+                "{call}: Anthropic's Message Batches have no files API"
+            )));
+        }
+        Ok(())
     }
 
     /// Sends; turns an error status into [`UpstreamError::Api`].
@@ -390,18 +335,26 @@ impl Client {
     ) -> Result<List<Batch>, UpstreamError> {
         let mut query: Vec<(&str, String)> = vec![("limit", limit.to_string())];
         if let Some(a) = after {
-            query.push(("after", a.to_owned()));
+            let name = match self.kind {
+                Kind::Anthropic => "after_id",
+                _ => "after",
+            };
+            query.push((name, a.to_owned()));
         }
-        self.retrying("GET /batches", || {
-            self.json(self.request(Method::GET, "/batches").query(&query))
+        let path = self.batches_path();
+        self.retrying("GET /batches", || async {
+            let v: Value = self
+                .json(self.request(Method::GET, path).query(&query))
+                .await?;
+            dialect::read_list(self.kind, v).map_err(UpstreamError::Decode)
         })
         .await
     }
 
     pub async fn get_batch(&self, id: &str) -> Result<Batch, UpstreamError> {
-        let path = format!("/batches/{}", path_segment(id));
+        let path = format!("{}/{}", self.batches_path(), path_segment(id));
         self.retrying("GET /batches/{id}", || {
-            self.json(self.request(Method::GET, &path))
+            self.batch(self.request(Method::GET, &path))
         })
         .await
     }
@@ -409,9 +362,9 @@ impl Client {
     /// Cancelling twice is harmless (the second answers with the batch, or
     /// 409 once it has ended), so this call is retried like a read.
     pub async fn cancel_batch(&self, id: &str) -> Result<Batch, UpstreamError> {
-        let path = format!("/batches/{}/cancel", path_segment(id));
+        let path = format!("{}/{}/cancel", self.batches_path(), path_segment(id));
         self.retrying("POST /batches/{id}/cancel", || {
-            self.json(self.request(Method::POST, &path))
+            self.batch(self.request(Method::POST, &path))
         })
         .await
     }
@@ -425,10 +378,11 @@ impl Client {
     /// there is none is the create tried again. When the search itself
     /// fails, the original error is returned without another attempt.
     pub async fn create_batch(&self, req: &CreateBatch) -> Result<Batch, UpstreamError> {
+        self.only_with_files("create a batch from a file")?;
         let started = self.observer.now();
         self.attempts(
             "POST /batches",
-            || self.json(self.request(Method::POST, "/batches").json(req)),
+            || self.batch(self.request(Method::POST, "/batches").json(req)),
             |e| e.should_retry() || e.is_ambiguous(),
             // The wait before this gave a create still in flight upstream
             // the time to land.
@@ -475,6 +429,9 @@ impl Client {
     }
 
     pub async fn get_file(&self, id: &str) -> Result<FileObject, UpstreamError> {
+        if let Some(file) = anthropic::results_file(self.kind, id) {
+            return Ok(file);
+        }
         let path = format!("/files/{}", path_segment(id));
         self.retrying("GET /files/{id}", || {
             self.json(self.request(Method::GET, &path))
@@ -528,6 +485,12 @@ impl Client {
     where
         S: futures_util::Stream<Item = std::io::Result<bytes::Bytes>> + Send + 'static,
     {
+        self.only_with_files("upload a file")?;
+        // Together names the batch purpose its own way.
+        let purpose = match (self.kind, purpose) {
+            (Kind::Together, "batch") => "batch-api",
+            _ => purpose,
+        };
         let part =
             reqwest::multipart::Part::stream_with_length(reqwest::Body::wrap_stream(body), len)
                 .file_name(filename.to_owned())
@@ -547,6 +510,7 @@ impl Client {
     /// `DELETE /files/{id}`: removes a file Batchboard uploaded but did not
     /// use (its batch could not be created).
     pub async fn delete_file(&self, id: &str) -> Result<(), UpstreamError> {
+        self.only_with_files("delete a file")?;
         let path = format!("/files/{}", path_segment(id));
         self.retrying("DELETE /files/{id}", || {
             self.send(self.request(Method::DELETE, &path))
@@ -559,6 +523,9 @@ impl Client {
     /// arrive); the caller streams the body and must treat a broken body as
     /// a failed download.
     pub async fn file_content(&self, id: &str) -> Result<Response, UpstreamError> {
+        if self.kind == Kind::Anthropic {
+            return self.anthropic_results(id).await;
+        }
         let path = format!("/files/{}/content", path_segment(id));
         self.retrying("GET /files/{id}/content", || {
             self.send(self.request(Method::GET, &path))
@@ -566,10 +533,10 @@ impl Client {
         .await
     }
 
-    /// `GET /batches?limit=1`: answers, is an OpenAI-compatible API, accepts the key.
+    /// `GET /batches?limit=1`: answers, speaks the kind's API, accepts the key.
     pub async fn probe(&self) -> Result<(), UpstreamError> {
         let req = self
-            .request(Method::GET, "/batches")
+            .request(Method::GET, self.batches_path())
             .query(&[("limit", "1")])
             .timeout(Duration::from_secs(10));
         self.send(req).await.map(|_| ())
@@ -579,119 +546,6 @@ impl Client {
 /// Ids go into paths: keep them to one segment.
 fn path_segment(id: &str) -> String {
     url::form_urlencoded::byte_serialize(id.as_bytes()).collect()
-}
-
-async fn api_error(resp: Response) -> UpstreamError {
-    let status = resp.status();
-    let request_id = resp
-        .headers()
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    let header = |name: &str| {
-        resp.headers()
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<f64>().ok())
-            .filter(|v| v.is_finite() && *v >= 0.0)
-    };
-    let retry_after = header("retry-after-ms")
-        .map(|ms| Duration::from_secs_f64(ms / 1000.0))
-        .or_else(|| header("retry-after").map(Duration::from_secs_f64));
-    let should_retry = match resp
-        .headers()
-        .get("x-should-retry")
-        .and_then(|v| v.to_str().ok())
-    {
-        Some("true") => Some(true),
-        Some("false") => Some(false),
-        _ => None,
-    };
-    let text = resp.text().await.unwrap_or_default();
-    match serde_json::from_str::<OpenAiErrorBody>(&text) {
-        Ok(body) if !body.error.message.is_empty() => UpstreamError::Api {
-            status: status.as_u16(),
-            message: body.error.message,
-            kind: Some(body.error.kind).filter(|k| !k.is_empty()),
-            code: body.error.code,
-            param: body.error.param,
-            request_id,
-            retry_after,
-            should_retry,
-        },
-        _ => UpstreamError::Api {
-            status: status.as_u16(),
-            message: fallback_message(status, &text),
-            kind: None,
-            code: None,
-            param: None,
-            request_id,
-            retry_after,
-            should_retry,
-        },
-    }
-}
-
-fn fallback_message(status: StatusCode, text: &str) -> String {
-    let reason = status.canonical_reason().unwrap_or("error");
-    let snippet: String = text.chars().take(200).collect();
-    if snippet.trim().is_empty() {
-        reason.to_owned()
-    } else {
-        format!("{reason}: {}", snippet.trim())
-    }
-}
-
-impl From<UpstreamError> for batchboard_core::error::ApiError {
-    fn from(e: UpstreamError) -> Self {
-        use UpstreamError as U;
-        match e {
-            // Refusals of the key itself: fixed text for browsers, as the
-            // upstream's own (OpenAI's names the key, masked) is the
-            // administrator's business; it goes to the log.
-            U::Api {
-                status: status @ (401 | 403),
-                message,
-                code,
-                request_id,
-                ..
-            } => {
-                tracing::warn!(status, code = code.as_deref().unwrap_or("-"), upstream_message = %message, "upstream refused the key");
-                let wording = batchboard_core::i18n::Msg::new(if status == 401 {
-                    batchboard_core::i18n::Key::UpstreamKeyRefused
-                } else {
-                    batchboard_core::i18n::Key::UpstreamKeyForbidden
-                });
-                Self::Upstream {
-                    status: Some(status),
-                    message: wording.to_string(),
-                    code,
-                    request_id,
-                    wording: Some(Box::new(wording)),
-                }
-            }
-            U::Api {
-                status,
-                message,
-                code,
-                request_id,
-                ..
-            } => Self::Upstream {
-                status: Some(status),
-                message,
-                code,
-                request_id,
-                wording: None,
-            },
-            other => Self::Upstream {
-                status: None,
-                message: other.to_string(),
-                code: None,
-                request_id: None,
-                wording: None,
-            },
-        }
-    }
 }
 
 #[cfg(test)]
