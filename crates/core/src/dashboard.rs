@@ -213,13 +213,44 @@ impl BatchQuery {
 /// How current the index is: what the pages say about the upstream.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WatcherStatus {
-    /// When the watcher last heard from the upstream (unix seconds).
+    /// When the watcher last heard from the upstream (unix seconds); with
+    /// several, the one heard from longest ago (`None` until all have been).
     pub last_success_at: Option<i64>,
     /// The last failure, if it came after the last success.
     pub last_error: Option<String>,
     pub last_error_at: Option<i64>,
     /// Batches not yet in a final state.
     pub running: i64,
+    /// Each upstream's own, in the configured order.
+    #[serde(default)]
+    pub upstreams: Vec<UpstreamHealth>,
+}
+
+/// How the watcher fares with one upstream.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UpstreamHealth {
+    /// `""` for the first upstream (named by the flags, or the sandbox).
+    pub name: String,
+    pub last_success_at: Option<i64>,
+    pub last_error: Option<String>,
+    pub last_error_at: Option<i64>,
+    pub running: i64,
+}
+
+impl UpstreamHealth {
+    /// The name shown for it: the first upstream's is `default`.
+    pub fn display_name(&self) -> &str {
+        display_upstream(&self.name)
+    }
+}
+
+/// How an upstream's name is shown: the first upstream's (`""`) as `default`.
+pub fn display_upstream(name: &str) -> &str {
+    if name.is_empty() {
+        "default"
+    } else {
+        name
+    }
 }
 
 /// A page of the batch table, read from the index.
@@ -247,14 +278,39 @@ pub const PAGE_SIZES: &[u32] = &[10, 20, 50, 100];
 /// The most rows one page of the batch table may ask for.
 pub const MAX_TABLE_PAGE: u32 = 200;
 
-/// A batch or file id (`what`) as the upstream makes them: one path segment,
-/// no surprises.
+/// Between an upstream's name and its own id, in the dashboard's ids of
+/// batches and files of upstreams other than the first: `azure-eu.batch_1`.
+/// No provider's ids contain it, and upstream names cannot.
+pub const UPSTREAM_SEPARATOR: char = '.';
+
+/// The dashboard's id of `id` at the upstream named `upstream` (`""`, the
+/// first upstream, keeps its ids as they are).
+pub fn qualified(upstream: &str, id: &str) -> String {
+    if upstream.is_empty() {
+        id.to_owned()
+    } else {
+        format!("{upstream}{UPSTREAM_SEPARATOR}{id}")
+    }
+}
+
+/// The upstream's name (`""` for the first upstream) and its own id.
+pub fn split_qualified(id: &str) -> (&str, &str) {
+    id.split_once(UPSTREAM_SEPARATOR).unwrap_or(("", id))
+}
+
+/// A batch or file id (`what`) as the upstream makes them, perhaps after
+/// an upstream's name ([`qualified`]): one path segment, no surprises.
 pub fn check_id(what: &str, id: &str) -> Result<(), ApiError> {
-    let ok = !id.is_empty()
-        && id.len() <= 128
-        && id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    let plain = |s: &str| {
+        !s.is_empty()
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    };
+    let ok = id.len() <= 160
+        && match id.split_once(UPSTREAM_SEPARATOR) {
+            Some((upstream, own)) => plain(upstream) && plain(own),
+            None => plain(id),
+        };
     if ok {
         Ok(())
     } else {

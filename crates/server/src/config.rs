@@ -428,6 +428,13 @@ pub struct ServeArgs {
     #[arg(long, env = "OPENAI_PROJECT_ID")]
     pub project: Option<String>,
 
+    /// More upstreams (Azure OpenAI, Groq, Together, Anthropic, other
+    /// OpenAI-compatible servers), each named, beside the one above; see
+    /// the README's "Upstreams" [default: DATA_DIR/upstreams.toml, if it
+    /// exists].
+    #[arg(long, env = "BATCHBOARD_UPSTREAMS_FILE")]
+    pub upstreams_file: Option<PathBuf>,
+
     /// Directory for Batchboard's own state (created if missing; must be writable).
     #[arg(long, env = "BATCHBOARD_DATA_DIR", default_value = "data")]
     pub data_dir: PathBuf,

@@ -101,13 +101,14 @@ impl Hub {
 
     /// Refreshes the shared status every `period` (one query, whatever the
     /// number of viewers).
-    pub fn spawn_status(self: &std::sync::Arc<Self>, db: Db, period: Duration) {
+    /// `names` are the upstreams', in order.
+    pub fn spawn_status(self: &std::sync::Arc<Self>, db: Db, period: Duration, names: Vec<String>) {
         let hub = self.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(period);
             loop {
                 tick.tick().await;
-                match db.watcher_status().await {
+                match db.watcher_status(&names).await {
                     Ok(s) => {
                         hub.status.send_if_modified(|old| {
                             let changed = *old != s;

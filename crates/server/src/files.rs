@@ -12,6 +12,7 @@ use serde::Deserialize;
 use super::state::AppState;
 use crate::http::actor::{Actor, Operator, Viewer};
 use crate::http::HttpError;
+use crate::providers::Upstream;
 use crate::services::intake::Intake;
 use crate::services::submit::{create_from, estimate_tokens, stamp_creator};
 use batchboard_core::dashboard::check_id;
@@ -78,7 +79,8 @@ pub async fn download(
     .find(|(_, f)| f.is_some_and(|f| *f == id))
     .map(|(k, _)| k)
     .ok_or_else(refused)?;
-    let upstream = state.upstream.client.file_content(&id).await?;
+    let (source, own) = state.upstreams.route(&id)?;
+    let upstream = source.client.file_content(own).await?;
     let length = upstream.content_length();
     actor
         .audit(
@@ -101,7 +103,7 @@ pub async fn download(
     let name = format!("{}_{kind}.jsonl", batch.id);
     let mut resp = Response::new(Body::from_stream(relay(
         upstream.bytes_stream(),
-        state.upstream.client.policy().call_timeout,
+        source.client.policy().call_timeout,
     )));
     let headers = resp.headers_mut();
     // With the length announced, a cut transfer is plainly incomplete to
@@ -272,13 +274,16 @@ async fn create_batch(
         })
     };
     let (mut endpoint, mut window, mut metadata, mut expiry) = (None, None, None, None);
+    let mut chosen: Option<String> = None;
     let mut announced: Option<u64> = None;
-    let mut upload: Option<(Intake, String)> = None;
+    let mut upload: Option<(Intake, String, std::sync::Arc<Upstream>)> = None;
     while let Some(mut field) = form.next_field().await.map_err(bad_form)? {
         match field.name().unwrap_or_default() {
             "endpoint" => endpoint = Some(small_text(&mut field).await.map_err(bad_form)??),
             "completion_window" => window = Some(small_text(&mut field).await.map_err(bad_form)??),
             "metadata" => metadata = Some(small_text(&mut field).await.map_err(bad_form)??),
+            // Which upstream (before the file; none: the first).
+            "upstream" => chosen = Some(small_text(&mut field).await.map_err(bad_form)??),
             "output_expires_after" => {
                 expiry = Some(small_text(&mut field).await.map_err(bad_form)??)
             }
@@ -296,19 +301,31 @@ async fn create_batch(
                     .unwrap_or("batch.jsonl")
                     .to_owned();
                 let form_endpoint = endpoint.as_deref().filter(|e| !e.is_empty());
-                let mut intake = Intake::start(&state, form_endpoint, &filename, announced)?;
+                let target = state
+                    .upstreams
+                    .for_create(chosen.as_deref(), actor.user.role)?
+                    .clone();
+                if target.kind() == batchboard_upstream::dialect::Kind::Anthropic {
+                    return Err(HttpError::invalid(
+                        Msg::new(Key::ServerUpstreamNoFiles)
+                            .arg("name", target.display_name())
+                            .arg("kind", target.kind().as_str()),
+                    ));
+                }
+                let mut intake =
+                    Intake::start(&state, &target, form_endpoint, &filename, announced)?;
                 while let Some(chunk) = field.chunk().await.map_err(bad_form)? {
                     super::metrics::upload_bytes(chunk.len() as u64);
                     intake.push(chunk).await?;
                 }
-                upload = Some((intake, filename));
+                upload = Some((intake, filename, target));
             }
             _ => {}
         }
     }
     let mut new = check_form(endpoint, window, metadata, expiry)?;
     stamp_creator(&mut new.metadata, &actor.user.name).map_err(HttpError::invalid)?;
-    let (intake, filename) =
+    let (intake, filename, target) =
         upload.ok_or_else(|| HttpError::invalid(Msg::new(Key::ServerFileMissing)))?;
     let mut checked = intake.finish().await?;
     if !checked.report.is_ok() {
@@ -323,9 +340,10 @@ async fn create_batch(
         ));
     }
     let report = std::mem::take(&mut checked.report);
-    let file = checked.upload(&state.upstream.client, &filename).await?;
+    let file = checked.upload(&target.client, &filename).await?;
     let batch = create_from(
         &state,
+        &target,
         file,
         &filename,
         CreateBatch {

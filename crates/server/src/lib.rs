@@ -16,6 +16,7 @@ pub mod events;
 pub mod files;
 pub mod http;
 pub mod metrics;
+pub mod providers;
 pub mod services;
 pub mod sessions;
 pub mod state;
@@ -38,7 +39,8 @@ use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use batchboard_core::dashboard::UpstreamInfo;
 
 use config::{Cli, Command, LogFormat, ServeArgs, UserCommand};
-use state::{AppState, Upstream};
+use providers::{Upstream, Upstreams};
+use state::AppState;
 
 /// Everything that stops the server from starting, each naming what to fix.
 #[derive(Debug, thiserror::Error)]
@@ -372,15 +374,37 @@ fn panicked(err: Box<dyn std::any::Any + Send + 'static>) -> axum::response::Res
     ))
 }
 
+/// The upstreams: the flags' (or, with neither flags nor an upstreams
+/// file, the built-in sandbox), then the upstreams file's.
+async fn upstreams(args: &ServeArgs) -> Result<Upstreams, StartError> {
+    let (path, given) = match &args.upstreams_file {
+        Some(p) => (p.clone(), true),
+        None => (upstreams::default_path(&args.data_dir), false),
+    };
+    let listed = if given || path.exists() {
+        upstreams::load(&path, &|var| std::env::var(var).ok())
+            .map_err(|e| StartError::Config(e.to_string()))?
+    } else {
+        Vec::new()
+    };
+    let mut all = Vec::with_capacity(listed.len() + 1);
+    match Upstream::from_args(args)? {
+        Some(u) => all.push(u),
+        None if listed.is_empty() => all.push(start_embedded_sandbox(args).await?),
+        None => {}
+    }
+    for c in &listed {
+        all.push(Upstream::from_config(c, args)?);
+    }
+    Ok(Upstreams::new(all))
+}
+
 async fn serve<V: IntoView + 'static>(args: ServeArgs, pages: Pages<V>) -> Result<(), StartError> {
     check_data_dir(&args.data_dir)?;
     if !args.site_root.is_dir() {
         return Err(StartError::SiteRoot(args.site_root.display().to_string()));
     }
-    let upstream = match Upstream::from_args(&args)? {
-        Some(u) => u,
-        None => start_embedded_sandbox(&args).await?,
-    };
+    let upstreams = upstreams(&args).await?;
     let db = store::Db::open(args.database_url.as_deref(), &args.data_dir).await?;
     db.session_store()
         .spawn_cleanup(std::time::Duration::from_secs(600));
@@ -396,7 +420,7 @@ async fn serve<V: IntoView + 'static>(args: ServeArgs, pages: Pages<V>) -> Resul
     let users = users::Users::open(users_path)?;
     let state = AppState {
         leptos_options: leptos_options(&args),
-        upstream: Arc::new(upstream),
+        upstreams: Arc::new(upstreams),
         data_dir: Arc::new(args.data_dir.clone()),
         db: db.clone(),
         auth: Arc::new(auth::Auth::new(&args.auth, users)),
@@ -421,9 +445,11 @@ async fn serve<V: IntoView + 'static>(args: ServeArgs, pages: Pages<V>) -> Resul
         readiness: Arc::default(),
         spool_max_bytes: (args.spool_max_gb * 1e9) as u64,
     };
-    state
-        .hub
-        .spawn_status(db.clone(), std::time::Duration::from_secs(2));
+    state.hub.spawn_status(
+        db.clone(),
+        std::time::Duration::from_secs(2),
+        state.upstreams.names(),
+    );
     state.hub.spawn_relay(db.clone());
     watcher::spawn(
         state.clone(),
@@ -433,10 +459,19 @@ async fn serve<V: IntoView + 'static>(args: ServeArgs, pages: Pages<V>) -> Resul
             holder: format!("{}:{}", args.addr, std::process::id()),
         },
     );
-    let upstream = match state.upstream.info() {
-        UpstreamInfo::Remote { base_url } => base_url,
-        UpstreamInfo::Sandbox => "the built-in sandbox".to_string(),
-    };
+    let upstream = state
+        .upstreams
+        .all()
+        .iter()
+        .map(|u| {
+            let at = match u.info() {
+                UpstreamInfo::Remote { base_url } => base_url,
+                UpstreamInfo::Sandbox => "the built-in sandbox".to_string(),
+            };
+            format!("{} ({}) at {at}", u.display_name(), u.kind().as_str())
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
     let hub = state.hub.clone();
     let read_timeout = state.read_timeout;
     let app = router(state, pages);

@@ -108,7 +108,7 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
     );
     registry.register(
         "watcher_polling",
-        "1 when this replica is the one polling the upstream",
+        "How many upstreams this replica polls (it holds their leases)",
         m.watcher_polling.clone(),
     );
     Metrics { registry, ..m }
@@ -231,7 +231,8 @@ pub async fn serve(
     let m = metrics();
     m.event_streams.set(state.hub.streams() as i64);
     let polling = state.polling.load(std::sync::atomic::Ordering::Relaxed);
-    m.watcher_polling.set(i64::from(polling));
+    m.watcher_polling
+        .set(i64::try_from(polling).unwrap_or(i64::MAX));
     // The status the hub reads for every page (at most 2 s old).
     let lag = state
         .hub

@@ -5,24 +5,20 @@ use std::time::Instant;
 
 use axum::extract::FromRef;
 use leptos::prelude::*;
-use secrecy::SecretString;
 use url::Url;
-
-use super::config::{ServeArgs, OPENAI_BASE_URL};
-use batchboard_core::dashboard::{Reachability, UpstreamInfo};
-use batchboard_upstream::{Client, Policy, UpstreamError};
 
 #[derive(Clone)]
 pub struct AppState {
     pub leptos_options: LeptosOptions,
-    pub upstream: Arc<Upstream>,
+    /// Every upstream; calls on a batch or file go to the one its id names.
+    pub upstreams: Arc<crate::providers::Upstreams>,
     pub data_dir: Arc<std::path::PathBuf>,
     pub db: crate::store::Db,
     pub auth: Arc<super::auth::Auth>,
     pub hub: Arc<super::events::Hub>,
     pub webhook: Option<Arc<Webhook>>,
-    /// This replica holds the lease and polls the upstream.
-    pub polling: Arc<std::sync::atomic::AtomicBool>,
+    /// How many upstreams this replica polls (it holds their leases).
+    pub polling: Arc<std::sync::atomic::AtomicUsize>,
     /// Batch prices for cost estimates.
     pub prices: Arc<batchboard_core::prices::PriceTable>,
     /// Joined results of finished batches, recently read.
@@ -161,7 +157,8 @@ impl AppState {
         if let Some(b) = self.db.get_indexed(id).await? {
             return Ok(b);
         }
-        let b = self.upstream.client.get_batch(id).await?;
+        let (upstream, own) = self.upstreams.route(id)?;
+        let b = upstream.qualify_batch(upstream.client.get_batch(own).await?);
         self.index(&b).await;
         Ok(b)
     }
@@ -266,97 +263,6 @@ pub const RESYNC_AFTER: usize = 20;
 impl FromRef<AppState> for LeptosOptions {
     fn from_ref(state: &AppState) -> Self {
         state.leptos_options.clone()
-    }
-}
-
-/// The upstream API and whether it is the built-in sandbox.
-pub struct Upstream {
-    pub client: Client,
-    sandbox: bool,
-}
-
-/// Timeouts and retries of upstream calls, as configured.
-fn policy(args: &ServeArgs) -> Policy {
-    Policy {
-        call_timeout: std::time::Duration::from_millis(args.upstream_timeout_ms),
-        retries: args.upstream_retries,
-        ..Policy::default()
-    }
-}
-
-impl Upstream {
-    /// The upstream the arguments name: `--upstream-url`, or OpenAI when
-    /// only a key is given. `None` when neither is set (use the sandbox).
-    pub fn from_args(args: &ServeArgs) -> Result<Option<Self>, UpstreamError> {
-        let base_url = match (&args.upstream_url, &args.api_key) {
-            (Some(url), _) => url.clone(),
-            (None, Some(_)) => Url::parse(OPENAI_BASE_URL).expect("constant URL"),
-            (None, None) => return Ok(None),
-        };
-        let client = Client::new(
-            base_url,
-            args.api_key.as_ref(),
-            args.organization.as_deref(),
-            args.project.as_deref(),
-        )?
-        .with_policy(policy(args))
-        .with_observer(std::sync::Arc::new(crate::metrics::UpstreamMetrics));
-        Ok(Some(Self {
-            client,
-            sandbox: false,
-        }))
-    }
-
-    pub fn sandbox(
-        base_url: Url,
-        key: &SecretString,
-        args: &ServeArgs,
-    ) -> Result<Self, UpstreamError> {
-        Ok(Self {
-            client: Client::new(base_url, Some(key), None, None)?
-                .with_policy(policy(args))
-                .with_observer(std::sync::Arc::new(crate::metrics::UpstreamMetrics)),
-            sandbox: true,
-        })
-    }
-
-    pub fn info(&self) -> UpstreamInfo {
-        if self.sandbox {
-            UpstreamInfo::Sandbox
-        } else {
-            UpstreamInfo::Remote {
-                base_url: self.client.base_url().to_string(),
-            }
-        }
-    }
-
-    /// Asks the upstream for one batch: proves it answers, the path is an
-    /// OpenAI-compatible API and the key is accepted.
-    pub async fn probe(&self) -> Reachability {
-        let started = Instant::now();
-        let result = self.client.probe().await;
-        let latency_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-        use batchboard_core::i18n::{Key, Msg};
-        let (ok, msg) = match result {
-            Ok(()) => (true, Msg::new(Key::ProbeReachable).arg("ms", latency_ms)),
-            Err(UpstreamError::Api { status, .. }) => {
-                let key = match status {
-                    401 => Key::ProbeKeyRefused,
-                    403 => Key::ProbeKeyForbidden,
-                    404 => Key::ProbeNoBatchApi,
-                    429 => Key::ProbeRateLimited,
-                    _ => Key::ProbeUnexpected,
-                };
-                (false, Msg::new(key).arg("status", status))
-            }
-            Err(e) => (false, Msg::text(e)),
-        };
-        Reachability {
-            ok,
-            detail: msg.to_string(),
-            latency_ms,
-            msg: Some(msg),
-        }
     }
 }
 

@@ -1,19 +1,25 @@
-//! The one upstream poller: keeps the index current so that pages and event
-//! streams never call the upstream, whatever the number of viewers.
+//! The upstream pollers, one per upstream: keep the index current so that
+//! pages and event streams never call an upstream, whatever the number of
+//! viewers. An upstream that fails or is slow holds up only its own poller.
 //!
 //! It pages the batch list (all of it at start and every ten minutes; the
 //! newest page otherwise, going deeper only while it finds news), refreshes
 //! unfinished batches on an adaptive schedule, looks up input file names for
 //! search, and backs off on 429/5xx (honouring `retry-after`). On Postgres,
-//! only the replica holding an advisory-lock lease polls; when it dies its
-//! connection closes, the lock is freed and another replica takes over.
+//! only the replica holding an upstream's advisory-lock lease polls it;
+//! when it dies its connection closes, the lock is freed and another
+//! replica takes over.
 
 use std::time::{Duration, Instant};
 
+use std::sync::Arc;
+
 use super::state::AppState;
+use crate::providers::Upstream;
 use crate::store::index::Upsert;
 use crate::store::lease::Lease;
 use crate::store::now;
+use batchboard_core::dashboard::split_qualified;
 use batchboard_core::{Batch, BatchStatus};
 use batchboard_upstream::{Backoff, UpstreamError};
 
@@ -43,39 +49,43 @@ pub fn next_check(b: &Batch, outcome: &Upsert) -> i64 {
     now() + secs
 }
 
-/// Runs for as long as the server does.
+/// Runs one poller per upstream for as long as the server does.
 pub fn spawn(state: AppState, opts: WatchOptions) {
-    tokio::spawn(async move {
-        loop {
-            match Lease::try_acquire(&state.db).await {
-                Some(lease) => {
-                    tracing::info!(holder = %opts.holder, "watcher: this replica polls the upstream");
-                    state
-                        .polling
-                        .store(true, std::sync::atomic::Ordering::Relaxed);
-                    lead(&state, lease, &opts).await;
-                    state
-                        .polling
-                        .store(false, std::sync::atomic::Ordering::Relaxed);
-                    tracing::warn!("watcher: lost the lease");
-                }
-                None => tokio::time::sleep(opts.lease_retry).await,
-            }
-        }
-    });
+    for upstream in state.upstreams.all().to_vec() {
+        let (state, opts) = (state.clone(), opts.clone());
+        tokio::spawn(async move { poll(state, upstream, opts).await });
+    }
 }
 
-async fn lead(state: &AppState, mut lease: Lease, opts: &WatchOptions) {
+async fn poll(state: AppState, upstream: Arc<Upstream>, opts: WatchOptions) {
+    use std::sync::atomic::Ordering::Relaxed;
+    let name = upstream.display_name().to_owned();
+    loop {
+        match Lease::try_acquire(&state.db, &upstream.name).await {
+            Some(lease) => {
+                tracing::info!(holder = %opts.holder, upstream = %name, "watcher: this replica polls the upstream");
+                state.polling.fetch_add(1, Relaxed);
+                lead(&state, &upstream, lease, &opts).await;
+                state.polling.fetch_sub(1, Relaxed);
+                tracing::warn!(upstream = %name, "watcher: lost the lease");
+            }
+            None => tokio::time::sleep(opts.lease_retry).await,
+        }
+    }
+}
+
+async fn lead(state: &AppState, upstream: &Upstream, mut lease: Lease, opts: &WatchOptions) {
     let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(60));
     let mut last_full: Option<Instant> = None;
     let mut last_sweep: Option<Instant> = None;
+    let name = &upstream.name;
     loop {
         if !lease.alive().await {
             return;
         }
         let full = last_full.is_none_or(|t| t.elapsed() >= Duration::from_secs(600));
         let sweep = full || last_sweep.is_none_or(|t| t.elapsed() >= opts.sweep);
-        match step(state, sweep, full).await {
+        match step(state, upstream, sweep, full).await {
             Ok(()) => {
                 backoff.reset();
                 if sweep {
@@ -84,12 +94,15 @@ async fn lead(state: &AppState, mut lease: Lease, opts: &WatchOptions) {
                 if full {
                     last_full = Some(Instant::now());
                 }
-                let _ = state.db.watcher_contact(&opts.holder, Ok(())).await;
+                let _ = state.db.watcher_contact(name, &opts.holder, Ok(())).await;
             }
             Err(e) => {
                 let text = e.to_string();
-                tracing::warn!(error = %text, "watcher: upstream call failed");
-                let _ = state.db.watcher_contact(&opts.holder, Err(&text)).await;
+                tracing::warn!(error = %text, upstream = %upstream.display_name(), "watcher: upstream call failed");
+                let _ = state
+                    .db
+                    .watcher_contact(name, &opts.holder, Err(&text))
+                    .await;
                 let wait = if e.is_transient() {
                     backoff.delay(e.retry_after())
                 } else {
@@ -103,7 +116,7 @@ async fn lead(state: &AppState, mut lease: Lease, opts: &WatchOptions) {
         let until_sweep = opts
             .sweep
             .saturating_sub(last_sweep.map_or(Duration::ZERO, |t| t.elapsed()));
-        let until_due = match state.db.next_due().await {
+        let until_due = match state.db.next_due(name).await {
             Ok(Some(at)) => Duration::from_secs((at - now()).max(0) as u64),
             _ => until_sweep,
         };
@@ -114,14 +127,29 @@ async fn lead(state: &AppState, mut lease: Lease, opts: &WatchOptions) {
 
 /// One round: the list (if a sweep is due), then due batches, then missing
 /// file names.
-async fn step(state: &AppState, sweep: bool, full: bool) -> Result<(), UpstreamError> {
-    let client = &state.upstream.client;
+async fn step(
+    state: &AppState,
+    upstream: &Upstream,
+    sweep: bool,
+    full: bool,
+) -> Result<(), UpstreamError> {
+    let client = &upstream.client;
     if sweep {
         let mut after: Option<String> = None;
         loop {
             let page = client.list_batches(after.as_deref(), 100).await?;
+            // Paged by the upstream's own ids; indexed by the dashboard's.
+            let next = page
+                .last_id
+                .clone()
+                .or_else(|| page.data.last().map(|b| b.id.clone()));
+            let batches: Vec<Batch> = page
+                .data
+                .into_iter()
+                .map(|b| upstream.qualify_batch(b))
+                .collect();
             let news = state
-                .index_many(&page.data)
+                .index_many(&batches)
                 .await
                 .iter()
                 .any(|o| o.as_ref().is_some_and(|o| *o != Upsert::Unchanged));
@@ -130,19 +158,21 @@ async fn step(state: &AppState, sweep: bool, full: bool) -> Result<(), UpstreamE
             if !page.has_more || !(full || news) {
                 break;
             }
-            after = page
-                .last_id
-                .or_else(|| page.data.last().map(|b| b.id.clone()));
+            after = next;
             if after.is_none() {
                 break;
             }
         }
     }
-    let due = state.db.due_batches(25).await.unwrap_or_default();
+    let due = state
+        .db
+        .due_batches(&upstream.name, 25)
+        .await
+        .unwrap_or_default();
     for id in due {
-        match client.get_batch(&id).await {
+        match client.get_batch(split_qualified(&id).1).await {
             Ok(b) => {
-                state.index(&b).await;
+                state.index(&upstream.qualify_batch(b)).await;
             }
             // Gone upstream: stop asking about it.
             Err(UpstreamError::Api { status: 404, .. }) => {
@@ -155,18 +185,18 @@ async fn step(state: &AppState, sweep: bool, full: bool) -> Result<(), UpstreamE
             Err(e) => return Err(e),
         }
     }
-    name_files(state).await
+    name_files(state, upstream).await
 }
 
 /// Input file names, for search by file name: one lookup per new batch.
-async fn name_files(state: &AppState) -> Result<(), UpstreamError> {
+async fn name_files(state: &AppState, upstream: &Upstream) -> Result<(), UpstreamError> {
     let missing = state
         .db
-        .batches_without_file_name(10)
+        .batches_without_file_name(&upstream.name, 10)
         .await
         .unwrap_or_default();
     for (id, file) in missing {
-        let name = match state.upstream.client.get_file(&file).await {
+        let name = match upstream.client.get_file(split_qualified(&file).1).await {
             Ok(f) => f.filename,
             // Deleted or expired: remember that there is no name to find.
             Err(UpstreamError::Api { status: 404, .. }) => String::new(),

@@ -148,13 +148,13 @@ pub async fn actor<R: Needs>() -> Result<Actor<R>, AppError> {
 #[server(endpoint = "upstream_info")]
 pub async fn get_upstream_info() -> Result<UpstreamInfo, AppError> {
     actor::<Viewer>().await?;
-    Ok(state()?.upstream.info())
+    Ok(state()?.upstreams.first().info())
 }
 
 #[server(endpoint = "check_upstream")]
 pub async fn check_upstream() -> Result<Reachability, AppError> {
     actor::<Viewer>().await?;
-    Ok(state()?.upstream.probe().await)
+    Ok(state()?.upstreams.first().probe().await)
 }
 
 /// A page of the batch table, from the local index (never the upstream:
@@ -220,7 +220,8 @@ pub async fn cancel_batch(id: String) -> Result<Batch, AppError> {
     let actor = actor::<Operator>().await?;
     check_id("batch", &id)?;
     let st = state()?;
-    let batch = st.upstream.client.cancel_batch(&id).await?;
+    let (upstream, own) = st.upstreams.route(&id)?;
+    let batch = upstream.qualify_batch(upstream.client.cancel_batch(own).await?);
     st.index(&batch).await;
     actor.audit("cancel", Some(&id), None).await;
     Ok(batch)

@@ -33,8 +33,13 @@ pub async fn batch_results(
 #[server(endpoint = "retry_failed")]
 pub async fn retry_failed(id: String) -> Result<Batch, AppError> {
     let actor = actor::<Operator>().await?;
-    let (batch, n) =
-        batchboard_server::services::retry::retry_failed(&state()?, &id, &actor.user.name).await?;
+    let (batch, n) = batchboard_server::services::retry::retry_failed(
+        &state()?,
+        &id,
+        &actor.user.name,
+        actor.user.role,
+    )
+    .await?;
     let detail = batchboard_core::i18n::Msg::new(batchboard_core::i18n::Key::AuditDetailRetry)
         .arg("id", &id)
         .arg("n", n);

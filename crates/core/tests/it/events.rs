@@ -58,3 +58,23 @@ fn only_changes_that_can_move_rows_reshape_a_view() {
     assert!(status_sort.reshaped_by(Change::Status));
     assert!(search.reshaped_by(Change::Status));
 }
+
+/// Ids of batches at other upstreams carry the upstream's name; both
+/// forms pass the id check, and nothing else with a dot does.
+#[test]
+fn qualified_ids_name_their_upstream_and_pass_the_id_check() {
+    use batchboard_core::dashboard::{check_id, qualified, split_qualified};
+    assert_eq!(qualified("", "batch_1"), "batch_1");
+    let q = qualified("azure-eu", "batch_1");
+    assert_eq!(q, "azure-eu.batch_1");
+    assert_eq!(split_qualified(&q), ("azure-eu", "batch_1"));
+    assert_eq!(split_qualified("batch_1"), ("", "batch_1"));
+    for ok in ["batch_1", "azure-eu.batch_1", "claude.msgbatch_01--failed"] {
+        check_id("batch", ok).unwrap();
+    }
+    for bad in [
+        "", ".batch_1", "azure.", "a.b.c", "..", "../etc", "a b", "a/b",
+    ] {
+        assert!(check_id("batch", bad).is_err(), "{bad:?}");
+    }
+}

@@ -55,6 +55,7 @@ impl Intake {
     /// (`file_size`); only then does the file stream through.
     pub fn start(
         state: &AppState,
+        upstream: &crate::providers::Upstream,
         endpoint: Option<&str>,
         filename: &str,
         announced: Option<u64>,
@@ -80,7 +81,7 @@ impl Intake {
         });
         let forward = announced
             .filter(|n| (1..=MAX_FILE_BYTES).contains(n))
-            .map(|len| Forward::start(&state.upstream.client, filename, len));
+            .map(|len| Forward::start(&upstream.client, filename, len));
         Ok(Self {
             to_check,
             checking,

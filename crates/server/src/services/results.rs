@@ -247,7 +247,8 @@ fn prune(root: &Path, keep: &[String], max_bytes: u64) {
 
 /// Streams an upstream file to disk (to a `.part` file, renamed when whole).
 async fn spool(state: &AppState, file_id: &str, path: &Path) -> Result<(), ApiError> {
-    let resp = state.upstream.client.file_content(file_id).await?;
+    let (upstream, own) = state.upstreams.route(file_id)?;
+    let resp = upstream.client.file_content(own).await?;
     let part = path.with_extension("part");
     let mut out = tokio::fs::File::create(&part)
         .await
@@ -617,7 +618,8 @@ pub async fn batch(state: &AppState, id: &str) -> Result<Batch, ApiError> {
             return Ok(b);
         }
     }
-    Ok(state.upstream.client.get_batch(id).await?)
+    let (upstream, own) = state.upstreams.route(id)?;
+    Ok(upstream.qualify_batch(upstream.client.get_batch(own).await?))
 }
 
 /// `GET /api/batches/{id}/merged?format=jsonl|csv`: every request with its

@@ -18,8 +18,12 @@ pub async fn retry_failed(
     st: &AppState,
     id: &str,
     creator: &str,
+    role: batchboard_core::access::Role,
 ) -> Result<(Batch, usize), HttpError> {
     let original = results::batch(st, id).await?;
+    // The retry goes where the original ran, if the user may create there.
+    let (upstream, _) = st.upstreams.route(id)?;
+    upstream.check_may_create(role)?;
     let joined = results::joined(st, &original).await?;
     // One retry of a batch at a time, and only one: a second click (or a
     // colleague) gets the batch already made.
@@ -80,6 +84,7 @@ pub async fn retry_failed(
         .unwrap_or_else(|| format!("{id}-retry.jsonl"));
     let batch = submit(
         st,
+        upstream,
         &file,
         &name,
         CreateBatch {

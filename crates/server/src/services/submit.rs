@@ -13,6 +13,7 @@ use batchboard_core::{check_metadata, CreateBatch, Metadata, CREATED_BY};
 use tokio::io::AsyncReadExt;
 
 use crate::http::HttpError;
+use crate::providers::Upstream;
 use crate::state::AppState;
 
 /// A temporary file in `dir` (an upload, a retry's requests), removed
@@ -82,19 +83,17 @@ pub async fn estimate_tokens(mut report: Report) -> Report {
     report
 }
 
-/// Uploads a checked file and creates the batch from it (see [`create_from`]).
+/// Uploads a checked file to `upstream` and creates the batch from it (see
+/// [`create_from`]).
 pub async fn submit(
     state: &AppState,
+    upstream: &Upstream,
     path: &std::path::Path,
     filename: &str,
     req: CreateBatch,
 ) -> Result<batchboard_core::Batch, ApiError> {
-    let file = state
-        .upstream
-        .client
-        .upload_file(path, filename, "batch")
-        .await?;
-    create_from(state, file, filename, req).await
+    let file = upstream.client.upload_file(path, filename, "batch").await?;
+    create_from(state, upstream, file, filename, req).await
 }
 
 /// Creates the batch from an uploaded file (`input_file_id` is filled in
@@ -104,11 +103,12 @@ pub async fn submit(
 /// batch after all, the file stays: a batch may be reading it.)
 pub async fn create_from(
     state: &AppState,
+    upstream: &Upstream,
     file: batchboard_core::FileObject,
     filename: &str,
     mut req: CreateBatch,
 ) -> Result<batchboard_core::Batch, ApiError> {
-    let client = &state.upstream.client;
+    let client = &upstream.client;
     req.input_file_id = file.id;
     let batch = match client.create_batch(&req).await {
         Ok(b) => b,
@@ -120,6 +120,7 @@ pub async fn create_from(
             return Err(e.into());
         }
     };
+    let batch = upstream.qualify_batch(batch);
     state.index(&batch).await;
     if let Err(e) = state.db.set_file_name(&batch.id, filename).await {
         tracing::warn!(error = %e, "cannot store the file name");

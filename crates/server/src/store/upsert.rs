@@ -122,7 +122,7 @@ impl Db {
                 let mut qb = QueryBuilder::new(
                     "INSERT INTO batches (id, status, terminal, endpoint, model, creator, created_at, \
                      input_file_id, output_file_id, error_file_id, input_file_name, data, seen_at, \
-                     changed_at, next_check_at) ",
+                     changed_at, next_check_at, upstream) ",
                 );
                 qb.push_values(&write, |mut v, r| {
                     v.push_bind(r.b.id.as_str())
@@ -139,7 +139,8 @@ impl Db {
                         .push_bind(r.data.as_str())
                         .push_bind(now)
                         .push_bind(now)
-                        .push_bind(r.next_check_at);
+                        .push_bind(r.next_check_at)
+                        .push_bind(batchboard_core::dashboard::split_qualified(&r.b.id).0);
                 });
                 qb.push(
                     " ON CONFLICT (id) DO UPDATE SET status = excluded.status, \

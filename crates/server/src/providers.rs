@@ -1,0 +1,252 @@
+//! The upstreams this server talks to: the one the flags describe (or the
+//! built-in sandbox), named `""` and shown as `default`, whose ids are kept
+//! as the upstream makes them; then those of the upstreams file, each with
+//! ids `name.id` in the dashboard ([`batchboard_core::dashboard::qualified`]),
+//! so that ids from two upstreams never collide. Every call on a batch or
+//! file goes to the upstream its id names ([`Upstreams::route`]).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use secrecy::SecretString;
+use url::Url;
+
+use super::config::{ServeArgs, OPENAI_BASE_URL};
+use super::upstreams::{Limits, UpstreamConfig};
+use batchboard_core::access::Role;
+use batchboard_core::dashboard::{qualified, split_qualified, Reachability, UpstreamInfo};
+use batchboard_core::error::ApiError;
+use batchboard_core::i18n::{Key, Msg};
+use batchboard_core::Batch;
+use batchboard_upstream::dialect::Kind;
+use batchboard_upstream::provider::Access;
+use batchboard_upstream::{Client, Policy, UpstreamError};
+
+/// One upstream API.
+pub struct Upstream {
+    /// `""` for the first upstream; the upstreams file's name otherwise.
+    pub name: String,
+    pub client: Client,
+    sandbox: bool,
+    /// Who may create batches here.
+    pub create_roles: Vec<Role>,
+    pub limits: Limits,
+    /// Azure: the deployments lines may name (empty: any).
+    pub deployments: Vec<String>,
+}
+
+/// Timeouts and retries of upstream calls, as configured.
+fn policy(args: &ServeArgs) -> Policy {
+    Policy {
+        call_timeout: std::time::Duration::from_millis(args.upstream_timeout_ms),
+        retries: args.upstream_retries,
+        ..Policy::default()
+    }
+}
+
+fn observed(client: Client, args: &ServeArgs) -> Client {
+    client
+        .with_policy(policy(args))
+        .with_observer(Arc::new(crate::metrics::UpstreamMetrics))
+}
+
+impl Upstream {
+    fn first(client: Client, sandbox: bool) -> Self {
+        Self {
+            name: String::new(),
+            client,
+            sandbox,
+            create_roles: vec![Role::Operator, Role::Admin],
+            limits: Limits::default(),
+            deployments: Vec::new(),
+        }
+    }
+
+    /// The upstream the arguments name: `--upstream-url`, or OpenAI when
+    /// only a key is given. `None` when neither is set.
+    pub fn from_args(args: &ServeArgs) -> Result<Option<Self>, UpstreamError> {
+        let base_url = match (&args.upstream_url, &args.api_key) {
+            (Some(url), _) => url.clone(),
+            (None, Some(_)) => Url::parse(OPENAI_BASE_URL).expect("constant URL"),
+            (None, None) => return Ok(None),
+        };
+        let client = Client::new(
+            base_url,
+            args.api_key.as_ref(),
+            args.organization.as_deref(),
+            args.project.as_deref(),
+        )?;
+        Ok(Some(Self::first(observed(client, args), false)))
+    }
+
+    /// The built-in sandbox at `base_url`.
+    pub fn sandbox(
+        base_url: Url,
+        key: &SecretString,
+        args: &ServeArgs,
+    ) -> Result<Self, UpstreamError> {
+        let client = Client::new(base_url, Some(key), None, None)?;
+        Ok(Self::first(observed(client, args), true))
+    }
+
+    /// One upstream of the upstreams file.
+    pub fn from_config(c: &UpstreamConfig, args: &ServeArgs) -> Result<Self, UpstreamError> {
+        let client = Client::connect(Access {
+            kind: c.kind,
+            base: &c.base_url,
+            key: c.key.as_ref(),
+            organization: c.organization.as_deref(),
+            project: c.project.as_deref(),
+            api_version: c.api_version.as_deref(),
+        })?;
+        Ok(Self {
+            name: c.name.clone(),
+            client: observed(client, args),
+            sandbox: false,
+            create_roles: c.create_roles.clone(),
+            limits: c.limits.clone(),
+            deployments: c.deployments.clone(),
+        })
+    }
+
+    pub fn kind(&self) -> Kind {
+        self.client.kind()
+    }
+
+    /// How it is shown: `default` for the first.
+    pub fn display_name(&self) -> &str {
+        batchboard_core::dashboard::display_upstream(&self.name)
+    }
+
+    /// The dashboard's id of one of this upstream's ids.
+    pub fn qualify(&self, id: &str) -> String {
+        qualified(&self.name, id)
+    }
+
+    /// A batch as this upstream sent it, with the dashboard's ids for it
+    /// and its files.
+    pub fn qualify_batch(&self, mut b: Batch) -> Batch {
+        if self.name.is_empty() {
+            return b;
+        }
+        b.id = self.qualify(&b.id);
+        if !b.input_file_id.is_empty() {
+            b.input_file_id = self.qualify(&b.input_file_id);
+        }
+        for f in [&mut b.output_file_id, &mut b.error_file_id]
+            .into_iter()
+            .flatten()
+        {
+            *f = self.qualify(f);
+        }
+        b
+    }
+
+    pub fn info(&self) -> UpstreamInfo {
+        if self.sandbox {
+            UpstreamInfo::Sandbox
+        } else {
+            UpstreamInfo::Remote {
+                base_url: self.client.base_url().to_string(),
+            }
+        }
+    }
+
+    /// Asks the upstream for one batch: proves it answers, the path is the
+    /// kind's API and the key is accepted.
+    pub async fn probe(&self) -> Reachability {
+        let started = Instant::now();
+        let result = self.client.probe().await;
+        let latency_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let (ok, msg) = match result {
+            Ok(()) => (true, Msg::new(Key::ProbeReachable).arg("ms", latency_ms)),
+            Err(UpstreamError::Api { status, .. }) => {
+                let key = match status {
+                    401 => Key::ProbeKeyRefused,
+                    403 => Key::ProbeKeyForbidden,
+                    404 => Key::ProbeNoBatchApi,
+                    429 => Key::ProbeRateLimited,
+                    _ => Key::ProbeUnexpected,
+                };
+                (false, Msg::new(key).arg("status", status))
+            }
+            Err(e) => (false, Msg::text(e)),
+        };
+        Reachability {
+            ok,
+            detail: msg.to_string(),
+            latency_ms,
+            msg: Some(msg),
+        }
+    }
+}
+
+/// Every upstream, the first one first.
+pub struct Upstreams(Vec<Arc<Upstream>>);
+
+impl Upstreams {
+    /// `list` must not be empty and its names must differ (the upstreams
+    /// file's check sees to it).
+    pub fn new(list: Vec<Upstream>) -> Self {
+        Self(list.into_iter().map(Arc::new).collect())
+    }
+
+    /// The first upstream: where batches are created unless another is
+    /// chosen, and what the banner describes.
+    pub fn first(&self) -> &Arc<Upstream> {
+        &self.0[0]
+    }
+
+    pub fn all(&self) -> &[Arc<Upstream>] {
+        &self.0
+    }
+
+    pub fn named(&self, name: &str) -> Option<&Arc<Upstream>> {
+        self.0.iter().find(|u| u.name == name)
+    }
+
+    pub fn names(&self) -> Vec<String> {
+        self.0.iter().map(|u| u.name.clone()).collect()
+    }
+
+    /// The upstream a dashboard id names, and the id it has there.
+    pub fn route<'a>(&self, id: &'a str) -> Result<(&Arc<Upstream>, &'a str), ApiError> {
+        let (name, own) = split_qualified(id);
+        let upstream = self.named(name).ok_or_else(|| {
+            ApiError::Invalid(Msg::new(Key::ProblemUnknownUpstream).arg("name", name))
+        })?;
+        Ok((upstream, own))
+    }
+}
+
+impl Upstream {
+    /// Refuses a role that may not create batches here.
+    pub fn check_may_create(&self, role: Role) -> Result<(), ApiError> {
+        if self.create_roles.contains(&role) {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden(
+                Msg::new(Key::ServerUpstreamCreateForbidden)
+                    .arg("role", role.as_str())
+                    .arg("name", self.display_name()),
+            ))
+        }
+    }
+}
+
+impl Upstreams {
+    /// Where a new batch goes: the upstream `name` (none or `""`: the
+    /// first), if `role` may create batches there.
+    pub fn for_create(&self, name: Option<&str>, role: Role) -> Result<&Arc<Upstream>, ApiError> {
+        let name = name.map(str::trim).unwrap_or_default();
+        let upstream = match name {
+            "" => self.first(),
+            "default" => self.named("").unwrap_or(self.first()),
+            _ => self.named(name).ok_or_else(|| {
+                ApiError::Invalid(Msg::new(Key::ProblemUnknownUpstream).arg("name", name))
+            })?,
+        };
+        upstream.check_may_create(role)?;
+        Ok(upstream)
+    }
+}
