@@ -12,6 +12,7 @@ mod dashboard;
 mod faults;
 mod live;
 mod postgres;
+mod providers;
 mod results;
 mod sandbox;
 mod serve;

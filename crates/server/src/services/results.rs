@@ -308,6 +308,8 @@ fn index(paths: [Option<PathBuf>; 3]) -> Result<Joined, ApiError> {
     let read_err = io_error("cannot read the spool");
     // Results first: custom_id → where, and what it says.
     let mut results: HashMap<String, ResultRef> = HashMap::new();
+    // In the order read: the rows of a batch without an input file.
+    let mut order: Vec<String> = Vec::new();
     let mut codes: HashMap<String, Arc<str>> = HashMap::new();
     for (source, path) in [(Source::Output, &paths[1]), (Source::Error, &paths[2])] {
         let Some(path) = path else { continue };
@@ -329,7 +331,12 @@ fn index(paths: [Option<PathBuf>; 3]) -> Result<Joined, ApiError> {
                 offset,
                 len: line.len() as u32,
             };
-            results.insert(id.to_string(), (source, span, reading.outcome(), code));
+            if results
+                .insert(id.to_string(), (source, span, reading.outcome(), code))
+                .is_none()
+            {
+                order.push(id.to_string());
+            }
         })
         .map_err(&read_err)?;
     }
@@ -337,7 +344,37 @@ fn index(paths: [Option<PathBuf>; 3]) -> Result<Joined, ApiError> {
     let (mut ok, mut failed, mut not_run) = (0, 0, 0);
     let mut groups: HashMap<Arc<str>, u64> = HashMap::new();
     let Some(input) = &paths[0] else {
-        return Err(ApiError::Invalid(Msg::new(Key::ServerNoInputFile)));
+        // No input file (Anthropic keeps a message batch's requests to
+        // itself): one row per result, in the order the results came.
+        for (n, id) in order.into_iter().enumerate() {
+            let Some((source, rspan, outcome, code)) = results.remove(&id) else {
+                continue;
+            };
+            match outcome {
+                Outcome::Ok => ok += 1,
+                Outcome::Failed => failed += 1,
+                Outcome::NotRun => not_run += 1,
+            }
+            if let Some(c) = &code {
+                *groups.entry(c.clone()).or_default() += 1;
+            }
+            inputs.push(InputRef {
+                line: n as u64 + 1,
+                id: id.into(),
+                span: Span { offset: 0, len: 0 },
+                outcome,
+                code,
+                result: Some((source, rspan)),
+            });
+        }
+        return Ok(Joined {
+            paths,
+            inputs,
+            ok,
+            failed,
+            not_run,
+            groups: sorted_groups(groups),
+        });
     };
     each_line(input, |n, offset, line| {
         let id = serde_json::from_slice::<IdOnly>(line)
@@ -375,19 +412,24 @@ fn index(paths: [Option<PathBuf>; 3]) -> Result<Joined, ApiError> {
     if not_run > 0 {
         groups.insert(Arc::from("not_run"), not_run);
     }
-    let mut groups: Vec<(String, u64)> = groups
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect();
-    groups.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
     Ok(Joined {
         paths,
         inputs,
         ok,
         failed,
         not_run,
-        groups,
+        groups: sorted_groups(groups),
     })
+}
+
+/// Error groups, most frequent first.
+fn sorted_groups(groups: HashMap<Arc<str>, u64>) -> Vec<(String, u64)> {
+    let mut groups: Vec<(String, u64)> = groups
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+    groups.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    groups
 }
 
 /// The code a row is grouped and filtered by (`not_run` for those).
@@ -400,7 +442,8 @@ fn row_code(i: &InputRef) -> Option<&str> {
 
 /// Reads the bytes of a span back from a spooled file.
 struct Reader {
-    input: File,
+    /// `None` for a batch whose requests are not kept (see [`index`]).
+    input: Option<File>,
     output: Option<File>,
     error: Option<File>,
 }
@@ -409,10 +452,15 @@ impl Reader {
     fn open(paths: &[Option<PathBuf>; 3]) -> std::io::Result<Self> {
         let open = |p: &Option<PathBuf>| p.as_ref().map(File::open).transpose();
         Ok(Self {
-            input: open(&paths[0])?.ok_or_else(|| std::io::Error::other("no input file"))?,
+            input: open(&paths[0])?,
             output: open(&paths[1])?,
             error: open(&paths[2])?,
         })
+    }
+
+    /// A request's input line, if the batch has an input file.
+    fn request(&self, span: Span) -> std::io::Result<Option<Vec<u8>>> {
+        self.input.as_ref().map(|f| Self::read(f, span)).transpose()
     }
 
     fn read(file: &File, span: Span) -> std::io::Result<Vec<u8>> {
@@ -562,7 +610,7 @@ fn merged_rows(
 /// `{"line", "custom_id", "outcome", "request": <input line>, "result":
 /// <result line or null>}`: the original lines, untouched.
 fn write_jsonl(buf: &mut Vec<u8>, reader: &Reader, i: &InputRef) -> std::io::Result<()> {
-    let input = Reader::read(&reader.input, i.span)?;
+    let input = reader.request(i.span)?;
     let result = reader.result(i.result)?;
     let id = serde_json::to_string(&*i.id).map_err(std::io::Error::other)?;
     write!(
@@ -571,7 +619,7 @@ fn write_jsonl(buf: &mut Vec<u8>, reader: &Reader, i: &InputRef) -> std::io::Res
         i.line,
         i.outcome.as_str()
     )?;
-    buf.extend_from_slice(&input);
+    buf.extend_from_slice(input.as_deref().unwrap_or(b"null"));
     buf.extend_from_slice(b",\"result\":");
     match result {
         Some(r) => buf.extend_from_slice(&r),
@@ -683,8 +731,11 @@ pub async fn write_failed(
         let mut out = std::io::BufWriter::new(out);
         let mut n = 0;
         for i in joined.inputs.iter().filter(|i| i.outcome != Outcome::Ok) {
-            out.write_all(&Reader::read(&reader.input, i.span).map_err(&fail)?)
-                .map_err(&fail)?;
+            let line = reader
+                .request(i.span)
+                .map_err(&fail)?
+                .ok_or_else(|| ApiError::Invalid(Msg::new(Key::ServerNoInputFile)))?;
+            out.write_all(&line).map_err(&fail)?;
             out.write_all(b"\n").map_err(&fail)?;
             n += 1;
         }

@@ -1,0 +1,331 @@
+//! Several upstreams in one dashboard, over real HTTP: the flags' upstream
+//! (the sandbox's OpenAI dialect) and, from an upstreams file, the
+//! sandbox's Azure and Anthropic dialects. Batches of all of them in one
+//! table with ids that say where they live; create, results, downloads,
+//! cancel and retry each go to the batch's own upstream.
+
+use serde_json::Value;
+
+use crate::common::{self, sandbox, Proc, TempDir, FAST, PASSWORD};
+
+const KEY: &str = "sk-providers-test";
+
+struct Board {
+    dash: Proc,
+    sandbox: Proc,
+    http: reqwest::Client,
+    _dir: TempDir,
+}
+
+async fn board() -> Board {
+    let dir = TempDir::new("providers");
+    let data = dir.0.join("data");
+    common::add_user(&data, "op", "operator", PASSWORD);
+    let sb = sandbox(&dir.0.join("sb"), KEY, FAST);
+    let file = dir.0.join("upstreams.toml");
+    std::fs::write(
+        &file,
+        format!(
+            r#"
+[[upstream]]
+name = "azure"
+kind = "azure"
+base_url = "{sb}/azure"
+api_version = "2024-10-21"
+key_env = "TEST_SANDBOX_KEY"
+
+[[upstream]]
+name = "claude"
+kind = "anthropic"
+base_url = "{sb}/anthropic"
+key_env = "TEST_SANDBOX_KEY"
+
+[[upstream]]
+name = "admins-only"
+kind = "openai-compatible"
+base_url = "{sb}/v1"
+key_env = "TEST_SANDBOX_KEY"
+create_roles = ["admin"]
+"#,
+            sb = sb.base()
+        ),
+    )
+    .unwrap();
+    let addr = format!("127.0.0.1:{}", common::free_port());
+    let mut cmd = common::serve_command(&addr, &data);
+    cmd.args(["--upstream-url", &format!("{}/v1", sb.base())])
+        .arg("--upstreams-file")
+        .arg(&file)
+        .args(["--watch-interval-ms", "300"])
+        .env("OPENAI_API_KEY", KEY)
+        .env("TEST_SANDBOX_KEY", KEY);
+    let dash = Proc::spawn(cmd, addr);
+    let http = common::signed_in(&dash.base(), "op", PASSWORD).await;
+    Board {
+        dash,
+        sandbox: sb,
+        http,
+        _dir: dir,
+    }
+}
+
+fn chat(id: &str, model: &str) -> String {
+    format!(
+        r#"{{"custom_id":"{id}","method":"POST","url":"/v1/chat/completions","body":{{"model":"{model}","messages":[{{"role":"user","content":"hi {id}"}}]}}}}"#
+    )
+}
+
+impl Board {
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.dash.base())
+    }
+
+    /// The New batch form, sent to the upstream `upstream`.
+    async fn create_on(&self, upstream: &str, content: String) -> (u16, Value) {
+        let size = content.len().to_string();
+        let form = reqwest::multipart::Form::new()
+            .text("upstream", upstream.to_string())
+            .text("endpoint", "/v1/chat/completions")
+            .text("completion_window", "24h")
+            .text("metadata", "{}")
+            .text("file_size", size)
+            .part(
+                "file",
+                reqwest::multipart::Part::bytes(content.into_bytes()).file_name("in.jsonl"),
+            );
+        let r = self
+            .http
+            .post(self.url("/api/batches"))
+            .multipart(form)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        let text = r.text().await.unwrap();
+        assert!(!text.contains(KEY), "{text}");
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    async fn call(&self, name: &str, args: &[(&str, &str)]) -> (u16, Value) {
+        let (status, text) = common::server_fn(&self.http, &self.dash.base(), name, args).await;
+        assert!(!text.contains(KEY), "{text}");
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    /// The batch, once the watcher has seen it end.
+    async fn ended(&self, id: &str) -> Value {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let (status, b) = self.call("get_batch", &[("id", id)]).await;
+            assert_eq!(status, 200, "{b}");
+            if ["completed", "failed", "cancelled", "expired"]
+                .contains(&b["status"].as_str().unwrap())
+            {
+                return b;
+            }
+            assert!(std::time::Instant::now() < deadline, "{b}");
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn table_ids(&self) -> Vec<String> {
+        let (status, page) = self.call("list_batches", &[("query[limit]", "100")]).await;
+        assert_eq!(status, 200, "{page}");
+        page["batches"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|b| b["id"].as_str().unwrap().to_owned())
+            .collect()
+    }
+}
+
+#[tokio::test]
+async fn batches_of_every_upstream_share_one_table_and_go_back_to_their_own() {
+    let b = board().await;
+
+    // Created through the dashboard on the default upstream and on Azure.
+    let lines = format!(
+        "{}\n{}\n",
+        chat("a", "gpt-4o-mini"),
+        chat("b", "gpt-4o-mini")
+    );
+    let (status, plain) = b.create_on("", lines.clone()).await;
+    assert_eq!(status, 200, "{plain}");
+    let plain_id = plain["id"].as_str().unwrap().to_owned();
+    assert!(plain_id.starts_with("batch_"), "{plain_id}");
+    let azure_lines = format!(
+        "{}\n{}\n",
+        chat("a", "gpt-4o-mini-batch"),
+        chat("b", "gpt-4o-mini-batch")
+    );
+    let (status, azure) = b.create_on("azure", azure_lines).await;
+    assert_eq!(status, 200, "{azure}");
+    let azure_id = azure["id"].as_str().unwrap().to_owned();
+    assert!(azure_id.starts_with("azure.batch_"), "{azure_id}");
+    assert!(
+        azure["input_file_id"]
+            .as_str()
+            .unwrap()
+            .starts_with("azure.file-"),
+        "{azure}"
+    );
+    assert_eq!(
+        azure["expires_at"],
+        Value::Null,
+        "Azure batches do not expire"
+    );
+
+    // A message batch made at Anthropic directly (by a script, say): the
+    // dashboard's poller finds it.
+    let anthropic = reqwest::Client::new();
+    let created: Value = anthropic
+        .post(format!("{}/anthropic/v1/messages/batches", b.sandbox.base()))
+        .header("x-api-key", KEY)
+        .header("anthropic-version", "2023-06-01")
+        .json(&serde_json::json!({"requests": [
+            {"custom_id": "ok", "params": {"model": "claude", "max_tokens": 20, "messages": [{"role": "user", "content": "hello"}]}},
+            {"custom_id": "bad", "params": {"model": "claude", "max_tokens": 20, "messages": [{"role": "system", "content": "x"}]}}
+        ]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let claude_id = format!("claude.{}", created["id"].as_str().unwrap());
+
+    // One table, ids that say where each batch lives.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let ids = b.table_ids().await;
+        if [&plain_id, &azure_id, &claude_id]
+            .iter()
+            .all(|id| ids.contains(id))
+        {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{ids:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+
+    // Each one's results come from its own upstream.
+    for (id, ok, failed) in [(&plain_id, 2, 0), (&azure_id, 2, 0), (&claude_id, 1, 1)] {
+        let batch = b.ended(id).await;
+        assert_eq!(batch["status"], "completed", "{batch}");
+        let (status, results) = b.call("batch_results", &[("id", id)]).await;
+        assert_eq!(status, 200, "{id}: {results}");
+        assert_eq!(results["ok"], ok, "{id}: {results}");
+        assert_eq!(results["failed"], failed, "{id}: {results}");
+        let out = batch["output_file_id"].as_str().unwrap();
+        let r = b
+            .http
+            .get(b.url(&format!("/files/{out}/content?batch={id}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{id}");
+        let text = r.text().await.unwrap();
+        assert_eq!(text.lines().count(), ok as usize, "{id}: {text}");
+    }
+
+    // Anthropic keeps a message batch's requests to itself: the merged
+    // download has the results, and no request.
+    let merged = b
+        .http
+        .get(b.url(&format!("/api/batches/{claude_id}/merged?format=jsonl")))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let rows: Vec<Value> = merged
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 2, "{merged}");
+    assert!(
+        rows.iter()
+            .all(|r| r["request"].is_null() && r["result"].is_object()),
+        "{merged}"
+    );
+
+    // Retrying its failure needs the requests: refused, saying why.
+    let (status, body) = b.call("retry_failed", &[("id", &claude_id)]).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.to_string().contains("no input file"), "{body}");
+
+    // An upstream the role may not create on, and one that does not exist.
+    let (status, body) = b.create_on("admins-only", lines.clone()).await;
+    assert_eq!(status, 403, "{body}");
+    assert!(body.to_string().contains("admins-only"), "{body}");
+    let (status, body) = b.create_on("nowhere", lines).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.to_string().contains("nowhere"), "{body}");
+
+    // /readyz names each upstream.
+    let ready: Value = b
+        .http
+        .get(b.url("/readyz"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let names: Vec<&str> = ready["upstreams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["default", "azure", "claude", "admins-only"],
+        "{ready}"
+    );
+    assert!(
+        ready["upstreams"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|u| u["ready"] == true),
+        "{ready}"
+    );
+}
+
+#[tokio::test]
+async fn a_message_batch_is_cancelled_through_the_dashboard() {
+    let b = board().await;
+    let many: Vec<Value> = (0..3000)
+        .map(|i| serde_json::json!({"custom_id": format!("m{i}"), "params": {"model": "claude", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}]}}))
+        .collect();
+    let created: Value = reqwest::Client::new()
+        .post(format!(
+            "{}/anthropic/v1/messages/batches",
+            b.sandbox.base()
+        ))
+        .header("x-api-key", KEY)
+        .header("anthropic-version", "2023-06-01")
+        .json(&serde_json::json!({ "requests": many }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = format!("claude.{}", created["id"].as_str().unwrap());
+    let (status, batch) = b.call("cancel_batch", &[("id", &id)]).await;
+    assert_eq!(status, 200, "{batch}");
+    assert_eq!(batch["id"], id.as_str());
+    assert_eq!(batch["status"], "cancelling");
+    let ended = b.ended(&id).await;
+    assert_eq!(ended["status"], "cancelled", "{ended}");
+}
