@@ -12,6 +12,7 @@
 //! unknown status string is kept as itself.
 
 pub mod access;
+pub mod anthropic;
 pub mod dashboard;
 pub mod error;
 pub mod i18n;

@@ -248,6 +248,27 @@ pub fn answer_of(body: &Value) -> (Answer, Option<u64>) {
             return (Answer::text(&text.join("\n")), None);
         }
     }
+    // Anthropic's Messages API: text blocks (tool use named like OpenAI's).
+    if body.get("type").and_then(Value::as_str) == Some("message") {
+        let blocks = body.get("content").and_then(Value::as_array);
+        let of = |kind: &str, field: &str| -> Vec<&str> {
+            blocks
+                .into_iter()
+                .flatten()
+                .filter(|c| c.get("type").and_then(Value::as_str) == Some(kind))
+                .filter_map(|c| c.get(field).and_then(Value::as_str))
+                .collect()
+        };
+        let text = of("text", "text");
+        if !text.is_empty() {
+            return (Answer::text(&text.join("\n")), None);
+        }
+        let tools = of("tool_use", "name");
+        if !tools.is_empty() {
+            let msg = Msg::new(Key::AnswerToolCall).arg("names", tools.join(", "));
+            return (Answer::worded(msg), None);
+        }
+    }
     if let Some(data) = body.get("data").and_then(Value::as_array) {
         if let Some(dims) = data
             .first()
@@ -320,6 +341,12 @@ mod tests {
                 total: 5
             })
         );
+        let message = json!({"type":"message","role":"assistant","content":[{"type":"text","text":"Hello"},{"type":"text","text":"again"}],"usage":{"input_tokens":11,"output_tokens":36}});
+        assert_eq!(answer_of(&message).0.text, "Hello\nagain");
+        assert_eq!(usage_of(&message).unwrap().total, 47);
+        let tool =
+            json!({"type":"message","content":[{"type":"tool_use","name":"lookup","input":{}}]});
+        assert!(answer_of(&tool).0.msg.is_some());
         let completion = json!({"choices":[{"text":"done"}]});
         assert_eq!(answer_of(&completion).0.text, "done");
         let response = json!({"output":[{"type":"message","content":[{"type":"output_text","text":"a"},{"type":"output_text","text":"b"}]}],"usage":{"input_tokens":1,"output_tokens":1}});

@@ -14,6 +14,7 @@ use crate::http::actor::{Actor, Operator, Viewer};
 use crate::http::HttpError;
 use crate::providers::Upstream;
 use crate::services::intake::Intake;
+use crate::services::messages::Spool;
 use crate::services::submit::{create_from, estimate_tokens, stamp_creator};
 use batchboard_core::dashboard::check_id;
 use batchboard_core::error::{ApiError, ErrorBody};
@@ -276,7 +277,8 @@ async fn create_batch(
     let (mut endpoint, mut window, mut metadata, mut expiry) = (None, None, None, None);
     let mut chosen: Option<String> = None;
     let mut announced: Option<u64> = None;
-    let mut upload: Option<(Intake, String, std::sync::Arc<Upstream>)> = None;
+    let mut max_tokens: Option<u64> = None;
+    let mut upload: Option<(Received, String, std::sync::Arc<Upstream>)> = None;
     while let Some(mut field) = form.next_field().await.map_err(bad_form)? {
         match field.name().unwrap_or_default() {
             "endpoint" => endpoint = Some(small_text(&mut field).await.map_err(bad_form)??),
@@ -284,6 +286,11 @@ async fn create_batch(
             "metadata" => metadata = Some(small_text(&mut field).await.map_err(bad_form)??),
             // Which upstream (before the file; none: the first).
             "upstream" => chosen = Some(small_text(&mut field).await.map_err(bad_form)??),
+            // Anthropic: for lines that do not give one.
+            "max_tokens" => {
+                let text = small_text(&mut field).await.map_err(bad_form)??;
+                max_tokens = text.trim().parse().ok().filter(|n| *n > 0);
+            }
             "output_expires_after" => {
                 expiry = Some(small_text(&mut field).await.map_err(bad_form)??)
             }
@@ -306,11 +313,13 @@ async fn create_batch(
                     .for_create(chosen.as_deref(), actor.user.role)?
                     .clone();
                 if target.kind() == batchboard_upstream::dialect::Kind::Anthropic {
-                    return Err(HttpError::invalid(
-                        Msg::new(Key::ServerUpstreamNoFiles)
-                            .arg("name", target.display_name())
-                            .arg("kind", target.kind().as_str()),
-                    ));
+                    let mut spool = Spool::start(&state)?;
+                    while let Some(chunk) = field.chunk().await.map_err(bad_form)? {
+                        super::metrics::upload_bytes(chunk.len() as u64);
+                        spool.push(chunk).await?;
+                    }
+                    upload = Some((Received::Messages(spool), filename, target));
+                    continue;
                 }
                 let mut intake =
                     Intake::start(&state, &target, form_endpoint, &filename, announced)?;
@@ -318,15 +327,24 @@ async fn create_batch(
                     super::metrics::upload_bytes(chunk.len() as u64);
                     intake.push(chunk).await?;
                 }
-                upload = Some((intake, filename, target));
+                upload = Some((Received::Files(Box::new(intake)), filename, target));
             }
             _ => {}
         }
     }
+    let (received, filename, target) =
+        upload.ok_or_else(|| HttpError::invalid(Msg::new(Key::ServerFileMissing)))?;
+    let intake = match received {
+        Received::Files(intake) => *intake,
+        // A message batch: no endpoint, window or metadata to send.
+        Received::Messages(spool) => {
+            let (batch, report) = spool.create(&state, &target, &filename, max_tokens).await?;
+            created(&actor, &batch, filename, &report).await;
+            return Ok(batch);
+        }
+    };
     let mut new = check_form(endpoint, window, metadata, expiry)?;
     stamp_creator(&mut new.metadata, &actor.user.name).map_err(HttpError::invalid)?;
-    let (intake, filename, target) =
-        upload.ok_or_else(|| HttpError::invalid(Msg::new(Key::ServerFileMissing)))?;
     let mut checked = intake.finish().await?;
     if !checked.report.is_ok() {
         return Err(HttpError::file(checked.report));
@@ -355,6 +373,24 @@ async fn create_batch(
         },
     )
     .await?;
+    created(&actor, &batch, filename, &report).await;
+    Ok(batch)
+}
+
+/// The file of a new batch: on its way to the upstream's files API, or
+/// stored for a message batch (Anthropic).
+enum Received {
+    Files(Box<Intake>),
+    Messages(Spool),
+}
+
+/// Logs and audits a new batch.
+async fn created(
+    actor: &Actor<Operator>,
+    batch: &batchboard_core::Batch,
+    filename: String,
+    report: &batchboard_core::validate::Report,
+) {
     tracing::info!(batch = %batch.id, requests = report.requests, user = %actor.user.name, "batch created");
     let tokens = report.tokens.as_ref().map_or(0, |t| t.input_tokens);
     let detail = Msg::new(Key::AuditDetailCreated)
@@ -362,7 +398,6 @@ async fn create_batch(
         .arg("n", report.requests)
         .arg("tokens", tokens);
     actor.audit("create", Some(&batch.id), Some(detail)).await;
-    Ok(batch)
 }
 
 /// The largest text field of the upload form (metadata: 16 pairs of at

@@ -82,8 +82,22 @@ impl Board {
 
     /// The New batch form, sent to the upstream `upstream`.
     async fn create_on(&self, upstream: &str, content: String) -> (u16, Value) {
+        self.create_with(upstream, content, &[]).await
+    }
+
+    /// The New batch form with more fields.
+    async fn create_with(
+        &self,
+        upstream: &str,
+        content: String,
+        more: &[(&str, &str)],
+    ) -> (u16, Value) {
         let size = content.len().to_string();
-        let form = reqwest::multipart::Form::new()
+        let mut form = reqwest::multipart::Form::new();
+        for (k, v) in more {
+            form = form.text(k.to_string(), v.to_string());
+        }
+        let form = form
             .text("upstream", upstream.to_string())
             .text("endpoint", "/v1/chat/completions")
             .text("completion_window", "24h")
@@ -328,4 +342,55 @@ async fn a_message_batch_is_cancelled_through_the_dashboard() {
     assert_eq!(batch["status"], "cancelling");
     let ended = b.ended(&id).await;
     assert_eq!(ended["status"], "cancelled", "{ended}");
+}
+
+/// A file for OpenAI's chat completions, sent to an Anthropic upstream:
+/// converted line by line; what cannot be converted is refused with its
+/// line before anything reaches Anthropic.
+#[tokio::test]
+async fn chat_lines_become_a_message_batch_on_anthropic() {
+    let b = board().await;
+    let system = r#"{"custom_id":"s","method":"POST","url":"/v1/chat/completions","body":{"model":"claude","messages":[{"role":"system","content":"Be brief."},{"role":"user","content":"hello"}]}}"#;
+    let native = r#"{"custom_id":"n","params":{"model":"claude","max_tokens":3,"messages":[{"role":"user","content":"one two three four"}]}}"#;
+    let file = format!("{system}\n{native}\n");
+    // No max_tokens on the chat line, none in the form: refused, saying where.
+    let (status, body) = b.create_on("claude", file.clone()).await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["errors"][0]["line"], 1, "{body}");
+    assert_eq!(body["errors"][0]["code"], "missing_max_tokens", "{body}");
+    let listed: Value = reqwest::Client::new()
+        .get(format!(
+            "{}/anthropic/v1/messages/batches",
+            b.sandbox.base()
+        ))
+        .header("x-api-key", KEY)
+        .header("anthropic-version", "2023-06-01")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed["data"], serde_json::json!([]), "nothing was created");
+
+    let (status, batch) = b.create_with("claude", file, &[("max_tokens", "50")]).await;
+    assert_eq!(status, 200, "{batch}");
+    let id = batch["id"].as_str().unwrap().to_owned();
+    assert!(id.starts_with("claude.msgbatch_"), "{id}");
+    let ended = b.ended(&id).await;
+    assert_eq!(ended["status"], "completed", "{ended}");
+    let (status, results) = b
+        .call("batch_results", &[("id", &id), ("query[limit]", "50")])
+        .await;
+    assert_eq!(status, 200, "{results}");
+    assert_eq!(results["ok"], 2, "{results}");
+    let answers: Vec<&str> = results["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["answer"].as_str().unwrap_or_default())
+        .collect();
+    assert!(answers.contains(&"echo: hello"), "{results}");
+    // The native line kept its own max_tokens (3 words).
+    assert!(answers.contains(&"echo: one two"), "{results}");
 }

@@ -1,9 +1,10 @@
 //! What the dashboard does, once each, for the routes and the server
 //! functions alike: submitting a checked file as a batch, reading a
-//! finished batch's results (spooled, joined, exported), and retrying a
-//! batch's failures.
+//! finished batch's results (spooled, joined, exported), retrying a
+//! batch's failures, and message batches for Anthropic upstreams.
 
 pub mod intake;
+pub mod messages;
 pub mod results;
 pub mod retry;
 pub mod submit;

@@ -1,0 +1,135 @@
+//! New batches on an Anthropic upstream (Message Batches take their
+//! requests in the body, not as an uploaded file): the file is spooled to
+//! disk as it arrives, then checked and converted line by line
+//! ([`batchboard_core::anthropic::Converter`]) into the body, also on disk,
+//! which is streamed to the upstream. Any problem refuses the whole file
+//! with its lines, before anything reaches the upstream.
+
+use std::io::{BufRead, Write};
+use std::path::Path;
+
+use bytes::Bytes;
+use tempfile::TempPath;
+use tokio::io::AsyncWriteExt;
+
+use batchboard_core::anthropic::Converter;
+use batchboard_core::error::ApiError;
+use batchboard_core::i18n::{Key, Msg};
+use batchboard_core::validate::Report;
+use batchboard_core::{Batch, MAX_FILE_BYTES};
+
+use super::submit::temp_file;
+use crate::http::HttpError;
+use crate::providers::Upstream;
+use crate::state::AppState;
+
+/// A file being received to disk, for a message batch.
+pub struct Spool {
+    file: tokio::fs::File,
+    path: TempPath,
+    bytes: u64,
+}
+
+impl Spool {
+    pub fn start(state: &AppState) -> Result<Self, HttpError> {
+        let (file, path) = temp_file(&state.data_dir.join("uploads"), "messages-")
+            .map_err(|e| ApiError::Internal(format!("cannot store the upload: {e}")))?;
+        Ok(Self {
+            file: tokio::fs::File::from_std(file),
+            path,
+            bytes: 0,
+        })
+    }
+
+    /// The next chunk of the file.
+    pub async fn push(&mut self, chunk: Bytes) -> Result<(), HttpError> {
+        self.bytes += chunk.len() as u64;
+        if self.bytes > MAX_FILE_BYTES {
+            return Err(ApiError::TooLarge(
+                Msg::new(Key::ServerFileTooLarge).arg("max", MAX_FILE_BYTES),
+            )
+            .into());
+        }
+        self.file
+            .write_all(&chunk)
+            .await
+            .map_err(|e| ApiError::Internal(format!("cannot store the upload: {e}")).into())
+    }
+
+    /// Checks and converts the file; creates the message batch from it.
+    /// `max_tokens`: the form's, for lines that do not say.
+    pub async fn create(
+        mut self,
+        state: &AppState,
+        upstream: &Upstream,
+        filename: &str,
+        max_tokens: Option<u64>,
+    ) -> Result<(Batch, Report), HttpError> {
+        self.file
+            .flush()
+            .await
+            .map_err(|e| ApiError::Internal(e.to_string()))?;
+        drop(self.file);
+        let dir = state.data_dir.join("uploads");
+        let input = self.path;
+        let converted = tokio::task::spawn_blocking(move || convert(&input, &dir, max_tokens))
+            .await
+            .map_err(|e| ApiError::Internal(e.to_string()))?
+            .map_err(|e| ApiError::Internal(format!("cannot convert the upload: {e}")))?;
+        let (body, report) = match converted {
+            Ok(done) => done,
+            Err(report) => return Err(HttpError::file(report)),
+        };
+        let batch = upstream.client.create_message_batch(&body).await?;
+        let batch = upstream.qualify_batch(batch);
+        state.index(&batch).await;
+        if let Err(e) = state.db.set_file_name(&batch.id, filename).await {
+            tracing::warn!(error = %e, "cannot store the file name");
+        }
+        Ok((batch, report))
+    }
+}
+
+/// The body `{"requests": [...]}` written from the file at `input`, or the
+/// report of its problems.
+fn convert(
+    input: &Path,
+    dir: &Path,
+    max_tokens: Option<u64>,
+) -> std::io::Result<Result<(TempPath, Report), Report>> {
+    let reader = std::io::BufReader::with_capacity(256 * 1024, std::fs::File::open(input)?);
+    let (out, body) = temp_file(dir, "message-batch-")?;
+    let mut out = std::io::BufWriter::with_capacity(256 * 1024, out);
+    let mut c = Converter::new(max_tokens);
+    out.write_all(b"{\"requests\":[")?;
+    let mut first = true;
+    for (i, line) in reader.split(b'\n').enumerate() {
+        let line = line?;
+        let line = line.strip_suffix(b"\r").unwrap_or(&line);
+        if let Some(request) = c.line(i as u64 + 1, line) {
+            if !first {
+                out.write_all(b",")?;
+            }
+            first = false;
+            serde_json::to_writer(&mut out, &request)?;
+        }
+    }
+    out.write_all(b"]}")?;
+    out.flush()?;
+    let report = c.finish();
+    if report.error_count > 0 || report.requests == 0 {
+        let mut report = report;
+        if report.requests == 0 && report.error_count == 0 {
+            report.error_count = 1;
+            report.errors.push(batchboard_core::BatchError {
+                code: "empty_file".into(),
+                message: Msg::new(Key::ProblemEmptyFile).to_string(),
+                param: None,
+                line: None,
+                msg: Some(Msg::new(Key::ProblemEmptyFile)),
+            });
+        }
+        return Ok(Err(report));
+    }
+    Ok(Ok((body, report)))
+}
