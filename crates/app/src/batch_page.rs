@@ -220,6 +220,8 @@ fn Detail(
                 </p>
             }
         });
+    let upstreams = Resource::new(|| (), |_| crate::api::list_upstreams());
+    let bid = batch.id.clone();
     view! {
         <div class="page-head">
             <h1 class="mono" data-testid="batch-id">{batch.id.clone()}</h1>
@@ -231,6 +233,7 @@ fn Detail(
         <section class="panel">
             <Progress batch=batch.clone() />
             <dl class="fields">
+                <Suspense fallback=|| ()>{move || upstream_row(&bid, upstreams.get())}</Suspense>
                 <dt>{t(Key::BatchEndpoint)}</dt><dd class="mono">{batch.endpoint.clone()}</dd>
                 <dt>{t(Key::BatchModel)}</dt><dd>{batch.model.clone().unwrap_or_else(|| "—".into())}</dd>
                 <dt>{t(Key::BatchCompletionWindow)}</dt><dd>{batch.completion_window.clone()}</dd>
@@ -293,4 +296,21 @@ fn CancelButton(id: String, cancel: ServerAction<CancelBatch>) -> impl IntoView 
             {move || result.get().and_then(|r| r.err()).map(|e| view! { <span class="error">{e.describe()}</span> })}
         </span>
     }
+}
+
+/// "Upstream: azure (azure)", when there are several.
+fn upstream_row(
+    id: &str,
+    upstreams: Option<Result<Vec<crate::api::UpstreamView>, crate::api::AppError>>,
+) -> Option<impl IntoView> {
+    use batchboard_core::dashboard::{display_upstream, split_qualified};
+    let list = upstreams?.ok().filter(|l| l.len() > 1)?;
+    let name = display_upstream(split_qualified(id).0).to_owned();
+    let kind = list
+        .iter()
+        .find(|u| u.name == name)
+        .map(|u| u.kind.clone())
+        .unwrap_or_default();
+    let text = format!("{name} ({kind})");
+    Some(view! { <dt>{t(Key::BatchUpstream)}</dt><dd data-testid="batch-upstream">{text}</dd> })
 }

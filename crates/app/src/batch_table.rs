@@ -33,6 +33,7 @@ fn query_from_url(q: &leptos_router::params::ParamsMap) -> BatchQuery {
         endpoint: text("endpoint"),
         model: text("model"),
         creator: text("creator"),
+        upstream: text("upstream"),
         meta_key: text("meta_key"),
         meta_value: text("meta_value"),
         from: text("from"),
@@ -167,6 +168,7 @@ fn Filters(facets: Facets, query: BatchQuery) -> impl IntoView {
         <label for="filters-open" class="filters-summary btn btn-small" data-testid="filters-toggle">{t(Key::TableFilters)}</label>
         <form class="filters panel" method="get" action="/" data-testid="filters">
             {text("q", t(Key::TableFilterSearch), "search", query.q.clone())}
+            {(!facets.upstreams.is_empty()).then(|| select("upstream", t(Key::TableFilterUpstream), facets.upstreams.clone(), query.upstream.clone()))}
             {select("status", t(Key::TableFilterStatus), facets.statuses, query.status.clone())}
             {select("endpoint", t(Key::TableFilterEndpoint), facets.endpoints, query.endpoint.clone())}
             {select("model", t(Key::TableFilterModel), facets.models, query.model.clone())}
@@ -289,11 +291,13 @@ fn Table(
     let shown_to = offset as u64 + batches.len() as u64;
     let prev = (offset > 0).then(|| link_at(offset.saturating_sub(limit)));
     let next = (shown_to < total).then(|| link_at(offset + limit));
+    // The upstream column, when there are several.
+    let several = watcher.upstreams.len() > 1;
     let signals: Vec<RwSignal<Batch>> = batches.into_iter().map(RwSignal::new).collect();
     shown.set_value(signals.clone());
     let rows = signals
         .into_iter()
-        .map(|b| view! { <Row batch=b /> })
+        .map(|b| view! { <Row batch=b several /> })
         .collect_view();
     let q = query.clone();
     view! {
@@ -315,6 +319,7 @@ fn Table(
                 <thead>
                     <tr>
                         <th>{t(Key::TableColBatch)}</th>
+                        {several.then(|| view! { <th>{t(Key::TableColUpstream)}</th> })}
                         <SortHeader label=t(Key::TableColStatus) key="status" query=q.clone() />
                         <SortHeader label=t(Key::TableColEndpoint) key="endpoint" query=q.clone() />
                         <SortHeader label=t(Key::TableColModel) key="model" query=q.clone() />
@@ -356,16 +361,21 @@ fn PageSize(limit: u32, query: BatchQuery) -> impl IntoView {
 
 /// One batch's row; its cells follow the batch as changes arrive.
 #[component]
-fn Row(batch: RwSignal<Batch>) -> impl IntoView {
+fn Row(batch: RwSignal<Batch>, several: bool) -> impl IntoView {
     let id = batch.with_untracked(|b| b.id.clone());
     view! {
         <tr data-testid="batch-row" data-id=id>
-            {move || cells(batch.get())}
+            {move || cells(batch.get(), several)}
         </tr>
     }
 }
 
-fn cells(batch: Batch) -> impl IntoView {
+fn cells(batch: Batch, several: bool) -> impl IntoView {
+    use batchboard_core::dashboard::{display_upstream, split_qualified};
+    let upstream = several.then(|| {
+        let name = display_upstream(split_qualified(&batch.id).0).to_owned();
+        view! { <td data-testid="upstream">{name}</td> }
+    });
     let href = format!("/batches/{}", batch.id);
     let left = match (batch.status.is_terminal(), batch.expires_at) {
         (false, Some(exp)) => format::duration(exp - format::now()),
@@ -384,6 +394,7 @@ fn cells(batch: Batch) -> impl IntoView {
     let (id, title) = (batch.id.clone(), batch.id.clone());
     view! {
         <td><A href=href attr:class="mono" attr:title=title>{id}</A></td>
+        {upstream}
         <td><StatusBadge status=batch.status.clone() /></td>
         <td class="mono">{batch.endpoint.clone()}</td>
         <td>{batch.model.clone().unwrap_or_else(|| "—".into())}</td>

@@ -29,6 +29,7 @@ pub mod session;
 mod sessions_page;
 #[cfg(test)]
 mod strings_check;
+mod upstreams_page;
 
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, MetaTags, Title};
@@ -43,6 +44,7 @@ use new_batch::NewBatchPage;
 use pages::NotFound;
 use session::LoginPage;
 use sessions_page::SessionsPage;
+use upstreams_page::UpstreamsPage;
 
 /// The address of the site's `ext` file (`css`, `js`, `wasm`): named after
 /// its content when the build hashed the names (cached for a year).
@@ -154,6 +156,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/batches/:id") view={Lazy::<BatchRoute>::new()} ssr=SsrMode::Async />
                     <Route path=path!("/audit") view={Lazy::<AuditRoute>::new()} ssr=SsrMode::Async />
                     <Route path=path!("/sessions") view={Lazy::<SessionsRoute>::new()} ssr=SsrMode::Async />
+                    <Route path=path!("/upstreams") view={Lazy::<UpstreamsRoute>::new()} ssr=SsrMode::Async />
                     <Route path=path!("/login") view={Lazy::<LoginRoute>::new()} ssr=SsrMode::Async />
                 </Routes>
             </Layout>
@@ -217,4 +220,5 @@ lazy_page!(NewBatchRoute, NewBatchPage);
 lazy_page!(BatchRoute, BatchPage);
 lazy_page!(AuditRoute, AuditPage);
 lazy_page!(SessionsRoute, SessionsPage);
+lazy_page!(UpstreamsRoute, UpstreamsPage);
 lazy_page!(LoginRoute, LoginPage);

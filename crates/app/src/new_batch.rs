@@ -6,6 +6,12 @@
 //! streams and only then uploads it upstream. The upload runs through
 //! XMLHttpRequest for its progress events; without JavaScript the form still
 //! posts and the server's check alone applies.
+//!
+//! With several upstreams, the upstream is chosen first (only those the
+//! user's role may create on). An Anthropic upstream takes a message
+//! batch: the file's lines are checked and converted by the shared
+//! converter instead, the first converted request is shown, and a default
+//! `max_tokens` is asked for when a line gives none.
 
 use leptos::prelude::*;
 use leptos_meta::Title;
@@ -42,6 +48,10 @@ pub enum Check {
 use batchboard_core::error::ErrorBody as Refusal;
 use batchboard_core::EXPIRY_SECONDS;
 
+/// For a message batch: how many requests took the form's `max_tokens`,
+/// and the first request as converted (pretty JSON).
+type Conversion = (u64, Option<String>);
+
 #[derive(Debug, Clone)]
 #[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
 enum Phase {
@@ -61,10 +71,37 @@ pub fn NewBatchPage() -> impl IntoView {
     // Which file choice the running check belongs to: a newer choice stops it.
     let generation = StoredValue::new(0u64);
     let prices = LocalResource::new(crate::api::checks::pricing);
+    let upstreams = Resource::new(|| (), |_| crate::api::list_upstreams());
+    // The chosen upstream's shown name ("": the first).
+    let (target, set_target) = signal(String::new());
+    let (max_tokens, set_max_tokens) = signal(String::new());
+    // For a message batch: lines that took the default max_tokens, and the
+    // first request as converted.
+    let (converted, set_converted) = signal(None::<Conversion>);
+    let file_ref = NodeRef::<leptos::html::Input>::new();
+    let messages = move || {
+        upstreams.with(|u| {
+            let list = u.as_ref().and_then(|r| r.as_ref().ok());
+            let name = target.get();
+            list.and_then(|l| {
+                l.iter()
+                    .find(|u| u.name == name)
+                    .or_else(|| l.first().filter(|_| name.is_empty()))
+            })
+            .is_some_and(|u| u.takes_messages())
+        })
+    };
     // Sent without JavaScript and refused: the server kept why, for here.
     let refused = Resource::new(|| (), |_| crate::api::checks::form_refusal());
     // Used by the browser-only handlers below.
-    let _ = (set_phase, set_endpoint, form_ref, set_check, generation);
+    let _ = (
+        set_phase,
+        set_endpoint,
+        form_ref,
+        set_check,
+        generation,
+        set_converted,
+    );
 
     let metadata_json = move || {
         let m: std::collections::BTreeMap<String, String> = meta
@@ -87,10 +124,18 @@ pub fn NewBatchPage() -> impl IntoView {
                 generation: StoredValue<u64>,
                 set_check: WriteSignal<Check>,
                 set_endpoint: WriteSignal<String>,
+                messages: Option<WriteSignal<Option<Conversion>>>,
             ) {
-                browser::check_file(ev, generation, set_check, set_endpoint)
+                browser::check_file(ev, generation, set_check, set_endpoint, messages)
             }
-            leptos::task::spawn_local(lazy_check(ev, generation, set_check, set_endpoint));
+            let messages = messages().then_some(set_converted);
+            leptos::task::spawn_local(lazy_check(
+                ev,
+                generation,
+                set_check,
+                set_endpoint,
+                messages,
+            ));
         }
     };
 
@@ -113,6 +158,11 @@ pub fn NewBatchPage() -> impl IntoView {
             Check::Unreadable(_) => Some(t(Key::NewBlockedUnreadable).into()),
             Check::Done { report, .. } if !report.is_ok() => {
                 Some(t(Key::NewBlockedProblems).into())
+            }
+            Check::Done { .. } if messages() => {
+                let defaulted = converted.get().map_or(0, |c| c.0);
+                let given = max_tokens.get().trim().parse::<u64>().is_ok_and(|n| n > 0);
+                (defaulted > 0 && !given).then(|| t(Key::NewBlockedMaxTokens).into())
             }
             Check::Done { report, .. } => match report.endpoint {
                 Some(e) if e != endpoint.get() => {
@@ -137,15 +187,58 @@ pub fn NewBatchPage() -> impl IntoView {
         </Suspense>
         <form class="panel new-batch" method="post" action="/api/batches" enctype="multipart/form-data"
             node_ref=form_ref on:submit=on_submit data-testid="new-batch-form">
+            <Suspense fallback=|| ()>
+                {move || upstreams.get().and_then(|r| r.ok()).filter(|l| l.len() > 1).map(|list| {
+                    let options = list
+                        .into_iter()
+                        .filter(|u| u.may_create)
+                        .map(|u| {
+                            let label = format!("{} ({})", u.name, u.kind);
+                            view! { <option value=u.name.clone()>{label}</option> }
+                        })
+                        .collect_view();
+                    view! {
+                        <label class="field">
+                            <span>{t(Key::NewUpstream)}</span>
+                            <select name="upstream" data-testid="upstream"
+                                on:change=move |ev| {
+                                    set_target.set(event_target_value(&ev));
+                                    // The file is checked for an upstream: choose it again.
+                                    set_check.set(Check::None);
+                                    set_converted.set(None);
+                                    if let Some(input) = file_ref.get() {
+                                        input.set_value("");
+                                    }
+                                }>
+                                {options}
+                            </select>
+                            <small class="muted">{t(Key::NewUpstreamHint)}</small>
+                        </label>
+                    }
+                })}
+            </Suspense>
             <label class="field">
                 <span>{t(Key::NewFileLabel)}</span>
                 <input type="file" name="file" accept=".jsonl,application/jsonl,application/x-ndjson"
-                    required data-testid="file" on:change=on_file />
+                    required data-testid="file" on:change=on_file node_ref=file_ref />
                 <small class="muted">{t(Key::NewFileHint)}</small>
             </label>
             <div class="file-check-slot">
                 {move || view! { <CheckView check=check.get() prices=prices.get().and_then(|p| p.ok()) /> }}
             </div>
+            {move || converted.get().and_then(|(_, first)| first).map(|first| view! {
+                <section class="panel converted" data-testid="converted-first">
+                    <p>{t(Key::NewConvertedFirst)}</p>
+                    <pre class="mono">{first}</pre>
+                </section>
+            })}
+            <label class="field" class:hidden=move || !messages()>
+                <span>{t(Key::NewMaxTokens)}</span>
+                <input type="number" name="max_tokens" min="1" step="1" data-testid="max-tokens"
+                    prop:value=max_tokens on:input=move |ev| set_max_tokens.set(event_target_value(&ev)) />
+                <small class="muted">{t(Key::NewMaxTokensHint)}</small>
+            </label>
+            <div class:hidden=messages>
             <label class="field">
                 <span>{t(Key::NewEndpoint)}</span>
                 <select name="endpoint" data-testid="endpoint"
@@ -193,6 +286,7 @@ pub fn NewBatchPage() -> impl IntoView {
                 ])}</small></span>
                 <input type="number" name="output_expires_after" min=EXPIRY_SECONDS.start().to_string() max=EXPIRY_SECONDS.end().to_string() step="1" />
             </label>
+            </div>
             <div class="actions">
                 <button type="submit" class="btn btn-primary" data-testid="create"
                     disabled=move || uploading() || blocked().is_some()>
@@ -358,8 +452,9 @@ mod browser {
 
     use wasm_bindgen_futures::JsFuture;
 
-    use super::{Check, Phase, Refusal};
+    use super::{Check, Conversion, Phase, Refusal};
     use crate::i18n::{t, Key, Msg};
+    use batchboard_core::anthropic::Converter;
     use batchboard_core::validate::Validator;
     use batchboard_core::ENDPOINTS;
 
@@ -375,6 +470,7 @@ mod browser {
         generation: StoredValue<u64>,
         set_check: WriteSignal<Check>,
         set_endpoint: WriteSignal<String>,
+        messages: Option<WriteSignal<Option<Conversion>>>,
     ) {
         generation.update_value(|g| *g += 1);
         let mine = generation.get_value();
@@ -388,6 +484,10 @@ mod browser {
             return;
         };
         let current = move || generation.try_get_value() == Some(mine);
+        if let Some(set_converted) = messages {
+            set_converted.set(None);
+            return check_messages(file, current, set_check, set_converted);
+        }
         leptos::task::spawn_local(async move {
             let total = file.size();
             let started = js_sys::Date::now();
@@ -447,6 +547,58 @@ mod browser {
                     });
                 }
             }
+        });
+    }
+
+    /// Reads the chosen file in chunks, like [`check_file`], through the
+    /// converter for an Anthropic upstream. Lines without `max_tokens` are
+    /// counted (the form's value fills them in) rather than refused.
+    fn check_messages(
+        file: web_sys::File,
+        current: impl Fn() -> bool + 'static,
+        set_check: WriteSignal<Check>,
+        set_converted: WriteSignal<Option<Conversion>>,
+    ) {
+        leptos::task::spawn_local(async move {
+            let total = file.size();
+            let started = js_sys::Date::now();
+            let mut c = Converter::new(Some(1));
+            let mut buf: Vec<u8> = Vec::new();
+            let mut offset = 0.0;
+            set_check.set(Check::Running { done: 0.0, total });
+            while offset < total {
+                let end = (offset + CHUNK).min(total);
+                let read = match file.slice_with_f64_and_f64(offset, end) {
+                    Ok(blob) => JsFuture::from(blob.array_buffer()).await,
+                    Err(e) => Err(e),
+                };
+                if !current() {
+                    return;
+                }
+                let Ok(data) = read else {
+                    set_check.set(Check::Unreadable(t(Key::NewUnreadable).into()));
+                    return;
+                };
+                let bytes = js_sys::Uint8Array::new(&data);
+                buf.resize(bytes.length() as usize, 0);
+                bytes.copy_to(&mut buf);
+                c.chunk(&buf);
+                offset = end;
+                set_check.set(Check::Running {
+                    done: offset,
+                    total,
+                });
+            }
+            let done = c.finish_all();
+            let first = done
+                .first
+                .as_ref()
+                .and_then(|f| serde_json::to_string_pretty(f).ok());
+            set_converted.set(Some((done.defaulted, first)));
+            set_check.set(Check::Done {
+                report: Box::new(done.report),
+                ms: js_sys::Date::now() - started,
+            });
         });
     }
 

@@ -48,12 +48,28 @@ fn problem(code: &'static str, param: &str, msg: Msg) -> Problem {
     }
 }
 
-/// Checks and converts a file's lines, one at a time.
+/// Checks and converts a file's lines, one at a time (or in chunks).
 pub struct Converter {
     default_max_tokens: Option<u64>,
     /// custom_id → the line it was first seen on.
     seen: HashMap<String, u64>,
     report: Report,
+    /// Lines that took the default `max_tokens`.
+    defaulted: u64,
+    /// The first request, converted (for the page to show).
+    first: Option<Value>,
+    /// The start of a line whose end is in the next chunk.
+    pending: Vec<u8>,
+}
+
+/// What a whole file came to.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Converted {
+    pub report: Report,
+    /// Lines that took the default `max_tokens` (the form must give one).
+    pub defaulted: u64,
+    /// The first request, as it will be sent.
+    pub first: Option<Value>,
 }
 
 impl Converter {
@@ -63,6 +79,38 @@ impl Converter {
             default_max_tokens,
             seen: HashMap::new(),
             report: Report::default(),
+            defaulted: 0,
+            first: None,
+            pending: Vec::new(),
+        }
+    }
+
+    /// The next bytes of the file, cut anywhere.
+    pub fn chunk(&mut self, data: &[u8]) {
+        let mut rest = data;
+        while let Some(end) = rest.iter().position(|b| *b == b'\n') {
+            let mut line = std::mem::take(&mut self.pending);
+            line.extend_from_slice(&rest[..end]);
+            let n = self.report.lines + 1;
+            let line = line.strip_suffix(b"\r").unwrap_or(&line).to_vec();
+            self.line(n, &line);
+            rest = &rest[end + 1..];
+        }
+        self.pending.extend_from_slice(rest);
+    }
+
+    /// The file's end after [`Converter::chunk`]s: its last line, and all
+    /// it came to.
+    pub fn finish_all(mut self) -> Converted {
+        if !self.pending.is_empty() {
+            let line = std::mem::take(&mut self.pending);
+            let n = self.report.lines + 1;
+            self.line(n, &line);
+        }
+        Converted {
+            defaulted: self.defaulted,
+            first: self.first.take(),
+            report: self.finish(),
         }
     }
 
@@ -90,6 +138,9 @@ impl Converter {
             Ok(request) => {
                 if self.report.model.is_none() {
                     self.report.model = request["params"]["model"].as_str().map(str::to_owned);
+                }
+                if self.first.is_none() {
+                    self.first = Some(request.clone());
                 }
                 Some(request)
             }
@@ -184,7 +235,10 @@ impl Converter {
         Ok(json!({ "custom_id": custom_id, "params": params }))
     }
 
-    fn max_tokens(&self, given: Option<&Value>) -> Result<u64, Problem> {
+    fn max_tokens(&mut self, given: Option<&Value>) -> Result<u64, Problem> {
+        if given.is_none() && self.default_max_tokens.is_some() {
+            self.defaulted += 1;
+        }
         match given {
             Some(v) => v
                 .as_u64()
@@ -202,7 +256,7 @@ impl Converter {
 
     /// Anthropic's own params: `model`, `messages` and `max_tokens` (from
     /// the form when missing) are required; the rest goes as it is.
-    fn native(&self, mut p: Map<String, Value>) -> Result<Value, Problem> {
+    fn native(&mut self, mut p: Map<String, Value>) -> Result<Value, Problem> {
         if !p.get("model").is_some_and(Value::is_string) {
             return Err(missing("params.model"));
         }
@@ -215,7 +269,7 @@ impl Converter {
     }
 
     /// An OpenAI chat-completions body, as Messages API params.
-    fn converted_chat(&self, body: &Map<String, Value>) -> Result<Value, Problem> {
+    fn converted_chat(&mut self, body: &Map<String, Value>) -> Result<Value, Problem> {
         let model = body
             .get("model")
             .and_then(Value::as_str)
@@ -375,6 +429,21 @@ mod tests {
         );
         let own = r#"{"custom_id":"a","params":{"model":"m","max_tokens":9,"messages":[]}}"#;
         assert_eq!(one(own, Some(256)).unwrap()["params"]["max_tokens"], 9);
+    }
+
+    #[test]
+    fn chunks_cut_anywhere_give_the_same_result_and_count_defaults() {
+        let file = "{\"custom_id\":\"a\",\"params\":{\"model\":\"m\",\"messages\":[]}}\r\n{\"custom_id\":\"b\",\"params\":{\"model\":\"m\",\"max_tokens\":5,\"messages\":[]}}";
+        for cut in [1, 7, 40, file.len()] {
+            let mut c = Converter::new(Some(1));
+            for part in file.as_bytes().chunks(cut) {
+                c.chunk(part);
+            }
+            let done = c.finish_all();
+            assert!(done.report.is_ok(), "{cut}: {:?}", done.report.errors);
+            assert_eq!((done.report.requests, done.defaulted), (2, 1), "{cut}");
+            assert_eq!(done.first.unwrap()["custom_id"], "a");
+        }
     }
 
     #[test]

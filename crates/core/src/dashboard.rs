@@ -93,6 +93,9 @@ pub struct BatchQuery {
     /// Who created it (`metadata.created_by`).
     #[serde(default)]
     pub creator: Option<String>,
+    /// Which upstream, by its shown name (`default` for the first).
+    #[serde(default)]
+    pub upstream: Option<String>,
     /// A metadata key; with `meta_value`, that pair.
     #[serde(default)]
     pub meta_key: Option<String>,
@@ -134,6 +137,7 @@ impl BatchQuery {
             f(&self.from),
             f(&self.to),
             f(&self.q),
+            f(&self.upstream),
         ]
         .join("\u{1f}")
     }
@@ -144,7 +148,8 @@ pub const SORT_KEYS: &[&str] = &["created", "status", "endpoint", "model", "crea
 impl BatchQuery {
     /// The same query as URL parameters (empty ones left out), for links.
     pub fn to_query_string(&self) -> String {
-        let pairs: [(&str, Option<String>); 13] = [
+        let pairs: [(&str, Option<String>); 14] = [
+            ("upstream", self.upstream.clone()),
             ("status", self.status.clone()),
             ("endpoint", self.endpoint.clone()),
             ("model", self.model.clone()),
@@ -195,6 +200,7 @@ impl BatchQuery {
 
     pub fn is_filtered(&self) -> bool {
         [
+            &self.upstream,
             &self.status,
             &self.endpoint,
             &self.model,
@@ -244,6 +250,33 @@ impl UpstreamHealth {
     }
 }
 
+/// An upstream as the pages see it (never its key).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UpstreamView {
+    /// Its shown name (`default` for the first).
+    pub name: String,
+    /// `openai`, `azure`, `groq`, `together`, `anthropic`, `openai-compatible`.
+    pub kind: String,
+    /// Where it is; `None` for the built-in sandbox.
+    pub base_url: Option<String>,
+    /// Whether the signed-in user's role may create batches there.
+    pub may_create: bool,
+    /// Limits it was configured with (`None`: the Batch API's).
+    pub max_requests: Option<u64>,
+    pub max_bytes: Option<u64>,
+    /// Completion windows offered (empty: `24h`).
+    pub completion_windows: Vec<String>,
+    /// Azure: the deployments lines may name (empty: any).
+    pub deployments: Vec<String>,
+}
+
+impl UpstreamView {
+    /// Anthropic's Message Batches: lines are converted, not uploaded.
+    pub fn takes_messages(&self) -> bool {
+        self.kind == "anthropic"
+    }
+}
+
 /// How an upstream's name is shown: the first upstream's (`""`) as `default`.
 pub fn display_upstream(name: &str) -> &str {
     if name.is_empty() {
@@ -271,6 +304,9 @@ pub struct Facets {
     pub endpoints: Vec<String>,
     pub models: Vec<String>,
     pub creators: Vec<String>,
+    /// The upstreams' shown names, when there are several.
+    #[serde(default)]
+    pub upstreams: Vec<String>,
 }
 
 pub const PAGE_SIZES: &[u32] = &[10, 20, 50, 100];

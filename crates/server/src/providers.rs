@@ -250,3 +250,19 @@ impl Upstreams {
         Ok(upstream)
     }
 }
+
+impl Upstream {
+    /// What pages show of it, for a user of `role`.
+    pub fn view(&self, role: Role) -> batchboard_core::dashboard::UpstreamView {
+        batchboard_core::dashboard::UpstreamView {
+            name: self.display_name().to_owned(),
+            kind: self.kind().as_str().to_owned(),
+            base_url: (!self.sandbox).then(|| self.client.base_url().to_string()),
+            may_create: self.create_roles.contains(&role),
+            max_requests: self.limits.max_requests,
+            max_bytes: self.limits.max_bytes,
+            completion_windows: self.limits.completion_windows.clone().unwrap_or_default(),
+            deployments: self.deployments.clone(),
+        }
+    }
+}

@@ -18,8 +18,8 @@ pub mod results_fns;
 #[cfg(feature = "ssr")]
 use auth::CurrentUser;
 pub use batchboard_core::dashboard::{
-    check_id, BatchPage, BatchQuery, Facets, Reachability, UpstreamInfo, WatcherStatus, PAGE_SIZES,
-    SORT_KEYS,
+    check_id, BatchPage, BatchQuery, Facets, Reachability, UpstreamInfo, UpstreamView,
+    WatcherStatus, PAGE_SIZES, SORT_KEYS,
 };
 #[cfg(feature = "ssr")]
 use batchboard_server::http::actor::{Actor, Needs, Operator, Viewer};
@@ -185,9 +185,27 @@ pub async fn batch_facets() -> Result<Facets, AppError> {
     if let Some(f) = st.facets.get() {
         return Ok(f);
     }
-    let f = st.db.facets().await?;
+    let mut f = st.db.facets().await?;
+    let all = st.upstreams.all();
+    if all.len() > 1 {
+        f.upstreams = all.iter().map(|u| u.display_name().to_owned()).collect();
+    }
     st.facets.put(f.clone());
     Ok(f)
+}
+
+/// The upstreams, what they are and where (never a key), and whether the
+/// caller may create batches on each.
+#[server(endpoint = "upstreams")]
+pub async fn list_upstreams() -> Result<Vec<UpstreamView>, AppError> {
+    let actor = actor::<Viewer>().await?;
+    let st = state()?;
+    Ok(st
+        .upstreams
+        .all()
+        .iter()
+        .map(|u| u.view(actor.user.role))
+        .collect())
 }
 
 /// When the watcher last reached the upstream, and its last failure: what

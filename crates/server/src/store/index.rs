@@ -103,7 +103,7 @@ impl Filters {
                     .collect()
             })
             .unwrap_or_default();
-        let equal = [
+        let mut equal: Vec<(&'static str, String)> = [
             ("endpoint", &q.endpoint),
             ("model", &q.model),
             ("creator", &q.creator),
@@ -111,6 +111,11 @@ impl Filters {
         .into_iter()
         .filter_map(|(col, v)| non_empty(v).map(|v| (col, v.to_owned())))
         .collect();
+        // Shown as `default`, stored as "".
+        if let Some(u) = non_empty(&q.upstream) {
+            let stored = if u == "default" { "" } else { u };
+            equal.push(("upstream", stored.to_owned()));
+        }
         let meta = match (non_empty(&q.meta_key), non_empty(&q.meta_value)) {
             (Some(k), v) => Some((k.to_owned(), v.map(str::to_owned))),
             (None, Some(_)) => return Err(DbError::Query(Msg::new(Key::QueryMetaValueWithoutKey))),
