@@ -374,7 +374,7 @@ fn cells(batch: Batch, several: bool) -> impl IntoView {
     use batchboard_core::dashboard::{display_upstream, split_qualified};
     let upstream = several.then(|| {
         let name = display_upstream(split_qualified(&batch.id).0).to_owned();
-        view! { <td data-testid="upstream">{name}</td> }
+        view! { <td data-testid="row-upstream">{name}</td> }
     });
     let href = format!("/batches/{}", batch.id);
     let left = match (batch.status.is_terminal(), batch.expires_at) {

@@ -118,6 +118,7 @@ fn UpstreamBanner() -> impl IntoView {
 /// user check that it answers.
 #[component]
 fn Footer(info: Resource<Option<Result<UpstreamInfo, crate::api::AppError>>>) -> impl IntoView {
+    let live = use_live();
     let check = ServerAction::<crate::api::CheckUpstream>::new();
     let result = check.value();
     let pending = check.pending();
@@ -150,6 +151,23 @@ fn Footer(info: Resource<Option<Result<UpstreamInfo, crate::api::AppError>>>) ->
                     }}
                 </Suspense>
             </span>
+            {move || {
+                // With several upstreams, each one's state at a glance.
+                let s = live.status.get()?;
+                (s.upstreams.len() > 1).then(|| {
+                    let chips = s
+                        .upstreams
+                        .iter()
+                        .map(|u| {
+                            let class = if u.last_error.is_some() { "chip chip-error" } else { "chip" };
+                            let title = u.last_error.clone().unwrap_or_default();
+                            let name = u.display_name().to_owned();
+                            view! { <A href="/upstreams" attr:class=class attr:title=title>{name}</A> }
+                        })
+                        .collect_view();
+                    view! { <span class="footer-upstreams" data-testid="footer-upstreams">{chips}</span> }
+                })
+            }}
             <button
                 class="btn btn-small"
                 data-testid="check-upstream"

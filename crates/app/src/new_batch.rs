@@ -200,7 +200,7 @@ pub fn NewBatchPage() -> impl IntoView {
                     view! {
                         <label class="field">
                             <span>{t(Key::NewUpstream)}</span>
-                            <select name="upstream" data-testid="upstream"
+                            <select name="upstream" data-testid="upstream-choice"
                                 on:change=move |ev| {
                                     set_target.set(event_target_value(&ev));
                                     // The file is checked for an upstream: choose it again.

@@ -1,0 +1,118 @@
+import { expect, test } from "./fixtures";
+import { type ChildProcess, spawn } from "node:child_process";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { signIn } from "./accounts";
+import { OwnServer } from "./servers";
+
+// A dashboard with two upstreams from an upstreams file and no other: the
+// sandbox's Azure and Anthropic dialects (a `batchboard sandbox` of their
+// own, reached over HTTP like any provider).
+const KEY = "sk-e2e-providers";
+const sandboxPort = Number(process.env.E2E_PORT ?? 3300) + 20;
+process.env.E2E_PROVIDERS_KEY = KEY;
+const own = new OwnServer(21, ["--upstreams-file", join(tmpdir(), "batchboard-e2e-upstreams.toml"), "--watch-interval-ms", "300"]);
+
+let sandbox: ChildProcess | undefined;
+let server: ChildProcess | undefined;
+
+test.use({ storageState: { cookies: [], origins: [] }, baseURL: own.base });
+
+test.beforeAll(async () => {
+  const sbDir = mkdtempSync(join(tmpdir(), "batchboard-e2e-sandbox-"));
+  sandbox = spawn(process.env.BATCHBOARD_BIN!, ["sandbox", "--addr", `127.0.0.1:${sandboxPort}`, "--api-key", KEY,
+    "--data-dir", sbDir, "--sandbox-rps", "20", "--sandbox-validation-ms", "200", "--sandbox-finalizing-ms", "200"],
+    { stdio: "ignore", env: { ...process.env, RUST_LOG: "warn" } });
+  const sb = `http://127.0.0.1:${sandboxPort}`;
+  writeFileSync(join(tmpdir(), "batchboard-e2e-upstreams.toml"), `
+[[upstream]]
+name = "azure"
+kind = "azure"
+base_url = "${sb}/azure"
+api_version = "2024-10-21"
+key_env = "E2E_PROVIDERS_KEY"
+
+[[upstream]]
+name = "claude"
+kind = "anthropic"
+base_url = "${sb}/anthropic"
+key_env = "E2E_PROVIDERS_KEY"
+`);
+  server = own.start(OwnServer.dataDir("batchboard-providers-", [["op", "operator"]]));
+  await own.up();
+});
+
+test.afterAll(() => {
+  server?.kill();
+  sandbox?.kill();
+});
+
+const chat = (id: string, model: string, extra = "") =>
+  JSON.stringify({ custom_id: id, method: "POST", url: "/v1/chat/completions",
+    body: { model, messages: [{ role: "system", content: "Be brief." }, { role: "user", content: `hi ${id}` }], ...(extra ? JSON.parse(extra) : {}) } });
+
+test("a batch on Azure: chosen upstream, created, completed, results from Azure", async ({ page }) => {
+  await signIn(page, "op");
+  await page.goto("/batches/new");
+  await page.locator('body[data-hydrated="true"]').waitFor();
+  await page.getByTestId("upstream-choice").selectOption("azure");
+  const lines = ["a", "b", "c"].map((id) => chat(id, "gpt-4o-mini-batch", '{"max_completion_tokens": 50}')).join("\n") + "\n";
+  await page.getByTestId("file").setInputFiles({ name: "azure.jsonl", mimeType: "application/jsonl", buffer: Buffer.from(lines) });
+  await expect(page.getByTestId("file-check")).toHaveAttribute("data-ok", "true");
+  await page.getByTestId("create").click();
+  await expect(page).toHaveURL(/\/batches\/azure\.batch_[0-9a-f]+$/);
+  await expect(page.getByTestId("batch-upstream")).toHaveText("azure (azure)");
+  await expect(page.getByTestId("status")).toHaveText("completed", { timeout: 60_000 });
+  const results = page.getByTestId("results");
+  await expect(results.getByTestId("results-summary")).toHaveText("3 succeeded, 0 failed, 0 never ran");
+  await expect(results.getByTestId("result-row").first()).toContainText("echo: hi");
+});
+
+test("a batch on Anthropic: chat lines converted in the browser, max_tokens asked for, results normalised", async ({ page }) => {
+  await signIn(page, "op");
+  await page.goto("/batches/new");
+  await page.locator('body[data-hydrated="true"]').waitFor();
+  await page.getByTestId("upstream-choice").selectOption("claude");
+  // Anthropic has no endpoint, window or metadata to choose; max_tokens instead.
+  await expect(page.getByTestId("endpoint")).toBeHidden();
+  await expect(page.getByTestId("max-tokens")).toBeVisible();
+  const lines = ["x", "y"].map((id) => chat(id, "claude-sonnet-4-5")).join("\n") + "\n";
+  await page.getByTestId("file").setInputFiles({ name: "claude.jsonl", mimeType: "application/jsonl", buffer: Buffer.from(lines) });
+  await expect(page.getByTestId("file-check")).toHaveAttribute("data-ok", "true");
+  // The first request as it will be sent: the system message moved out.
+  const first = page.getByTestId("converted-first");
+  await expect(first).toContainText('"system": "Be brief."');
+  await expect(first).toContainText('"custom_id": "x"');
+  await expect(page.getByTestId("create")).toBeDisabled();
+  await expect(page.getByTestId("create-blocked")).toContainText("max_tokens");
+  await page.getByTestId("max-tokens").fill("64");
+  await expect(page.getByTestId("create")).toBeEnabled();
+  await page.getByTestId("create").click();
+  await expect(page).toHaveURL(/\/batches\/claude\.msgbatch_[0-9a-f]+$/);
+  await expect(page.getByTestId("batch-upstream")).toHaveText("claude (anthropic)");
+  await expect(page.getByTestId("status")).toHaveText("completed", { timeout: 60_000 });
+  const results = page.getByTestId("results");
+  await expect(results.getByTestId("results-summary")).toHaveText("2 succeeded, 0 failed, 0 never ran");
+  await expect(results.getByTestId("result-row").first()).toContainText("echo: hi");
+
+  // One table for both upstreams, with a column and a filter for them.
+  await page.goto("/");
+  const rows = page.getByTestId("batch-row");
+  await expect(rows).toHaveCount(2);
+  await expect(page.getByTestId("row-upstream")).toHaveText(["claude", "azure"]);
+  await expect(page.getByTestId("footer-upstreams")).toHaveText("azureclaude");
+  await page.getByTestId("filter-upstream").selectOption("azure");
+  await page.getByTestId("apply-filters").click();
+  await expect(page).toHaveURL(/upstream=azure/);
+  await expect(rows).toHaveCount(1);
+  await expect(rows.first()).toHaveAttribute("data-id", /^azure\./);
+
+  // The Upstreams page: kinds, where, running batches, no key.
+  await page.goto("/upstreams");
+  const listed = page.getByTestId("upstream-row");
+  await expect(listed).toHaveCount(2);
+  await expect(listed.nth(0)).toContainText("azure");
+  await expect(listed.nth(1)).toContainText("anthropic");
+  await expect(page.locator("body")).not.toContainText(KEY);
+});
