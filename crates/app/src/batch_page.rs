@@ -130,6 +130,7 @@ fn Detail(
             {file_link(t(Key::BatchDownloadInput), "input", Some(batch.input_file_id.clone()).filter(|f| !f.is_empty()))}
             {file_link(t(Key::BatchDownloadOutput), "output", batch.output_file_id.clone())}
             {file_link(t(Key::BatchDownloadErrors), "error", batch.error_file_id.clone())}
+            {file_link(t(Key::BatchDownloadRaw), "results", batchboard_core::anthropic::raw_results_file(&batch))}
         </div>
     };
 

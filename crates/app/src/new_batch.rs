@@ -79,8 +79,12 @@ pub fn NewBatchPage() -> impl IntoView {
     // first request as converted.
     let (converted, set_converted) = signal(None::<Conversion>);
     let file_ref = NodeRef::<leptos::html::Input>::new();
+    // Which kinds the upstreams are, for the form's fields: read in the
+    // browser (the fields for Anthropic appear once it has hydrated; the
+    // server's check applies in any case).
+    let kinds = LocalResource::new(crate::api::list_upstreams);
     let messages = move || {
-        upstreams.with(|u| {
+        kinds.with(|u| {
             let list = u.as_ref().and_then(|r| r.as_ref().ok());
             let name = target.get();
             list.and_then(|l| {

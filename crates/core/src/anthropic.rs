@@ -25,6 +25,25 @@ use crate::BatchError;
 pub const MAX_REQUESTS: u64 = 100_000;
 pub const MAX_BYTES: u64 = 256 * 1024 * 1024;
 
+/// The files a message batch's results are offered as (see the upstream
+/// client): what succeeded and what did not, in OpenAI's line shape, and
+/// the results as Anthropic wrote them: `{batch}{suffix}`.
+pub const SUCCEEDED_SUFFIX: &str = "--succeeded";
+pub const FAILED_SUFFIX: &str = "--failed";
+pub const RAW_SUFFIX: &str = "--results";
+
+/// The raw results file of a message batch, when it has results.
+pub fn raw_results_file(b: &crate::Batch) -> Option<String> {
+    [&b.output_file_id, &b.error_file_id]
+        .into_iter()
+        .flatten()
+        .find_map(|f| {
+            f.strip_suffix(SUCCEEDED_SUFFIX)
+                .or_else(|| f.strip_suffix(FAILED_SUFFIX))
+        })
+        .map(|batch| format!("{batch}{RAW_SUFFIX}"))
+}
+
 /// Whether `id` is a `custom_id` Anthropic accepts.
 pub fn custom_id_ok(id: &str) -> bool {
     (1..=64).contains(&id.len())

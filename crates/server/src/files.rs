@@ -71,10 +71,12 @@ pub async fn download(
         })) => return Err(refused()),
         found => found?,
     };
+    let raw = batchboard_core::anthropic::raw_results_file(&batch);
     let kind = [
         ("input", Some(&batch.input_file_id)),
         ("output", batch.output_file_id.as_ref()),
         ("error", batch.error_file_id.as_ref()),
+        ("results", raw.as_ref()),
     ]
     .into_iter()
     .find(|(_, f)| f.is_some_and(|f| *f == id))
@@ -93,7 +95,7 @@ pub async fn download(
                         "kind",
                         match kind {
                             "input" => Key::AuditDetailInput,
-                            "output" => Key::AuditDetailOutput,
+                            "output" | "results" => Key::AuditDetailOutput,
                             _ => Key::AuditDetailErrors,
                         },
                     )

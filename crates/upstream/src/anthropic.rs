@@ -39,10 +39,11 @@ impl Part {
     const ALL: [Part; 3] = [Part::Succeeded, Part::Failed, Part::Raw];
 
     fn suffix(self) -> &'static str {
+        use batchboard_core::anthropic::{FAILED_SUFFIX, RAW_SUFFIX, SUCCEEDED_SUFFIX};
         match self {
-            Part::Succeeded => "--succeeded",
-            Part::Failed => "--failed",
-            Part::Raw => "--results",
+            Part::Succeeded => SUCCEEDED_SUFFIX,
+            Part::Failed => FAILED_SUFFIX,
+            Part::Raw => RAW_SUFFIX,
         }
     }
 }

@@ -271,6 +271,20 @@ async fn batches_of_every_upstream_share_one_table_and_go_back_to_their_own() {
         "{merged}"
     );
 
+    // And the results as Anthropic wrote them, by link.
+    let raw = format!("{claude_id}--results");
+    let text = b
+        .http
+        .get(b.url(&format!("/files/{raw}/content?batch={claude_id}")))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(text.lines().count(), 2, "{text}");
+    assert!(text.contains(r#""type":"errored""#), "{text}");
+
     // Retrying its failure needs the requests: refused, saying why.
     let (status, body) = b.call("retry_failed", &[("id", &claude_id)]).await;
     assert_eq!(status, 400, "{body}");
@@ -352,7 +366,8 @@ async fn chat_lines_become_a_message_batch_on_anthropic() {
     let b = board().await;
     let system = r#"{"custom_id":"s","method":"POST","url":"/v1/chat/completions","body":{"model":"claude","messages":[{"role":"system","content":"Be brief."},{"role":"user","content":"hello"}]}}"#;
     let native = r#"{"custom_id":"n","params":{"model":"claude","max_tokens":3,"messages":[{"role":"user","content":"one two three four"}]}}"#;
-    let file = format!("{system}\n{native}\n");
+    let bad = r#"{"custom_id":"bad","params":{"model":"claude","max_tokens":5,"messages":[{"role":"system","content":"x"}]}}"#;
+    let file = format!("{system}\n{native}\n{bad}\n");
     // No max_tokens on the chat line, none in the form: refused, saying where.
     let (status, body) = b.create_on("claude", file.clone()).await;
     assert_eq!(status, 422, "{body}");
@@ -384,6 +399,7 @@ async fn chat_lines_become_a_message_batch_on_anthropic() {
         .await;
     assert_eq!(status, 200, "{results}");
     assert_eq!(results["ok"], 2, "{results}");
+    assert_eq!(results["failed"], 1, "{results}");
     let answers: Vec<&str> = results["rows"]
         .as_array()
         .unwrap()
@@ -393,4 +409,37 @@ async fn chat_lines_become_a_message_batch_on_anthropic() {
     assert!(answers.contains(&"echo: hello"), "{results}");
     // The native line kept its own max_tokens (3 words).
     assert!(answers.contains(&"echo: one two"), "{results}");
+
+    // The requests were kept as sent: rows in file order with their
+    // request, and the failure can be retried (on Anthropic again).
+    let merged = b
+        .http
+        .get(b.url(&format!("/api/batches/{id}/merged?format=jsonl")))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let rows: Vec<Value> = merged
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let ids: Vec<&str> = rows
+        .iter()
+        .map(|r| r["custom_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["s", "n", "bad"], "{merged}");
+    assert_eq!(
+        rows[0]["request"]["params"]["system"], "Be brief.",
+        "{merged}"
+    );
+    let (status, retry) = b.call("retry_failed", &[("id", &id)]).await;
+    assert_eq!(status, 200, "{retry}");
+    let retry_id = retry["id"].as_str().unwrap();
+    assert!(
+        retry_id.starts_with("claude.msgbatch_") && retry_id != id,
+        "{retry}"
+    );
+    assert_eq!(retry["request_counts"]["total"], 1, "{retry}");
 }

@@ -70,36 +70,63 @@ impl Spool {
             .await
             .map_err(|e| ApiError::Internal(e.to_string()))?;
         drop(self.file);
-        let dir = state.data_dir.join("uploads");
-        let input = self.path;
-        let converted = tokio::task::spawn_blocking(move || convert(&input, &dir, max_tokens))
-            .await
-            .map_err(|e| ApiError::Internal(e.to_string()))?
-            .map_err(|e| ApiError::Internal(format!("cannot convert the upload: {e}")))?;
-        let (body, report) = match converted {
-            Ok(done) => done,
-            Err(report) => return Err(HttpError::file(report)),
-        };
-        let batch = upstream.client.create_message_batch(&body).await?;
-        let batch = upstream.qualify_batch(batch);
-        state.index(&batch).await;
-        if let Err(e) = state.db.set_file_name(&batch.id, filename).await {
-            tracing::warn!(error = %e, "cannot store the file name");
-        }
-        Ok((batch, report))
+        create_from_file(state, upstream, &self.path, filename, max_tokens).await
     }
 }
 
-/// The body `{"requests": [...]}` written from the file at `input`, or the
-/// report of its problems.
-fn convert(
+/// Where the requests of a message batch made here are kept, as sent:
+/// Anthropic does not give them back, and the results table, merged
+/// downloads and retries need them.
+pub fn kept_requests(data_dir: &Path, batch_id: &str) -> std::path::PathBuf {
+    data_dir.join("requests").join(format!("{batch_id}.jsonl"))
+}
+
+/// Checks and converts the file at `input` (a file's lines, or a retry's);
+/// creates the message batch from it on `upstream` and keeps its requests.
+pub async fn create_from_file(
+    state: &AppState,
+    upstream: &Upstream,
     input: &Path,
-    dir: &Path,
+    filename: &str,
     max_tokens: Option<u64>,
-) -> std::io::Result<Result<(TempPath, Report), Report>> {
+) -> Result<(Batch, Report), HttpError> {
+    let dir = state.data_dir.join("uploads");
+    let input = input.to_owned();
+    let converted = tokio::task::spawn_blocking(move || convert(&input, &dir, max_tokens))
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?
+        .map_err(|e| ApiError::Internal(format!("cannot convert the upload: {e}")))?;
+    let (body, requests, report) = match converted {
+        Ok(done) => done,
+        Err(report) => return Err(HttpError::file(report)),
+    };
+    let batch = upstream.client.create_message_batch(&body).await?;
+    let batch = upstream.qualify_batch(batch);
+    let kept = kept_requests(&state.data_dir, &batch.id);
+    let kept_ok = match kept.parent() {
+        Some(d) => std::fs::create_dir_all(d).is_ok() && requests.persist(&kept).is_ok(),
+        None => false,
+    };
+    if !kept_ok {
+        tracing::warn!(batch = %batch.id, "cannot keep the requests of a message batch");
+    }
+    state.index(&batch).await;
+    if let Err(e) = state.db.set_file_name(&batch.id, filename).await {
+        tracing::warn!(error = %e, "cannot store the file name");
+    }
+    Ok((batch, report))
+}
+
+/// The body `{"requests": [...]}` and the same requests one per line,
+/// written from the file at `input`; or the report of its problems.
+type Outcome = Result<(TempPath, TempPath, Report), Report>;
+
+fn convert(input: &Path, dir: &Path, max_tokens: Option<u64>) -> std::io::Result<Outcome> {
     let reader = std::io::BufReader::with_capacity(256 * 1024, std::fs::File::open(input)?);
     let (out, body) = temp_file(dir, "message-batch-")?;
+    let (lines_out, requests) = temp_file(dir, "message-requests-")?;
     let mut out = std::io::BufWriter::with_capacity(256 * 1024, out);
+    let mut lines_out = std::io::BufWriter::with_capacity(256 * 1024, lines_out);
     let mut c = Converter::new(max_tokens);
     out.write_all(b"{\"requests\":[")?;
     let mut first = true;
@@ -112,24 +139,26 @@ fn convert(
             }
             first = false;
             serde_json::to_writer(&mut out, &request)?;
+            serde_json::to_writer(&mut lines_out, &request)?;
+            lines_out.write_all(b"\n")?;
         }
     }
     out.write_all(b"]}")?;
     out.flush()?;
-    let report = c.finish();
-    if report.error_count > 0 || report.requests == 0 {
-        let mut report = report;
-        if report.requests == 0 && report.error_count == 0 {
-            report.error_count = 1;
-            report.errors.push(batchboard_core::BatchError {
-                code: "empty_file".into(),
-                message: Msg::new(Key::ProblemEmptyFile).to_string(),
-                param: None,
-                line: None,
-                msg: Some(Msg::new(Key::ProblemEmptyFile)),
-            });
-        }
+    lines_out.flush()?;
+    let mut report = c.finish();
+    if report.requests == 0 && report.error_count == 0 {
+        report.error_count = 1;
+        report.errors.push(batchboard_core::BatchError {
+            code: "empty_file".into(),
+            message: Msg::new(Key::ProblemEmptyFile).to_string(),
+            param: None,
+            line: None,
+            msg: Some(Msg::new(Key::ProblemEmptyFile)),
+        });
+    }
+    if report.error_count > 0 {
         return Ok(Err(report));
     }
-    Ok(Ok((body, report)))
+    Ok(Ok((body, requests, report)))
 }

@@ -173,6 +173,13 @@ pub async fn joined(state: &AppState, batch: &Batch) -> Result<Arc<Joined>, ApiE
         }
         *slot = Some(path);
     }
+    // A message batch made here: its requests as sent were kept.
+    if paths[0].is_none() {
+        let kept = super::messages::kept_requests(&state.data_dir, &batch.id);
+        if tokio::fs::try_exists(&kept).await.unwrap_or(false) {
+            paths[0] = Some(kept);
+        }
+    }
     // Marks the spool as used now (see `prune`).
     tokio::fs::write(dir.join(USED), b"")
         .await

@@ -54,6 +54,21 @@ pub async fn retry_failed(
         ));
     }
     let (file, n) = results::write_failed(joined, st.data_dir.join("uploads")).await?;
+    let name = st
+        .db
+        .get_file_name(id)
+        .await
+        .ok()
+        .flatten()
+        .map(|n| format!("{}-retry.jsonl", n.trim_end_matches(".jsonl")))
+        .unwrap_or_else(|| format!("{id}-retry.jsonl"));
+    // A message batch: its kept requests, checked and sent the same way
+    // (no metadata travels with it, so no `retry_of` either).
+    if upstream.kind() == batchboard_upstream::dialect::Kind::Anthropic {
+        let (batch, _) =
+            super::messages::create_from_file(st, upstream, &file, &name, None).await?;
+        return Ok((batch, n));
+    }
     // The same check as any upload, before anything reaches the upstream.
     let report = check_file(&file, &original.endpoint).await?;
     if !report.is_ok() {
@@ -74,14 +89,6 @@ pub async fn retry_failed(
         .get_or_insert_with(Default::default)
         .insert(RETRY_OF.into(), id.to_owned());
     stamp_creator(&mut metadata, creator).map_err(HttpError::invalid)?;
-    let name = st
-        .db
-        .get_file_name(id)
-        .await
-        .ok()
-        .flatten()
-        .map(|n| format!("{}-retry.jsonl", n.trim_end_matches(".jsonl")))
-        .unwrap_or_else(|| format!("{id}-retry.jsonl"));
     let batch = submit(
         st,
         upstream,
