@@ -4,7 +4,8 @@
 //!
 //! It speaks three dialects, each an account of its own (its own files and
 //! batches, under its own part of the data directory), with one key:
-//! - OpenAI at `/v1` (Bearer key);
+//! - OpenAI at `/v1`, and at the root as servers without `/v1` serve it
+//!   (Bearer key);
 //! - Azure OpenAI at `/azure/openai/v1` and `/azure/openai?api-version=…`
 //!   (`api-key` header; a line's `model` is a deployment name; batches do
 //!   not expire after their window);
@@ -138,9 +139,11 @@ impl Sandbox {
         tokio::spawn(self.clone().run_batch(id));
     }
 
-    /// The API of every dialect: `/v1`, `/azure/openai[/v1]`, `/anthropic/v1`.
+    /// The API of every dialect: `/v1`, `/azure/openai[/v1]`, `/anthropic/v1`;
+    /// OpenAI's also at the root (`/batches`, ...), as SGLang, LiteLLM and
+    /// vLLM often serve it, for base URLs without `/v1`.
     pub fn router(&self) -> Router {
-        let mut root = Router::new().nest("/v1", self.api());
+        let mut root = Router::new().nest("/v1", self.api()).merge(self.api());
         for other in self.others.iter() {
             root = match other.dialect {
                 Dialect::Azure => root.nest("/azure/openai/v1", other.api()).nest(

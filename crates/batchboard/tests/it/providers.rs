@@ -13,6 +13,7 @@ const KEY: &str = "sk-providers-test";
 struct Board {
     dash: Proc,
     sandbox: Proc,
+    _compat: Proc,
     http: reqwest::Client,
     _dir: TempDir,
 }
@@ -22,6 +23,8 @@ async fn board() -> Board {
     let data = dir.0.join("data");
     common::add_user(&data, "op", "operator", PASSWORD);
     let sb = sandbox(&dir.0.join("sb"), KEY, FAST);
+    // A second OpenAI-compatible server, reached at its root (no /v1).
+    let compat = sandbox(&dir.0.join("compat"), KEY, FAST);
     let file = dir.0.join("upstreams.toml");
     std::fs::write(
         &file,
@@ -46,8 +49,15 @@ kind = "openai-compatible"
 base_url = "{sb}/v1"
 key_env = "TEST_SANDBOX_KEY"
 create_roles = ["admin"]
+
+[[upstream]]
+name = "compat"
+kind = "openai-compatible"
+base_url = "{compat}"
+key_env = "TEST_SANDBOX_KEY"
 "#,
-            sb = sb.base()
+            sb = sb.base(),
+            compat = compat.base()
         ),
     )
     .unwrap();
@@ -64,6 +74,7 @@ create_roles = ["admin"]
     Board {
         dash,
         sandbox: sb,
+        _compat: compat,
         http,
         _dir: dir,
     }
@@ -316,7 +327,7 @@ async fn batches_of_every_upstream_share_one_table_and_go_back_to_their_own() {
         .collect();
     assert_eq!(
         names,
-        ["default", "azure", "claude", "admins-only"],
+        ["default", "azure", "claude", "admins-only", "compat"],
         "{ready}"
     );
     assert!(
@@ -442,4 +453,46 @@ async fn chat_lines_become_a_message_batch_on_anthropic() {
         "{retry}"
     );
     assert_eq!(retry["request_counts"]["total"], 1, "{retry}");
+}
+
+/// The second OpenAI-compatible server, without `/v1` in its URL: a batch
+/// created there, its results, and a retry of its failure there; and a
+/// batch cancelled on Azure.
+#[tokio::test]
+async fn a_server_without_v1_and_azure_create_cancel_and_retry() {
+    let b = board().await;
+    let broken = r#"{"custom_id":"x","method":"POST","url":"/v1/chat/completions","body":{"model":"m","messages":[],"max_completion_tokens":5}}"#;
+    let file = format!("{}\n{broken}\n", chat("a", "m"));
+    let (status, created) = b.create_on("compat", file).await;
+    assert_eq!(status, 200, "{created}");
+    let id = created["id"].as_str().unwrap().to_owned();
+    assert!(id.starts_with("compat.batch_"), "{id}");
+    let ended = b.ended(&id).await;
+    assert_eq!(ended["status"], "completed", "{ended}");
+    let (status, results) = b.call("batch_results", &[("id", &id)]).await;
+    assert_eq!(status, 200, "{results}");
+    assert_eq!(
+        (results["ok"].as_u64(), results["failed"].as_u64()),
+        (Some(1), Some(1)),
+        "{results}"
+    );
+    let (status, retry) = b.call("retry_failed", &[("id", &id)]).await;
+    assert_eq!(status, 200, "{retry}");
+    assert!(
+        retry["id"].as_str().unwrap().starts_with("compat.batch_"),
+        "{retry}"
+    );
+    assert_eq!(retry["metadata"]["retry_of"], id.as_str(), "{retry}");
+
+    let many: String = (0..2000)
+        .map(|i| chat(&format!("m{i}"), "gpt-4o-mini-batch") + "\n")
+        .collect();
+    let (status, big) = b.create_on("azure", many).await;
+    assert_eq!(status, 200, "{big}");
+    let big_id = big["id"].as_str().unwrap().to_owned();
+    let (status, cancelling) = b.call("cancel_batch", &[("id", &big_id)]).await;
+    assert_eq!(status, 200, "{cancelling}");
+    assert_eq!(cancelling["id"], big_id.as_str());
+    let ended = b.ended(&big_id).await;
+    assert_eq!(ended["status"], "cancelled", "{ended}");
 }
