@@ -101,14 +101,19 @@ impl Hub {
 
     /// Refreshes the shared status every `period` (one query, whatever the
     /// number of viewers).
-    /// `names` are the upstreams', in order.
-    pub fn spawn_status(self: &std::sync::Arc<Self>, db: Db, period: Duration, names: Vec<String>) {
+    /// Each upstream's is reported, in order.
+    pub fn spawn_status(
+        self: &std::sync::Arc<Self>,
+        db: Db,
+        period: Duration,
+        upstreams: std::sync::Arc<crate::providers::Upstreams>,
+    ) {
         let hub = self.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(period);
             loop {
                 tick.tick().await;
-                match db.watcher_status(&names).await {
+                match db.watcher_status(&upstreams.names()).await {
                     Ok(s) => {
                         hub.status.send_if_modified(|old| {
                             let changed = *old != s;

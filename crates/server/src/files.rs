@@ -312,8 +312,7 @@ async fn create_batch(
                 let form_endpoint = endpoint.as_deref().filter(|e| !e.is_empty());
                 let target = state
                     .upstreams
-                    .for_create(chosen.as_deref(), actor.user.role)?
-                    .clone();
+                    .for_create(chosen.as_deref(), actor.user.role)?;
                 if target.kind() == batchboard_upstream::dialect::Kind::Anthropic {
                     let mut spool = Spool::start(&state)?;
                     while let Some(chunk) = field.chunk().await.map_err(bad_form)? {

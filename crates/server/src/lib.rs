@@ -376,11 +376,16 @@ fn panicked(err: Box<dyn std::any::Any + Send + 'static>) -> axum::response::Res
 
 /// The upstreams: the flags' (or, with neither flags nor an upstreams
 /// file, the built-in sandbox), then the upstreams file's.
-async fn upstreams(args: &ServeArgs) -> Result<Upstreams, StartError> {
-    let (path, given) = match &args.upstreams_file {
+/// Where the upstreams file is, and whether `--upstreams-file` named it.
+fn upstreams_path(args: &ServeArgs) -> (std::path::PathBuf, bool) {
+    match &args.upstreams_file {
         Some(p) => (p.clone(), true),
         None => (upstreams::default_path(&args.data_dir), false),
-    };
+    }
+}
+
+async fn upstreams(args: &ServeArgs) -> Result<Upstreams, StartError> {
+    let (path, given) = upstreams_path(args);
     let listed = if given || path.exists() {
         upstreams::load(&path, &|var| std::env::var(var).ok())
             .map_err(|e| StartError::Config(e.to_string()))?
@@ -448,17 +453,16 @@ async fn serve<V: IntoView + 'static>(args: ServeArgs, pages: Pages<V>) -> Resul
     state.hub.spawn_status(
         db.clone(),
         std::time::Duration::from_secs(2),
-        state.upstreams.names(),
+        state.upstreams.clone(),
     );
     state.hub.spawn_relay(db.clone());
-    watcher::spawn(
-        state.clone(),
-        watcher::WatchOptions {
-            sweep: std::time::Duration::from_millis(args.watch_interval_ms),
-            lease_retry: std::time::Duration::from_secs(2),
-            holder: format!("{}:{}", args.addr, std::process::id()),
-        },
-    );
+    let watch = watcher::WatchOptions {
+        sweep: std::time::Duration::from_millis(args.watch_interval_ms),
+        lease_retry: std::time::Duration::from_secs(2),
+        holder: format!("{}:{}", args.addr, std::process::id()),
+    };
+    watcher::spawn(state.clone(), watch.clone());
+    providers::spawn_reload(state.clone(), upstreams_path(&args).0, args.clone(), watch);
     let upstream = state
         .upstreams
         .all()

@@ -181,36 +181,59 @@ impl Upstream {
     }
 }
 
-/// Every upstream, the first one first.
-pub struct Upstreams(Vec<Arc<Upstream>>);
+/// Every upstream, the first one first. The upstreams file's may change
+/// while the server runs ([`spawn_reload`]): callers take a snapshot.
+pub struct Upstreams(std::sync::RwLock<Arc<Vec<Arc<Upstream>>>>);
 
 impl Upstreams {
     /// `list` must not be empty and its names must differ (the upstreams
     /// file's check sees to it).
     pub fn new(list: Vec<Upstream>) -> Self {
-        Self(list.into_iter().map(Arc::new).collect())
+        Self(std::sync::RwLock::new(Arc::new(
+            list.into_iter().map(Arc::new).collect(),
+        )))
+    }
+
+    /// The upstreams now.
+    pub fn all(&self) -> Arc<Vec<Arc<Upstream>>> {
+        match self.0.read() {
+            Ok(list) => list.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
     }
 
     /// The first upstream: where batches are created unless another is
     /// chosen, and what the banner describes.
-    pub fn first(&self) -> &Arc<Upstream> {
-        &self.0[0]
+    pub fn first(&self) -> Arc<Upstream> {
+        self.all()[0].clone()
     }
 
-    pub fn all(&self) -> &[Arc<Upstream>] {
-        &self.0
-    }
-
-    pub fn named(&self, name: &str) -> Option<&Arc<Upstream>> {
-        self.0.iter().find(|u| u.name == name)
+    pub fn named(&self, name: &str) -> Option<Arc<Upstream>> {
+        self.all().iter().find(|u| u.name == name).cloned()
     }
 
     pub fn names(&self) -> Vec<String> {
-        self.0.iter().map(|u| u.name.clone()).collect()
+        self.all().iter().map(|u| u.name.clone()).collect()
+    }
+
+    /// Whether `u` is still one of the upstreams (not removed or replaced
+    /// by a change of the file).
+    pub fn is_current(&self, u: &Arc<Upstream>) -> bool {
+        self.all().iter().any(|x| Arc::ptr_eq(x, u))
+    }
+
+    fn replace(&self, list: Vec<Arc<Upstream>>) {
+        if list.is_empty() {
+            return;
+        }
+        match self.0.write() {
+            Ok(mut current) => *current = Arc::new(list),
+            Err(poisoned) => *poisoned.into_inner() = Arc::new(list),
+        }
     }
 
     /// The upstream a dashboard id names, and the id it has there.
-    pub fn route<'a>(&self, id: &'a str) -> Result<(&Arc<Upstream>, &'a str), ApiError> {
+    pub fn route<'a>(&self, id: &'a str) -> Result<(Arc<Upstream>, &'a str), ApiError> {
         let (name, own) = split_qualified(id);
         let upstream = self.named(name).ok_or_else(|| {
             ApiError::Invalid(Msg::new(Key::ProblemUnknownUpstream).arg("name", name))
@@ -237,11 +260,11 @@ impl Upstream {
 impl Upstreams {
     /// Where a new batch goes: the upstream `name` (none or `""`: the
     /// first), if `role` may create batches there.
-    pub fn for_create(&self, name: Option<&str>, role: Role) -> Result<&Arc<Upstream>, ApiError> {
+    pub fn for_create(&self, name: Option<&str>, role: Role) -> Result<Arc<Upstream>, ApiError> {
         let name = name.map(str::trim).unwrap_or_default();
         let upstream = match name {
             "" => self.first(),
-            "default" => self.named("").unwrap_or(self.first()),
+            "default" => self.named("").unwrap_or_else(|| self.first()),
             _ => self.named(name).ok_or_else(|| {
                 ApiError::Invalid(Msg::new(Key::ProblemUnknownUpstream).arg("name", name))
             })?,
@@ -265,4 +288,66 @@ impl Upstream {
             deployments: self.deployments.clone(),
         }
     }
+}
+
+/// Reads the upstreams file again whenever it changes (checked every two
+/// seconds): the first upstream (the flags', or the sandbox) stays, the
+/// file's are replaced, and a poller starts for each. A file that does not
+/// check is logged and the upstreams stay as they were.
+pub fn spawn_reload(
+    state: crate::state::AppState,
+    path: std::path::PathBuf,
+    args: ServeArgs,
+    watch: crate::watcher::WatchOptions,
+) {
+    tokio::spawn(async move {
+        let stamp = |p: &std::path::Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+        let mut last = stamp(&path);
+        loop {
+            tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+            let now = stamp(&path);
+            if now == last {
+                continue;
+            }
+            last = now;
+            let listed = if now.is_some() {
+                match super::upstreams::load(&path, &|var| std::env::var(var).ok()) {
+                    Ok(l) => l,
+                    Err(e) => {
+                        tracing::error!(error = %e, "upstreams file changed but does not check; keeping the upstreams as they were");
+                        continue;
+                    }
+                }
+            } else {
+                Vec::new()
+            };
+            let all = state.upstreams.all();
+            let mut next: Vec<Arc<Upstream>> =
+                all.iter().filter(|u| u.name.is_empty()).cloned().collect();
+            let mut failed = false;
+            for c in &listed {
+                match Upstream::from_config(c, &args) {
+                    Ok(u) => next.push(Arc::new(u)),
+                    Err(e) => {
+                        tracing::error!(upstream = %c.name, error = %e, "upstreams file: cannot use this upstream; keeping the upstreams as they were");
+                        failed = true;
+                    }
+                }
+            }
+            if failed || next.is_empty() {
+                continue;
+            }
+            let fresh: Vec<Arc<Upstream>> = next
+                .iter()
+                .filter(|u| !u.name.is_empty())
+                .cloned()
+                .collect();
+            state.upstreams.replace(next);
+            state.facets.clear();
+            tracing::info!(upstreams = ?state.upstreams.names(), "upstreams file read again");
+            for u in fresh {
+                crate::watcher::spawn_one(state.clone(), u, watch.clone());
+            }
+        }
+    });
 }

@@ -49,38 +49,48 @@ pub fn next_check(b: &Batch, outcome: &Upsert) -> i64 {
     now() + secs
 }
 
-/// Runs one poller per upstream for as long as the server does.
+/// Runs one poller per upstream, each for as long as its upstream is one.
 pub fn spawn(state: AppState, opts: WatchOptions) {
-    for upstream in state.upstreams.all().to_vec() {
-        let (state, opts) = (state.clone(), opts.clone());
-        tokio::spawn(async move { poll(state, upstream, opts).await });
+    for upstream in state.upstreams.all().iter() {
+        spawn_one(state.clone(), upstream.clone(), opts.clone());
     }
+}
+
+/// Polls `upstream` until it is no longer one of the upstreams (the
+/// upstreams file changed).
+pub fn spawn_one(state: AppState, upstream: Arc<Upstream>, opts: WatchOptions) {
+    tokio::spawn(async move { poll(state, upstream, opts).await });
 }
 
 async fn poll(state: AppState, upstream: Arc<Upstream>, opts: WatchOptions) {
     use std::sync::atomic::Ordering::Relaxed;
     let name = upstream.display_name().to_owned();
-    loop {
+    while state.upstreams.is_current(&upstream) {
         match Lease::try_acquire(&state.db, &upstream.name).await {
             Some(lease) => {
                 tracing::info!(holder = %opts.holder, upstream = %name, "watcher: this replica polls the upstream");
                 state.polling.fetch_add(1, Relaxed);
                 lead(&state, &upstream, lease, &opts).await;
                 state.polling.fetch_sub(1, Relaxed);
-                tracing::warn!(upstream = %name, "watcher: lost the lease");
+                if state.upstreams.is_current(&upstream) {
+                    tracing::warn!(upstream = %name, "watcher: lost the lease");
+                } else {
+                    tracing::info!(upstream = %name, "watcher: no longer an upstream; stopped polling it");
+                }
             }
             None => tokio::time::sleep(opts.lease_retry).await,
         }
     }
 }
 
-async fn lead(state: &AppState, upstream: &Upstream, mut lease: Lease, opts: &WatchOptions) {
+async fn lead(state: &AppState, upstream: &Arc<Upstream>, mut lease: Lease, opts: &WatchOptions) {
     let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(60));
     let mut last_full: Option<Instant> = None;
     let mut last_sweep: Option<Instant> = None;
     let name = &upstream.name;
     loop {
-        if !lease.alive().await {
+        // Gone from the upstreams file: the lease goes with this poller.
+        if !lease.alive().await || !state.upstreams.is_current(upstream) {
             return;
         }
         let full = last_full.is_none_or(|t| t.elapsed() >= Duration::from_secs(600));

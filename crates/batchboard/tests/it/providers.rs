@@ -13,7 +13,8 @@ const KEY: &str = "sk-providers-test";
 struct Board {
     dash: Proc,
     sandbox: Proc,
-    _compat: Proc,
+    compat: Proc,
+    file: std::path::PathBuf,
     http: reqwest::Client,
     _dir: TempDir,
 }
@@ -74,7 +75,8 @@ key_env = "TEST_SANDBOX_KEY"
     Board {
         dash,
         sandbox: sb,
-        _compat: compat,
+        compat,
+        file,
         http,
         _dir: dir,
     }
@@ -157,6 +159,25 @@ impl Board {
             assert!(std::time::Instant::now() < deadline, "{b}");
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
+    }
+
+    /// The upstreams `/readyz` names.
+    async fn ready_names(&self) -> Vec<String> {
+        let ready: Value = self
+            .http
+            .get(self.url("/readyz"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        ready["upstreams"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|u| u["name"].as_str().unwrap().to_owned())
+            .collect()
     }
 
     async fn table_ids(&self) -> Vec<String> {
@@ -495,4 +516,53 @@ async fn a_server_without_v1_and_azure_create_cancel_and_retry() {
     assert_eq!(cancelling["id"], big_id.as_str());
     let ended = b.ended(&big_id).await;
     assert_eq!(ended["status"], "cancelled", "{ended}");
+}
+
+/// The upstreams file is read again when it changes: an upstream added is
+/// polled and can be used, one removed is gone; a file with a mistake is
+/// refused and the upstreams stay as they were.
+#[tokio::test]
+async fn a_change_of_the_upstreams_file_takes_effect_without_a_restart() {
+    let b = board().await;
+    let before = b.ready_names().await;
+    assert_eq!(before.len(), 5, "{before:?}");
+    std::fs::write(
+        &b.file,
+        format!(
+            "[[upstream]]\nname = \"late\"\nkind = \"openai-compatible\"\nbase_url = \"{}\"\nkey_env = \"TEST_SANDBOX_KEY\"\n",
+            b.compat.base()
+        ),
+    )
+    .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        // Readiness answers are reused for 5 s.
+        let names = b.ready_names().await;
+        if names == ["default", "late"] {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{names:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+    let (status, created) = b.create_on("late", format!("{}\n", chat("a", "m"))).await;
+    assert_eq!(status, 200, "{created}");
+    let id = created["id"].as_str().unwrap().to_owned();
+    assert!(id.starts_with("late.batch_"), "{id}");
+    assert_eq!(b.ended(&id).await["status"], "completed");
+    let (status, body) = b.create_on("azure", format!("{}\n", chat("a", "m"))).await;
+    assert_eq!(status, 400, "a removed upstream: {body}");
+
+    // A mistake: refused, logged, and nothing changes.
+    std::fs::write(
+        &b.file,
+        "[[upstream]]\nname = \"bad\"\nkind = \"bedrock\"\n",
+    )
+    .unwrap();
+    tokio::time::sleep(std::time::Duration::from_secs(8)).await;
+    assert_eq!(b.ready_names().await, ["default", "late"]);
+    assert!(
+        b.dash.output().contains("does not check"),
+        "{}",
+        b.dash.output()
+    );
 }

@@ -46,9 +46,9 @@ impl ProbeCache {
                 return r.clone();
             }
         }
-        let answers =
-            futures_util::future::join_all(upstreams.all().iter().map(|u| u.probe())).await;
-        let r: Probes = upstreams.names().into_iter().zip(answers).collect();
+        let all = upstreams.all();
+        let answers = futures_util::future::join_all(all.iter().map(|u| u.probe())).await;
+        let r: Probes = all.iter().map(|u| u.name.clone()).zip(answers).collect();
         *last = Some((Instant::now(), r.clone()));
         r
     }

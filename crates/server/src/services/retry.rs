@@ -66,7 +66,7 @@ pub async fn retry_failed(
     // (no metadata travels with it, so no `retry_of` either).
     if upstream.kind() == batchboard_upstream::dialect::Kind::Anthropic {
         let (batch, _) =
-            super::messages::create_from_file(st, upstream, &file, &name, None).await?;
+            super::messages::create_from_file(st, &upstream, &file, &name, None).await?;
         return Ok((batch, n));
     }
     // The same check as any upload, before anything reaches the upstream.
@@ -91,7 +91,7 @@ pub async fn retry_failed(
     stamp_creator(&mut metadata, creator).map_err(HttpError::invalid)?;
     let batch = submit(
         st,
-        upstream,
+        &upstream,
         &file,
         &name,
         CreateBatch {
