@@ -83,17 +83,23 @@ pub fn NewBatchPage() -> impl IntoView {
     // browser (the fields for Anthropic appear once it has hydrated; the
     // server's check applies in any case).
     let kinds = LocalResource::new(crate::api::list_upstreams);
-    let messages = move || {
+    // The chosen upstream, as the browser knows it.
+    let chosen = move || {
         kinds.with(|u| {
-            let list = u.as_ref().and_then(|r| r.as_ref().ok());
+            let list = u.as_ref().and_then(|r| r.as_ref().ok())?;
             let name = target.get();
-            list.and_then(|l| {
-                l.iter()
-                    .find(|u| u.name == name)
-                    .or_else(|| l.first().filter(|_| name.is_empty()))
-            })
-            .is_some_and(|u| u.takes_messages())
+            list.iter()
+                .find(|u| u.name == name)
+                .or_else(|| list.first().filter(|_| name.is_empty()))
+                .cloned()
         })
+    };
+    let messages = move || chosen().is_some_and(|u| u.takes_messages());
+    let windows = move || {
+        chosen()
+            .map(|u| u.completion_windows)
+            .filter(|w| !w.is_empty())
+            .unwrap_or_else(|| vec!["24h".to_string()])
     };
     // Sent without JavaScript and refused: the server kept why, for here.
     let refused = Resource::new(|| (), |_| crate::api::checks::form_refusal());
@@ -252,7 +258,12 @@ pub fn NewBatchPage() -> impl IntoView {
             </label>
             <label class="field">
                 <span>{t(Key::NewCompletionWindow)}</span>
-                <select name="completion_window"><option value="24h" selected>{t(Key::NewWindow24h)}</option></select>
+                <select name="completion_window" data-testid="completion-window">
+                    {move || windows().into_iter().map(|w| {
+                        let label = if w == "24h" { t(Key::NewWindow24h).to_string() } else { w.clone() };
+                        view! { <option value=w>{label}</option> }
+                    }).collect_view()}
+                </select>
             </label>
             <fieldset class="field">
                 <legend>{t(Key::NewMetadata)} " " <small class="muted">{tf(Key::NewMetadataHint, &[("n", &MAX_METADATA_PAIRS)])}</small></legend>

@@ -264,7 +264,7 @@ pub struct UpstreamView {
     /// Limits it was configured with (`None`: the Batch API's).
     pub max_requests: Option<u64>,
     pub max_bytes: Option<u64>,
-    /// Completion windows offered (empty: `24h`).
+    /// Completion windows offered (`24h` unless configured).
     pub completion_windows: Vec<String>,
     /// Azure: the deployments lines may name (empty: any).
     pub deployments: Vec<String>,

@@ -243,6 +243,65 @@ impl Upstreams {
 }
 
 impl Upstream {
+    /// The completion windows offered here (`24h` unless configured).
+    pub fn windows(&self) -> Vec<String> {
+        self.limits
+            .completion_windows
+            .clone()
+            .filter(|w| !w.is_empty())
+            .unwrap_or_else(|| vec!["24h".into()])
+    }
+
+    /// Refuses what this upstream's configured limits do not allow: the
+    /// completion window (`None` for a message batch, which has none), the
+    /// number of requests, the size, and (Azure) a model that is not one of
+    /// its deployments.
+    pub fn check_limits(
+        &self,
+        window: Option<&str>,
+        report: &batchboard_core::validate::Report,
+    ) -> Result<(), ApiError> {
+        let name = self.display_name();
+        if let Some(w) = window {
+            let offered = self.windows();
+            if !offered.iter().any(|o| o == w) {
+                return Err(ApiError::Invalid(
+                    Msg::new(Key::ServerWindowNotOffered)
+                        .arg("name", name)
+                        .arg("windows", offered.join(", "))
+                        .arg("window", w),
+                ));
+            }
+        }
+        if let Some(max) = self.limits.max_requests.filter(|m| report.requests > *m) {
+            return Err(ApiError::Invalid(
+                Msg::new(Key::ServerUpstreamTooMany)
+                    .arg("n", report.requests)
+                    .arg("name", name)
+                    .arg("max", max),
+            ));
+        }
+        if let Some(max) = self.limits.max_bytes.filter(|m| report.bytes > *m) {
+            return Err(ApiError::TooLarge(
+                Msg::new(Key::ServerUpstreamTooLarge)
+                    .arg("bytes", report.bytes)
+                    .arg("name", name)
+                    .arg("max", max),
+            ));
+        }
+        if let Some(model) = report.model.as_deref() {
+            if !self.deployments.is_empty() && !self.deployments.iter().any(|d| d == model) {
+                return Err(ApiError::Invalid(
+                    Msg::new(Key::ServerNotADeployment)
+                        .arg("model", model)
+                        .arg("name", name)
+                        .arg("deployments", self.deployments.join(", ")),
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// Refuses a role that may not create batches here.
     pub fn check_may_create(&self, role: Role) -> Result<(), ApiError> {
         if self.create_roles.contains(&role) {
@@ -284,7 +343,7 @@ impl Upstream {
             may_create: self.create_roles.contains(&role),
             max_requests: self.limits.max_requests,
             max_bytes: self.limits.max_bytes,
-            completion_windows: self.limits.completion_windows.clone().unwrap_or_default(),
+            completion_windows: self.windows(),
             deployments: self.deployments.clone(),
         }
     }

@@ -37,6 +37,7 @@ kind = "azure"
 base_url = "{sb}/azure"
 api_version = "2024-10-21"
 key_env = "TEST_SANDBOX_KEY"
+deployments = ["gpt-4o-mini-batch"]
 
 [[upstream]]
 name = "claude"
@@ -56,6 +57,7 @@ name = "compat"
 kind = "openai-compatible"
 base_url = "{compat}"
 key_env = "TEST_SANDBOX_KEY"
+limits = {{ max_requests = 3, completion_windows = ["24h", "48h"] }}
 "#,
             sb = sb.base(),
             compat = compat.base()
@@ -106,20 +108,24 @@ impl Board {
         more: &[(&str, &str)],
     ) -> (u16, Value) {
         let size = content.len().to_string();
-        let mut form = reqwest::multipart::Form::new();
+        let mut form = reqwest::multipart::Form::new().text("upstream", upstream.to_string());
+        for (k, v) in [
+            ("endpoint", "/v1/chat/completions"),
+            ("completion_window", "24h"),
+            ("metadata", "{}"),
+        ] {
+            // The fields `more` gives instead.
+            if !more.iter().any(|(m, _)| *m == k) {
+                form = form.text(k, v);
+            }
+        }
         for (k, v) in more {
             form = form.text(k.to_string(), v.to_string());
         }
-        let form = form
-            .text("upstream", upstream.to_string())
-            .text("endpoint", "/v1/chat/completions")
-            .text("completion_window", "24h")
-            .text("metadata", "{}")
-            .text("file_size", size)
-            .part(
-                "file",
-                reqwest::multipart::Part::bytes(content.into_bytes()).file_name("in.jsonl"),
-            );
+        let form = form.text("file_size", size).part(
+            "file",
+            reqwest::multipart::Part::bytes(content.into_bytes()).file_name("in.jsonl"),
+        );
         let r = self
             .http
             .post(self.url("/api/batches"))
@@ -565,4 +571,56 @@ async fn a_change_of_the_upstreams_file_takes_effect_without_a_restart() {
         "{}",
         b.dash.output()
     );
+}
+
+/// An upstream's configured limits apply before anything is created: its
+/// windows, its requests per batch, Azure's deployments.
+#[tokio::test]
+async fn each_upstream_limits_are_checked_before_anything_is_created() {
+    let b = board().await;
+    let lines = |n: usize, model: &str| -> String {
+        (0..n)
+            .map(|i| chat(&format!("r{i}"), model) + "\n")
+            .collect()
+    };
+    let (status, body) = b.create_on("compat", lines(4, "m")).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.to_string().contains("at most 3"), "{body}");
+    let (status, body) = b
+        .create_with("compat", lines(2, "m"), &[("completion_window", "7d")])
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.to_string().contains("24h, 48h"), "{body}");
+    let (status, body) = b
+        .create_with("compat", lines(2, "m"), &[("completion_window", "48h")])
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["completion_window"], "48h");
+    let (status, body) = b.create_on("azure", lines(2, "gpt-4o")).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.to_string().contains("not a deployment"), "{body}");
+    // Only the one batch that passed was made; no file was left behind.
+    let files: Value = reqwest::Client::new()
+        .get(format!("{}/v1/files", b.compat.base()))
+        .bearer_auth(KEY)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(files["data"].as_array().unwrap().len(), 1, "{files}");
+    let (status, views) = b.call("upstreams", &[]).await;
+    assert_eq!(status, 200, "{views}");
+    let compat = views
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["name"] == "compat")
+        .unwrap();
+    assert_eq!(
+        compat["completion_windows"],
+        serde_json::json!(["24h", "48h"])
+    );
+    assert!(!views.to_string().contains(KEY));
 }

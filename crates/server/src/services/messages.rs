@@ -100,6 +100,7 @@ pub async fn create_from_file(
         Ok(done) => done,
         Err(report) => return Err(HttpError::file(report)),
     };
+    upstream.check_limits(None, &report)?;
     let batch = upstream.client.create_message_batch(&body).await?;
     let batch = upstream.qualify_batch(batch);
     let kept = kept_requests(&state.data_dir, &batch.id);
