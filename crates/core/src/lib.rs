@@ -38,6 +38,9 @@ pub const ENDPOINTS: &[&str] = &[
     "/v1/embeddings",
     "/v1/completions",
     "/v1/moderations",
+    "/v1/images/generations",
+    "/v1/images/edits",
+    "/v1/videos",
 ];
 
 /// Limits of the Batch API.

@@ -269,7 +269,30 @@ pub fn answer_of(body: &Value) -> (Answer, Option<u64>) {
             return (Answer::worded(msg), None);
         }
     }
+    // A video job.
+    if body.get("object").and_then(Value::as_str) == Some("video") {
+        let text = |k: &str| body.get(k).and_then(Value::as_str).unwrap_or("");
+        let msg = Msg::new(Key::AnswerVideo)
+            .arg("id", text("id"))
+            .arg("status", text("status"));
+        return (Answer::worded(msg), None);
+    }
     if let Some(data) = body.get("data").and_then(Value::as_array) {
+        // Images: how many, and what the model made of the prompt.
+        let images = data
+            .iter()
+            .filter(|d| d.get("url").is_some() || d.get("b64_json").is_some())
+            .count();
+        if images > 0 {
+            let revised = data
+                .iter()
+                .find_map(|d| d.get("revised_prompt").and_then(Value::as_str))
+                .unwrap_or("");
+            let msg = Msg::new(Key::AnswerImages)
+                .arg("n", images)
+                .arg("text", revised);
+            return (Answer::worded(msg), None);
+        }
         if let Some(dims) = data
             .first()
             .and_then(|d| d.get("embedding"))
@@ -347,6 +370,10 @@ mod tests {
         let tool =
             json!({"type":"message","content":[{"type":"tool_use","name":"lookup","input":{}}]});
         assert!(answer_of(&tool).0.msg.is_some());
+        let images = json!({"created":1,"data":[{"url":"https://x/1.png","revised_prompt":"a red fox"},{"url":"https://x/2.png"}]});
+        assert_eq!(answer_of(&images).0.text, "[images: 2] a red fox");
+        let video = json!({"id":"video_1","object":"video","status":"completed"});
+        assert_eq!(answer_of(&video).0.text, "[video video_1: completed]");
         let completion = json!({"choices":[{"text":"done"}]});
         assert_eq!(answer_of(&completion).0.text, "done");
         let response = json!({"output":[{"type":"message","content":[{"type":"output_text","text":"a"},{"type":"output_text","text":"b"}]}],"usage":{"input_tokens":1,"output_tokens":1}});

@@ -114,6 +114,8 @@ enum Family {
     Completions,
     Embeddings,
     Moderations,
+    /// Images and videos: a `prompt` is required; no tokens to estimate.
+    Media,
     Unknown,
 }
 
@@ -125,6 +127,7 @@ impl Family {
             "/v1/completions" => Self::Completions,
             "/v1/embeddings" => Self::Embeddings,
             "/v1/moderations" => Self::Moderations,
+            "/v1/images/generations" | "/v1/images/edits" | "/v1/videos" => Self::Media,
             _ => Self::Unknown,
         }
     }
@@ -503,6 +506,19 @@ impl Validator {
                 self.check_embeddings(line_no, &body.text);
             }
             Family::Moderations => self.report.limited_requests += 1,
+            Family::Media => {
+                self.report.limited_requests += 1;
+                if !body.has_prompt {
+                    self.error(
+                        "missing_required_parameter",
+                        Some(line_no),
+                        Some("body.prompt"),
+                        Msg::new(Key::ProblemFieldMissing)
+                            .arg("line", line_no)
+                            .arg("field", "body.prompt"),
+                    );
+                }
+            }
             Family::Unknown => {}
         }
     }
@@ -760,6 +776,8 @@ struct BodyFields<'a> {
     output_limit: Option<u64>,
     /// `n`: answers per request (chat), which multiplies the output.
     choices: Option<u64>,
+    /// A `prompt` field is there (images and videos need one).
+    has_prompt: bool,
     text: Text,
 }
 
@@ -856,11 +874,14 @@ impl<'de: 'a, 'a> Deserialize<'de> for BodyField<'a> {
                             depth: 0,
                             top_input: true,
                         })?,
-                        "messages" | "prompt" | "instructions" => a.next_value_seed(TextSeed {
-                            text: &mut b.text,
-                            depth: 0,
-                            top_input: false,
-                        })?,
+                        "messages" | "prompt" | "instructions" => {
+                            b.has_prompt |= key == "prompt";
+                            a.next_value_seed(TextSeed {
+                                text: &mut b.text,
+                                depth: 0,
+                                top_input: false,
+                            })?
+                        }
                         _ => {
                             a.next_value::<IgnoredAny>()?;
                         }

@@ -192,6 +192,9 @@ impl Sandbox {
             .route("/responses", post(model))
             .route("/embeddings", post(model))
             .route("/moderations", post(model))
+            .route("/images/generations", post(model))
+            .route("/images/edits", post(model))
+            .route("/videos", post(model))
             .fallback(|| async {
                 SandboxError::NotFound {
                     kind: "route",
@@ -215,7 +218,9 @@ impl Sandbox {
 
 /// One request to a built-in model, outside any batch.
 async fn model(
-    axum::extract::OriginalUri(uri): axum::extract::OriginalUri,
+    // The path within the dialect's API (`/chat/completions`), wherever
+    // the API is mounted.
+    uri: axum::http::Uri,
     body: std::result::Result<
         axum::Json<serde_json::Value>,
         axum::extract::rejection::JsonRejection,
@@ -224,7 +229,8 @@ async fn model(
     let Ok(axum::Json(body)) = body else {
         return SandboxError::bad("The body must be a JSON object.", "body").into_response();
     };
-    let reply = models::run(uri.path(), &body, &store::new_id("req_"), store::now());
+    let endpoint = format!("/v1{}", uri.path());
+    let reply = models::run(&endpoint, &body, &store::new_id("req_"), store::now());
     let status = axum::http::StatusCode::from_u16(reply.status)
         .unwrap_or(axum::http::StatusCode::INTERNAL_SERVER_ERROR);
     (status, axum::Json(reply.body)).into_response()

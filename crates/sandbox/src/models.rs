@@ -89,6 +89,8 @@ pub fn run(endpoint: &str, body: &Value, request_id: &str, created: i64) -> Repl
         "/v1/embeddings" => embeddings(body, model),
         "/v1/moderations" => moderations(body, model, request_id),
         "/v1/messages" => message(body, model, request_id),
+        "/v1/images/generations" | "/v1/images/edits" => images(body, request_id, created),
+        "/v1/videos" => video(body, model, request_id, created),
         other => invalid(format!("Unsupported endpoint {other}"), "url"),
     }
 }
@@ -202,6 +204,55 @@ fn message(body: &Value, model: &str, id: &str) -> Reply {
             "usage": { "input_tokens": u.input_tokens, "output_tokens": u.output_tokens }
         }),
         usage: u,
+    }
+}
+
+/// Images: `n` (default 1) made-up URLs named by the prompt's hash, and
+/// the prompt back as `revised_prompt`.
+fn images(body: &Value, id: &str, created: i64) -> Reply {
+    let Some(prompt) = body.get("prompt").and_then(Value::as_str) else {
+        return invalid("'prompt' is a required property (a string)", "prompt");
+    };
+    let n = body
+        .get("n")
+        .and_then(Value::as_u64)
+        .unwrap_or(1)
+        .clamp(1, 10);
+    let data: Vec<Value> = (0..n)
+        .map(|i| {
+            json!({
+                "url": format!("https://sandbox.invalid/images/{id}-{:016x}-{i}.png", fnv(prompt, i)),
+                "revised_prompt": prompt,
+            })
+        })
+        .collect();
+    Reply {
+        status: 200,
+        body: json!({ "created": created, "data": data }),
+        usage: usage(tokens(prompt), 0),
+    }
+}
+
+/// A video job, done at once.
+fn video(body: &Value, model: &str, id: &str, created: i64) -> Reply {
+    let Some(prompt) = body.get("prompt").and_then(Value::as_str) else {
+        return invalid("'prompt' is a required property (a string)", "prompt");
+    };
+    Reply {
+        status: 200,
+        body: json!({
+            "id": format!("video_{id}"),
+            "object": "video",
+            "model": model,
+            "status": "completed",
+            "progress": 100,
+            "created_at": created,
+            "completed_at": created,
+            "prompt": prompt,
+            "seconds": body.get("seconds").cloned().unwrap_or_else(|| json!("4")),
+            "size": body.get("size").cloned().unwrap_or_else(|| json!("720x1280")),
+        }),
+        usage: usage(tokens(prompt), 0),
     }
 }
 

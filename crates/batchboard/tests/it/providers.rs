@@ -624,3 +624,42 @@ async fn each_upstream_limits_are_checked_before_anything_is_created() {
     );
     assert!(!views.to_string().contains(KEY));
 }
+
+/// OpenAI's image and video batch endpoints: checked (a prompt is
+/// required), run, and read in the results table.
+#[tokio::test]
+async fn image_and_video_batches_run_and_read() {
+    let b = board().await;
+    let line = |id: &str, url: &str, body: &str| {
+        format!(r#"{{"custom_id":"{id}","method":"POST","url":"{url}","body":{body}}}"#)
+    };
+    let no_prompt = line("x", "/v1/images/generations", r#"{"model":"gpt-image-1"}"#) + "\n";
+    let (status, body) = b
+        .create_with("", no_prompt, &[("endpoint", "/v1/images/generations")])
+        .await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["errors"][0]["param"], "body.prompt", "{body}");
+    for (url, body, answer) in [
+        (
+            "/v1/images/generations",
+            r#"{"model":"gpt-image-1","prompt":"a red fox","n":2}"#,
+            "[images: 2] a red fox",
+        ),
+        (
+            "/v1/videos",
+            r#"{"model":"sora-2","prompt":"waves"}"#,
+            "[video video_",
+        ),
+    ] {
+        let (status, created) = b
+            .create_with("", line("a", url, body) + "\n", &[("endpoint", url)])
+            .await;
+        assert_eq!(status, 200, "{created}");
+        let id = created["id"].as_str().unwrap().to_owned();
+        assert_eq!(b.ended(&id).await["status"], "completed");
+        let (status, results) = b.call("batch_results", &[("id", &id)]).await;
+        assert_eq!(status, 200, "{results}");
+        let got = results["rows"][0]["answer"].as_str().unwrap_or_default();
+        assert!(got.starts_with(answer), "{url}: {results}");
+    }
+}
