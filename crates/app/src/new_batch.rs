@@ -504,31 +504,11 @@ mod browser {
             return check_messages(file, current, set_check, set_converted);
         }
         leptos::task::spawn_local(async move {
-            let total = file.size();
             let started = js_sys::Date::now();
             let mut v = Validator::new(None);
-            let mut buf: Vec<u8> = Vec::new();
-            let mut offset = 0.0;
             let mut endpoint_set = false;
-            set_check.set(Check::Running { done: 0.0, total });
-            while offset < total {
-                let end = (offset + CHUNK).min(total);
-                let read = match file.slice_with_f64_and_f64(offset, end) {
-                    Ok(blob) => JsFuture::from(blob.array_buffer()).await,
-                    Err(e) => Err(e),
-                };
-                if !current() {
-                    return;
-                }
-                let Ok(data) = read else {
-                    set_check.set(Check::Unreadable(t(Key::NewUnreadable).into()));
-                    return;
-                };
-                let bytes = js_sys::Uint8Array::new(&data);
-                buf.resize(bytes.length() as usize, 0);
-                bytes.copy_to(&mut buf);
-                v.chunk(&buf);
-                offset = end;
+            let read = each_chunk(&file, &current, set_check, |buf| {
+                v.chunk(buf);
                 if !endpoint_set {
                     if let Some(e) = v.report().endpoint.as_deref() {
                         if ENDPOINTS.contains(&e) {
@@ -537,10 +517,10 @@ mod browser {
                         endpoint_set = true;
                     }
                 }
-                set_check.set(Check::Running {
-                    done: offset,
-                    total,
-                });
+            })
+            .await;
+            if !read {
+                return;
             }
             let mut report = v.finish();
             report.approximate_tokens();
@@ -565,6 +545,45 @@ mod browser {
         });
     }
 
+    /// Reads `file` in chunks of [`CHUNK`], handing each to `take` and
+    /// showing progress; `false` when it could not be read or a newer
+    /// choice took over (`current` says).
+    async fn each_chunk(
+        file: &web_sys::File,
+        current: &impl Fn() -> bool,
+        set_check: WriteSignal<Check>,
+        mut take: impl FnMut(&[u8]),
+    ) -> bool {
+        let total = file.size();
+        let mut buf: Vec<u8> = Vec::new();
+        let mut offset = 0.0;
+        set_check.set(Check::Running { done: 0.0, total });
+        while offset < total {
+            let end = (offset + CHUNK).min(total);
+            let read = match file.slice_with_f64_and_f64(offset, end) {
+                Ok(blob) => JsFuture::from(blob.array_buffer()).await,
+                Err(e) => Err(e),
+            };
+            if !current() {
+                return false;
+            }
+            let Ok(data) = read else {
+                set_check.set(Check::Unreadable(t(Key::NewUnreadable).into()));
+                return false;
+            };
+            let bytes = js_sys::Uint8Array::new(&data);
+            buf.resize(bytes.length() as usize, 0);
+            bytes.copy_to(&mut buf);
+            take(&buf);
+            offset = end;
+            set_check.set(Check::Running {
+                done: offset,
+                total,
+            });
+        }
+        true
+    }
+
     /// Reads the chosen file in chunks, like [`check_file`], through the
     /// converter for an Anthropic upstream. Lines without `max_tokens` are
     /// counted (the form's value fills them in) rather than refused.
@@ -575,34 +594,10 @@ mod browser {
         set_converted: WriteSignal<Option<Conversion>>,
     ) {
         leptos::task::spawn_local(async move {
-            let total = file.size();
             let started = js_sys::Date::now();
             let mut c = Converter::new(Some(1));
-            let mut buf: Vec<u8> = Vec::new();
-            let mut offset = 0.0;
-            set_check.set(Check::Running { done: 0.0, total });
-            while offset < total {
-                let end = (offset + CHUNK).min(total);
-                let read = match file.slice_with_f64_and_f64(offset, end) {
-                    Ok(blob) => JsFuture::from(blob.array_buffer()).await,
-                    Err(e) => Err(e),
-                };
-                if !current() {
-                    return;
-                }
-                let Ok(data) = read else {
-                    set_check.set(Check::Unreadable(t(Key::NewUnreadable).into()));
-                    return;
-                };
-                let bytes = js_sys::Uint8Array::new(&data);
-                buf.resize(bytes.length() as usize, 0);
-                bytes.copy_to(&mut buf);
-                c.chunk(&buf);
-                offset = end;
-                set_check.set(Check::Running {
-                    done: offset,
-                    total,
-                });
+            if !each_chunk(&file, &current, set_check, |buf| c.chunk(buf)).await {
+                return;
             }
             let done = c.finish_all();
             let first = done

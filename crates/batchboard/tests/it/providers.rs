@@ -167,6 +167,25 @@ impl Board {
         }
     }
 
+    /// At the sandbox's Anthropic directly (as a script would): creates a
+    /// message batch of `requests`, or (`None`) lists them.
+    async fn anthropic(&self, requests: Option<Value>) -> Value {
+        let url = format!("{}/anthropic/v1/messages/batches", self.sandbox.base());
+        let http = reqwest::Client::new();
+        let req = match requests {
+            Some(r) => http.post(url).json(&serde_json::json!({ "requests": r })),
+            None => http.get(url),
+        };
+        req.header("x-api-key", KEY)
+            .header("anthropic-version", "2023-06-01")
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
     /// The upstreams `/readyz` names.
     async fn ready_names(&self) -> Vec<String> {
         let ready: Value = self
@@ -236,21 +255,12 @@ async fn batches_of_every_upstream_share_one_table_and_go_back_to_their_own() {
 
     // A message batch made at Anthropic directly (by a script, say): the
     // dashboard's poller finds it.
-    let anthropic = reqwest::Client::new();
-    let created: Value = anthropic
-        .post(format!("{}/anthropic/v1/messages/batches", b.sandbox.base()))
-        .header("x-api-key", KEY)
-        .header("anthropic-version", "2023-06-01")
-        .json(&serde_json::json!({"requests": [
+    let created = b
+        .anthropic(Some(serde_json::json!([
             {"custom_id": "ok", "params": {"model": "claude", "max_tokens": 20, "messages": [{"role": "user", "content": "hello"}]}},
             {"custom_id": "bad", "params": {"model": "claude", "max_tokens": 20, "messages": [{"role": "system", "content": "x"}]}}
-        ]}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        ])))
+        .await;
     let claude_id = format!("claude.{}", created["id"].as_str().unwrap());
 
     // One table, ids that say where each batch lives.
@@ -373,20 +383,7 @@ async fn a_message_batch_is_cancelled_through_the_dashboard() {
     let many: Vec<Value> = (0..3000)
         .map(|i| serde_json::json!({"custom_id": format!("m{i}"), "params": {"model": "claude", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}]}}))
         .collect();
-    let created: Value = reqwest::Client::new()
-        .post(format!(
-            "{}/anthropic/v1/messages/batches",
-            b.sandbox.base()
-        ))
-        .header("x-api-key", KEY)
-        .header("anthropic-version", "2023-06-01")
-        .json(&serde_json::json!({ "requests": many }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let created = b.anthropic(Some(Value::Array(many))).await;
     let id = format!("claude.{}", created["id"].as_str().unwrap());
     let (status, batch) = b.call("cancel_batch", &[("id", &id)]).await;
     assert_eq!(status, 200, "{batch}");
@@ -411,19 +408,7 @@ async fn chat_lines_become_a_message_batch_on_anthropic() {
     assert_eq!(status, 422, "{body}");
     assert_eq!(body["errors"][0]["line"], 1, "{body}");
     assert_eq!(body["errors"][0]["code"], "missing_max_tokens", "{body}");
-    let listed: Value = reqwest::Client::new()
-        .get(format!(
-            "{}/anthropic/v1/messages/batches",
-            b.sandbox.base()
-        ))
-        .header("x-api-key", KEY)
-        .header("anthropic-version", "2023-06-01")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let listed = b.anthropic(None).await;
     assert_eq!(listed["data"], serde_json::json!([]), "nothing was created");
 
     let (status, batch) = b.create_with("claude", file, &[("max_tokens", "50")]).await;

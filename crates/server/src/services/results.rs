@@ -347,9 +347,7 @@ fn index(paths: [Option<PathBuf>; 3]) -> Result<Joined, ApiError> {
         })
         .map_err(&read_err)?;
     }
-    let mut inputs = Vec::new();
-    let (mut ok, mut failed, mut not_run) = (0, 0, 0);
-    let mut groups: HashMap<Arc<str>, u64> = HashMap::new();
+    let mut rows = Tally::default();
     let Some(input) = &paths[0] else {
         // No input file (Anthropic keeps a message batch's requests to
         // itself): one row per result, in the order the results came.
@@ -357,15 +355,7 @@ fn index(paths: [Option<PathBuf>; 3]) -> Result<Joined, ApiError> {
             let Some((source, rspan, outcome, code)) = results.remove(&id) else {
                 continue;
             };
-            match outcome {
-                Outcome::Ok => ok += 1,
-                Outcome::Failed => failed += 1,
-                Outcome::NotRun => not_run += 1,
-            }
-            if let Some(c) = &code {
-                *groups.entry(c.clone()).or_default() += 1;
-            }
-            inputs.push(InputRef {
+            rows.add(InputRef {
                 line: n as u64 + 1,
                 id: id.into(),
                 span: Span { offset: 0, len: 0 },
@@ -374,14 +364,7 @@ fn index(paths: [Option<PathBuf>; 3]) -> Result<Joined, ApiError> {
                 result: Some((source, rspan)),
             });
         }
-        return Ok(Joined {
-            paths,
-            inputs,
-            ok,
-            failed,
-            not_run,
-            groups: sorted_groups(groups),
-        });
+        return Ok(rows.joined(paths));
     };
     each_line(input, |n, offset, line| {
         let id = serde_json::from_slice::<IdOnly>(line)
@@ -398,15 +381,7 @@ fn index(paths: [Option<PathBuf>; 3]) -> Result<Joined, ApiError> {
             }
             None => (Outcome::NotRun, None, None),
         };
-        match outcome {
-            Outcome::Ok => ok += 1,
-            Outcome::Failed => failed += 1,
-            Outcome::NotRun => not_run += 1,
-        }
-        if let Some(c) = &code {
-            *groups.entry(c.clone()).or_default() += 1;
-        }
-        inputs.push(InputRef {
+        rows.add(InputRef {
             line: n,
             id: id.into(),
             span,
@@ -416,17 +391,45 @@ fn index(paths: [Option<PathBuf>; 3]) -> Result<Joined, ApiError> {
         });
     })
     .map_err(&read_err)?;
-    if not_run > 0 {
-        groups.insert(Arc::from("not_run"), not_run);
+    Ok(rows.joined(paths))
+}
+
+/// The rows of a batch's results as they are read, and their counts.
+#[derive(Default)]
+struct Tally {
+    inputs: Vec<InputRef>,
+    ok: u64,
+    failed: u64,
+    not_run: u64,
+    groups: HashMap<Arc<str>, u64>,
+}
+
+impl Tally {
+    fn add(&mut self, row: InputRef) {
+        match row.outcome {
+            Outcome::Ok => self.ok += 1,
+            Outcome::Failed => self.failed += 1,
+            Outcome::NotRun => self.not_run += 1,
+        }
+        if let Some(c) = &row.code {
+            *self.groups.entry(c.clone()).or_default() += 1;
+        }
+        self.inputs.push(row);
     }
-    Ok(Joined {
-        paths,
-        inputs,
-        ok,
-        failed,
-        not_run,
-        groups: sorted_groups(groups),
-    })
+
+    fn joined(mut self, paths: [Option<PathBuf>; 3]) -> Joined {
+        if self.not_run > 0 {
+            self.groups.insert(Arc::from("not_run"), self.not_run);
+        }
+        Joined {
+            paths,
+            inputs: self.inputs,
+            ok: self.ok,
+            failed: self.failed,
+            not_run: self.not_run,
+            groups: sorted_groups(self.groups),
+        }
+    }
 }
 
 /// Error groups, most frequent first.
