@@ -367,6 +367,19 @@ async fn batches_of_every_upstream_share_one_table_and_go_back_to_their_own() {
         ["default", "azure", "claude", "admins-only", "compat"],
         "{ready}"
     );
+    // No upstream's key in any page or log line.
+    let page = b
+        .http
+        .get(b.url("/upstreams"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("admins-only"), "{page}");
+    assert!(!page.contains(KEY));
+    assert!(!b.dash.output().contains(KEY), "a key in the log");
     assert!(
         ready["upstreams"]
             .as_array()
@@ -507,6 +520,31 @@ async fn a_server_without_v1_and_azure_create_cancel_and_retry() {
     assert_eq!(cancelling["id"], big_id.as_str());
     let ended = b.ended(&big_id).await;
     assert_eq!(ended["status"], "cancelled", "{ended}");
+    // What the cancel stopped is retried on Azure.
+    let (status, retry) = b.call("retry_failed", &[("id", &big_id)]).await;
+    assert_eq!(status, 200, "{retry}");
+    assert!(
+        retry["id"].as_str().unwrap().starts_with("azure.batch_"),
+        "{retry}"
+    );
+    assert_eq!(retry["metadata"]["retry_of"], big_id.as_str(), "{retry}");
+    let (status, results) = b.call("batch_results", &[("id", &big_id)]).await;
+    assert_eq!(status, 200, "{results}");
+    let unfinished = results["failed"].as_u64().unwrap() + results["not_run"].as_u64().unwrap();
+    assert!(unfinished > 0, "{results}");
+    // The retry holds exactly those, once Azure has counted them.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let (_, r) = b
+            .call("get_batch", &[("id", retry["id"].as_str().unwrap())])
+            .await;
+        if let Some(total) = r["request_counts"]["total"].as_u64().filter(|t| *t > 0) {
+            assert_eq!(total, unfinished, "{r}");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{r}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
 }
 
 /// The upstreams file is read again when it changes: an upstream added is
