@@ -248,15 +248,14 @@ pub fn NewBatchPage() -> impl IntoView {
                     prop:value=max_tokens on:input=move |ev| set_max_tokens.set(event_target_value(&ev)) />
                 <small class="muted">{t(Key::NewMaxTokensHint)}</small>
             </label>
-            <div class:hidden=messages>
-            <label class="field">
+            <label class="field" class:hidden=messages>
                 <span>{t(Key::NewEndpoint)}</span>
                 <select name="endpoint" data-testid="endpoint"
                     on:change=move |ev| set_endpoint.set(event_target_value(&ev))>
                     {endpoint_options}
                 </select>
             </label>
-            <label class="field">
+            <label class="field" class:hidden=messages>
                 <span>{t(Key::NewCompletionWindow)}</span>
                 <select name="completion_window" data-testid="completion-window">
                     {move || windows().into_iter().map(|w| {
@@ -294,14 +293,13 @@ pub fn NewBatchPage() -> impl IntoView {
                     }>{t(Key::NewAddPair)}</button>
                 <input type="hidden" name="metadata" prop:value=metadata_json />
             </fieldset>
-            <label class="field">
+            <label class="field" class:hidden=messages>
                 <span>{t(Key::NewExpires)} " " <small class="muted">{tf(Key::NewExpiresHint, &[
                     ("min", &format::count(*EXPIRY_SECONDS.start() as u64)),
                     ("max", &format::count(*EXPIRY_SECONDS.end() as u64)),
                 ])}</small></span>
                 <input type="number" name="output_expires_after" min=EXPIRY_SECONDS.start().to_string() max=EXPIRY_SECONDS.end().to_string() step="1" />
             </label>
-            </div>
             <div class="actions">
                 <button type="submit" class="btn btn-primary" data-testid="create"
                     disabled=move || uploading() || blocked().is_some()>

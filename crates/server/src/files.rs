@@ -165,6 +165,17 @@ struct NewBatch {
     output_expires_after: Option<i64>,
 }
 
+/// The form's metadata (JSON pairs), checked; `None` when empty.
+fn form_metadata(text: Option<String>) -> Result<Option<Metadata>, HttpError> {
+    let Some(text) = text.filter(|m| !m.trim().is_empty()) else {
+        return Ok(None);
+    };
+    let m: Metadata = serde_json::from_str(&text)
+        .map_err(|e| HttpError::invalid(Msg::new(Key::ServerMetadataNotJson).arg("detail", e)))?;
+    check_metadata(&m).map_err(HttpError::invalid)?;
+    Ok((!m.is_empty()).then_some(m))
+}
+
 fn check_form(
     endpoint: Option<String>,
     window: Option<String>,
@@ -184,16 +195,7 @@ fn check_form(
     let completion_window = window
         .filter(|w| !w.is_empty())
         .unwrap_or_else(|| "24h".into());
-    let metadata = match metadata.filter(|m| !m.trim().is_empty()) {
-        None => None,
-        Some(text) => {
-            let m: Metadata = serde_json::from_str(&text).map_err(|e| {
-                HttpError::invalid(Msg::new(Key::ServerMetadataNotJson).arg("detail", e))
-            })?;
-            check_metadata(&m).map_err(HttpError::invalid)?;
-            (!m.is_empty()).then_some(m)
-        }
-    };
+    let metadata = form_metadata(metadata)?;
     let output_expires_after = match expiry.filter(|e| !e.trim().is_empty()) {
         None => None,
         Some(s) => {
@@ -337,9 +339,14 @@ async fn create_batch(
         upload.ok_or_else(|| HttpError::invalid(Msg::new(Key::ServerFileMissing)))?;
     let intake = match received {
         Received::Files(intake) => *intake,
-        // A message batch: no endpoint, window or metadata to send.
+        // A message batch: no endpoint or window to send; its metadata
+        // is kept here (Anthropic keeps none).
         Received::Messages(spool) => {
-            let (batch, report) = spool.create(&state, &target, &filename, max_tokens).await?;
+            let mut metadata = form_metadata(metadata)?;
+            stamp_creator(&mut metadata, &actor.user.name).map_err(HttpError::invalid)?;
+            let (batch, report) = spool
+                .create(&state, &target, &filename, max_tokens, metadata)
+                .await?;
             created(&actor, &batch, filename, &report).await;
             return Ok(batch);
         }

@@ -184,6 +184,8 @@ impl AppState {
     ) -> Vec<Option<crate::store::index::Upsert>> {
         use crate::store::index::Upsert;
         use batchboard_core::dashboard::{BatchEvent, Change};
+        let filled = self.with_local_metadata(batches).await;
+        let batches: &[batchboard_core::Batch] = filled.as_deref().unwrap_or(batches);
         let items: Vec<_> = batches.iter().map(|b| (b, None)).collect();
         let outcomes = match self
             .db
@@ -244,6 +246,48 @@ impl AppState {
             }
         }
         outcomes.into_iter().map(Some).collect()
+    }
+
+    /// `batches` with the metadata Batchboard kept for those whose upstream
+    /// keeps none (Anthropic); `None` when no batch needs any.
+    async fn with_local_metadata(
+        &self,
+        batches: &[batchboard_core::Batch],
+    ) -> Option<Vec<batchboard_core::Batch>> {
+        use batchboard_upstream::dialect::Kind;
+        let needs: Vec<&str> = batches
+            .iter()
+            .filter(|b| b.metadata.is_none())
+            .filter(|b| {
+                self.upstreams
+                    .route(&b.id)
+                    .is_ok_and(|(u, _)| u.kind() == Kind::Anthropic)
+            })
+            .map(|b| b.id.as_str())
+            .collect();
+        if needs.is_empty() {
+            return None;
+        }
+        let kept = match self.db.local_metadata(&needs).await {
+            Ok(k) if !k.is_empty() => k,
+            Ok(_) => return None,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read kept metadata");
+                return None;
+            }
+        };
+        Some(
+            batches
+                .iter()
+                .map(|b| {
+                    let mut b = b.clone();
+                    if b.metadata.is_none() {
+                        b.metadata = kept.get(&b.id).cloned();
+                    }
+                    b
+                })
+                .collect(),
+        )
     }
 
     /// Appends to the audit log. A failed write is logged (the action it

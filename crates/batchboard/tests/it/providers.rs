@@ -424,12 +424,29 @@ async fn chat_lines_become_a_message_batch_on_anthropic() {
     let listed = b.anthropic(None).await;
     assert_eq!(listed["data"], serde_json::json!([]), "nothing was created");
 
-    let (status, batch) = b.create_with("claude", file, &[("max_tokens", "50")]).await;
+    let (status, batch) = b
+        .create_with(
+            "claude",
+            file,
+            &[("max_tokens", "50"), ("metadata", r#"{"team":"nlp"}"#)],
+        )
+        .await;
     assert_eq!(status, 200, "{batch}");
     let id = batch["id"].as_str().unwrap().to_owned();
+    // Kept by the dashboard (Anthropic keeps no metadata), and still there
+    // after the poller has read the batch again.
+    assert_eq!(batch["metadata"]["created_by"], "op", "{batch}");
     assert!(id.starts_with("claude.msgbatch_"), "{id}");
     let ended = b.ended(&id).await;
     assert_eq!(ended["status"], "completed", "{ended}");
+    assert_eq!(ended["metadata"]["team"], "nlp", "{ended}");
+    let (_, mine) = b
+        .call(
+            "list_batches",
+            &[("query[creator]", "op"), ("query[limit]", "50")],
+        )
+        .await;
+    assert!(mine.to_string().contains(&id), "{mine}");
     let (status, results) = b
         .call("batch_results", &[("id", &id), ("query[limit]", "50")])
         .await;
@@ -478,6 +495,11 @@ async fn chat_lines_become_a_message_batch_on_anthropic() {
         "{retry}"
     );
     assert_eq!(retry["request_counts"]["total"], 1, "{retry}");
+    assert_eq!(retry["metadata"]["retry_of"], id.as_str(), "{retry}");
+    // Once is enough: a second retry names the first.
+    let (status, again) = b.call("retry_failed", &[("id", &id)]).await;
+    assert_eq!(status, 400, "{again}");
+    assert!(again.to_string().contains(retry_id), "{again}");
 }
 
 /// The second OpenAI-compatible server, without `/v1` in its URL: a batch

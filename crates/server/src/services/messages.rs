@@ -16,7 +16,7 @@ use batchboard_core::anthropic::Converter;
 use batchboard_core::error::ApiError;
 use batchboard_core::i18n::{Key, Msg};
 use batchboard_core::validate::Report;
-use batchboard_core::{Batch, MAX_FILE_BYTES};
+use batchboard_core::{Batch, Metadata, MAX_FILE_BYTES};
 
 use super::submit::temp_file;
 use crate::http::HttpError;
@@ -64,13 +64,14 @@ impl Spool {
         upstream: &Upstream,
         filename: &str,
         max_tokens: Option<u64>,
+        metadata: Option<Metadata>,
     ) -> Result<(Batch, Report), HttpError> {
         self.file
             .flush()
             .await
             .map_err(|e| ApiError::Internal(e.to_string()))?;
         drop(self.file);
-        create_from_file(state, upstream, &self.path, filename, max_tokens).await
+        create_from_file(state, upstream, &self.path, filename, max_tokens, metadata).await
     }
 }
 
@@ -82,13 +83,15 @@ pub fn kept_requests(data_dir: &Path, batch_id: &str) -> std::path::PathBuf {
 }
 
 /// Checks and converts the file at `input` (a file's lines, or a retry's);
-/// creates the message batch from it on `upstream` and keeps its requests.
+/// creates the message batch from it on `upstream` and keeps its requests
+/// and `metadata` (Anthropic keeps neither).
 pub async fn create_from_file(
     state: &AppState,
     upstream: &Upstream,
     input: &Path,
     filename: &str,
     max_tokens: Option<u64>,
+    metadata: Option<Metadata>,
 ) -> Result<(Batch, Report), HttpError> {
     let dir = state.data_dir.join("uploads");
     let input = input.to_owned();
@@ -102,7 +105,13 @@ pub async fn create_from_file(
     };
     upstream.check_limits(None, &report)?;
     let batch = upstream.client.create_message_batch(&body).await?;
-    let batch = upstream.qualify_batch(batch);
+    let mut batch = upstream.qualify_batch(batch);
+    if let Some(m) = metadata {
+        if let Err(e) = state.db.set_local_metadata(&batch.id, &m).await {
+            tracing::warn!(batch = %batch.id, error = %e, "cannot keep the metadata of a message batch");
+        }
+        batch.metadata = Some(m);
+    }
     let kept = kept_requests(&state.data_dir, &batch.id);
     let kept_ok = match kept.parent() {
         Some(d) => std::fs::create_dir_all(d).is_ok() && requests.persist(&kept).is_ok(),

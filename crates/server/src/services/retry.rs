@@ -62,11 +62,16 @@ pub async fn retry_failed(
         .flatten()
         .map(|n| format!("{}-retry.jsonl", n.trim_end_matches(".jsonl")))
         .unwrap_or_else(|| format!("{id}-retry.jsonl"));
-    // A message batch: its kept requests, checked and sent the same way
-    // (no metadata travels with it, so no `retry_of` either).
+    let mut metadata = original.metadata.clone();
+    metadata
+        .get_or_insert_with(Default::default)
+        .insert(RETRY_OF.into(), id.to_owned());
+    stamp_creator(&mut metadata, creator).map_err(HttpError::invalid)?;
+    // A message batch: its kept requests, checked and sent the same way,
+    // its metadata kept here.
     if upstream.kind() == batchboard_upstream::dialect::Kind::Anthropic {
         let (batch, _) =
-            super::messages::create_from_file(st, &upstream, &file, &name, None).await?;
+            super::messages::create_from_file(st, &upstream, &file, &name, None, metadata).await?;
         return Ok((batch, n));
     }
     // The same check as any upload, before anything reaches the upstream.
@@ -84,11 +89,6 @@ pub async fn retry_failed(
         )
         .into());
     }
-    let mut metadata = original.metadata.clone();
-    metadata
-        .get_or_insert_with(Default::default)
-        .insert(RETRY_OF.into(), id.to_owned());
-    stamp_creator(&mut metadata, creator).map_err(HttpError::invalid)?;
     let batch = submit(
         st,
         &upstream,

@@ -5,6 +5,7 @@
 
 pub mod index;
 pub mod lease;
+mod local_metadata;
 pub mod notify;
 pub mod progress;
 #[cfg(test)]
