@@ -1,5 +1,6 @@
 import { expect, test, type BrowserContext } from "./fixtures";
 import { execFileSync } from "node:child_process";
+import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { dataDir, signIn } from "./accounts";
 import { OwnServer } from "./servers";
@@ -7,10 +8,17 @@ import { OwnServer } from "./servers";
 /** Opens `url` in `n` fresh tabs, each until it has hydrated (and shows
  * `ready`). The suite's fixture fails the test on any console or page error
  * in any of them: a hydration mismatch shows up as both. */
-async function freshLoads(context: BrowserContext, url: string, n: number, ready?: string) {
+async function freshLoads(context: BrowserContext, url: string, n: number, ready?: string, log?: string) {
   for (let i = 0; i < n; i++) {
     const p = await context.newPage();
-    await p.goto(url);
+    const resp = await p.goto(url);
+    // A page the server could not render fails here, with the server's
+    // log, not after waiting for a hydration that cannot come. (Pages may
+    // answer 404 while rendering: a missing page, results not found.)
+    if (!resp || resp.status() >= 500) {
+      const tail = log && existsSync(log) ? readFileSync(log, "utf8").slice(-4000) : "(no server log)";
+      throw new Error(`${url} (tab ${i + 1}) answered ${resp?.status()}:\n${await resp?.text()}\nserver log:\n${tail}`);
+    }
     await p.locator('body[data-hydrated="true"]').waitFor();
     if (ready) await expect(p.getByTestId(ready).first()).toBeVisible();
     await p.close();
@@ -63,13 +71,14 @@ test.describe("every page kind", () => {
       await own.up();
       await signIn(page, "boss");
       await expect(page).toHaveURL(/\/$/);
+      const log = join(dir, "server.log");
       for (const [status, id] of byStatus) {
-        await test.step(`a ${status} batch`, () => freshLoads(context, `/batches/${id}`, 20, "status"));
+        await test.step(`a ${status} batch`, () => freshLoads(context, `/batches/${id}`, 20, "status", log));
       }
-      await test.step("the table with filters", () => freshLoads(context, "/?status=completed&q=a&sort=created&dir=asc", 20));
-      await test.step("New batch", () => freshLoads(context, "/batches/new", 20, "file"));
-      await test.step("the audit log", () => freshLoads(context, "/audit", 20));
-      await test.step("a missing page", () => freshLoads(context, "/no/such/page", 20));
+      await test.step("the table with filters", () => freshLoads(context, "/?status=completed&q=a&sort=created&dir=asc", 20, undefined, log));
+      await test.step("New batch", () => freshLoads(context, "/batches/new", 20, "file", log));
+      await test.step("the audit log", () => freshLoads(context, "/audit", 20, undefined, log));
+      await test.step("a missing page", () => freshLoads(context, "/no/such/page", 20, undefined, log));
     } finally {
       server.kill("SIGKILL");
     }

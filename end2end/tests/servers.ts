@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, openSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { addUser, type RoleName } from "./accounts";
@@ -26,6 +26,7 @@ export class OwnServer {
 
   start(dataDir: string): ChildProcess {
     const env: Record<string, string | undefined> = { ...process.env, RUST_LOG: "warn" };
+    const log = openSync(join(dataDir, "server.log"), "a");
     delete env.OPENAI_API_KEY;
     delete env.BATCHBOARD_UPSTREAM_URL;
     return spawn(
@@ -33,7 +34,8 @@ export class OwnServer {
       ["serve", "--addr", `127.0.0.1:${this.port}`, "--data-dir", dataDir, "--site-root", join(root, "target/site"),
         "--sandbox-rps", "20", "--sandbox-validation-ms", "200", "--sandbox-finalizing-ms", "200",
         ...this.extraArgs],
-      { env, stdio: "ignore" },
+      // Its log beside its data, to read when a test fails.
+      { env, stdio: ["ignore", log, log] },
     );
   }
 
