@@ -27,6 +27,7 @@ pub mod faults;
 pub mod files;
 pub mod forward;
 pub mod models;
+pub mod quirks;
 pub mod runner;
 pub mod store;
 pub mod synthetic;
@@ -60,6 +61,8 @@ pub struct Sandbox {
     pub dialect: Dialect,
     pub store: Arc<Store>,
     pub speed: Speed,
+    /// Limits and failures imitated on request.
+    pub quirks: Arc<quirks::Quirks>,
     key: Arc<SecretString>,
     faults: faults::Faults,
     forward: Option<Arc<forward::Forward>>,
@@ -82,11 +85,13 @@ impl Sandbox {
         speed: Speed,
         faults: Vec<faults::Fault>,
         forward: Option<forward::Forward>,
+        quirks: quirks::Quirks,
     ) -> std::io::Result<Self> {
         let mut sb = Self {
             dialect: Dialect::Openai,
             store: Store::open(dir)?,
             speed,
+            quirks: Arc::new(quirks),
             key: Arc::new(key),
             faults: Arc::new(std::sync::RwLock::new(
                 faults.into_iter().map(Arc::new).collect(),

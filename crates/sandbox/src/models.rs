@@ -76,6 +76,30 @@ pub fn embed(text: &str, dims: usize) -> Vec<f32> {
     raw.iter().map(|x| (x / norm) as f32).collect()
 }
 
+/// A request that failed as the real API's sometimes do (see
+/// [`crate::quirks`]): a rate limit or a server error, OpenAI's words.
+pub fn failure(status: u16) -> Reply {
+    let (kind, message) = match status {
+        429 => (
+            "rate_limit_exceeded",
+            "Rate limit reached for requests. Please try again later.",
+        ),
+        s if s >= 500 => (
+            "server_error",
+            "The server had an error while processing your request. Sorry about that!",
+        ),
+        _ => (
+            "invalid_request_error",
+            "The request could not be processed.",
+        ),
+    };
+    Reply {
+        status,
+        body: error_body(kind, message, None),
+        usage: Usage::default(),
+    }
+}
+
 /// Runs one request of a batch.
 pub fn run(endpoint: &str, body: &Value, request_id: &str, created: i64) -> Reply {
     let model = body.get("model").and_then(Value::as_str).unwrap_or("");

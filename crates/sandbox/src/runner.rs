@@ -207,6 +207,32 @@ impl Sandbox {
                 });
                 return Ok(());
             }
+            // The model's enqueued-token limit, if one is imitated.
+            let tokens = report.text_bytes.div_ceil(4);
+            if let Some(model) = report.model.clone() {
+                if let Some(&limit) = self.quirks.enqueued_tokens.get(&model) {
+                    let mut state = self.store.lock();
+                    if state.enqueued_tokens(&model) + tokens > limit {
+                        drop(state);
+                        self.update(id, |b| {
+                            b.status = BatchStatus::Failed;
+                            b.failed_at = Some(now());
+                            b.errors = Some(BatchErrors {
+                                object: "list".into(),
+                                data: vec![BatchError {
+                                    code: "token_limit_exceeded".into(),
+                                    message: super::quirks::token_limit_message(&model, limit),
+                                    param: None,
+                                    line: None,
+                                    msg: None,
+                                }],
+                            });
+                        });
+                        return Ok(());
+                    }
+                    state.enqueued.insert(id.to_owned(), (model, tokens));
+                }
+            }
             self.update(id, |b| {
                 b.model = report.model;
                 b.request_counts.total = report.requests;
@@ -275,7 +301,7 @@ impl Sandbox {
                 continue;
             }
             let body = request.get("body").cloned().unwrap_or(Value::Null);
-            inflight.push(self.execute(&endpoint, body, custom_id));
+            inflight.push(self.execute(id, &endpoint, body, custom_id));
             while inflight.len() >= limit {
                 if let Some(done) = futures_util::StreamExt::next(&mut inflight).await {
                     results.record(&self, id, done).await?;
@@ -430,11 +456,12 @@ impl Results {
 
 impl Sandbox {
     /// Runs one request: with the built-in models, or at the forward URL.
-    async fn execute(&self, endpoint: &str, body: Value, custom_id: String) -> Done {
+    async fn execute(&self, batch: &str, endpoint: &str, body: Value, custom_id: String) -> Done {
         let request_id = new_id("req_");
-        let reply = match &self.forward {
-            None => models::run(endpoint, &body, &request_id, now()),
-            Some(f) => f.send(endpoint, &body).await,
+        let reply = match (&self.forward, self.quirks.failure(batch, &custom_id)) {
+            (None, Some(status)) => models::failure(status),
+            (None, None) => models::run(endpoint, &body, &request_id, now()),
+            (Some(f), _) => f.send(endpoint, &body).await,
         };
         Done {
             custom_id,

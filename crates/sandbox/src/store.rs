@@ -23,6 +23,23 @@ pub struct State {
     /// `output_expires_after.seconds` of batches that set it.
     #[serde(default)]
     pub output_expires_after: std::collections::BTreeMap<String, i64>,
+    /// Batches past validation: their model and estimated input tokens
+    /// (what counts against an enqueued-token limit while they run).
+    #[serde(default)]
+    pub enqueued: std::collections::BTreeMap<String, (String, u64)>,
+}
+
+impl State {
+    /// Tokens enqueued for `model` by batches not yet finished.
+    pub fn enqueued_tokens(&self, model: &str) -> u64 {
+        self.enqueued
+            .iter()
+            .filter(|(id, (m, _))| {
+                m == model && self.batch(id).is_some_and(|b| !b.status.is_terminal())
+            })
+            .map(|(_, (_, n))| n)
+            .sum()
+    }
 }
 
 impl State {

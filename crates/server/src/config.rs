@@ -313,6 +313,21 @@ pub struct SandboxOptions {
     #[arg(long, env = "BATCHBOARD_SANDBOX_FORWARD_CONCURRENCY", default_value_t = 8,
           value_parser = clap::value_parser!(u16).range(1..=256))]
     pub forward_concurrency: u16,
+
+    /// Sandbox: an enqueued-token limit, MODEL=TOKENS (repeatable; ';' in
+    /// the variable): a batch that would exceed it fails validation with
+    /// `token_limit_exceeded`, as OpenAI's does.
+    #[arg(
+        long = "sandbox-enqueued-tokens",
+        env = "BATCHBOARD_SANDBOX_ENQUEUED_TOKENS",
+        value_delimiter = ';'
+    )]
+    pub sandbox_enqueued_tokens: Vec<String>,
+
+    /// Sandbox: requests that fail instead of running, by status and rate
+    /// (`429=0.02,500=0.01`), to exercise retries.
+    #[arg(long, env = "BATCHBOARD_SANDBOX_REQUEST_FAILURES")]
+    pub sandbox_request_failures: Option<String>,
 }
 
 impl SandboxOptions {
@@ -341,6 +356,26 @@ impl SandboxOptions {
                 .map_err(|e| format!("--forward-url: {e}"))
             })
             .transpose()
+    }
+
+    /// The limits and failures the sandbox imitates, checked.
+    pub fn quirks(&self) -> Result<batchboard_sandbox::quirks::Quirks, String> {
+        use batchboard_sandbox::quirks::Quirks;
+        let mut q = Quirks::default();
+        for s in self
+            .sandbox_enqueued_tokens
+            .iter()
+            .filter(|s| !s.trim().is_empty())
+        {
+            let (model, n) =
+                Quirks::parse_enqueued(s).map_err(|e| format!("--sandbox-enqueued-tokens: {e}"))?;
+            q.enqueued_tokens.insert(model, n);
+        }
+        if let Some(s) = &self.sandbox_request_failures {
+            q.request_failures = Quirks::parse_failures(s)
+                .map_err(|e| format!("--sandbox-request-failures: {e}"))?;
+        }
+        Ok(q)
     }
 
     pub fn speed(&self) -> batchboard_sandbox::Speed {

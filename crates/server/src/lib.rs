@@ -573,12 +573,13 @@ fn open_sandbox(
     let dir = data_dir.join("sandbox");
     let faults = opts.faults().map_err(StartError::Config)?;
     let forward = opts.forward().map_err(StartError::Config)?;
-    batchboard_sandbox::Sandbox::open(&dir, key, opts.speed(), faults, forward).map_err(|e| {
-        StartError::DataDir {
+    let quirks = opts.quirks().map_err(StartError::Config)?;
+    batchboard_sandbox::Sandbox::open(&dir, key, opts.speed(), faults, forward, quirks).map_err(
+        |e| StartError::DataDir {
             path: dir.display().to_string(),
             reason: format!("sandbox state: {e}"),
-        }
-    })
+        },
+    )
 }
 
 /// Starts the sandbox on a loopback port of its own, with a key made for

@@ -848,3 +848,77 @@ async fn the_openai_sdk_azure_client_works_unchanged() {
 async fn the_anthropic_sdk_works_unchanged() {
     python_sdk("anthropic_python.py").await;
 }
+
+/// An imitated enqueued-token limit: a second batch of the model that
+/// would exceed it while the first runs fails validation with OpenAI's
+/// `token_limit_exceeded`; once the first has finished, it fits again.
+#[tokio::test]
+async fn an_enqueued_token_limit_fails_what_would_exceed_it() {
+    // 200 requests at 100 per second: the first batch runs for 2 s.
+    let api = Api::start(&[
+        "--sandbox-rps",
+        "100",
+        "--sandbox-validation-ms",
+        "50",
+        "--sandbox-finalizing-ms",
+        "50",
+        // The file below is about 2,300 bytes of prompt: 573 tokens at four
+        // bytes a token. One batch fits; two at once do not.
+        "--sandbox-enqueued-tokens",
+        "gpt-4o-mini=1000",
+    ]);
+    let file = api.upload_ok(&chat_file(200)).await;
+    let first = api.create(&file.id, "/v1/chat/completions", "24h").await;
+    loop {
+        if api.batch(&first.id).await.status == BatchStatus::InProgress {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let second = api.create(&file.id, "/v1/chat/completions", "24h").await;
+    let (second, _) = api.wait(&second.id).await;
+    assert_eq!(second.status, BatchStatus::Failed);
+    let e = &second.errors.unwrap().data[0];
+    assert_eq!(e.code, "token_limit_exceeded");
+    assert!(
+        e.message.contains("gpt-4o-mini") && e.message.contains("1000"),
+        "{}",
+        e.message
+    );
+    let (first, _) = api.wait(&first.id).await;
+    assert_eq!(first.status, BatchStatus::Completed);
+    let third = api.create(&file.id, "/v1/chat/completions", "24h").await;
+    assert_eq!(api.wait(&third.id).await.0.status, BatchStatus::Completed);
+}
+
+/// Imitated request failures: about the configured share of requests
+/// answer 429 or 500 in the error file, the same ones when run again in
+/// the same batch, others in another batch.
+#[tokio::test]
+async fn request_failures_come_at_the_configured_rates() {
+    let mut speed = FAST.to_vec();
+    speed.extend(["--sandbox-request-failures", "429=0.2,500=0.1"]);
+    let api = Api::start(&speed);
+    let file = api.upload_ok(&chat_file(1000)).await;
+    let b = api.create(&file.id, "/v1/chat/completions", "24h").await;
+    let (b, _) = api.wait(&b.id).await;
+    assert_eq!(b.status, BatchStatus::Completed);
+    let errors = api.content(b.error_file_id.as_deref().unwrap()).await;
+    let status = |s: u64| {
+        errors
+            .iter()
+            .filter(|l| l["response"]["status_code"] == s)
+            .count()
+    };
+    assert!((150..250).contains(&status(429)), "{}", status(429));
+    assert!((60..140).contains(&status(500)), "{}", status(500));
+    assert_eq!(
+        errors[0]["response"]["body"]["error"]["type"],
+        if errors[0]["response"]["status_code"] == 429 {
+            "rate_limit_exceeded"
+        } else {
+            "server_error"
+        }
+    );
+    assert_eq!(b.request_counts.failed as usize, errors.len());
+}

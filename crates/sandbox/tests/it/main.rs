@@ -19,6 +19,7 @@ fn sandbox() -> (tempfile::TempDir, axum::Router) {
         Default::default(),
         Vec::new(),
         None,
+        Default::default(),
     )
     .unwrap();
     (dir, sb.router())
