@@ -16,6 +16,7 @@ pub mod anthropic;
 pub mod dashboard;
 pub mod error;
 pub mod i18n;
+pub mod jobs;
 pub mod prices;
 pub mod progress;
 pub mod result_lines;
