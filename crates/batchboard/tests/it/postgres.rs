@@ -290,3 +290,114 @@ async fn search_on_postgres_goes_through_its_trigram_index_and_finds_parts() {
     assert!(explain.contains("batches_search"), "{explain}");
     drop(a);
 }
+
+/// Several upstreams on Postgres: each has its own lease, so with two
+/// replicas every upstream is polled by exactly one of them at a time, and
+/// when a replica dies the other takes over all of its upstreams.
+#[tokio::test]
+async fn each_upstream_is_polled_by_one_replica_and_taken_over() {
+    let dir = TempDir::new("pg-upstreams");
+    let pg = Postgres::start(&dir.0.join("db"));
+    let sb = sandbox(&dir.0.join("sb"), KEY, crate::common::FAST);
+    let upstream = format!("{}/v1", sb.base());
+    let file = dir.0.join("upstreams.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "[[upstream]]\nname = \"azure\"\nkind = \"azure\"\nbase_url = \"{0}/azure\"\nkey_env = \"OPENAI_API_KEY\"\n\n[[upstream]]\nname = \"claude\"\nkind = \"anthropic\"\nbase_url = \"{0}/anthropic\"\nkey_env = \"OPENAI_API_KEY\"\n",
+            sb.base()
+        ),
+    )
+    .unwrap();
+    let users = dir.0.join("users.toml");
+    add_user(&dir.0.join("u"), "vi", "viewer", PASSWORD);
+    std::fs::rename(dir.0.join("u").join("users.toml"), &users).unwrap();
+    let start = |name: &str| {
+        let addr = format!("127.0.0.1:{}", crate::common::free_port());
+        let mut cmd = crate::common::serve_command(&addr, &dir.0.join(name));
+        cmd.arg("--users-file")
+            .arg(&users)
+            .arg("--upstreams-file")
+            .arg(&file)
+            .args(["--upstream-url", &upstream, "--watch-interval-ms", "300"])
+            .args(["--metrics-allow", "127.0.0.1/32"])
+            .env("DATABASE_URL", pg.url())
+            .env("OPENAI_API_KEY", KEY);
+        Proc::spawn(cmd, addr)
+    };
+    let mut a = start("a");
+    let b = start("b");
+
+    // One batch at each upstream, made there directly.
+    let claude = |n: usize| {
+        let requests: Vec<Value> = (0..n)
+            .map(|i| serde_json::json!({"custom_id": format!("c{i}"), "params": {"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}]}}))
+            .collect();
+        let url = format!("{}/anthropic/v1/messages/batches", sb.base());
+        async move {
+            let v: Value = reqwest::Client::new()
+                .post(url)
+                .header("x-api-key", KEY)
+                .header("anthropic-version", "2023-06-01")
+                .json(&serde_json::json!({ "requests": requests }))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            format!("claude.{}", v["id"].as_str().unwrap())
+        }
+    };
+    let azure_api = format!("{}/azure/openai/v1", sb.base());
+    let ids = [
+        create_upstream(&upstream, KEY, 2).await,
+        format!("azure.{}", create_upstream(&azure_api, KEY, 2).await),
+        claude(2).await,
+    ];
+    let vb = signed_in(&b.base(), "vi", PASSWORD).await;
+    let seen = |ids: Vec<String>| {
+        let (vb, base) = (vb.clone(), b.base());
+        async move {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+            loop {
+                let (_, page) =
+                    server_fn(&vb, &base, "list_batches", &[("query[limit]", "100")]).await;
+                let done = ids.iter().all(|id| {
+                    page.contains(&format!(r#""id":"{id}""#)) && page.contains("completed")
+                });
+                if done {
+                    return;
+                }
+                assert!(std::time::Instant::now() < deadline, "{ids:?}: {page}");
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
+        }
+    };
+    seen(ids.to_vec()).await;
+
+    // Each upstream has one holder.
+    let holders = pg.psql("SELECT name, holder FROM upstream_state ORDER BY name");
+    assert_eq!(holders.lines().count(), 3, "{holders}");
+    // Three leases held (one advisory lock per upstream), whichever replica
+    // holds each.
+    let locks = pg
+        .psql("SELECT count(DISTINCT (classid, objid)) FROM pg_locks WHERE locktype = 'advisory' AND granted");
+    assert_eq!(locks.trim(), "3", "{holders}");
+
+    // One replica dies; the other polls every upstream from then on.
+    a.child.kill().unwrap();
+    let _ = a.child.wait();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while !polling(&b.base()).await {
+        assert!(std::time::Instant::now() < deadline, "no replica took over");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let later = [
+        create_upstream(&upstream, KEY, 2).await,
+        format!("azure.{}", create_upstream(&azure_api, KEY, 2).await),
+        claude(2).await,
+    ];
+    seen(later.to_vec()).await;
+    drop(pg);
+}
