@@ -115,4 +115,10 @@ test("a batch on Anthropic: chat lines converted in the browser, max_tokens aske
   await expect(listed.nth(0)).toContainText("azure");
   await expect(listed.nth(1)).toContainText("anthropic");
   await expect(page.locator("body")).not.toContainText(KEY);
+
+  // The footer's connection check asks each upstream, naming it.
+  await page.locator('body[data-hydrated="true"]').waitFor();
+  await page.getByTestId("check-upstream").click();
+  await expect(page.getByTestId("check-result")).toContainText(/azure: Reachable \(\d+ ms\)/);
+  await expect(page.getByTestId("check-result")).toContainText(/claude: Reachable \(\d+ ms\)/);
 });

@@ -183,10 +183,19 @@ fn Footer(info: Resource<Option<Result<UpstreamInfo, crate::api::AppError>>>) ->
                     result
                         .get()
                         .map(|r| match r {
-                            Ok(r) => {
-                                let class = if r.ok { "ok" } else { "error" };
-                                let detail = r.msg.as_ref().map(i18n::msg).unwrap_or(r.detail);
-                                view! { <span class=class>{detail}</span> }.into_any()
+                            // One upstream: its answer; several: each named.
+                            Ok(answers) => {
+                                let several = answers.len() > 1;
+                                answers
+                                    .into_iter()
+                                    .map(|(name, r)| {
+                                        let class = if r.ok { "ok" } else { "error" };
+                                        let detail = r.msg.as_ref().map(i18n::msg).unwrap_or(r.detail);
+                                        let text = if several { format!("{name}: {detail} ") } else { detail };
+                                        view! { <span class=class>{text}</span> }
+                                    })
+                                    .collect_view()
+                                    .into_any()
                             }
                             Err(e) => view! { <span class="error">{e.describe()}</span> }.into_any(),
                         })

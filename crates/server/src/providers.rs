@@ -216,6 +216,14 @@ impl Upstreams {
         self.all().iter().map(|u| u.name.clone()).collect()
     }
 
+    /// Asks every upstream at once whether it answers and takes the key:
+    /// each one's name (`""` for the first) and answer, in order.
+    pub async fn probe_all(&self) -> Vec<(String, Reachability)> {
+        let all = self.all();
+        let answers = futures_util::future::join_all(all.iter().map(|u| u.probe())).await;
+        all.iter().map(|u| u.name.clone()).zip(answers).collect()
+    }
+
     /// Whether `u` is still one of the upstreams (not removed or replaced
     /// by a change of the file).
     pub fn is_current(&self, u: &Arc<Upstream>) -> bool {

@@ -151,10 +151,21 @@ pub async fn get_upstream_info() -> Result<UpstreamInfo, AppError> {
     Ok(state()?.upstreams.first().info())
 }
 
+/// Asks every upstream whether it answers and takes the key: each one's
+/// shown name and answer, in order.
 #[server(endpoint = "check_upstream")]
-pub async fn check_upstream() -> Result<Reachability, AppError> {
+pub async fn check_upstream() -> Result<Vec<(String, Reachability)>, AppError> {
     actor::<Viewer>().await?;
-    Ok(state()?.upstreams.first().probe().await)
+    let probes = state()?.upstreams.probe_all().await;
+    Ok(probes
+        .into_iter()
+        .map(|(name, r)| {
+            (
+                batchboard_core::dashboard::display_upstream(&name).to_owned(),
+                r,
+            )
+        })
+        .collect())
 }
 
 /// A page of the batch table, from the local index (never the upstream:

@@ -46,9 +46,7 @@ impl ProbeCache {
                 return r.clone();
             }
         }
-        let all = upstreams.all();
-        let answers = futures_util::future::join_all(all.iter().map(|u| u.probe())).await;
-        let r: Probes = all.iter().map(|u| u.name.clone()).zip(answers).collect();
+        let r: Probes = upstreams.probe_all().await;
         *last = Some((Instant::now(), r.clone()));
         r
     }
