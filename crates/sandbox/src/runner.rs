@@ -120,24 +120,31 @@ impl Sandbox {
         self.store.changed();
     }
 
+    /// Ends a batch as `failed` with `errors` (the upstream's words: English
+    /// only, as OpenAI's).
+    fn fail(&self, id: &str, errors: Vec<BatchError>) {
+        self.update(id, |b| {
+            b.status = BatchStatus::Failed;
+            b.failed_at = Some(now());
+            b.errors = Some(BatchErrors {
+                object: "list".into(),
+                data: errors,
+            });
+        });
+    }
+
     /// Runs a batch from its current state to a terminal one.
     pub async fn run_batch(self, id: String) {
         if let Err(e) = self.clone().drive(&id).await {
             tracing::error!(batch = %id, error = %e, "sandbox: batch run failed");
-            self.update(&id, |b| {
-                b.status = BatchStatus::Failed;
-                b.failed_at = Some(now());
-                b.errors = Some(BatchErrors {
-                    object: "list".into(),
-                    data: vec![BatchError {
-                        code: "server_error".into(),
-                        message: "The sandbox could not process this batch.".into(),
-                        param: None,
-                        line: None,
-                        msg: None,
-                    }],
-                });
-            });
+            self.fail(
+                &id,
+                vec![batch_error(
+                    "server_error",
+                    "The sandbox could not process this batch.".into(),
+                    None,
+                )],
+            );
         }
     }
 
@@ -158,20 +165,14 @@ impl Sandbox {
         }
         let input = self.store.file_path(&input_file_id);
         if !tokio::fs::try_exists(&input).await.unwrap_or(false) {
-            self.update(id, |b| {
-                b.status = BatchStatus::Failed;
-                b.failed_at = Some(now());
-                b.errors = Some(BatchErrors {
-                    object: "list".into(),
-                    data: vec![BatchError {
-                        code: "file_not_found".into(),
-                        message: format!("The input file {input_file_id} no longer exists."),
-                        param: Some("input_file_id".into()),
-                        line: None,
-                        msg: None,
-                    }],
-                });
-            });
+            self.fail(
+                id,
+                vec![batch_error(
+                    "file_not_found",
+                    format!("The input file {input_file_id} no longer exists."),
+                    Some("input_file_id"),
+                )],
+            );
             return Ok(());
         }
 
@@ -192,19 +193,8 @@ impl Sandbox {
             v.add_bytes(lines.bytes);
             let report = v.finish();
             if !report.is_ok() {
-                self.update(id, |b| {
-                    b.status = BatchStatus::Failed;
-                    b.failed_at = Some(now());
-                    b.errors = Some(BatchErrors {
-                        object: "list".into(),
-                        // The upstream's words: English only, as OpenAI's.
-                        data: report
-                            .errors
-                            .into_iter()
-                            .map(|e| BatchError { msg: None, ..e })
-                            .collect(),
-                    });
-                });
+                let errors = report.errors.into_iter();
+                self.fail(id, errors.map(|e| BatchError { msg: None, ..e }).collect());
                 return Ok(());
             }
             // The model's enqueued-token limit, if one is imitated.
@@ -214,20 +204,8 @@ impl Sandbox {
                     let mut state = self.store.lock();
                     if state.enqueued_tokens(&model) + tokens > limit {
                         drop(state);
-                        self.update(id, |b| {
-                            b.status = BatchStatus::Failed;
-                            b.failed_at = Some(now());
-                            b.errors = Some(BatchErrors {
-                                object: "list".into(),
-                                data: vec![BatchError {
-                                    code: "token_limit_exceeded".into(),
-                                    message: super::quirks::token_limit_message(&model, limit),
-                                    param: None,
-                                    line: None,
-                                    msg: None,
-                                }],
-                            });
-                        });
+                        let message = super::quirks::token_limit_message(&model, limit);
+                        self.fail(id, vec![batch_error("token_limit_exceeded", message, None)]);
                         return Ok(());
                     }
                     state.enqueued.insert(id.to_owned(), (model, tokens));
@@ -468,6 +446,17 @@ impl Sandbox {
             request_id,
             reply,
         }
+    }
+}
+
+/// One of a failed batch's errors, as the sandbox words them.
+fn batch_error(code: &str, message: String, param: Option<&str>) -> BatchError {
+    BatchError {
+        code: code.into(),
+        message,
+        param: param.map(str::to_owned),
+        line: None,
+        msg: None,
     }
 }
 

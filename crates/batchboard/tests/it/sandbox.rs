@@ -513,17 +513,21 @@ async fn create_checks_its_arguments() {
     assert_eq!(all.data.len(), 1, "refused creations leave nothing behind");
 }
 
+/// 100 requests a second, short validation and finalizing: a batch of 200
+/// runs for about two seconds.
+const TWO_SECONDS_PER_200: &[&str] = &[
+    "--sandbox-rps",
+    "100",
+    "--sandbox-validation-ms",
+    "50",
+    "--sandbox-finalizing-ms",
+    "50",
+];
+
 #[tokio::test]
 async fn cancel_keeps_partial_results_and_marks_the_rest() {
     // Slow enough to cancel in the middle: 200 requests at 100 per second.
-    let api = Api::start(&[
-        "--sandbox-rps",
-        "100",
-        "--sandbox-validation-ms",
-        "50",
-        "--sandbox-finalizing-ms",
-        "50",
-    ]);
+    let api = Api::start(TWO_SECONDS_PER_200);
     let file = api.upload_ok(&chat_file(200)).await;
     let b = api.create(&file.id, "/v1/chat/completions", "24h").await;
     loop {
@@ -854,19 +858,12 @@ async fn the_anthropic_sdk_works_unchanged() {
 /// `token_limit_exceeded`; once the first has finished, it fits again.
 #[tokio::test]
 async fn an_enqueued_token_limit_fails_what_would_exceed_it() {
-    // 200 requests at 100 per second: the first batch runs for 2 s.
-    let api = Api::start(&[
-        "--sandbox-rps",
-        "100",
-        "--sandbox-validation-ms",
-        "50",
-        "--sandbox-finalizing-ms",
-        "50",
-        // The file below is about 2,300 bytes of prompt: 573 tokens at four
-        // bytes a token. One batch fits; two at once do not.
-        "--sandbox-enqueued-tokens",
-        "gpt-4o-mini=1000",
-    ]);
+    // 200 requests at 100 per second: the first batch runs for 2 s. The
+    // file below is about 2,300 bytes of prompt: 573 tokens at four bytes a
+    // token. One batch fits; two at once do not.
+    let mut args = TWO_SECONDS_PER_200.to_vec();
+    args.extend(["--sandbox-enqueued-tokens", "gpt-4o-mini=1000"]);
+    let api = Api::start(&args);
     let file = api.upload_ok(&chat_file(200)).await;
     let first = api.create(&file.id, "/v1/chat/completions", "24h").await;
     loop {
