@@ -84,6 +84,13 @@ limits = {{ max_requests = 3, completion_windows = ["24h", "48h"] }}
     }
 }
 
+/// JSON lines, read.
+fn jsonl(text: &str) -> Vec<Value> {
+    text.lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
 fn chat(id: &str, model: &str) -> String {
     format!(
         r#"{{"custom_id":"{id}","method":"POST","url":"/v1/chat/completions","body":{{"model":"{model}","messages":[{{"role":"user","content":"hi {id}"}}]}}}}"#
@@ -167,6 +174,18 @@ impl Board {
         }
     }
 
+    /// The body of a GET of the dashboard's `path`.
+    async fn text(&self, path: &str) -> String {
+        self.http
+            .get(self.url(path))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
     /// At the sandbox's Anthropic directly (as a script would): creates a
     /// message batch of `requests`, or (`None`) lists them.
     async fn anthropic(&self, requests: Option<Value>) -> Value {
@@ -186,18 +205,14 @@ impl Board {
             .unwrap()
     }
 
+    /// `/readyz` as a signed-in user reads it.
+    async fn ready(&self) -> Value {
+        serde_json::from_str(&self.text("/readyz").await).unwrap()
+    }
+
     /// The upstreams `/readyz` names.
     async fn ready_names(&self) -> Vec<String> {
-        let ready: Value = self
-            .http
-            .get(self.url("/readyz"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        ready["upstreams"]
+        self.ready().await["upstreams"]
             .as_array()
             .unwrap()
             .iter()
@@ -300,18 +315,9 @@ async fn batches_of_every_upstream_share_one_table_and_go_back_to_their_own() {
     // Anthropic keeps a message batch's requests to itself: the merged
     // download has the results, and no request.
     let merged = b
-        .http
-        .get(b.url(&format!("/api/batches/{claude_id}/merged?format=jsonl")))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let rows: Vec<Value> = merged
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+        .text(&format!("/api/batches/{claude_id}/merged?format=jsonl"))
+        .await;
+    let rows: Vec<Value> = jsonl(&merged);
     assert_eq!(rows.len(), 2, "{merged}");
     assert!(
         rows.iter()
@@ -322,14 +328,8 @@ async fn batches_of_every_upstream_share_one_table_and_go_back_to_their_own() {
     // And the results as Anthropic wrote them, by link.
     let raw = format!("{claude_id}--results");
     let text = b
-        .http
-        .get(b.url(&format!("/files/{raw}/content?batch={claude_id}")))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+        .text(&format!("/files/{raw}/content?batch={claude_id}"))
+        .await;
     assert_eq!(text.lines().count(), 2, "{text}");
     assert!(text.contains(r#""type":"errored""#), "{text}");
 
@@ -347,36 +347,14 @@ async fn batches_of_every_upstream_share_one_table_and_go_back_to_their_own() {
     assert!(body.to_string().contains("nowhere"), "{body}");
 
     // /readyz names each upstream.
-    let ready: Value = b
-        .http
-        .get(b.url("/readyz"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let names: Vec<&str> = ready["upstreams"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|u| u["name"].as_str().unwrap())
-        .collect();
+    let ready = b.ready().await;
     assert_eq!(
-        names,
+        b.ready_names().await,
         ["default", "azure", "claude", "admins-only", "compat"],
         "{ready}"
     );
     // No upstream's key in any page or log line.
-    let page = b
-        .http
-        .get(b.url("/upstreams"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = b.text("/upstreams").await;
     assert!(page.contains("admins-only"), "{page}");
     assert!(!page.contains(KEY));
     assert!(!b.dash.output().contains(KEY), "a key in the log");
@@ -466,18 +444,9 @@ async fn chat_lines_become_a_message_batch_on_anthropic() {
     // The requests were kept as sent: rows in file order with their
     // request, and the failure can be retried (on Anthropic again).
     let merged = b
-        .http
-        .get(b.url(&format!("/api/batches/{id}/merged?format=jsonl")))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let rows: Vec<Value> = merged
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+        .text(&format!("/api/batches/{id}/merged?format=jsonl"))
+        .await;
+    let rows: Vec<Value> = jsonl(&merged);
     let ids: Vec<&str> = rows
         .iter()
         .map(|r| r["custom_id"].as_str().unwrap())
