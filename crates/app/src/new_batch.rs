@@ -94,7 +94,7 @@ pub fn NewBatchPage() -> impl IntoView {
                 .cloned()
         })
     };
-    let messages = move || chosen().is_some_and(|u| u.takes_messages());
+    let messages = move || chosen().is_some_and(|u| u.message_batches);
     let windows = move || {
         chosen()
             .map(|u| u.completion_windows)

@@ -189,9 +189,16 @@ impl Converter {
         }
     }
 
-    /// What was found: errors (with line numbers), requests, lines, bytes,
-    /// the first model.
+    /// What was found: errors (with line numbers; a file without requests
+    /// is one, as for the validator), requests, lines, bytes, the first
+    /// model.
     pub fn finish(mut self) -> Report {
+        if self.report.requests == 0 && self.report.error_count == 0 {
+            self.fail(
+                None,
+                problem("empty_file", "", Msg::new(Key::ProblemEmptyFile)),
+            );
+        }
         self.report.endpoint = Some("/v1/messages".into());
         self.report
     }
@@ -497,5 +504,7 @@ mod tests {
             ]
         );
         assert_eq!((r.requests, r.lines), (6, 7));
+        let empty = Converter::new(None);
+        assert_eq!(empty.finish().errors[0].code, "empty_file");
     }
 }

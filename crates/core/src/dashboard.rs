@@ -268,13 +268,9 @@ pub struct UpstreamView {
     pub completion_windows: Vec<String>,
     /// Azure: the deployments lines may name (empty: any).
     pub deployments: Vec<String>,
-}
-
-impl UpstreamView {
-    /// Anthropic's Message Batches: lines are converted, not uploaded.
-    pub fn takes_messages(&self) -> bool {
-        self.kind == "anthropic"
-    }
+    /// Message batches (Anthropic): lines are converted, not uploaded.
+    #[serde(default)]
+    pub message_batches: bool,
 }
 
 /// How an upstream's name is shown: the first upstream's (`""`) as `default`.

@@ -315,22 +315,18 @@ async fn create_batch(
                 let target = state
                     .upstreams
                     .for_create(chosen.as_deref(), actor.user.role)?;
-                if target.kind() == batchboard_upstream::dialect::Kind::Anthropic {
-                    let mut spool = Spool::start(&state)?;
-                    while let Some(chunk) = field.chunk().await.map_err(bad_form)? {
-                        super::metrics::upload_bytes(chunk.len() as u64);
-                        spool.push(chunk).await?;
-                    }
-                    upload = Some((Received::Messages(spool), filename, target));
-                    continue;
-                }
-                let mut intake =
-                    Intake::start(&state, &target, form_endpoint, &filename, announced)?;
+                let mut received = if target.kind().message_batches() {
+                    Received::Messages(Spool::start(&state)?)
+                } else {
+                    let intake =
+                        Intake::start(&state, &target, form_endpoint, &filename, announced)?;
+                    Received::Files(Box::new(intake))
+                };
                 while let Some(chunk) = field.chunk().await.map_err(bad_form)? {
                     super::metrics::upload_bytes(chunk.len() as u64);
-                    intake.push(chunk).await?;
+                    received.push(chunk).await?;
                 }
-                upload = Some((Received::Files(Box::new(intake)), filename, target));
+                upload = Some((received, filename, target));
             }
             _ => {}
         }
@@ -391,6 +387,15 @@ async fn create_batch(
 enum Received {
     Files(Box<Intake>),
     Messages(Spool),
+}
+
+impl Received {
+    async fn push(&mut self, chunk: bytes::Bytes) -> Result<(), HttpError> {
+        match self {
+            Received::Files(intake) => intake.push(chunk).await,
+            Received::Messages(spool) => spool.push(chunk).await,
+        }
+    }
 }
 
 /// Logs and audits a new batch.

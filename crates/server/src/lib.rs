@@ -386,21 +386,14 @@ fn upstreams_path(args: &ServeArgs) -> (std::path::PathBuf, bool) {
 
 async fn upstreams(args: &ServeArgs) -> Result<Upstreams, StartError> {
     let (path, given) = upstreams_path(args);
-    let listed = if given || path.exists() {
-        upstreams::load(&path, &|var| std::env::var(var).ok())
-            .map_err(|e| StartError::Config(e.to_string()))?
-    } else {
-        Vec::new()
-    };
+    let listed = providers::from_file(&path, given, args).map_err(StartError::Config)?;
     let mut all = Vec::with_capacity(listed.len() + 1);
     match Upstream::from_args(args)? {
         Some(u) => all.push(u),
         None if listed.is_empty() => all.push(start_embedded_sandbox(args).await?),
         None => {}
     }
-    for c in &listed {
-        all.push(Upstream::from_config(c, args)?);
-    }
+    all.extend(listed);
     Ok(Upstreams::new(all))
 }
 

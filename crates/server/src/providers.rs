@@ -353,8 +353,30 @@ impl Upstream {
             max_bytes: self.limits.max_bytes,
             completion_windows: self.windows(),
             deployments: self.deployments.clone(),
+            message_batches: self.kind().message_batches(),
         }
     }
+}
+
+/// The upstreams the file at `path` lists, checked, each with its client;
+/// none when there is no file and it is not `required`.
+pub fn from_file(
+    path: &std::path::Path,
+    required: bool,
+    args: &ServeArgs,
+) -> Result<Vec<Upstream>, String> {
+    if !required && !path.exists() {
+        return Ok(Vec::new());
+    }
+    let listed =
+        super::upstreams::load(path, &|var| std::env::var(var).ok()).map_err(|e| e.to_string())?;
+    listed
+        .iter()
+        .map(|c| {
+            Upstream::from_config(c, args)
+                .map_err(|e| format!("{}: upstream {:?}: {e}", path.display(), c.name))
+        })
+        .collect()
 }
 
 /// Reads the upstreams file again whenever it changes (checked every two
@@ -377,31 +399,22 @@ pub fn spawn_reload(
                 continue;
             }
             last = now;
-            let listed = if now.is_some() {
-                match super::upstreams::load(&path, &|var| std::env::var(var).ok()) {
-                    Ok(l) => l,
-                    Err(e) => {
-                        tracing::error!(error = %e, "upstreams file changed but does not check; keeping the upstreams as they were");
-                        continue;
-                    }
+            let listed = match from_file(&path, false, &args) {
+                Ok(l) => l,
+                Err(e) => {
+                    tracing::error!(error = %e, "upstreams file changed but does not check; keeping the upstreams as they were");
+                    continue;
                 }
-            } else {
-                Vec::new()
             };
-            let all = state.upstreams.all();
-            let mut next: Vec<Arc<Upstream>> =
-                all.iter().filter(|u| u.name.is_empty()).cloned().collect();
-            let mut failed = false;
-            for c in &listed {
-                match Upstream::from_config(c, &args) {
-                    Ok(u) => next.push(Arc::new(u)),
-                    Err(e) => {
-                        tracing::error!(upstream = %c.name, error = %e, "upstreams file: cannot use this upstream; keeping the upstreams as they were");
-                        failed = true;
-                    }
-                }
-            }
-            if failed || next.is_empty() {
+            let mut next: Vec<Arc<Upstream>> = state
+                .upstreams
+                .all()
+                .iter()
+                .filter(|u| u.name.is_empty())
+                .cloned()
+                .collect();
+            next.extend(listed.into_iter().map(Arc::new));
+            if next.is_empty() {
                 continue;
             }
             let fresh: Vec<Arc<Upstream>> = next

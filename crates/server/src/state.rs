@@ -249,20 +249,28 @@ impl AppState {
     }
 
     /// `batches` with the metadata Batchboard kept for those whose upstream
-    /// keeps none (Anthropic); `None` when no batch needs any.
+    /// keeps none (message batches); `None` when no batch needs any.
     async fn with_local_metadata(
         &self,
         batches: &[batchboard_core::Batch],
     ) -> Option<Vec<batchboard_core::Batch>> {
-        use batchboard_upstream::dialect::Kind;
+        use batchboard_core::dashboard::split_qualified;
+        // Looked up once per call, not per batch: the watcher indexes pages
+        // of a hundred.
+        let without: Vec<String> = self
+            .upstreams
+            .all()
+            .iter()
+            .filter(|u| u.kind().message_batches())
+            .map(|u| u.name.clone())
+            .collect();
+        if without.is_empty() {
+            return None;
+        }
         let needs: Vec<&str> = batches
             .iter()
             .filter(|b| b.metadata.is_none())
-            .filter(|b| {
-                self.upstreams
-                    .route(&b.id)
-                    .is_ok_and(|(u, _)| u.kind() == Kind::Anthropic)
-            })
+            .filter(|b| without.iter().any(|n| n == split_qualified(&b.id).0))
             .map(|b| b.id.as_str())
             .collect();
         if needs.is_empty() {

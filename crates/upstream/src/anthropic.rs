@@ -206,7 +206,7 @@ impl Client {
         &self,
         body: &std::path::Path,
     ) -> Result<Batch, UpstreamError> {
-        if self.kind != Kind::Anthropic {
+        if !self.kind.message_batches() {
             return Err(UpstreamError::Config(
                 "message batches are Anthropic's: other kinds create from a file".into(),
             ));

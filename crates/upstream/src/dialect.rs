@@ -55,6 +55,13 @@ impl Kind {
     pub fn parse(s: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|k| k.as_str() == s)
     }
+
+    /// Message batches (Anthropic): the requests go in the create's body,
+    /// not an uploaded file; there is no files API, and a batch carries no
+    /// metadata.
+    pub fn message_batches(self) -> bool {
+        self == Kind::Anthropic
+    }
 }
 
 /// Time fields of OpenAI's batch, which some providers send as text.

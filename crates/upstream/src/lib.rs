@@ -295,7 +295,7 @@ impl Client {
 
     /// Refuses a call the kind has no API for.
     fn only_with_files(&self, call: &str) -> Result<(), UpstreamError> {
-        if self.kind == Kind::Anthropic {
+        if self.kind.message_batches() {
             return Err(UpstreamError::Config(format!(
                 "{call}: Anthropic's Message Batches have no files API"
             )));
@@ -523,7 +523,7 @@ impl Client {
     /// arrive); the caller streams the body and must treat a broken body as
     /// a failed download.
     pub async fn file_content(&self, id: &str) -> Result<Response, UpstreamError> {
-        if self.kind == Kind::Anthropic {
+        if self.kind.message_batches() {
             return self.anthropic_results(id).await;
         }
         let path = format!("/files/{}/content", path_segment(id));

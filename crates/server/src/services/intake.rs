@@ -95,12 +95,7 @@ impl Intake {
     /// The next chunk of the file.
     pub async fn push(&mut self, chunk: Bytes) -> Result<(), HttpError> {
         self.bytes += chunk.len() as u64;
-        if self.bytes > MAX_FILE_BYTES {
-            return Err(ApiError::TooLarge(
-                Msg::new(Key::ServerFileTooLarge).arg("max", MAX_FILE_BYTES),
-            )
-            .into());
-        }
+        within_file_limit(self.bytes)?;
         if self.to_check.send(chunk.clone()).await.is_err() {
             // The checker stopped: its error is the answer.
             return Err(self.checker_failure().await);
@@ -256,4 +251,15 @@ impl Drop for Forward {
             });
         }
     }
+}
+
+/// Refuses an upload once `received` bytes are past the limit for one file.
+pub fn within_file_limit(received: u64) -> Result<(), HttpError> {
+    if received > MAX_FILE_BYTES {
+        return Err(ApiError::TooLarge(
+            Msg::new(Key::ServerFileTooLarge).arg("max", MAX_FILE_BYTES),
+        )
+        .into());
+    }
+    Ok(())
 }

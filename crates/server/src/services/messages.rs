@@ -14,9 +14,8 @@ use tokio::io::AsyncWriteExt;
 
 use batchboard_core::anthropic::Converter;
 use batchboard_core::error::ApiError;
-use batchboard_core::i18n::{Key, Msg};
 use batchboard_core::validate::Report;
-use batchboard_core::{Batch, Metadata, MAX_FILE_BYTES};
+use batchboard_core::{Batch, Metadata};
 
 use super::submit::temp_file;
 use crate::http::HttpError;
@@ -44,12 +43,7 @@ impl Spool {
     /// The next chunk of the file.
     pub async fn push(&mut self, chunk: Bytes) -> Result<(), HttpError> {
         self.bytes += chunk.len() as u64;
-        if self.bytes > MAX_FILE_BYTES {
-            return Err(ApiError::TooLarge(
-                Msg::new(Key::ServerFileTooLarge).arg("max", MAX_FILE_BYTES),
-            )
-            .into());
-        }
+        super::intake::within_file_limit(self.bytes)?;
         self.file
             .write_all(&chunk)
             .await
@@ -156,17 +150,7 @@ fn convert(input: &Path, dir: &Path, max_tokens: Option<u64>) -> std::io::Result
     out.write_all(b"]}")?;
     out.flush()?;
     lines_out.flush()?;
-    let mut report = c.finish();
-    if report.requests == 0 && report.error_count == 0 {
-        report.error_count = 1;
-        report.errors.push(batchboard_core::BatchError {
-            code: "empty_file".into(),
-            message: Msg::new(Key::ProblemEmptyFile).to_string(),
-            param: None,
-            line: None,
-            msg: Some(Msg::new(Key::ProblemEmptyFile)),
-        });
-    }
+    let report = c.finish();
     if report.error_count > 0 {
         return Ok(Err(report));
     }

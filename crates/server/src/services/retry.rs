@@ -69,7 +69,7 @@ pub async fn retry_failed(
     stamp_creator(&mut metadata, creator).map_err(HttpError::invalid)?;
     // A message batch: its kept requests, checked and sent the same way,
     // its metadata kept here.
-    if upstream.kind() == batchboard_upstream::dialect::Kind::Anthropic {
+    if upstream.kind().message_batches() {
         let (batch, _) =
             super::messages::create_from_file(st, &upstream, &file, &name, None, metadata).await?;
         return Ok((batch, n));
