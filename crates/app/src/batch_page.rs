@@ -51,6 +51,10 @@ pub fn BatchPage() -> impl IntoView {
         move || (id.get(), changed.get()),
         |(id, _)| batch_progress(id),
     );
+    // The upstreams, to name this batch's: made here with the others (a
+    // resource made inside the details would not be the one the server
+    // rendered, and the page would not hydrate).
+    let upstreams = Resource::new(|| (), |_| crate::api::list_upstreams());
 
     view! {
         <Title text=move || tf(Key::BatchTitle, &[("id", &id.get())]) />
@@ -59,7 +63,7 @@ pub fn BatchPage() -> impl IntoView {
             {move || {
                 batch.get()
                     .map(|r| match r {
-                        Ok(b) => view! { <Detail batch=b cancel retry results progress /> }.into_any(),
+                        Ok(b) => view! { <Detail batch=b cancel retry results progress upstreams /> }.into_any(),
                         Err(e) => {
                             view! {
                                 <section class="error-state" data-testid="batch-error">
@@ -82,6 +86,7 @@ fn Detail(
     retry: ServerAction<RetryFailed>,
     results: super::results_view::ResultsState,
     progress: Resource<Result<Vec<ProgressPoint>, crate::api::AppError>>,
+    upstreams: Resource<Result<Vec<crate::api::UpstreamView>, crate::api::AppError>>,
 ) -> impl IntoView {
     let id = batch.id.clone();
     let finished = batch.status.is_terminal();
@@ -221,7 +226,6 @@ fn Detail(
                 </p>
             }
         });
-    let upstreams = Resource::new(|| (), |_| crate::api::list_upstreams());
     let bid = batch.id.clone();
     view! {
         <div class="page-head">
