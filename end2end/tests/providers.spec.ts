@@ -6,9 +6,10 @@ import { join } from "node:path";
 import { signIn } from "./accounts";
 import { OwnServer } from "./servers";
 
-// A dashboard with two upstreams from an upstreams file and no other: the
-// sandbox's Azure and Anthropic dialects (a `batchboard sandbox` of their
-// own, reached over HTTP like any provider).
+// A dashboard with three upstreams from an upstreams file and no other: the
+// sandbox's Azure and Anthropic dialects and its OpenAI one with small
+// limits (a `batchboard sandbox` of their own, reached over HTTP like any
+// provider).
 const KEY = "sk-e2e-providers";
 const sandboxPort = Number(process.env.E2E_PORT ?? 3300) + 20;
 process.env.E2E_PROVIDERS_KEY = KEY;
@@ -32,12 +33,20 @@ kind = "azure"
 base_url = "${sb}/azure"
 api_version = "2024-10-21"
 key_env = "E2E_PROVIDERS_KEY"
+deployments = ["gpt-4o-mini-batch"]
 
 [[upstream]]
 name = "claude"
 kind = "anthropic"
 base_url = "${sb}/anthropic"
 key_env = "E2E_PROVIDERS_KEY"
+
+[[upstream]]
+name = "small"
+kind = "openai-compatible"
+base_url = "${sb}/v1"
+key_env = "E2E_PROVIDERS_KEY"
+limits = { max_requests = 2, endpoints = ["/v1/chat/completions", "/v1/embeddings"] }
 `);
   server = own.start(OwnServer.dataDir("batchboard-providers-", [["op", "operator"]]));
   await own.up();
@@ -111,19 +120,23 @@ test("a batch on Anthropic: chat lines converted in the browser, max_tokens aske
   const rows = page.getByTestId("batch-row");
   await expect(rows).toHaveCount(2);
   await expect(page.getByTestId("row-upstream")).toHaveText(["claude", "azure"]);
-  await expect(page.getByTestId("footer-upstreams")).toHaveText("azureclaude");
+  await expect(page.getByTestId("footer-upstreams")).toHaveText("azureclaudesmall");
   await page.getByTestId("filter-upstream").selectOption("azure");
   await page.getByTestId("apply-filters").click();
   await expect(page).toHaveURL(/upstream=azure/);
   await expect(rows).toHaveCount(1);
   await expect(rows.first()).toHaveAttribute("data-id", /^azure\./);
 
-  // The Upstreams page: kinds, where, running batches, no key.
+  // The Upstreams page: kinds, where, what each takes, running batches, no key.
   await page.goto("/upstreams");
   const listed = page.getByTestId("upstream-row");
-  await expect(listed).toHaveCount(2);
+  await expect(listed).toHaveCount(3);
   await expect(listed.nth(0)).toContainText("azure");
+  await expect(listed.nth(0).getByTestId("upstream-takes")).toHaveText(
+    "/v1/responses, /v1/chat/completions, /v1/embeddings · windows 24h · deployments gpt-4o-mini-batch");
   await expect(listed.nth(1)).toContainText("anthropic");
+  await expect(listed.nth(2).getByTestId("upstream-takes")).toHaveText(
+    "/v1/chat/completions, /v1/embeddings · windows 24h · at most 2 requests");
   await expect(page.locator("body")).not.toContainText(KEY);
 
   // The footer's connection check asks each upstream, naming it.
@@ -131,4 +144,41 @@ test("a batch on Anthropic: chat lines converted in the browser, max_tokens aske
   await page.getByTestId("check-upstream").click();
   await expect(page.getByTestId("check-result")).toContainText(/azure: Reachable \(\d+ ms\)/);
   await expect(page.getByTestId("check-result")).toContainText(/claude: Reachable \(\d+ ms\)/);
+  await expect(page.getByTestId("check-result")).toContainText(/small: Reachable \(\d+ ms\)/);
+});
+
+test("the chosen upstream's limits, endpoints and deployments are checked in the browser before anything is sent", async ({ page }) => {
+  await signIn(page, "op");
+  await page.goto("/batches/new");
+  await page.locator('body[data-hydrated="true"]').waitFor();
+  const file = page.getByTestId("file");
+  const blocked = page.getByTestId("create-blocked");
+  const choose = (name: string, lines: string[]) =>
+    file.setInputFiles({ name, mimeType: "application/jsonl", buffer: Buffer.from(lines.join("\n") + "\n") });
+  const limited = (id: string, model: string) => chat(id, model, '{"max_completion_tokens": 20}');
+
+  // Only the endpoints the upstream takes are offered.
+  await page.getByTestId("upstream-choice").selectOption("small");
+  await expect(page.getByTestId("endpoint").locator("option")).toHaveText(["/v1/chat/completions", "/v1/embeddings"]);
+  // Three requests where two are taken: the file is fine, the upstream is not.
+  await choose("three.jsonl", ["a", "b", "c"].map((id) => limited(id, "gpt-4o-mini")));
+  await expect(page.getByTestId("file-check")).toHaveAttribute("data-ok", "true");
+  await expect(blocked).toHaveText("The file has 3 requests; the upstream small takes at most 2 in one batch. Split the file or choose another upstream.");
+  await expect(page.getByTestId("create")).toBeDisabled();
+  await choose("two.jsonl", ["a", "b"].map((id) => limited(id, "gpt-4o-mini")));
+  await expect(page.getByTestId("file-check")).toHaveAttribute("data-requests", "2");
+  await expect(blocked).toHaveCount(0);
+  await expect(page.getByTestId("create")).toBeEnabled();
+
+  // Azure: a model that is not one of its deployments, an endpoint it lacks.
+  await page.getByTestId("upstream-choice").selectOption("azure");
+  await expect(page.getByTestId("endpoint").locator("option")).toHaveText(["/v1/responses", "/v1/chat/completions", "/v1/embeddings"]);
+  await choose("model.jsonl", [limited("a", "gpt-4o")]);
+  await expect(blocked).toContainText("gpt-4o, which is not a deployment of the upstream azure (gpt-4o-mini-batch)");
+  await expect(page.getByTestId("create")).toBeDisabled();
+  const moderation = JSON.stringify({ custom_id: "m", method: "POST", url: "/v1/moderations", body: { model: "gpt-4o-mini-batch", input: "hi" } });
+  await choose("moderation.jsonl", [moderation]);
+  await expect(page.getByTestId("file-check")).toHaveAttribute("data-ok", "true");
+  await expect(blocked).toContainText("The upstream azure takes /v1/responses, /v1/chat/completions, /v1/embeddings, not /v1/moderations");
+  await expect(page.getByTestId("create")).toBeDisabled();
 });

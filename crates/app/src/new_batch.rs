@@ -97,9 +97,23 @@ pub fn NewBatchPage() -> impl IntoView {
     let messages = move || chosen().is_some_and(|u| u.message_batches);
     let windows = move || {
         chosen()
-            .map(|u| u.completion_windows)
+            .map(|u| u.offer.windows)
             .filter(|w| !w.is_empty())
             .unwrap_or_else(|| vec!["24h".to_string()])
+    };
+    // The endpoints the chosen upstream takes (all, until it is known).
+    let endpoints = move || {
+        chosen().map_or_else(
+            || ENDPOINTS.iter().map(|e| e.to_string()).collect(),
+            |u| u.offer.endpoints(),
+        )
+    };
+    // What the chosen upstream would refuse of a checked file (the
+    // server's own check, run here first).
+    let breach = move |report: &Report| {
+        let u = chosen()?;
+        let b = u.offer.check(None, report).err()?;
+        Some(msg(&b.blocked(&u.name)))
     };
     // Sent without JavaScript and refused: the server kept why, for here.
     let refused = Resource::new(|| (), |_| crate::api::checks::form_refusal());
@@ -163,30 +177,39 @@ pub fn NewBatchPage() -> impl IntoView {
     let uploading = move || matches!(phase.get(), Phase::Uploading(_));
     // Why Create is not possible yet, if it is not.
     let blocked = move || -> Option<String> {
-        match check.get() {
-            Check::Running { .. } => Some(t(Key::NewBlockedChecking).into()),
-            Check::Unreadable(_) => Some(t(Key::NewBlockedUnreadable).into()),
-            Check::Done { report, .. } if !report.is_ok() => {
-                Some(t(Key::NewBlockedProblems).into())
+        let report = match check.get() {
+            Check::None => return None,
+            Check::Running { .. } => return Some(t(Key::NewBlockedChecking).into()),
+            Check::Unreadable(_) => return Some(t(Key::NewBlockedUnreadable).into()),
+            Check::Done { report, .. } => report,
+        };
+        if !report.is_ok() {
+            return Some(t(Key::NewBlockedProblems).into());
+        }
+        if let Some(why) = breach(&report) {
+            return Some(why);
+        }
+        if messages() {
+            let defaulted = converted.get().map_or(0, |c| c.0);
+            let given = max_tokens.get().trim().parse::<u64>().is_ok_and(|n| n > 0);
+            return (defaulted > 0 && !given).then(|| t(Key::NewBlockedMaxTokens).into());
+        }
+        match report.endpoint {
+            Some(e) if e != endpoint.get() => {
+                Some(tf(Key::NewBlockedEndpoint, &[("endpoint", &e)]))
             }
-            Check::Done { .. } if messages() => {
-                let defaulted = converted.get().map_or(0, |c| c.0);
-                let given = max_tokens.get().trim().parse::<u64>().is_ok_and(|n| n > 0);
-                (defaulted > 0 && !given).then(|| t(Key::NewBlockedMaxTokens).into())
-            }
-            Check::Done { report, .. } => match report.endpoint {
-                Some(e) if e != endpoint.get() => {
-                    Some(tf(Key::NewBlockedEndpoint, &[("endpoint", &e)]))
-                }
-                _ => None,
-            },
-            Check::None => None,
+            _ => None,
         }
     };
-    let endpoint_options = ENDPOINTS
-        .iter()
-        .map(|e| view! { <option value=*e selected=move || endpoint.get() == *e>{*e}</option> })
-        .collect_view();
+    let endpoint_options = move || {
+        endpoints()
+            .into_iter()
+            .map(|e| {
+                let (value, label) = (e.clone(), e.clone());
+                view! { <option value=e selected=move || endpoint.get() == value>{label}</option> }
+            })
+            .collect_view()
+    };
 
     view! {
         <Title text=t(Key::NewTitle) />

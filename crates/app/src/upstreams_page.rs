@@ -1,7 +1,8 @@
 //! The Upstreams page (`/upstreams`, any signed-in role): each batch API
 //! this dashboard talks to, its kind and base URL (never its key), when the
-//! watcher last reached it (or what went wrong), its running batches, and
-//! whether the reader may create batches there.
+//! watcher last reached it (or what went wrong), its running batches,
+//! what a batch there may be (endpoints, windows, limits) and whether the
+//! reader may create batches there.
 
 use leptos::prelude::*;
 use leptos_meta::Title;
@@ -9,7 +10,8 @@ use leptos_meta::Title;
 use super::components::Time;
 use super::live::use_live;
 use crate::api::{UpstreamView, WatcherStatus};
-use crate::i18n::{t, Key};
+use crate::i18n::{t, tf, Key};
+use batchboard_core::limits::Offer;
 
 #[component]
 pub fn UpstreamsPage() -> impl IntoView {
@@ -70,6 +72,7 @@ fn Table(list: Vec<UpstreamView>, health: WatcherStatus) -> impl IntoView {
                     <td class="mono">{place}</td>
                     <td>{contact}</td>
                     <td data-testid="upstream-running">{crate::format::count(h.running.max(0) as u64)}</td>
+                    <td data-testid="upstream-takes">{takes(&u.offer)}</td>
                     <td>{create}</td>
                 </tr>
             }
@@ -84,10 +87,47 @@ fn Table(list: Vec<UpstreamView>, health: WatcherStatus) -> impl IntoView {
                     <th>{t(Key::UpstreamsColWhere)}</th>
                     <th>{t(Key::UpstreamsColContact)}</th>
                     <th>{t(Key::UpstreamsColRunning)}</th>
+                    <th>{t(Key::UpstreamsColTakes)}</th>
                     <th>{t(Key::UpstreamsColCreate)}</th>
                 </tr></thead>
                 <tbody>{rows}</tbody>
             </table>
         </div>
     }
+}
+
+/// What a batch on an upstream may be, in one line.
+fn takes(o: &Offer) -> String {
+    let fmt = crate::format::count;
+    let mut parts = vec![if o.endpoints.is_empty() {
+        t(Key::UpstreamsTakesEndpointsAll).to_string()
+    } else {
+        o.endpoints.join(", ")
+    }];
+    parts.push(tf(
+        Key::UpstreamsTakesWindows,
+        &[("windows", &o.windows.join(", "))],
+    ));
+    if let Some(n) = o.max_requests {
+        parts.push(tf(Key::UpstreamsTakesRequests, &[("n", &fmt(n))]));
+    }
+    if let Some(b) = o.max_bytes {
+        parts.push(tf(
+            Key::UpstreamsTakesBytes,
+            &[("size", &crate::format::bytes(b))],
+        ));
+    }
+    if !o.deployments.is_empty() {
+        parts.push(tf(
+            Key::UpstreamsTakesDeployments,
+            &[("list", &o.deployments.join(", "))],
+        ));
+    }
+    for (model, n) in &o.enqueued_tokens {
+        parts.push(tf(
+            Key::UpstreamsTakesTokens,
+            &[("model", model), ("n", &fmt(*n))],
+        ));
+    }
+    parts.join(" · ")
 }

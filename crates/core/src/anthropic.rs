@@ -24,6 +24,8 @@ use crate::BatchError;
 /// Anthropic's limits for one message batch.
 pub const MAX_REQUESTS: u64 = 100_000;
 pub const MAX_BYTES: u64 = 256 * 1024 * 1024;
+/// The endpoint a message batch's requests go to (its batch's `endpoint`).
+pub const ENDPOINT: &str = "/v1/messages";
 
 /// The files a message batch's results are offered as (see the upstream
 /// client): what succeeded and what did not, in OpenAI's line shape, and
@@ -199,7 +201,7 @@ impl Converter {
                 problem("empty_file", "", Msg::new(Key::ProblemEmptyFile)),
             );
         }
-        self.report.endpoint = Some("/v1/messages".into());
+        self.report.endpoint = Some(ENDPOINT.into());
         self.report
     }
 

@@ -261,13 +261,8 @@ pub struct UpstreamView {
     pub base_url: Option<String>,
     /// Whether the signed-in user's role may create batches there.
     pub may_create: bool,
-    /// Limits it was configured with (`None`: the Batch API's).
-    pub max_requests: Option<u64>,
-    pub max_bytes: Option<u64>,
-    /// Completion windows offered (`24h` unless configured).
-    pub completion_windows: Vec<String>,
-    /// Azure: the deployments lines may name (empty: any).
-    pub deployments: Vec<String>,
+    /// What it accepts: limits, windows, endpoints, deployments.
+    pub offer: crate::limits::Offer,
     /// Message batches (Anthropic): lines are converted, not uploaded.
     #[serde(default)]
     pub message_batches: bool,

@@ -17,6 +17,7 @@ pub mod dashboard;
 pub mod error;
 pub mod i18n;
 pub mod jobs;
+pub mod limits;
 pub mod prices;
 pub mod progress;
 pub mod result_lines;

@@ -301,7 +301,7 @@ async fn create(
     let batch = Batch {
         id: new_id("msgbatch_"),
         object: "batch".into(),
-        endpoint: "/v1/messages".into(),
+        endpoint: batchboard_core::anthropic::ENDPOINT.into(),
         input_file_id: file_id.clone(),
         completion_window: "24h".into(),
         status: BatchStatus::InProgress,

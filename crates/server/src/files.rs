@@ -353,8 +353,8 @@ async fn create_batch(
     if !checked.report.is_ok() {
         return Err(HttpError::file(checked.report));
     }
-    target.check_limits(Some(&new.completion_window), &checked.report)?;
     checked.report = estimate_tokens(std::mem::take(&mut checked.report)).await;
+    target.check_limits(Some(&new.completion_window), &checked.report)?;
     if checked.report.endpoint.as_deref() != Some(new.endpoint.as_str()) {
         return Err(HttpError::invalid(
             Msg::new(Key::ServerEndpointDiffers)

@@ -17,6 +17,7 @@ use batchboard_core::access::Role;
 use batchboard_core::dashboard::{qualified, split_qualified, Reachability, UpstreamInfo};
 use batchboard_core::error::ApiError;
 use batchboard_core::i18n::{Key, Msg};
+use batchboard_core::limits::Offer;
 use batchboard_core::Batch;
 use batchboard_upstream::dialect::Kind;
 use batchboard_upstream::provider::Access;
@@ -30,9 +31,28 @@ pub struct Upstream {
     sandbox: bool,
     /// Who may create batches here.
     pub create_roles: Vec<Role>,
-    pub limits: Limits,
-    /// Azure: the deployments lines may name (empty: any).
-    pub deployments: Vec<String>,
+    /// What a batch here may be: limits, windows, endpoints, deployments.
+    pub offer: Offer,
+}
+
+/// The offer of an upstream of `kind`: its configured `limits` over the
+/// kind's defaults.
+fn offer(kind: Kind, limits: &Limits, deployments: &[String]) -> Offer {
+    Offer {
+        max_requests: limits.max_requests,
+        max_bytes: limits.max_bytes,
+        windows: limits
+            .completion_windows
+            .clone()
+            .filter(|w| !w.is_empty())
+            .unwrap_or_else(|| vec!["24h".into()]),
+        endpoints: limits
+            .endpoints
+            .clone()
+            .unwrap_or_else(|| kind.endpoints().iter().map(|e| e.to_string()).collect()),
+        deployments: deployments.to_vec(),
+        enqueued_tokens: limits.enqueued_tokens.clone(),
+    }
 }
 
 /// Timeouts and retries of upstream calls, as configured.
@@ -54,11 +74,10 @@ impl Upstream {
     fn first(client: Client, sandbox: bool) -> Self {
         Self {
             name: String::new(),
+            offer: offer(client.kind(), &Limits::default(), &[]),
             client,
             sandbox,
             create_roles: vec![Role::Operator, Role::Admin],
-            limits: Limits::default(),
-            deployments: Vec::new(),
         }
     }
 
@@ -104,8 +123,7 @@ impl Upstream {
             client: observed(client, args),
             sandbox: false,
             create_roles: c.create_roles.clone(),
-            limits: c.limits.clone(),
-            deployments: c.deployments.clone(),
+            offer: offer(c.kind, &c.limits, &c.deployments),
         })
     }
 
@@ -251,63 +269,16 @@ impl Upstreams {
 }
 
 impl Upstream {
-    /// The completion windows offered here (`24h` unless configured).
-    pub fn windows(&self) -> Vec<String> {
-        self.limits
-            .completion_windows
-            .clone()
-            .filter(|w| !w.is_empty())
-            .unwrap_or_else(|| vec!["24h".into()])
-    }
-
-    /// Refuses what this upstream's configured limits do not allow: the
-    /// completion window (`None` for a message batch, which has none), the
-    /// number of requests, the size, and (Azure) a model that is not one of
-    /// its deployments.
+    /// Refuses what this upstream does not take (see [`Offer::check`]):
+    /// `window` is `None` for a message batch, which has none.
     pub fn check_limits(
         &self,
         window: Option<&str>,
         report: &batchboard_core::validate::Report,
     ) -> Result<(), ApiError> {
-        let name = self.display_name();
-        if let Some(w) = window {
-            let offered = self.windows();
-            if !offered.iter().any(|o| o == w) {
-                return Err(ApiError::Invalid(
-                    Msg::new(Key::ServerWindowNotOffered)
-                        .arg("name", name)
-                        .arg("windows", offered.join(", "))
-                        .arg("window", w),
-                ));
-            }
-        }
-        if let Some(max) = self.limits.max_requests.filter(|m| report.requests > *m) {
-            return Err(ApiError::Invalid(
-                Msg::new(Key::ServerUpstreamTooMany)
-                    .arg("n", report.requests)
-                    .arg("name", name)
-                    .arg("max", max),
-            ));
-        }
-        if let Some(max) = self.limits.max_bytes.filter(|m| report.bytes > *m) {
-            return Err(ApiError::TooLarge(
-                Msg::new(Key::ServerUpstreamTooLarge)
-                    .arg("bytes", report.bytes)
-                    .arg("name", name)
-                    .arg("max", max),
-            ));
-        }
-        if let Some(model) = report.model.as_deref() {
-            if !self.deployments.is_empty() && !self.deployments.iter().any(|d| d == model) {
-                return Err(ApiError::Invalid(
-                    Msg::new(Key::ServerNotADeployment)
-                        .arg("model", model)
-                        .arg("name", name)
-                        .arg("deployments", self.deployments.join(", ")),
-                ));
-            }
-        }
-        Ok(())
+        self.offer
+            .check(window, report)
+            .map_err(|b| b.refusal(self.display_name()))
     }
 
     /// Refuses a role that may not create batches here.
@@ -349,10 +320,7 @@ impl Upstream {
             kind: self.kind().as_str().to_owned(),
             base_url: (!self.sandbox).then(|| self.client.base_url().to_string()),
             may_create: self.create_roles.contains(&role),
-            max_requests: self.limits.max_requests,
-            max_bytes: self.limits.max_bytes,
-            completion_windows: self.windows(),
-            deployments: self.deployments.clone(),
+            offer: self.offer.clone(),
             message_batches: self.kind().message_batches(),
         }
     }

@@ -60,6 +60,9 @@ pub struct Limits {
     pub max_bytes: Option<u64>,
     /// Completion windows offered (`24h`, `48h`, `7d`…).
     pub completion_windows: Option<Vec<String>>,
+    /// Batch endpoints offered (default: the kind's, see
+    /// [`Kind::endpoints`]).
+    pub endpoints: Option<Vec<String>>,
     /// Tokens that may be enqueued at once, by model or deployment.
     #[serde(default)]
     pub enqueued_tokens: std::collections::BTreeMap<String, u64>,
@@ -201,6 +204,22 @@ pub fn parse(
                 )));
             }
         }
+        if let Some(endpoints) = &e.limits.endpoints {
+            if kind.message_batches() {
+                return Err(fail(
+                    "`limits.endpoints`: an anthropic upstream takes message batches only".into(),
+                ));
+            }
+            if let Some(bad) = endpoints
+                .iter()
+                .find(|p| !batchboard_core::ENDPOINTS.contains(&p.as_str()))
+            {
+                return Err(fail(format!(
+                    "`limits.endpoints`: {bad:?} is not one of {}",
+                    batchboard_core::ENDPOINTS.join(", ")
+                )));
+            }
+        }
         out.push(UpstreamConfig {
             name: e.name.clone(),
             kind,
@@ -317,6 +336,13 @@ base_url = "http://gateway:4000"
         assert!(e.contains("azure"), "{e}");
         let e = bad(&one("kind = \"groq\"\nbase_url = \"https://a\"\nkey_env = \"OPENAI_API_KEY\"\nlimits = { completion_windows = [\"soon\"] }"));
         assert!(e.contains("soon"), "{e}");
+        let e = bad(&one("kind = \"groq\"\nbase_url = \"https://a\"\nkey_env = \"OPENAI_API_KEY\"\nlimits = { endpoints = [\"/v1/audio\"] }"));
+        assert!(
+            e.contains("\"/v1/audio\" is not one of /v1/responses"),
+            "{e}"
+        );
+        let e = bad(&one("kind = \"anthropic\"\nbase_url = \"https://a\"\nkey_env = \"OPENAI_API_KEY\"\nlimits = { endpoints = [\"/v1/chat/completions\"] }"));
+        assert!(e.contains("message batches only"), "{e}");
         let e =
             bad("[[upstream]]\nname = \"Bad Name\"\nkind = \"openai\"\nbase_url = \"https://a\"\n");
         assert!(e.contains("lower-case"), "{e}");

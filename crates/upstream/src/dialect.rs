@@ -62,6 +62,18 @@ impl Kind {
     pub fn message_batches(self) -> bool {
         self == Kind::Anthropic
     }
+
+    /// The batch endpoints the kind's documentation lists (empty: every one
+    /// OpenAI offers). A message batch's lines become `/v1/messages`.
+    pub fn endpoints(self) -> &'static [&'static str] {
+        match self {
+            Kind::Openai | Kind::OpenaiCompatible => &[],
+            Kind::Azure => &["/v1/responses", "/v1/chat/completions", "/v1/embeddings"],
+            Kind::Groq => &["/v1/chat/completions"],
+            Kind::Together => &["/v1/chat/completions", "/v1/completions"],
+            Kind::Anthropic => &[batchboard_core::anthropic::ENDPOINT],
+        }
+    }
 }
 
 /// Time fields of OpenAI's batch, which some providers send as text.
@@ -264,7 +276,7 @@ fn read_anthropic(v: Value) -> Result<Batch, String> {
     Ok(Batch {
         id,
         object: "batch".into(),
-        endpoint: "/v1/messages".into(),
+        endpoint: batchboard_core::anthropic::ENDPOINT.into(),
         completion_window: "24h".into(),
         created_at,
         in_progress_at: Some(created_at),

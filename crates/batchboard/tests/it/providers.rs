@@ -57,7 +57,7 @@ name = "compat"
 kind = "openai-compatible"
 base_url = "{compat}"
 key_env = "TEST_SANDBOX_KEY"
-limits = {{ max_requests = 3, completion_windows = ["24h", "48h"] }}
+limits = {{ max_requests = 3, completion_windows = ["24h", "48h"], endpoints = ["/v1/chat/completions"], enqueued_tokens = {{ big = 20 }} }}
 "#,
             sb = sb.base(),
             compat = compat.base()
@@ -588,7 +588,9 @@ async fn a_change_of_the_upstreams_file_takes_effect_without_a_restart() {
 }
 
 /// An upstream's configured limits apply before anything is created: its
-/// windows, its requests per batch, Azure's deployments.
+/// windows, its requests per batch, its endpoints (configured, or the
+/// kind's: Azure has no moderations), a model's enqueued tokens, Azure's
+/// deployments.
 #[tokio::test]
 async fn each_upstream_limits_are_checked_before_anything_is_created() {
     let b = board().await;
@@ -613,6 +615,39 @@ async fn each_upstream_limits_are_checked_before_anything_is_created() {
     let (status, body) = b.create_on("azure", lines(2, "gpt-4o")).await;
     assert_eq!(status, 400, "{body}");
     assert!(body.to_string().contains("not a deployment"), "{body}");
+    let embedding = r#"{"custom_id":"e","method":"POST","url":"/v1/embeddings","body":{"model":"m","input":"hi"}}"#;
+    let (status, body) = b
+        .create_with(
+            "compat",
+            format!("{embedding}\n"),
+            &[("endpoint", "/v1/embeddings")],
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body.to_string()
+            .contains("takes /v1/chat/completions, not /v1/embeddings; nothing was created"),
+        "{body}"
+    );
+    let moderation = r#"{"custom_id":"m","method":"POST","url":"/v1/moderations","body":{"model":"gpt-4o-mini-batch","input":"hi"}}"#;
+    let (status, body) = b
+        .create_with(
+            "azure",
+            format!("{moderation}\n"),
+            &[("endpoint", "/v1/moderations")],
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.to_string().contains("not /v1/moderations"), "{body}");
+    // Some 30 words: more than the 20 tokens `big` may have enqueued.
+    let long = chat("long", "big").replace("hi long", &"many words here ".repeat(10));
+    let (status, body) = b.create_on("compat", format!("{long}\n")).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body.to_string()
+            .contains("input tokens for big; the upstream compat enqueues at most 20"),
+        "{body}"
+    );
     // Only the one batch that passed was made; no file was left behind.
     let files: Value = reqwest::Client::new()
         .get(format!("{}/v1/files", b.compat.base()))
@@ -633,8 +668,12 @@ async fn each_upstream_limits_are_checked_before_anything_is_created() {
         .find(|u| u["name"] == "compat")
         .unwrap();
     assert_eq!(
-        compat["completion_windows"],
+        compat["offer"]["windows"],
         serde_json::json!(["24h", "48h"])
+    );
+    assert_eq!(
+        compat["offer"]["endpoints"],
+        serde_json::json!(["/v1/chat/completions"])
     );
     assert!(!views.to_string().contains(KEY));
 }
