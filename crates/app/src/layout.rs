@@ -53,6 +53,7 @@ pub fn Layout(children: Children) -> impl IntoView {
                     <nav aria-label=t(Key::NavMain)>
                         <A href="/" exact=true>{t(Key::NavBatches)}</A>
                         {may(Role::Operator).then(|| view! { <A href="/batches/new">{t(Key::NavNewBatch)}</A> })}
+                        <A href="/jobs">{t(Key::NavJobs)}</A>
                         <A href="/upstreams">{t(Key::NavUpstreams)}</A>
                         {may(Role::Admin).then(|| view! { <A href="/audit">{t(Key::NavAudit)}</A> })}
                         {may(Role::Admin).then(|| view! { <A href="/sessions">{t(Key::NavSessions)}</A> })}

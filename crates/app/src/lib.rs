@@ -19,6 +19,7 @@ mod batch_table;
 mod components;
 pub mod format;
 pub mod i18n;
+mod jobs_page;
 mod layout;
 pub mod live;
 mod new_batch;
@@ -44,6 +45,7 @@ use new_batch::NewBatchPage;
 use pages::NotFound;
 use session::LoginPage;
 use sessions_page::SessionsPage;
+use jobs_page::{JobPage, JobsPage};
 use upstreams_page::UpstreamsPage;
 
 /// The address of the site's `ext` file (`css`, `js`, `wasm`): named after
@@ -157,6 +159,8 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/audit") view={Lazy::<AuditRoute>::new()} ssr=SsrMode::Async />
                     <Route path=path!("/sessions") view={Lazy::<SessionsRoute>::new()} ssr=SsrMode::Async />
                     <Route path=path!("/upstreams") view={Lazy::<UpstreamsRoute>::new()} ssr=SsrMode::Async />
+                    <Route path=path!("/jobs") view={Lazy::<JobsRoute>::new()} ssr=SsrMode::Async />
+                    <Route path=path!("/jobs/:id") view={Lazy::<JobRoute>::new()} ssr=SsrMode::Async />
                     <Route path=path!("/login") view={Lazy::<LoginRoute>::new()} ssr=SsrMode::Async />
                 </Routes>
             </Layout>
@@ -221,4 +225,6 @@ lazy_page!(BatchRoute, BatchPage);
 lazy_page!(AuditRoute, AuditPage);
 lazy_page!(SessionsRoute, SessionsPage);
 lazy_page!(UpstreamsRoute, UpstreamsPage);
+lazy_page!(JobsRoute, JobsPage);
+lazy_page!(JobRoute, JobPage);
 lazy_page!(LoginRoute, LoginPage);

@@ -20,6 +20,8 @@ use super::format;
 use super::session::NeedsRole;
 use crate::api::auth::Role;
 use crate::i18n::{msg, plural, t, tf, Key};
+use batchboard_core::jobs::{parts_needed, PartLimits};
+use batchboard_core::limits::Offer;
 use batchboard_core::prices::PriceTable;
 use batchboard_core::validate::Report;
 use batchboard_core::{
@@ -109,11 +111,26 @@ pub fn NewBatchPage() -> impl IntoView {
         )
     };
     // What the chosen upstream would refuse of a checked file (the
-    // server's own check, run here first).
+    // server's own check, run here first), and where.
     let breach = move |report: &Report| {
         let u = chosen()?;
         let b = u.offer.check(None, report).err()?;
-        Some(msg(&b.blocked(&u.name)))
+        Some((b, u))
+    };
+    // A file only too large for one batch: the parts a job of it needs.
+    let job_parts = move || -> Option<u64> {
+        let Check::Done { report, .. } = check.get() else {
+            return None;
+        };
+        if !report.is_ok() || messages() {
+            return None;
+        }
+        let (b, u) = breach(&report)?;
+        Offer::job_resolves(&b).then(|| {
+            let tokens = report.tokens.as_ref().map_or(0, |t| t.input_tokens);
+            let limits = PartLimits::of(&u.offer, report.model.as_deref());
+            parts_needed(report.requests, report.bytes, tokens, limits)
+        })
     };
     // Sent without JavaScript and refused: the server kept why, for here.
     let refused = Resource::new(|| (), |_| crate::api::checks::form_refusal());
@@ -169,8 +186,15 @@ pub fn NewBatchPage() -> impl IntoView {
         {
             ev.prevent_default();
             if let Some(form) = form_ref.get() {
-                browser::upload(form, set_phase);
+                browser::upload(form, set_phase, false);
             }
+        }
+    };
+    // The same form, sent as a job of several batches.
+    let on_job = move |_: leptos::ev::MouseEvent| {
+        #[cfg(feature = "hydrate")]
+        if let Some(form) = form_ref.get() {
+            browser::upload(form, set_phase, true);
         }
     };
 
@@ -186,8 +210,8 @@ pub fn NewBatchPage() -> impl IntoView {
         if !report.is_ok() {
             return Some(t(Key::NewBlockedProblems).into());
         }
-        if let Some(why) = breach(&report) {
-            return Some(why);
+        if let Some((b, u)) = breach(&report) {
+            return Some(msg(&b.blocked(&u.name)));
         }
         if messages() {
             let defaulted = converted.get().map_or(0, |c| c.0);
@@ -329,6 +353,13 @@ pub fn NewBatchPage() -> impl IntoView {
                     {move || if uploading() { t(Key::NewUploading) } else { t(Key::NewCreate) }}
                 </button>
                 {move || blocked().map(|why| view! { <small class="muted" data-testid="create-blocked">{why}</small> })}
+                {move || job_parts().map(|n| view! {
+                    <button type="button" class="btn" data-testid="create-job"
+                        disabled=uploading on:click=on_job>
+                        {tf(Key::NewCreateJob, &[("n", &format::count(n))])}
+                    </button>
+                    <small class="muted">{t(Key::NewCreateJobHint)}</small>
+                })}
             </div>
             {move || match phase.get() {
                 Phase::Idle => ().into_any(),
@@ -491,6 +522,7 @@ mod browser {
     use super::{Check, Conversion, Phase, Refusal};
     use crate::i18n::{t, Key, Msg};
     use batchboard_core::anthropic::Converter;
+    use batchboard_core::jobs::{MAX_JOB_BYTES, MAX_JOB_REQUESTS};
     use batchboard_core::validate::Validator;
     use batchboard_core::ENDPOINTS;
 
@@ -526,7 +558,8 @@ mod browser {
         }
         leptos::task::spawn_local(async move {
             let started = js_sys::Date::now();
-            let mut v = Validator::new(None);
+            // A job's limits: a file too large for one batch can be a job.
+            let mut v = Validator::new(None).with_limits(MAX_JOB_REQUESTS, MAX_JOB_BYTES);
             let mut endpoint_set = false;
             let read = each_chunk(&file, &current, set_check, |buf| {
                 v.chunk(buf);
@@ -635,7 +668,9 @@ mod browser {
 
     /// Posts the form with XMLHttpRequest, reporting upload progress; on
     /// success goes to the new batch's page.
-    pub fn upload(form: web_sys::HtmlFormElement, set_phase: WriteSignal<Phase>) {
+    /// `job`: sent to `POST /api/jobs` as a job of several batches, and on
+    /// to the job's page.
+    pub fn upload(form: web_sys::HtmlFormElement, set_phase: WriteSignal<Phase>, job: bool) {
         // The English text for the record, the reader's language on the page.
         let fail = move |m: Msg| {
             set_phase.set(Phase::Refused(Refusal {
@@ -662,7 +697,12 @@ mod browser {
         let Ok(xhr) = web_sys::XmlHttpRequest::new() else {
             return fail(Msg::new(Key::NewNoUpload));
         };
-        if xhr.open("POST", "/api/batches").is_err() {
+        let (url, page) = if job {
+            ("/api/jobs", "/jobs")
+        } else {
+            ("/api/batches", "/batches")
+        };
+        if xhr.open("POST", url).is_err() {
             return fail(Msg::new(Key::NewUploadNotStarted));
         }
         let _ = xhr.set_request_header("accept", "application/json");
@@ -683,10 +723,15 @@ mod browser {
             let status = xhr2.status().unwrap_or(0);
             let body = xhr2.response_text().ok().flatten().unwrap_or_default();
             if (200..300).contains(&status) {
-                match serde_json::from_str::<batchboard_core::Batch>(&body) {
-                    Ok(b) => {
+                // A batch or a job: either has its id.
+                #[derive(serde::Deserialize)]
+                struct Made {
+                    id: String,
+                }
+                match serde_json::from_str::<Made>(&body) {
+                    Ok(made) => {
                         let navigate = leptos_router::hooks::use_navigate();
-                        navigate(&format!("/batches/{}", b.id), Default::default());
+                        navigate(&format!("{page}/{}", made.id), Default::default());
                     }
                     Err(_) => fail(Msg::new(Key::NewAnswerUnreadable)),
                 }

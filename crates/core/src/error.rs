@@ -23,6 +23,8 @@ pub enum ErrorKind {
     TooLarge,
     /// Batchboard is busy (too many uploads at once); try again later.
     Busy,
+    /// Batchboard has no such thing (a job id that is not one).
+    NotFound,
     /// The upstream answered with an error, or could not be reached.
     Upstream,
     /// Batchboard itself failed; the details are in its log only.
@@ -122,6 +124,9 @@ pub enum ApiError {
     /// Too much at once; the client should try again later.
     #[error("{0}")]
     Busy(Msg),
+    /// Batchboard's own record of it does not exist.
+    #[error("{0}")]
+    NotFound(Msg),
     /// Batchboard itself failed. The text is for the log only: the body
     /// says where to look instead.
     #[error("internal error: {0}")]
@@ -138,6 +143,7 @@ impl ApiError {
             Self::Forbidden(_) => ErrorKind::Forbidden,
             Self::TooLarge(_) => ErrorKind::TooLarge,
             Self::Busy(_) => ErrorKind::Busy,
+            Self::NotFound(_) => ErrorKind::NotFound,
             Self::Internal(_) => ErrorKind::Internal,
         }
     }
@@ -176,7 +182,11 @@ impl ApiError {
     /// The text to show, untranslated (none for the upstream's own words).
     pub fn msg(&self) -> Option<Msg> {
         match self {
-            Self::Invalid(m) | Self::Forbidden(m) | Self::TooLarge(m) | Self::Busy(m) => {
+            Self::Invalid(m)
+            | Self::Forbidden(m)
+            | Self::TooLarge(m)
+            | Self::Busy(m)
+            | Self::NotFound(m) => {
                 Some(m.clone())
             }
             Self::Problems { message, .. } => Some(message.clone()),

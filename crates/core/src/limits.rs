@@ -15,9 +15,9 @@ use crate::ENDPOINTS;
 /// An upstream's limits, as configured or by default for its kind.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Offer {
-    /// Requests in one batch (`None`: the Batch API's).
+    /// Requests in one batch (`None`: the Batch API's, 50,000).
     pub max_requests: Option<u64>,
-    /// Bytes of one file (`None`: the Batch API's).
+    /// Bytes of one file (`None`: the Batch API's, 200 MB).
     pub max_bytes: Option<u64>,
     /// Completion windows offered; never empty.
     pub windows: Vec<String>,
@@ -70,6 +70,24 @@ impl Offer {
         }
     }
 
+    /// Requests one batch may hold here.
+    pub fn max_requests(&self) -> u64 {
+        self.max_requests.unwrap_or(crate::MAX_REQUESTS as u64)
+    }
+
+    /// Bytes one batch's file may hold here.
+    pub fn max_bytes(&self) -> u64 {
+        self.max_bytes.unwrap_or(crate::MAX_FILE_BYTES)
+    }
+
+    /// Whether a breach is one a job of several batches resolves.
+    pub fn job_resolves(b: &Breach) -> bool {
+        matches!(
+            b,
+            Breach::TooMany { .. } | Breach::TooLarge { .. } | Breach::Tokens { .. }
+        )
+    }
+
     /// Checks a file's `report` and the chosen completion `window` (`None`:
     /// none is sent, as for a message batch).
     pub fn check(&self, window: Option<&str>, report: &Report) -> Result<(), Breach> {
@@ -87,13 +105,15 @@ impl Offer {
                 });
             }
         }
-        if let Some(max) = self.max_requests.filter(|m| report.requests > *m) {
+        let max = self.max_requests();
+        if report.requests > max {
             return Err(Breach::TooMany {
                 n: report.requests,
                 max,
             });
         }
-        if let Some(max) = self.max_bytes.filter(|m| report.bytes > *m) {
+        let max = self.max_bytes();
+        if report.bytes > max {
             return Err(Breach::TooLarge {
                 bytes: report.bytes,
                 max,

@@ -144,6 +144,9 @@ pub struct Validator {
     unlimited: (u64, u64),
     /// Bytes of a line that continues in the next chunk.
     pending: Vec<u8>,
+    /// Requests and bytes one file may hold (one batch's, unless a job's).
+    max_requests: u64,
+    max_bytes: u64,
 }
 
 impl fmt::Debug for Validator {
@@ -167,7 +170,16 @@ impl Validator {
             counter: None,
             unlimited: (0, 0),
             pending: Vec::new(),
+            max_requests: MAX_REQUESTS as u64,
+            max_bytes: MAX_FILE_BYTES,
         }
+    }
+
+    /// Other limits of the file than one batch's (a job's, which is split).
+    pub fn with_limits(mut self, max_requests: u64, max_bytes: u64) -> Self {
+        self.max_requests = max_requests;
+        self.max_bytes = max_bytes;
+        self
     }
 
     pub fn with_error_cap(mut self, cap: usize) -> Self {
@@ -262,12 +274,13 @@ impl Validator {
             return;
         }
         self.report.requests += 1;
-        if self.report.requests == MAX_REQUESTS as u64 + 1 {
+        if self.report.requests == self.max_requests + 1 {
+            let max = self.max_requests;
             self.error(
                 "too_many_tasks",
                 Some(line_no),
                 None,
-                Msg::new(Key::ProblemTooManyRequests).arg("max", MAX_REQUESTS),
+                Msg::new(Key::ProblemTooManyRequests).arg("max", max),
             );
         }
         if line_no == 1 && raw.starts_with(b"\xEF\xBB\xBF") {
@@ -586,15 +599,15 @@ impl Validator {
             let last = std::mem::take(&mut self.pending);
             self.next_line(&last);
         }
-        if self.report.bytes > MAX_FILE_BYTES {
-            let bytes = self.report.bytes;
+        if self.report.bytes > self.max_bytes {
+            let (bytes, max) = (self.report.bytes, self.max_bytes);
             self.error(
                 "file_too_large",
                 None,
                 None,
                 Msg::new(Key::ProblemFileTooLarge)
                     .arg("bytes", bytes)
-                    .arg("max", MAX_FILE_BYTES),
+                    .arg("max", max),
             );
         }
         if self.report.requests == 0 && self.report.error_count == 0 {

@@ -158,11 +158,11 @@ fn relay(
 }
 
 /// The form fields of a new batch, checked.
-struct NewBatch {
-    endpoint: String,
-    completion_window: String,
-    metadata: Option<Metadata>,
-    output_expires_after: Option<i64>,
+pub(crate) struct NewBatch {
+    pub endpoint: String,
+    pub completion_window: String,
+    pub metadata: Option<Metadata>,
+    pub output_expires_after: Option<i64>,
 }
 
 /// The form's metadata (JSON pairs), checked; `None` when empty.
@@ -176,7 +176,7 @@ fn form_metadata(text: Option<String>) -> Result<Option<Metadata>, HttpError> {
     Ok((!m.is_empty()).then_some(m))
 }
 
-fn check_form(
+pub(crate) fn check_form(
     endpoint: Option<String>,
     window: Option<String>,
     metadata: Option<String>,
@@ -420,7 +420,7 @@ const MAX_FORM_TEXT: usize = 32 * 1024;
 
 /// A text field of the upload form, read up to [`MAX_FORM_TEXT`] (the
 /// body's limit is the file's, 200 MB: a text field must not take it).
-async fn small_text(
+pub(crate) async fn small_text(
     field: &mut axum::extract::multipart::Field<'_>,
 ) -> Result<Result<String, HttpError>, axum::extract::multipart::MultipartError> {
     let mut text = Vec::new();

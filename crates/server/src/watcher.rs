@@ -105,6 +105,8 @@ async fn lead(state: &AppState, upstream: &Arc<Upstream>, mut lease: Lease, opts
                     last_full = Some(Instant::now());
                 }
                 let _ = state.db.watcher_contact(name, &opts.holder, Ok(())).await;
+                // Jobs on this upstream: scheduled by its lease holder only.
+                crate::services::jobs::schedule::run(state, upstream).await;
             }
             Err(e) => {
                 let text = e.to_string();

@@ -413,10 +413,21 @@ impl Client {
         input_file_id: &str,
         since: i64,
     ) -> Result<Option<Batch>, UpstreamError> {
+        self.find_batch(since, |b| b.input_file_id == input_file_id)
+            .await
+    }
+
+    /// The newest batch that `wanted` among those created since `since`
+    /// (unix seconds, with a minute of clock slack); at most ten pages.
+    pub async fn find_batch(
+        &self,
+        since: i64,
+        wanted: impl Fn(&Batch) -> bool,
+    ) -> Result<Option<Batch>, UpstreamError> {
         let mut after: Option<String> = None;
         for _ in 0..10 {
             let page = self.list_batches(after.as_deref(), 100).await?;
-            if let Some(b) = page.data.iter().find(|b| b.input_file_id == input_file_id) {
+            if let Some(b) = page.data.iter().find(|b| wanted(b)) {
                 return Ok(Some(b.clone()));
             }
             let older = page.data.last().is_none_or(|b| b.created_at < since - 60);

@@ -26,11 +26,14 @@ pub const MAX_FORM_BYTES: u64 = 1024 * 1024;
 /// A multipart upload: the file plus the form fields around it.
 pub const UPLOAD_BODY_LIMIT: u64 = MAX_FILE_BYTES + 1024 * 1024;
 
+/// A job's upload: its file (up to 2 GB) and the form fields.
+pub const JOB_BODY_LIMIT: u64 = batchboard_core::jobs::MAX_JOB_BYTES + 1024 * 1024;
+
 fn limit_for(method: &Method, path: &str) -> u64 {
-    if method == Method::POST && path == super::routes::CREATE_BATCH {
-        UPLOAD_BODY_LIMIT
-    } else {
-        MAX_FORM_BYTES
+    match (method == Method::POST, path) {
+        (true, super::routes::CREATE_BATCH) => UPLOAD_BODY_LIMIT,
+        (true, super::routes::CREATE_JOB) => JOB_BODY_LIMIT,
+        _ => MAX_FORM_BYTES,
     }
 }
 
@@ -47,6 +50,8 @@ pub async fn bound_body(req: Request, next: Next) -> Response {
     if declared.is_some_and(|n| n > limit) {
         let message = if limit == UPLOAD_BODY_LIMIT {
             Msg::new(Key::ServerUploadTooLarge).arg("max", MAX_FILE_BYTES)
+        } else if limit == JOB_BODY_LIMIT {
+            Msg::new(Key::ServerUploadTooLarge).arg("max", batchboard_core::jobs::MAX_JOB_BYTES)
         } else {
             Msg::new(Key::ServerRequestTooLarge).arg("max", limit)
         };
@@ -58,7 +63,7 @@ pub async fn bound_body(req: Request, next: Next) -> Response {
     }
     let (parts, body) = req.into_parts();
     let limited = http_body_util::Limited::new(body, limit as usize);
-    if limit == UPLOAD_BODY_LIMIT || parts.method == axum::http::Method::GET {
+    if limit > MAX_FORM_BYTES || parts.method == axum::http::Method::GET {
         return next
             .run(Request::from_parts(parts, axum::body::Body::new(limited)))
             .await;

@@ -83,6 +83,7 @@ pub fn status(e: &ApiError) -> StatusCode {
         ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
         ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
         ApiError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
+        ApiError::NotFound(_) => StatusCode::NOT_FOUND,
         ApiError::Upstream {
             status: Some(s), ..
         } if (400..500).contains(s) => StatusCode::from_u16(*s).unwrap_or(StatusCode::BAD_GATEWAY),

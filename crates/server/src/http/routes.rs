@@ -18,6 +18,8 @@ pub const EVENTS: &str = "/events";
 pub const CREATE_BATCH: &str = "/api/batches";
 pub const MERGED_RESULTS: &str = "/api/batches/{id}/merged";
 pub const LOCALE: &str = "/locale";
+pub const CREATE_JOB: &str = "/api/jobs";
+pub const JOB_MERGED: &str = "/api/jobs/{id}/merged";
 
 /// `(method, path)` of every route [`router`] adds.
 pub const ROUTES: &[(&str, &str)] = &[
@@ -28,6 +30,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", EVENTS),
     ("POST", CREATE_BATCH),
     ("GET", MERGED_RESULTS),
+    ("POST", CREATE_JOB),
+    ("GET", JOB_MERGED),
     ("POST", SIGN_IN),
     ("POST", SIGN_OUT),
     ("POST", LOCALE),
@@ -41,5 +45,6 @@ pub fn router() -> Router<AppState> {
         .merge(auth::router())
         .merge(events::router())
         .merge(files::router())
+        .merge(crate::services::jobs::router())
         .route(LOCALE, axum::routing::post(super::locale::choose))
 }

@@ -4,6 +4,7 @@
 //! batch's failures, and message batches for Anthropic upstreams.
 
 pub mod intake;
+pub mod jobs;
 pub mod messages;
 pub mod results;
 pub mod retry;

@@ -59,6 +59,9 @@ struct InputRef {
     outcome: Outcome,
     code: Option<Arc<str>>,
     result: Option<(Source, Span)>,
+    /// Failed in a way worth sending again (see
+    /// [`batchboard_core::jobs::is_retryable`]), or never ran.
+    retry: bool,
 }
 
 /// One batch's joined results.
@@ -199,6 +202,18 @@ pub async fn joined(state: &AppState, batch: &Batch) -> Result<Arc<Joined>, ApiE
     Ok(joined)
 }
 
+/// An input file alone, joined with no results: every request "not run"
+/// (a job's part that never ran).
+pub async fn joined_input(state: &AppState, file_id: &str) -> Result<Arc<Joined>, ApiError> {
+    let unrun = Batch {
+        id: format!("{file_id}-input"),
+        status: batchboard_core::BatchStatus::Cancelled,
+        input_file_id: file_id.to_owned(),
+        ..Batch::default()
+    };
+    joined(state, &unrun).await
+}
+
 /// The file whose time says when a spool was last used.
 const USED: &str = ".used";
 
@@ -308,8 +323,9 @@ struct IdOnly {
     custom_id: Option<String>,
 }
 
-/// Where a result is and what it says: source, span, outcome, error code.
-type ResultRef = (Source, Span, Outcome, Option<Arc<str>>);
+/// Where a result is and what it says: source, span, outcome, error code,
+/// whether it is worth sending again.
+type ResultRef = (Source, Span, Outcome, Option<Arc<str>>, bool);
 
 fn index(paths: [Option<PathBuf>; 3]) -> Result<Joined, ApiError> {
     let read_err = io_error("cannot read the spool");
@@ -338,8 +354,14 @@ fn index(paths: [Option<PathBuf>; 3]) -> Result<Joined, ApiError> {
                 offset,
                 len: line.len() as u32,
             };
+            let outcome = reading.outcome();
+            let retry = outcome != Outcome::Ok
+                && batchboard_core::jobs::is_retryable(
+                    reading.status_code,
+                    reading.error_code.as_deref(),
+                );
             if results
-                .insert(id.to_string(), (source, span, reading.outcome(), code))
+                .insert(id.to_string(), (source, span, outcome, code, retry))
                 .is_none()
             {
                 order.push(id.to_string());
@@ -352,7 +374,7 @@ fn index(paths: [Option<PathBuf>; 3]) -> Result<Joined, ApiError> {
         // No input file (Anthropic keeps a message batch's requests to
         // itself): one row per result, in the order the results came.
         for (n, id) in order.into_iter().enumerate() {
-            let Some((source, rspan, outcome, code)) = results.remove(&id) else {
+            let Some((source, rspan, outcome, code, retry)) = results.remove(&id) else {
                 continue;
             };
             rows.add(InputRef {
@@ -362,6 +384,7 @@ fn index(paths: [Option<PathBuf>; 3]) -> Result<Joined, ApiError> {
                 outcome,
                 code,
                 result: Some((source, rspan)),
+                retry,
             });
         }
         return Ok(rows.joined(paths));
@@ -375,11 +398,11 @@ fn index(paths: [Option<PathBuf>; 3]) -> Result<Joined, ApiError> {
             offset,
             len: line.len() as u32,
         };
-        let (outcome, code, result) = match results.get(&id) {
-            Some((source, rspan, outcome, code)) => {
-                (*outcome, code.clone(), Some((*source, *rspan)))
+        let (outcome, code, result, retry) = match results.get(&id) {
+            Some((source, rspan, outcome, code, retry)) => {
+                (*outcome, code.clone(), Some((*source, *rspan)), *retry)
             }
-            None => (Outcome::NotRun, None, None),
+            None => (Outcome::NotRun, None, None, true),
         };
         rows.add(InputRef {
             line: n,
@@ -388,6 +411,7 @@ fn index(paths: [Option<PathBuf>; 3]) -> Result<Joined, ApiError> {
             outcome,
             code,
             result,
+            retry,
         });
     })
     .map_err(&read_err)?;
@@ -562,6 +586,19 @@ pub struct MergedQuery {
     format: String,
 }
 
+impl MergedQuery {
+    /// CSV rather than JSONL; another format is refused.
+    pub fn is_csv(&self) -> Result<bool, ApiError> {
+        match self.format.as_str() {
+            "" | "jsonl" => Ok(false),
+            "csv" => Ok(true),
+            other => Err(ApiError::Invalid(
+                Msg::new(Key::ServerFormatUnknown).arg("format", other),
+            )),
+        }
+    }
+}
+
 const CSV_HEADER: &[&str] = &[
     "line",
     "custom_id",
@@ -620,15 +657,25 @@ fn merged_rows(
 /// `{"line", "custom_id", "outcome", "request": <input line>, "result":
 /// <result line or null>}`: the original lines, untouched.
 fn write_jsonl(buf: &mut Vec<u8>, reader: &Reader, i: &InputRef) -> std::io::Result<()> {
+    write_jsonl_at(buf, reader, i, i.line, 0)
+}
+
+/// [`write_jsonl`] with the job's line number and (when not 0) the attempt.
+fn write_jsonl_at(
+    buf: &mut Vec<u8>,
+    reader: &Reader,
+    i: &InputRef,
+    line: u64,
+    attempt: u32,
+) -> std::io::Result<()> {
     let input = reader.request(i.span)?;
     let result = reader.result(i.result)?;
     let id = serde_json::to_string(&*i.id).map_err(std::io::Error::other)?;
-    write!(
-        buf,
-        r#"{{"line":{},"custom_id":{id},"outcome":"{}","request":"#,
-        i.line,
-        i.outcome.as_str()
-    )?;
+    write!(buf, r#"{{"line":{line},"custom_id":{id},"#)?;
+    if attempt > 0 {
+        write!(buf, r#""attempt":{attempt},"#)?;
+    }
+    write!(buf, r#""outcome":"{}","request":"#, i.outcome.as_str())?;
     buf.extend_from_slice(input.as_deref().unwrap_or(b"null"));
     buf.extend_from_slice(b",\"result\":");
     match result {
@@ -688,15 +735,7 @@ pub async fn merged(
     UrlPath(id): UrlPath<String>,
     Query(q): Query<MergedQuery>,
 ) -> Result<Response, HttpError> {
-    let csv = match q.format.as_str() {
-        "" | "jsonl" => false,
-        "csv" => true,
-        other => {
-            return Err(
-                ApiError::Invalid(Msg::new(Key::ServerFormatUnknown).arg("format", other)).into(),
-            )
-        }
-    };
+    let csv = q.is_csv()?;
     let b = batch(&state, &id).await?;
     let joined = joined(&state, &b).await?;
     let ext = if csv { "csv" } else { "jsonl" };
@@ -734,13 +773,30 @@ pub async fn write_failed(
     joined: Arc<Joined>,
     dir: PathBuf,
 ) -> Result<(tempfile::TempPath, usize), ApiError> {
+    write_where(joined, dir, |i| i.outcome != Outcome::Ok).await
+}
+
+/// Like [`write_failed`], only the requests worth sending again (a job's
+/// retry part).
+pub async fn write_retryable(
+    joined: Arc<Joined>,
+    dir: PathBuf,
+) -> Result<(tempfile::TempPath, usize), ApiError> {
+    write_where(joined, dir, |i| i.retry).await
+}
+
+async fn write_where(
+    joined: Arc<Joined>,
+    dir: PathBuf,
+    pick: fn(&InputRef) -> bool,
+) -> Result<(tempfile::TempPath, usize), ApiError> {
     tokio::task::spawn_blocking(move || {
         let fail = io_error("cannot write the retry file");
         let (out, file) = crate::services::submit::temp_file(&dir, "retry-").map_err(&fail)?;
         let reader = Reader::open(&joined.paths).map_err(&fail)?;
         let mut out = std::io::BufWriter::new(out);
         let mut n = 0;
-        for i in joined.inputs.iter().filter(|i| i.outcome != Outcome::Ok) {
+        for i in joined.inputs.iter().filter(|i| pick(i)) {
             let line = reader
                 .request(i.span)
                 .map_err(&fail)?
@@ -754,6 +810,79 @@ pub async fn write_failed(
     })
     .await
     .map_err(|e| ApiError::Internal(e.to_string()))?
+}
+
+impl Joined {
+    /// Requests that succeeded, that did not, and of those the ones worth
+    /// sending again.
+    pub fn counts(&self) -> (u64, u64, u64) {
+        let retry = self.inputs.iter().filter(|i| i.retry).count() as u64;
+        (self.ok, self.failed + self.not_run, retry)
+    }
+}
+
+/// The merged rows of one part of a job and its retries: `chain` is the
+/// part's joined results followed by its retries' (in attempt order); each
+/// request is written once, from the last attempt that has it, its line
+/// counted from `first_line`. Runs on a blocking thread.
+pub fn chain_rows(
+    chain: &[(u32, Arc<Joined>)],
+    first_line: u64,
+    csv: bool,
+    header: bool,
+    tx: &tokio::sync::mpsc::Sender<Result<Vec<u8>, std::io::Error>>,
+) -> bool {
+    let send = |buf: &mut Vec<u8>| tx.blocking_send(Ok(std::mem::take(buf))).is_ok();
+    let fail = |e: std::io::Error| {
+        let _ = tx.blocking_send(Err(e));
+        false
+    };
+    let Some((_, first)) = chain.first() else {
+        return true;
+    };
+    let mut readers = Vec::with_capacity(chain.len());
+    for (_, j) in chain {
+        match Reader::open(&j.paths) {
+            Ok(r) => readers.push(r),
+            Err(e) => return fail(e),
+        }
+    }
+    // custom_id → row, for each retry (small: the failures of one part).
+    let later: Vec<HashMap<&str, &InputRef>> = chain[1..]
+        .iter()
+        .map(|(_, j)| j.inputs.iter().map(|i| (&*i.id, i)).collect())
+        .collect();
+    let mut buf = Vec::with_capacity(80 * 1024);
+    if csv && header {
+        let mut w = csv::Writer::from_writer(&mut buf);
+        let _ = w.write_record(CSV_HEADER);
+        drop(w);
+    }
+    for i in &first.inputs {
+        // The last attempt that has the request.
+        let (k, last) = later
+            .iter()
+            .enumerate()
+            .rev()
+            .find_map(|(k, m)| m.get(&*i.id).map(|r| (k + 1, *r)))
+            .unwrap_or((0, i));
+        let line = first_line + i.line - 1;
+        let written = if csv {
+            row(&readers[k], last, usize::MAX).and_then(|mut r| {
+                r.line = line;
+                write_csv(&mut buf, &r)
+            })
+        } else {
+            write_jsonl_at(&mut buf, &readers[k], last, line, chain[k].0)
+        };
+        if let Err(e) = written {
+            return fail(e);
+        }
+        if buf.len() >= 64 * 1024 && !send(&mut buf) {
+            return false;
+        }
+    }
+    buf.is_empty() || send(&mut buf)
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 //! `migrations/<backend>/`, applied at start.
 
 pub mod index;
+pub mod jobs;
 pub mod lease;
 mod local_metadata;
 pub mod notify;
