@@ -20,7 +20,10 @@ use crate::i18n::{t, tf, Key};
 #[component]
 pub fn JobsPage() -> impl IntoView {
     let live = use_live();
-    let list = Resource::new(move || live.version.get(), |_| crate::api::jobs_fns::list_jobs());
+    let list = Resource::new(
+        move || live.version.get(),
+        |_| crate::api::jobs_fns::list_jobs(),
+    );
     view! {
         <Title text=t(Key::JobsTitle) />
         <div class="page-head"><h1>{t(Key::JobsTitle)}</h1></div>
@@ -133,7 +136,11 @@ pub fn JobPage() -> impl IntoView {
 #[component]
 fn Job(j: JobView, cancel: ServerAction<CancelJob>) -> impl IntoView {
     let done = j.ok + j.failed;
-    let pct = if j.requests > 0 { done as f64 / j.requests as f64 * 100.0 } else { 0.0 };
+    let pct = if j.requests > 0 {
+        done as f64 / j.requests as f64 * 100.0
+    } else {
+        0.0
+    };
     let now = crate::format::now();
     let elapsed = (j.ended_at.unwrap_or(now) - j.created_at).max(1) as f64;
     let rate = done as f64 / elapsed;
@@ -143,7 +150,12 @@ fn Job(j: JobView, cancel: ServerAction<CancelJob>) -> impl IntoView {
     });
     let id = j.id.clone();
     let may_cancel = j.is_active() && j.status == "running" && super::session::may(Role::Operator);
-    let parts = j.parts.iter().cloned().map(|p| view! { <PartRow p /> }).collect_view();
+    let parts = j
+        .parts
+        .iter()
+        .cloned()
+        .map(|p| view! { <PartRow p /> })
+        .collect_view();
     view! {
         <section class="panel" data-testid="job" data-status=j.status.clone()>
             <p><JobStatus status=j.status.clone() /> " " {tf(Key::JobsSummary, &[
@@ -191,17 +203,27 @@ fn Job(j: JobView, cancel: ServerAction<CancelJob>) -> impl IntoView {
 #[component]
 fn PartRow(p: PartView) -> impl IntoView {
     let name = match p.retry_of {
-        Some(of) => tf(Key::JobsRetryPart, &[("part", &p.part), ("attempt", &p.attempt), ("of", &of)]),
+        Some(of) => tf(
+            Key::JobsRetryPart,
+            &[("part", &p.part), ("attempt", &p.attempt), ("of", &of)],
+        ),
         None => p.part.to_string(),
     };
     let result = if matches!(p.state.as_str(), "done" | "failed") {
-        tf(Key::JobsPartResult, &[
-            ("ok", &format::count(p.ok)), ("failed", &format::count(p.failed)), ("retried", &format::count(p.retried)),
-        ])
+        tf(
+            Key::JobsPartResult,
+            &[
+                ("ok", &format::count(p.ok)),
+                ("failed", &format::count(p.failed)),
+                ("retried", &format::count(p.retried)),
+            ],
+        )
     } else {
         String::new()
     };
-    let waits = (p.waits > 0).then(|| view! { <br /><small class="muted">{tf(Key::JobsWaits, &[("n", &p.waits)])}</small> });
+    let waits = (p.waits > 0).then(
+        || view! { <br /><small class="muted">{tf(Key::JobsWaits, &[("n", &p.waits)])}</small> },
+    );
     view! {
         <tr data-testid="part-row" data-part=p.part.to_string() data-state=p.state.clone() data-attempt=p.attempt.to_string()>
             <td>{name}</td>

@@ -40,12 +40,12 @@ use leptos_router::{lazy_route, path, Lazy, LazyRoute, SsrMode};
 use audit::AuditPage;
 use batch_page::BatchPage;
 use batch_table::BatchesPage;
+use jobs_page::{JobPage, JobsPage};
 use layout::Layout;
 use new_batch::NewBatchPage;
 use pages::NotFound;
 use session::LoginPage;
 use sessions_page::SessionsPage;
-use jobs_page::{JobPage, JobsPage};
 use upstreams_page::UpstreamsPage;
 
 /// The address of the site's `ext` file (`css`, `js`, `wasm`): named after

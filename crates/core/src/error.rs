@@ -186,9 +186,7 @@ impl ApiError {
             | Self::Forbidden(m)
             | Self::TooLarge(m)
             | Self::Busy(m)
-            | Self::NotFound(m) => {
-                Some(m.clone())
-            }
+            | Self::NotFound(m) => Some(m.clone()),
             Self::Problems { message, .. } => Some(message.clone()),
             Self::Unauthenticated => Some(Msg::new(Key::ErrorsSignInFirst)),
             Self::Upstream { wording, .. } => wording.as_deref().cloned(),

@@ -27,7 +27,9 @@ pub fn is_retryable(status_code: Option<u16>, error_code: Option<&str>) -> bool 
         Some(s) => matches!(s, 408 | 409 | 429) || s >= 500,
         None => matches!(
             error_code,
-            None | Some("batch_expired" | "batch_cancelled" | "rate_limit_exceeded" | "server_error")
+            None | Some(
+                "batch_expired" | "batch_cancelled" | "rate_limit_exceeded" | "server_error"
+            )
         ),
     }
 }

@@ -11,17 +11,19 @@ pub use batchboard_core::jobs::{JobView, PartView};
 use batchboard_server::http::actor::{Operator, Viewer};
 
 /// The newest jobs (without their parts).
-#[server(endpoint = "jobs")]
+#[server(endpoint = "list_jobs")]
 pub async fn list_jobs() -> Result<Vec<JobView>, AppError> {
     actor::<Viewer>().await?;
     Ok(batchboard_server::services::jobs::list(&state()?, 200).await?)
 }
 
 /// One job with its parts.
-#[server(endpoint = "job")]
+#[server(endpoint = "get_job")]
 pub async fn get_job(id: String) -> Result<JobView, AppError> {
     actor::<Viewer>().await?;
-    Ok(batchboard_server::services::jobs::get(&state()?, &id).await?.1)
+    Ok(batchboard_server::services::jobs::get(&state()?, &id)
+        .await?
+        .1)
 }
 
 /// Stops scheduling the job and cancels its running parts.

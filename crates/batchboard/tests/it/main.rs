@@ -10,6 +10,7 @@ mod pg;
 mod access;
 mod dashboard;
 mod faults;
+mod jobs;
 mod live;
 mod postgres;
 mod providers;

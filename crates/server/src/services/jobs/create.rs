@@ -220,8 +220,9 @@ fn split(
     dir: &Path,
     limits: PartLimits,
     per_byte: f64,
-) -> std::io::Result<Result<Vec<(PartPlan, tempfile::TempPath)>, batchboard_core::jobs::TooLargeAlone>>
-{
+) -> std::io::Result<
+    Result<Vec<(PartPlan, tempfile::TempPath)>, batchboard_core::jobs::TooLargeAlone>,
+> {
     let lines = |f: &mut dyn FnMut(u64, &[u8]) -> std::io::Result<()>| -> std::io::Result<()> {
         let mut reader = BufReader::with_capacity(1 << 20, std::fs::File::open(path)?);
         let mut buf = Vec::new();

@@ -51,7 +51,11 @@ pub fn view(job: &JobRow, parts: &[PartRow]) -> JobView {
     let ended = |p: &&PartRow| !is_open(&p.state);
     let ok: i64 = parts.iter().map(|p| p.ok).sum();
     // A failure sent again is not final; one that was not, is.
-    let failed: i64 = parts.iter().filter(ended).map(|p| p.failed - p.retried).sum();
+    let failed: i64 = parts
+        .iter()
+        .filter(ended)
+        .map(|p| p.failed - p.retried)
+        .sum();
     // Parts cancelled before they ran: their requests never ran.
     let never: i64 = parts
         .iter()

@@ -132,8 +132,7 @@ async fn check(
     let batch = match state.db.get_indexed(id).await.map_err(db_error)? {
         Some(b) => b,
         None => {
-            let b = upstream
-                .qualify_batch(upstream.client.get_batch(split_qualified(id).1).await?);
+            let b = upstream.qualify_batch(upstream.client.get_batch(split_qualified(id).1).await?);
             state.index(&b).await;
             b
         }
@@ -178,7 +177,11 @@ async fn failed(
     p: &PartRow,
     batch: &Batch,
 ) -> Result<(), ApiError> {
-    let errors = batch.errors.as_ref().map(|e| e.data.as_slice()).unwrap_or(&[]);
+    let errors = batch
+        .errors
+        .as_ref()
+        .map(|e| e.data.as_slice())
+        .unwrap_or(&[]);
     if errors.iter().any(|e| e.code == "token_limit_exceeded") && job.status == "running" {
         tracing::info!(job = %job.id, part = p.part, "jobs: the enqueued-token limit is reached; the part waits");
         return state
@@ -240,11 +243,7 @@ async fn retry_part(
 
 /// Submits queued parts, in order, while the enqueued-token limit leaves
 /// room (a part always may go when none of this model's is enqueued).
-async fn submit_ready(
-    state: &AppState,
-    upstream: &Upstream,
-    job: &JobRow,
-) -> Result<(), ApiError> {
+async fn submit_ready(state: &AppState, upstream: &Upstream, job: &JobRow) -> Result<(), ApiError> {
     let limit = job
         .model
         .as_deref()
