@@ -165,7 +165,10 @@ test("the chosen upstream's limits, endpoints and deployments are checked in the
   await expect(page.getByTestId("file-check")).toHaveAttribute("data-ok", "true");
   await expect(blocked).toHaveText("The file has 3 requests; the upstream small takes at most 2 in one batch. Split the file or choose another upstream.");
   await expect(page.getByTestId("create")).toBeDisabled();
+  // Too many for one batch is not too many for a job.
+  await expect(page.getByTestId("create-job")).toHaveText("Create as a job of 2 batches");
   await choose("two.jsonl", ["a", "b"].map((id) => limited(id, "gpt-4o-mini")));
+  await expect(page.getByTestId("create-job")).toHaveCount(0);
   await expect(page.getByTestId("file-check")).toHaveAttribute("data-requests", "2");
   await expect(blocked).toHaveCount(0);
   await expect(page.getByTestId("create")).toBeEnabled();
@@ -181,4 +184,39 @@ test("the chosen upstream's limits, endpoints and deployments are checked in the
   await expect(page.getByTestId("file-check")).toHaveAttribute("data-ok", "true");
   await expect(blocked).toContainText("The upstream azure takes /v1/responses, /v1/chat/completions, /v1/embeddings, not /v1/moderations");
   await expect(page.getByTestId("create")).toBeDisabled();
+});
+
+test("a file too large for one batch becomes a job: created from New batch, watched to the end, one merged result", async ({ page }) => {
+  await signIn(page, "op");
+  await page.goto("/batches/new");
+  await page.locator('body[data-hydrated="true"]').waitFor();
+  await page.getByTestId("upstream-choice").selectOption("small");
+  const lines = ["j1", "j2", "j3", "j4", "j5"].map((id) => chat(id, "gpt-4o-mini", '{"max_completion_tokens": 20}'));
+  await page.getByTestId("file").setInputFiles({ name: "five.jsonl", mimeType: "application/jsonl", buffer: Buffer.from(lines.join("\n") + "\n") });
+  await expect(page.getByTestId("file-check")).toHaveAttribute("data-ok", "true");
+  await expect(page.getByTestId("create")).toBeDisabled();
+  await page.getByTestId("create-job").click();
+  await expect(page).toHaveURL(/\/jobs\/job_[0-9a-f]+$/);
+  await expect(page.getByTestId("job-status")).toHaveText("completed", { timeout: 60_000 });
+  const counts = page.getByTestId("job-counts");
+  await expect(counts).toHaveText("5 succeeded, 0 failed, 0 to run, of 5");
+  const parts = page.getByTestId("part-row");
+  await expect(parts).toHaveCount(3);
+  await expect(parts.nth(0)).toHaveAttribute("data-state", "done");
+  // Each part's batch is a batch like any other, linked from its row.
+  await parts.nth(0).getByRole("link").click();
+  await expect(page).toHaveURL(/\/batches\/small\.batch_/);
+  await expect(page.getByTestId("status")).toHaveText("completed");
+  await expect(page.getByTestId("part-of-job")).toContainText(/^Part 1 of the job job_[0-9a-f]+$/);
+  await page.goBack();
+  // One merged result, in input order.
+  const href = await page.getByTestId("job-merged-jsonl").getAttribute("href");
+  const merged = await (await page.request.get(href!)).text();
+  const rows = merged.trim().split("\n").map((l) => JSON.parse(l));
+  expect(rows.map((r) => r.custom_id)).toEqual(["j1", "j2", "j3", "j4", "j5"]);
+  expect(rows.every((r) => r.outcome === "ok")).toBe(true);
+  // Listed under Jobs.
+  await page.getByRole("link", { name: "Jobs" }).click();
+  await expect(page.getByTestId("job-row")).toHaveCount(1);
+  await expect(page.getByTestId("job-row").getByTestId("job-status")).toHaveText("completed");
 });

@@ -226,6 +226,21 @@ fn Detail(
                 </p>
             }
         });
+    let part_of = batch.metadata.as_ref().and_then(|m| {
+        let job = m.get(batchboard_core::jobs::META_JOB)?;
+        crate::api::check_id("job", job).ok()?;
+        let part = m
+            .get(batchboard_core::jobs::META_PART)
+            .cloned()
+            .unwrap_or_default();
+        let part = part.split('.').next().unwrap_or_default().to_owned();
+        let (before, after) = split_around(&tf(Key::BatchPartOfJob, &[("part", &part)]), "job");
+        Some(view! {
+            <p data-testid="part-of-job">
+                {before} <a class="mono" href=format!("/jobs/{job}")>{job.clone()}</a> {after}
+            </p>
+        })
+    });
     let bid = batch.id.clone();
     view! {
         <div class="page-head">
@@ -235,6 +250,7 @@ fn Detail(
                 .then(|| view! { <CancelButton id=id.clone() cancel /> })}
         </div>
         {retry_of}
+        {part_of}
         <section class="panel">
             <Progress batch=batch.clone() />
             <dl class="fields">

@@ -1,6 +1,8 @@
 //! The batch table: `/`.
 
 use leptos::prelude::*;
+
+use batchboard_core::jobs::META_JOB;
 use leptos_meta::Title;
 use leptos_router::components::A;
 use leptos_router::hooks::use_query_map;
@@ -388,7 +390,11 @@ fn cells(batch: Batch, several: bool) -> impl IntoView {
         .map(|(k, v)| {
             let text = format!("{k}={v}");
             let title = text.clone();
-            view! { <span class="chip" title=title>{text}</span> }
+            // A job's part: its chip leads to the job.
+            if k == META_JOB && crate::api::check_id("job", &v).is_ok() {
+                return view! { <A href=format!("/jobs/{v}") attr:class="chip chip-job" attr:title=title>{text}</A> }.into_any();
+            }
+            view! { <span class="chip" title=title>{text}</span> }.into_any()
         })
         .collect_view();
     let (id, title) = (batch.id.clone(), batch.id.clone());

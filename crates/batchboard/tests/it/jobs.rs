@@ -387,3 +387,66 @@ async fn a_large_job_survives_kill_9_twice_without_a_part_twice_or_a_line_lost()
         tags
     );
 }
+
+/// Cancelling a job: nothing more is submitted, running parts are
+/// cancelled upstream, and the merged result still has every request once
+/// (those that never ran as the upstream reported them, `batch_cancelled`).
+#[tokio::test]
+async fn a_cancelled_job_stops_and_its_result_covers_what_finished() {
+    let b = board("jobs-cancel", "429=0.01", (1_000_000, 1_000_000), 10, "4").await;
+    let (status, job) = b.create(lines(60), &[]).await;
+    assert_eq!(status, 200, "{job}");
+    let id = job["id"].as_str().unwrap().to_owned();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !b.job(&id).await["parts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|p| p["state"] == "running")
+    {
+        assert!(Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (status, text) = common::server_fn(&b.http, &b.base(), "cancel_job", &[("id", &id)]).await;
+    assert_eq!(status, 200, "{text}");
+    let j = b.ended(&id, Duration::from_secs(60)).await;
+    assert_eq!(j["status"], "cancelled", "{j}");
+    let ok = j["ok"].as_u64().unwrap();
+    assert!(ok < 60, "{j}");
+    assert_eq!(ok + j["failed"].as_u64().unwrap(), 60, "{j}");
+    assert!(
+        j["parts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p["attempt"] == 1),
+        "nothing is retried after a cancel: {j}"
+    );
+    let rows: Vec<Value> = b
+        .merged(&id, "jsonl")
+        .await
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 60);
+    let ids: HashSet<&str> = rows
+        .iter()
+        .map(|r| r["custom_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 60);
+    assert!(rows.iter().any(|r| r["outcome"] != "ok"));
+    assert_eq!(
+        rows.iter().filter(|r| r["outcome"] == "ok").count() as u64,
+        ok
+    );
+    // Upstream, every part's batch has ended: none runs on.
+    for x in b.upstream_batches().await {
+        assert!(
+            ["completed", "cancelled", "failed"].contains(&x["status"].as_str().unwrap()),
+            "{x}"
+        );
+    }
+    // Another's job is not found as such, and cancelling needs an operator.
+    let (status, _) = common::server_fn(&b.http, &b.base(), "get_job", &[("id", "job_nope")]).await;
+    assert_eq!(status, 404);
+}
