@@ -401,3 +401,145 @@ async fn each_upstream_is_polled_by_one_replica_and_taken_over() {
     seen(later.to_vec()).await;
     drop(pg);
 }
+
+/// A job on Postgres with two replicas: the one that schedules it (the
+/// upstream's lease holder) is killed with SIGKILL while parts run; the
+/// other takes the lease and finishes the job, with no part submitted
+/// twice and every request once in the merged result.
+#[tokio::test]
+async fn a_job_is_finished_by_the_other_replica_when_its_scheduler_dies() {
+    let dir = TempDir::new("pg-jobs");
+    let pg = Postgres::start(&dir.0.join("db"));
+    let sb = sandbox(
+        &dir.0.join("sb"),
+        KEY,
+        &[
+            "--sandbox-rps",
+            "1000",
+            "--sandbox-validation-ms",
+            "50",
+            "--sandbox-finalizing-ms",
+            "50",
+        ],
+    );
+    let file = dir.0.join("upstreams.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "[[upstream]]\nname = \"limited\"\nkind = \"openai-compatible\"\nbase_url = \"{}/v1\"\nkey_env = \"OPENAI_API_KEY\"\nlimits = {{ max_requests = 500, enqueued_tokens = {{ \"gpt-4o-mini\" = 9000 }} }}\n",
+            sb.base()
+        ),
+    )
+    .unwrap();
+    let users = dir.0.join("users.toml");
+    add_user(&dir.0.join("u"), "op", "operator", PASSWORD);
+    std::fs::rename(dir.0.join("u").join("users.toml"), &users).unwrap();
+    let start = |name: &str| {
+        let addr = format!("127.0.0.1:{}", crate::common::free_port());
+        let mut cmd = crate::common::serve_command(&addr, &dir.0.join(name));
+        cmd.arg("--users-file")
+            .arg(&users)
+            .arg("--upstreams-file")
+            .arg(&file)
+            .args(["--upstream-url", &format!("{}/v1", sb.base())])
+            .args(["--watch-interval-ms", "300"])
+            .env("DATABASE_URL", pg.url())
+            .env("OPENAI_API_KEY", KEY);
+        Proc::spawn(cmd, addr)
+    };
+    let mut replicas = vec![start("a"), start("b")];
+    let http = signed_in(&replicas[0].base(), "op", PASSWORD).await;
+    let content: String = (0..3000)
+        .map(|i| format!("{{\"custom_id\":\"r{i}\",\"method\":\"POST\",\"url\":\"/v1/chat/completions\",\"body\":{{\"model\":\"gpt-4o-mini\",\"max_tokens\":5,\"messages\":[{{\"role\":\"user\",\"content\":\"hello number {i}\"}}]}}}}\n"))
+        .collect();
+    let form = reqwest::multipart::Form::new()
+        .text("upstream", "limited")
+        .text("endpoint", "/v1/chat/completions")
+        .part(
+            "file",
+            reqwest::multipart::Part::bytes(content.into_bytes()).file_name("pg.jsonl"),
+        );
+    let r = http
+        .post(format!("{}/api/jobs", replicas[0].base()))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let job: Value = r.json().await.unwrap();
+    let id = job["id"].as_str().unwrap().to_owned();
+    assert_eq!(job["parts"].as_array().unwrap().len(), 6, "{job}");
+
+    // Once a part runs, the scheduler (whichever replica holds the lease) dies.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let running = pg.psql(&format!(
+            "SELECT count(*) FROM job_parts WHERE job_id = '{id}' AND state = 'running'"
+        ));
+        if running.trim() != "0" {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no part ran");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let holder = pg.psql("SELECT holder FROM upstream_state WHERE name = 'limited'");
+    let leader = replicas
+        .iter()
+        .position(|r| holder.contains(&r.addr))
+        .unwrap_or_else(|| panic!("{holder}"));
+    let mut dead = replicas.remove(leader);
+    dead.child.kill().unwrap();
+    let _ = dead.child.wait();
+    let survivor = &replicas[0];
+    let http = signed_in(&survivor.base(), "op", PASSWORD).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let done = loop {
+        let (status, text) = server_fn(&http, &survivor.base(), "get_job", &[("id", &id)]).await;
+        assert_eq!(status, 200, "{text}");
+        let j: Value = serde_json::from_str(&text).unwrap();
+        if j["status"] == "completed" {
+            break j;
+        }
+        assert!(std::time::Instant::now() < deadline, "{j}");
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    };
+    assert_eq!(done["ok"], 3000, "{done}");
+    let merged = http
+        .get(format!("{}/api/jobs/{id}/merged", survivor.base()))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let ids: std::collections::HashSet<String> = merged
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["custom_id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!((merged.lines().count(), ids.len()), (3000, 3000));
+    // Upstream: one batch per part (no failures were imitated).
+    let list: Value = reqwest::Client::new()
+        .get(format!("{}/v1/batches?limit=100", sb.base()))
+        .bearer_auth(KEY)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let tags: Vec<&str> = list["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|b| b["metadata"]["batchboard_job"] == id.as_str())
+        .map(|b| b["metadata"]["batchboard_part"].as_str().unwrap())
+        .collect();
+    let unique: std::collections::HashSet<&&str> = tags.iter().collect();
+    assert_eq!((tags.len(), unique.len()), (6, 6), "{tags:?}");
+    drop(pg);
+}
