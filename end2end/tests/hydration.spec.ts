@@ -53,7 +53,7 @@ test.describe("every page kind", () => {
   const own = new OwnServer(9);
   test.use({ storageState: { cookies: [], origins: [] }, baseURL: own.base });
 
-  test("20 fresh tabs each: a batch in every status, the table with filters, New batch, the audit log, a missing page", async ({ page, context, allowConsole }) => {
+  test("20 fresh tabs each: a batch in every status, the table with filters, New batch, the audit log, the jobs, a missing page", async ({ page, context, allowConsole }) => {
     test.setTimeout(600_000);
     // The missing page answers 404 on purpose; the browser logs that.
     allowConsole(/status of 404/);
@@ -78,6 +78,7 @@ test.describe("every page kind", () => {
       await test.step("the table with filters", () => freshLoads(context, "/?status=completed&q=a&sort=created&dir=asc", 20, undefined, log));
       await test.step("New batch", () => freshLoads(context, "/batches/new", 20, "file", log));
       await test.step("the audit log", () => freshLoads(context, "/audit", 20, undefined, log));
+      await test.step("the jobs", () => freshLoads(context, "/jobs", 20, undefined, log));
       await test.step("a missing page", () => freshLoads(context, "/no/such/page", 20, undefined, log));
     } finally {
       server.kill("SIGKILL");

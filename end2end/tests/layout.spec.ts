@@ -42,6 +42,10 @@ async function finishedBatch(page: Page): Promise<string> {
   return id;
 }
 
+// A small job: one part, enough to lay out its page.
+const jobLines = ["j1", "j2"].map((id) => JSON.stringify({ custom_id: id, method: "POST", url: "/v1/chat/completions",
+  body: { model: "gpt-4o-mini", max_tokens: 5, messages: [{ role: "user", content: `hello ${id}` }] } })).join("\n") + "\n";
+
 // In each language: Korean texts differ in length from English ones.
 for (const lang of [{ code: "en", locale: "en-US" }, { code: "ko", locale: "ko-KR" }]) {
   test.describe(`in ${lang.code}`, () => {
@@ -56,6 +60,19 @@ for (const lang of [{ code: "en", locale: "en-US" }, { code: "ko", locale: "ko-K
         await fits(page, "/?status=completed&sort=created&dir=asc", `${lang.code}-${w.name}-table-filtered`);
         await fits(page, `/batches/${id}`, `${lang.code}-${w.name}-batch`);
         await fits(page, "/batches/new", `${lang.code}-${w.name}-new`);
+        const job = await page.request.post("/api/jobs", {
+          headers: { origin: new URL(page.url()).origin },
+          multipart: {
+            endpoint: "/v1/chat/completions",
+            file: { name: "a-job-file-name-that-is-quite-long-as-well.jsonl", mimeType: "application/jsonl", buffer: Buffer.from(jobLines) },
+          },
+        });
+        expect(job.status(), await job.text()).toBe(200);
+        const jobId = (await job.json()).id;
+        await page.goto(`/jobs/${jobId}`);
+        await expect(page.getByTestId("job-status")).toHaveAttribute("data-status", "completed", { timeout: 60_000 });
+        await fits(page, `/jobs/${jobId}`, `${lang.code}-${w.name}-job`);
+        await fits(page, "/jobs", `${lang.code}-${w.name}-jobs`);
         await fits(page, "/no/such/page", `${lang.code}-${w.name}-404`);
       });
 

@@ -200,6 +200,11 @@ test("a file too large for one batch becomes a job: created from New batch, watc
   await expect(page.getByTestId("job-status")).toHaveText("completed", { timeout: 60_000 });
   const counts = page.getByTestId("job-counts");
   await expect(counts).toHaveText("5 succeeded, 0 failed, 0 to run, of 5");
+  await expect(page.getByTestId("job-usage")).toHaveText(/^[1-9][\d,]* input and [1-9][\d,]* output tokens so far \(at batch prices: (< )?\$[\d.]+\)$/);
+  // Opened directly, as a shared link is: rendered on the server, hydrated.
+  await page.reload();
+  await page.locator('body[data-hydrated="true"]').waitFor();
+  await expect(page.getByTestId("job-status")).toHaveText("completed");
   const parts = page.getByTestId("part-row");
   await expect(parts).toHaveCount(3);
   await expect(parts.nth(0)).toHaveAttribute("data-state", "done");

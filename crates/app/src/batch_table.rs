@@ -392,7 +392,7 @@ fn cells(batch: Batch, several: bool) -> impl IntoView {
             let title = text.clone();
             // A job's part: its chip leads to the job.
             if k == META_JOB && crate::api::check_id("job", &v).is_ok() {
-                return view! { <A href=format!("/jobs/{v}") attr:class="chip chip-job" attr:title=title>{text}</A> }.into_any();
+                return view! { <a href=format!("/jobs/{v}") class="chip chip-job" title=title>{text}</a> }.into_any();
             }
             view! { <span class="chip" title=title>{text}</span> }.into_any()
         })

@@ -3,11 +3,12 @@
 //! parts of their own), its progress, rate and estimated finish, the merged
 //! result's downloads and Cancel. Both reload as the live stream reports
 //! changes, and every two seconds while a job runs (the scheduler moves
-//! parts between batch changes).
+//! parts between batch changes). Links are plain `<a>` (the router still
+//! takes their clicks): `<A>` needs the router's context, which a view
+//! rendered late for a request that has gone away no longer has.
 
 use leptos::prelude::*;
 use leptos_meta::Title;
-use leptos_router::components::A;
 use leptos_router::hooks::use_params_map;
 
 use super::components::Time;
@@ -36,7 +37,7 @@ pub fn JobsPage() -> impl IntoView {
                         let (href, label) = (format!("/jobs/{}", j.id), j.id.clone());
                         view! {
                         <tr data-testid="job-row" data-id=j.id.clone()>
-                            <td><A href=href>{label}</A></td>
+                            <td><a href=href>{label}</a></td>
                             <td><JobStatus status=j.status.clone() /></td>
                             <td>{j.upstream.clone()}</td>
                             <td>{j.filename.clone()}</td>
@@ -97,6 +98,7 @@ pub fn JobPage() -> impl IntoView {
     let live = use_live();
     let (tick, set_tick) = signal(0u64);
     let cancel = ServerAction::<CancelJob>::new();
+    let prices = LocalResource::new(crate::api::checks::pricing);
     let job = Resource::new(
         move || (id(), live.version.get(), tick.get(), cancel.version().get()),
         |(id, ..)| crate::api::jobs_fns::get_job(id),
@@ -126,7 +128,14 @@ pub fn JobPage() -> impl IntoView {
         <div class="page-head"><h1>{move || tf(Key::JobsJobTitle, &[("id", &id())])}</h1></div>
         <Transition fallback=|| ()>
             {move || job.get().map(|r| match r {
-                Ok(j) => view! { <Job j cancel /> }.into_any(),
+                Ok(j) => {
+                    let cost = prices.get().and_then(|p| p.ok()).and_then(|p| {
+                        let (_, price) = p.lookup(j.model.as_deref()?)?;
+                        Some(j.input_tokens_used as f64 * price.input / 1e6
+                            + j.output_tokens_used as f64 * price.output / 1e6)
+                    });
+                    view! { <Job j cancel cost /> }.into_any()
+                }
                 Err(e) => view! { <section class="error-state" data-testid="job-error"><p>{e.describe()}</p></section> }.into_any(),
             })}
         </Transition>
@@ -134,7 +143,7 @@ pub fn JobPage() -> impl IntoView {
 }
 
 #[component]
-fn Job(j: JobView, cancel: ServerAction<CancelJob>) -> impl IntoView {
+fn Job(j: JobView, cancel: ServerAction<CancelJob>, cost: Option<f64>) -> impl IntoView {
     let done = j.ok + j.failed;
     let pct = if j.requests > 0 {
         done as f64 / j.requests as f64 * 100.0
@@ -157,7 +166,7 @@ fn Job(j: JobView, cancel: ServerAction<CancelJob>) -> impl IntoView {
         .map(|p| view! { <PartRow p /> })
         .collect_view();
     view! {
-        <section class="panel" data-testid="job" data-status=j.status.clone()>
+        <section class="panel job" data-testid="job" data-status=j.status.clone()>
             <p><JobStatus status=j.status.clone() /> " " {tf(Key::JobsSummary, &[
                 ("upstream", &j.upstream), ("endpoint", &j.endpoint),
                 ("model", &j.model.clone().unwrap_or_else(|| "—".into())), ("file", &j.filename),
@@ -169,6 +178,10 @@ fn Job(j: JobView, cancel: ServerAction<CancelJob>) -> impl IntoView {
                 {(j.retrying > 0).then(|| view! { <li>{tf(Key::JobsRetrying, &[("n", &format::count(j.retrying))])}</li> })}
                 <li>{tf(Key::JobsRate, &[("n", &crate::i18n::i18n().number(rate, 1))])}</li>
                 {eta}
+                <li data-testid="job-usage">
+                    {tf(Key::JobsUsage, &[("input", &format::count(j.input_tokens_used)), ("output", &format::count(j.output_tokens_used))])}
+                    {cost.map(|usd| view! { " " {tf(Key::JobsCost, &[("usd", &format::usd(usd))])} })}
+                </li>
                 <li>{tf(Key::JobsCreatedBy, &[("user", &j.created_by)])} " " <Time ts=j.created_at /></li>
             </ul>
             <p class="actions">
@@ -229,7 +242,7 @@ fn PartRow(p: PartView) -> impl IntoView {
             <td>{name}</td>
             <td>{format!("{}–{}", format::count(p.first_line), format::count(p.last_line))} " · " {format::count(p.requests)}</td>
             <td>{p.state.clone()}{waits}</td>
-            <td>{p.batch_id.clone().map(|b| view! { <A href=format!("/batches/{b}")>{b.clone()}</A> })}</td>
+            <td>{p.batch_id.clone().map(|b| view! { <a class="mono" href=format!("/batches/{b}")>{b.clone()}</a> })}</td>
             <td>{result}{p.error.clone().map(|e| view! { <br /><small class="error">{e}</small> })}</td>
         </tr>
     }

@@ -57,6 +57,9 @@ pub struct JobView {
     pub pending: u64,
     /// Requests a second or later attempt is under way for.
     pub retrying: u64,
+    /// Tokens the parts' batches have used so far (their `usage`).
+    pub input_tokens_used: u64,
+    pub output_tokens_used: u64,
     pub parts: Vec<PartView>,
 }
 

@@ -84,6 +84,8 @@ pub fn view(job: &JobRow, parts: &[PartRow]) -> JobView {
         failed: n(failed + never),
         pending: n(job.requests - ok - failed - never),
         retrying: n(retrying),
+        input_tokens_used: 0,
+        output_tokens_used: 0,
         parts: parts
             .iter()
             .map(|p| PartView {
@@ -133,7 +135,16 @@ pub async fn get(state: &AppState, id: &str) -> Result<(JobRow, JobView), ApiErr
         .map_err(db_error)?
         .ok_or_else(|| ApiError::NotFound(Msg::new(Key::ServerJobNotFound).arg("id", id)))?;
     let parts = state.db.parts(id).await.map_err(db_error)?;
-    let v = view(&job, &parts);
+    let mut v = view(&job, &parts);
+    // What the parts' batches used, as far as the index knows.
+    for b in parts.iter().filter_map(|p| p.batch_id.as_deref()) {
+        if let Ok(Some(batch)) = state.db.get_indexed(b).await {
+            if let Some(u) = batch.usage {
+                v.input_tokens_used += u.input_tokens;
+                v.output_tokens_used += u.output_tokens;
+            }
+        }
+    }
     Ok((job, v))
 }
 
