@@ -220,6 +220,10 @@ test("a file too large for one batch becomes a job: created from New batch, watc
   const rows = merged.trim().split("\n").map((l) => JSON.parse(l));
   expect(rows.map((r) => r.custom_id)).toEqual(["j1", "j2", "j3", "j4", "j5"]);
   expect(rows.every((r) => r.outcome === "ok")).toBe(true);
+  // Its batches, as a group in the table.
+  await page.getByTestId("job-batches").click();
+  await expect(page.getByTestId("batch-row")).toHaveCount(3);
+  await expect(page.locator(".chip-job").first()).toHaveText(/^batchboard_job=job_/);
   // Listed under Jobs.
   await page.getByRole("link", { name: "Jobs" }).click();
   await expect(page.getByTestId("job-row")).toHaveCount(1);

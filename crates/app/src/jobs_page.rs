@@ -17,6 +17,7 @@ use super::live::use_live;
 use crate::api::auth::Role;
 use crate::api::jobs_fns::{CancelJob, JobView, PartView};
 use crate::i18n::{t, tf, Key};
+use batchboard_core::jobs::META_JOB;
 
 #[component]
 pub fn JobsPage() -> impl IntoView {
@@ -187,6 +188,7 @@ fn Job(j: JobView, cancel: ServerAction<CancelJob>, cost: Option<f64>) -> impl I
             <p class="actions">
                 <a class="btn" data-testid="job-merged-jsonl" href=format!("/api/jobs/{id}/merged?format=jsonl") download="">{t(Key::JobsMergedJsonl)}</a>
                 <a class="btn" data-testid="job-merged-csv" href=format!("/api/jobs/{id}/merged?format=csv") download="">{t(Key::JobsMergedCsv)}</a>
+                <a class="btn" data-testid="job-batches" href=format!("/?meta_key={META_JOB}&meta_value={id}")>{t(Key::JobsBatches)}</a>
                 {may_cancel.then(|| {
                     let id = id.clone();
                     view! {

@@ -20,7 +20,7 @@ use super::format;
 use super::session::NeedsRole;
 use crate::api::auth::Role;
 use crate::i18n::{msg, plural, t, tf, Key};
-use batchboard_core::jobs::{parts_needed, PartLimits};
+use batchboard_core::jobs::{parts_needed, PartLimits, DEFAULT_MAX_ATTEMPTS, MAX_ATTEMPTS};
 use batchboard_core::limits::Offer;
 use batchboard_core::prices::PriceTable;
 use batchboard_core::validate::Report;
@@ -358,6 +358,11 @@ pub fn NewBatchPage() -> impl IntoView {
                         disabled=uploading on:click=on_job>
                         {tf(Key::NewCreateJob, &[("n", &format::count(n))])}
                     </button>
+                    <label class="inline">
+                        {t(Key::NewMaxAttempts)} " "
+                        <input type="number" name="max_attempts" min="1" max=MAX_ATTEMPTS.to_string() step="1"
+                            value=DEFAULT_MAX_ATTEMPTS.to_string() data-testid="max-attempts" />
+                    </label>
                     <small class="muted">{t(Key::NewCreateJobHint)}</small>
                 })}
             </div>

@@ -272,6 +272,19 @@ async fn a_job_is_split_scheduled_retried_and_merged() {
     let (status, body) = b.create(lines(3), &[("max_attempts", "0")]).await;
     assert_eq!(status, 400, "{body}");
     assert!(body["message"].as_str().unwrap().contains("max_attempts"));
+    let many: serde_json::Map<String, Value> = (0..14)
+        .map(|i| (format!("k{i}"), Value::String("v".into())))
+        .collect();
+    let many = Value::Object(many).to_string();
+    let (status, body) = b.create(lines(3), &[("metadata", &many)]).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("at most 13 pairs"),
+        "{body}"
+    );
     assert!(b.upstream_batches().await.is_empty());
 
     let (status, job) = b.create(lines(95), &[("max_attempts", "10")]).await;

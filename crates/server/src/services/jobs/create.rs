@@ -24,6 +24,7 @@ use batchboard_core::jobs::{
 };
 use batchboard_core::limits::Offer;
 use batchboard_core::validate::Report;
+use batchboard_core::MAX_METADATA_PAIRS;
 
 /// `POST /api/jobs`: multipart `upstream`, `endpoint`, `completion_window`,
 /// `metadata`, `max_attempts` and `file` (last). Answers the job.
@@ -89,6 +90,13 @@ pub async fn create(
     };
     let mut new = check_form(endpoint, window, metadata, None)?;
     stamp_creator(&mut new.metadata, &actor.user.name).map_err(HttpError::invalid)?;
+    // Each part's batch also carries its job and part.
+    let pairs = new.metadata.as_ref().map_or(0, |m| m.len());
+    if pairs + 2 > MAX_METADATA_PAIRS {
+        return Err(HttpError::invalid(
+            Msg::new(Key::ServerJobMetadataFull).arg("max", MAX_METADATA_PAIRS - 3),
+        ));
+    }
     let (spool, report) = received.finish().await?;
     if !report.is_ok() {
         return Err(HttpError::file(report));
