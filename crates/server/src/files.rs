@@ -261,6 +261,16 @@ pub async fn take_refusal(parts: &axum::http::request::Parts) -> Option<ErrorBod
     session.remove::<ErrorBody>(REFUSAL).await.ok().flatten()
 }
 
+/// A multipart body that cannot be read: too large (413) or malformed.
+pub(crate) fn bad_form(e: axum::extract::multipart::MultipartError) -> HttpError {
+    let message = Msg::new(Key::ServerFormUnreadable).arg("detail", e.body_text());
+    HttpError::from(if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::TooLarge(message)
+    } else {
+        ApiError::Invalid(message)
+    })
+}
+
 async fn create_batch(
     state: AppState,
     actor: Actor<Operator>,
@@ -270,14 +280,6 @@ async fn create_batch(
         return Err(ApiError::Busy(Msg::new(Key::ServerUploadsBusy)).into());
     };
     let _transfer = super::metrics::Transfer::start("upload");
-    let bad_form = |e: axum::extract::multipart::MultipartError| {
-        let message = Msg::new(Key::ServerFormUnreadable).arg("detail", e.body_text());
-        HttpError::from(if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::TooLarge(message)
-        } else {
-            ApiError::Invalid(message)
-        })
-    };
     let (mut endpoint, mut window, mut metadata, mut expiry) = (None, None, None, None);
     let mut chosen: Option<String> = None;
     let mut announced: Option<u64> = None;

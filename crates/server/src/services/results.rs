@@ -748,6 +748,17 @@ pub async fn merged(
         .await;
     let (tx, rx) = tokio::sync::mpsc::channel(4);
     tokio::task::spawn_blocking(move || merged_rows(joined, csv, tx));
+    Ok(merged_download(rx, &id, csv))
+}
+
+/// The response of a merged download: the rows `rx` yields, as the file
+/// `{id}_merged.jsonl` (or `.csv`).
+pub fn merged_download(
+    rx: tokio::sync::mpsc::Receiver<Result<Vec<u8>, std::io::Error>>,
+    id: &str,
+    csv: bool,
+) -> Response {
+    let ext = if csv { "csv" } else { "jsonl" };
     let mut resp = Response::new(Body::from_stream(
         tokio_stream::wrappers::ReceiverStream::new(rx),
     ));
@@ -764,7 +775,7 @@ pub async fn merged(
         headers.insert(header::CONTENT_DISPOSITION, v);
     }
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    Ok(resp)
+    resp
 }
 
 /// Writes the input lines of the requests that failed or never ran to a new

@@ -8,7 +8,7 @@ use axum::Json;
 use bytes::Bytes;
 use tokio::sync::mpsc;
 
-use crate::files::{check_form, small_text};
+use crate::files::{bad_form, check_form, small_text};
 use crate::http::actor::{Actor, Operator};
 use crate::http::HttpError;
 use crate::providers::Upstream;
@@ -35,11 +35,6 @@ pub async fn create(
 ) -> Result<Json<JobView>, HttpError> {
     let Ok(_permit) = state.uploads.clone().try_acquire_owned() else {
         return Err(ApiError::Busy(Msg::new(Key::ServerUploadsBusy)).into());
-    };
-    let bad_form = |e: axum::extract::multipart::MultipartError| {
-        HttpError::from(ApiError::Invalid(
-            Msg::new(Key::ServerFormUnreadable).arg("detail", e.body_text()),
-        ))
     };
     let (mut endpoint, mut window, mut metadata, mut chosen) = (None, None, None, None);
     let mut attempts = None;

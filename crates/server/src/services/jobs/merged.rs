@@ -5,9 +5,7 @@
 
 use std::sync::Arc;
 
-use axum::body::Body;
 use axum::extract::{Path, Query, State};
-use axum::http::{header, HeaderValue};
 use axum::response::Response;
 
 use crate::http::actor::{Actor, Viewer};
@@ -57,23 +55,7 @@ pub async fn merged(
             }
         }
     });
-    let mut resp = Response::new(Body::from_stream(
-        tokio_stream::wrappers::ReceiverStream::new(rx),
-    ));
-    let headers = resp.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static(if csv {
-            "text/csv; charset=utf-8"
-        } else {
-            "application/jsonl; charset=utf-8"
-        }),
-    );
-    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{id}_merged.{ext}\"")) {
-        headers.insert(header::CONTENT_DISPOSITION, v);
-    }
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    Ok(resp)
+    Ok(results::merged_download(rx, &id, csv))
 }
 
 /// A first-attempt part's joined results, then its retries' that ran.
