@@ -21,6 +21,9 @@ fn action_label(action: &str) -> String {
         "download" => Key::AuditActionDownload,
         "denied" => Key::AuditActionDenied,
         "end_session" => Key::AuditActionEndSession,
+        "delete" => Key::AuditActionDelete,
+        "create_token" => Key::AuditActionCreateToken,
+        "revoke_token" => Key::AuditActionRevokeToken,
         other => return other.to_string(),
     };
     t(key).to_string()

@@ -55,6 +55,7 @@ pub fn Layout(children: Children) -> impl IntoView {
                         {may(Role::Operator).then(|| view! { <A href="/batches/new">{t(Key::NavNewBatch)}</A> })}
                         <A href="/jobs">{t(Key::NavJobs)}</A>
                         <A href="/upstreams">{t(Key::NavUpstreams)}</A>
+                        <A href="/tokens">{t(Key::NavTokens)}</A>
                         {may(Role::Admin).then(|| view! { <A href="/audit">{t(Key::NavAudit)}</A> })}
                         {may(Role::Admin).then(|| view! { <A href="/sessions">{t(Key::NavSessions)}</A> })}
                     </nav>

@@ -20,6 +20,7 @@ mod components;
 pub mod format;
 pub mod i18n;
 mod jobs_page;
+mod tokens_page;
 mod layout;
 pub mod live;
 mod new_batch;
@@ -41,6 +42,7 @@ use audit::AuditPage;
 use batch_page::BatchPage;
 use batch_table::BatchesPage;
 use jobs_page::{JobPage, JobsPage};
+use tokens_page::TokensPage;
 use layout::Layout;
 use new_batch::NewBatchPage;
 use pages::NotFound;
@@ -161,6 +163,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/upstreams") view={Lazy::<UpstreamsRoute>::new()} ssr=SsrMode::Async />
                     <Route path=path!("/jobs") view={Lazy::<JobsRoute>::new()} ssr=SsrMode::Async />
                     <Route path=path!("/jobs/:id") view={Lazy::<JobRoute>::new()} ssr=SsrMode::Async />
+                    <Route path=path!("/tokens") view={Lazy::<TokensRoute>::new()} ssr=SsrMode::Async />
                     <Route path=path!("/login") view={Lazy::<LoginRoute>::new()} ssr=SsrMode::Async />
                 </Routes>
             </Layout>
@@ -227,4 +230,5 @@ lazy_page!(SessionsRoute, SessionsPage);
 lazy_page!(UpstreamsRoute, UpstreamsPage);
 lazy_page!(JobsRoute, JobsPage);
 lazy_page!(JobRoute, JobPage);
+lazy_page!(TokensRoute, TokensPage);
 lazy_page!(LoginRoute, LoginPage);

@@ -105,6 +105,9 @@ pub const AUDIT_ACTIONS: &[&str] = &[
     "download",
     "denied",
     "end_session",
+    "delete",
+    "create_token",
+    "revoke_token",
 ];
 
 /// A signed-in session, as an admin sees it (never its id: `handle` names
@@ -164,5 +167,36 @@ mod tests {
         ] {
             assert_eq!(safe_next(other), "/", "{other:?}");
         }
+    }
+}
+
+/// A personal access token as its owner (or an admin) sees it: never the
+/// secret, which is shown once when it is made.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenInfo {
+    /// The public part (`bb_<id>_…`).
+    pub id: String,
+    pub user: String,
+    pub name: String,
+    pub role: Role,
+    pub created_at: i64,
+    pub expires_at: Option<i64>,
+    pub revoked_at: Option<i64>,
+    pub last_used_at: Option<i64>,
+    pub last_used_ip: Option<String>,
+}
+
+/// A token just made: its one showing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewToken {
+    pub token: String,
+    pub info: TokenInfo,
+}
+
+impl Role {
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Viewer, Self::Operator, Self::Admin]
+            .into_iter()
+            .find(|r| r.as_str() == s)
     }
 }

@@ -45,6 +45,9 @@ pub enum Command {
     /// Manage the local accounts in the users file.
     #[command(subcommand)]
     User(UserCommand),
+    /// Manage personal access tokens for the OpenAI-compatible /v1.
+    #[command(subcommand)]
+    Token(TokenCommand),
     /// Print every route the dashboard serves, as JSON (for tests and audits).
     #[command(hide = true)]
     Routes,
@@ -104,6 +107,49 @@ impl UsersFileArgs {
             .clone()
             .unwrap_or_else(|| self.data_dir.join("users.toml"))
     }
+}
+
+/// Where the tokens are: the database, and the users file (for roles).
+#[derive(Debug, Clone, Args)]
+pub struct TokenStoreArgs {
+    #[command(flatten)]
+    pub users: UsersFileArgs,
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Make a token for a user and print it (shown this once).
+    Create {
+        /// Whose token it is (an account of the users file).
+        #[arg(long)]
+        user: String,
+        /// What it is for ("nightly eval script").
+        #[arg(long)]
+        name: String,
+        /// Its role (default: the user's; never higher).
+        #[arg(long, value_enum)]
+        role: Option<batchboard_core::access::Role>,
+        /// Days until it expires (default: never).
+        #[arg(long)]
+        expires_days: Option<u32>,
+        #[command(flatten)]
+        store: TokenStoreArgs,
+    },
+    /// List tokens (of one user, or everyone's) as JSON lines, never the secrets.
+    List {
+        #[arg(long)]
+        user: Option<String>,
+        #[command(flatten)]
+        store: TokenStoreArgs,
+    },
+    /// Revoke a token by its id (the part after `bb_`, before the second `_`).
+    Revoke {
+        id: String,
+        #[command(flatten)]
+        store: TokenStoreArgs,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -519,6 +565,12 @@ pub struct ServeArgs {
     #[arg(long, env = "BATCHBOARD_MAX_UPLOADS", default_value_t = 4,
           value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub max_uploads: u32,
+
+    /// Requests a personal access token may make to `/v1` in a minute (per
+    /// replica); more are answered 429 with `retry-after`.
+    #[arg(long, env = "BATCHBOARD_TOKEN_REQUESTS_PER_MINUTE", default_value_t = 600,
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub token_requests_per_minute: u32,
 
     /// Disk space the results spools (copies of finished batches' files,
     /// for the results table and merged downloads) may take in all, in GB;

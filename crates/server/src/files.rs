@@ -84,7 +84,6 @@ pub async fn download(
     .ok_or_else(refused)?;
     let (source, own) = state.upstreams.route(&id)?;
     let upstream = source.client.file_content(own).await?;
-    let length = upstream.content_length();
     actor
         .audit(
             "download",
@@ -104,10 +103,18 @@ pub async fn download(
         )
         .await;
     let name = format!("{}_{kind}.jsonl", batch.id);
-    let mut resp = Response::new(Body::from_stream(relay(
-        upstream.bytes_stream(),
-        source.client.policy().call_timeout,
-    )));
+    Ok(stream_file(upstream, source.client.policy().call_timeout, &name))
+}
+
+/// A file's content as the upstream sends it, streamed to the client as
+/// the download `name`.
+pub(crate) fn stream_file(
+    upstream: reqwest::Response,
+    idle: std::time::Duration,
+    name: &str,
+) -> Response {
+    let length = upstream.content_length();
+    let mut resp = Response::new(Body::from_stream(relay(upstream.bytes_stream(), idle)));
     let headers = resp.headers_mut();
     // With the length announced, a cut transfer is plainly incomplete to
     // every client; without it, the missing end of the chunked body says so.
@@ -122,7 +129,7 @@ pub async fn download(
         headers.insert(header::CONTENT_DISPOSITION, v);
     }
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    Ok(resp)
+    resp
 }
 
 /// The upstream's body, passed on chunk by chunk. A broken upstream

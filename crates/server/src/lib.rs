@@ -10,10 +10,12 @@
 // request id, retry-after) by value; they are rare, so their size is fine.
 #![allow(clippy::result_large_err)]
 
+pub mod access_tokens;
 pub mod auth;
 pub mod config;
 pub mod events;
 pub mod files;
+pub mod gateway;
 pub mod http;
 pub mod metrics;
 pub mod providers;
@@ -185,9 +187,11 @@ pub fn main<V: IntoView + 'static>(pages: Pages<V>) -> std::process::ExitCode {
     init_logging(match &command {
         Command::Serve(a) => a.log.log_format,
         Command::Sandbox(a) => a.log.log_format,
-        Command::User(_) | Command::Routes | Command::IndexSeed(_) | Command::ExampleFile(_) => {
-            LogFormat::Text
-        }
+        Command::User(_)
+        | Command::Token(_)
+        | Command::Routes
+        | Command::IndexSeed(_)
+        | Command::ExampleFile(_) => LogFormat::Text,
     });
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
@@ -200,6 +204,7 @@ pub fn main<V: IntoView + 'static>(pages: Pages<V>) -> std::process::ExitCode {
         Command::Serve(args) => runtime.block_on(serve(args, pages)),
         Command::Sandbox(args) => runtime.block_on(sandbox(args)),
         Command::IndexSeed(args) => runtime.block_on(seed_index(args)),
+        Command::Token(cmd) => runtime.block_on(access_tokens::run(cmd)),
         Command::ExampleFile(args) => example_file(&args),
         Command::User(_) | Command::Routes => Ok(()),
     };
@@ -268,6 +273,7 @@ fn route_inventory<V>(site: Pages<V>) -> String {
     server_fns.sort_by_key(|v| v["path"].as_str().map(str::to_owned));
     let routes: Vec<serde_json::Value> = http::routes::ROUTES
         .iter()
+        .chain(gateway::ROUTES)
         .map(|(m, p)| serde_json::json!({ "method": m, "path": p }))
         .collect();
     serde_json::json!({
@@ -442,6 +448,8 @@ async fn serve<V: IntoView + 'static>(args: ServeArgs, pages: Pages<V>) -> Resul
         facets: Arc::default(),
         readiness: Arc::default(),
         spool_max_bytes: (args.spool_max_gb * 1e9) as u64,
+        token_limits: Arc::default(),
+        token_rpm: args.token_requests_per_minute,
     };
     state.hub.spawn_status(
         db.clone(),

@@ -36,6 +36,10 @@ pub struct AppState {
     pub spool_max_bytes: u64,
     /// `/readyz`'s last probe of the upstream, for a few seconds.
     pub readiness: Arc<crate::http::health::ProbeCache>,
+    /// Requests of each personal access token this minute, and how many
+    /// it may make (`--token-requests-per-minute`).
+    pub token_limits: Arc<crate::gateway::RateLimit>,
+    pub token_rpm: u32,
 }
 
 /// The last facets read, and the tables' match counts by filter, for a few

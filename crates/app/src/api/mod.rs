@@ -14,6 +14,7 @@ use batchboard_core::Batch;
 pub mod auth;
 pub mod checks;
 pub mod jobs_fns;
+pub mod tokens_fns;
 pub mod results_fns;
 
 #[cfg(feature = "ssr")]

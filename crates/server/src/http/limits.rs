@@ -33,6 +33,7 @@ fn limit_for(method: &Method, path: &str) -> u64 {
     match (method == Method::POST, path) {
         (true, super::routes::CREATE_BATCH) => UPLOAD_BODY_LIMIT,
         (true, super::routes::CREATE_JOB) => JOB_BODY_LIMIT,
+        (true, "/v1/files") => UPLOAD_BODY_LIMIT,
         _ => MAX_FORM_BYTES,
     }
 }

@@ -46,5 +46,6 @@ pub fn router() -> Router<AppState> {
         .merge(events::router())
         .merge(files::router())
         .merge(crate::services::jobs::router())
+        .merge(crate::gateway::router())
         .route(LOCALE, axum::routing::post(super::locale::choose))
 }

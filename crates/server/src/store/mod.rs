@@ -5,6 +5,7 @@
 
 pub mod index;
 pub mod jobs;
+pub mod tokens;
 pub mod lease;
 mod local_metadata;
 pub mod notify;
