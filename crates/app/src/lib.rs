@@ -20,7 +20,6 @@ mod components;
 pub mod format;
 pub mod i18n;
 mod jobs_page;
-mod tokens_page;
 mod layout;
 pub mod live;
 mod new_batch;
@@ -31,6 +30,7 @@ pub mod session;
 mod sessions_page;
 #[cfg(test)]
 mod strings_check;
+mod tokens_page;
 mod upstreams_page;
 
 use leptos::prelude::*;
@@ -42,12 +42,12 @@ use audit::AuditPage;
 use batch_page::BatchPage;
 use batch_table::BatchesPage;
 use jobs_page::{JobPage, JobsPage};
-use tokens_page::TokensPage;
 use layout::Layout;
 use new_batch::NewBatchPage;
 use pages::NotFound;
 use session::LoginPage;
 use sessions_page::SessionsPage;
+use tokens_page::TokensPage;
 use upstreams_page::UpstreamsPage;
 
 /// The address of the site's `ext` file (`css`, `js`, `wasm`): named after

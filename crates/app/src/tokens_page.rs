@@ -31,7 +31,10 @@ pub fn TokensPage() -> impl IntoView {
                 </section>
             }
             .into_any(),
-            Err(e) => view! { <p class="error" role="alert" data-testid="token-error">{e.describe()}</p> }.into_any(),
+            Err(e) => {
+                view! { <p class="error" role="alert" data-testid="token-error">{e.describe()}</p> }
+                    .into_any()
+            }
         })
     };
     let roles = move || {

@@ -109,7 +109,10 @@ pub async fn verify(
         return Err(refused());
     }
     let t = db.token(id).await.map_err(internal)?.ok_or_else(refused)?;
-    let same: bool = hash(secret).as_bytes().ct_eq(t.secret_hash.as_bytes()).into();
+    let same: bool = hash(secret)
+        .as_bytes()
+        .ct_eq(t.secret_hash.as_bytes())
+        .into();
     let live = t.revoked_at.is_none() && t.expires_at.is_none_or(|e| e > now());
     if !same || !live {
         return Err(refused());
@@ -148,7 +151,9 @@ pub async fn run(cmd: crate::config::TokenCommand) -> Result<(), crate::StartErr
         } => {
             let (db, users) = open(&store).await?;
             let own = users.role(&user).ok_or_else(|| {
-                crate::StartError::Config(format!("--user {user}: no such account in the users file"))
+                crate::StartError::Config(format!(
+                    "--user {user}: no such account in the users file"
+                ))
             })?;
             let made = issue(&db, &user, own, &name, role.unwrap_or(own), expires_days)
                 .await

@@ -103,7 +103,11 @@ pub async fn download(
         )
         .await;
     let name = format!("{}_{kind}.jsonl", batch.id);
-    Ok(stream_file(upstream, source.client.policy().call_timeout, &name))
+    Ok(stream_file(
+        upstream,
+        source.client.policy().call_timeout,
+        &name,
+    ))
 }
 
 /// A file's content as the upstream sends it, streamed to the client as

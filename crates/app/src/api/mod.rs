@@ -14,8 +14,8 @@ use batchboard_core::Batch;
 pub mod auth;
 pub mod checks;
 pub mod jobs_fns;
-pub mod tokens_fns;
 pub mod results_fns;
+pub mod tokens_fns;
 
 #[cfg(feature = "ssr")]
 use auth::CurrentUser;

@@ -21,7 +21,10 @@ pub async fn list_tokens() -> Result<Vec<TokenInfo>, AppError> {
         .tokens(whose)
         .await
         .map_err(|e| batchboard_core::error::ApiError::Internal(e.to_string()))?;
-    Ok(rows.iter().map(batchboard_server::access_tokens::info).collect())
+    Ok(rows
+        .iter()
+        .map(batchboard_server::access_tokens::info)
+        .collect())
 }
 
 /// Makes a token for the caller; its secret is in the answer, once.

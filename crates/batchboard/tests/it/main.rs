@@ -10,6 +10,7 @@ mod pg;
 mod access;
 mod dashboard;
 mod faults;
+mod gateway;
 mod jobs;
 mod live;
 mod postgres;

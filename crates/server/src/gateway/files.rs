@@ -79,7 +79,15 @@ pub async fn upload(
         .arg("file", &filename)
         .arg("n", requests)
         .arg("tokens", "?");
-    audit(&state, &user, ip.as_deref(), "create", &file.id, Some(detail)).await;
+    audit(
+        &state,
+        &user,
+        ip.as_deref(),
+        "create",
+        &file.id,
+        Some(detail),
+    )
+    .await;
     Ok(Json(serde_json::to_value(file).unwrap_or_default()))
 }
 
@@ -96,7 +104,9 @@ pub async fn list(
         .iter()
         .filter_map(|d| serde_json::from_str(d).ok())
         .collect();
-    Ok(Json(json!({ "object": "list", "data": data, "has_more": false })))
+    Ok(Json(
+        json!({ "object": "list", "data": data, "has_more": false }),
+    ))
 }
 
 /// Whether `user` may read file `id`: theirs, or a batch's (an admin: any

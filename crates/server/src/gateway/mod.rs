@@ -168,10 +168,7 @@ pub async fn gate(state: AppState, mut req: Request, next: Next) -> Response {
             .insert(header::RETRY_AFTER, HeaderValue::from_static("60"));
         return resp;
     }
-    let ip = req
-        .extensions()
-        .get::<ClientIp>()
-        .map(|i| i.0.to_string());
+    let ip = req.extensions().get::<ClientIp>().map(|i| i.0.to_string());
     let db = state.db.clone();
     let id = token.id.clone();
     tokio::spawn(async move {
@@ -195,7 +192,10 @@ fn require(user: &CurrentUser, role: Role) -> Result<()> {
 }
 
 /// The upstream the `Batchboard-Upstream` header names (the first if none).
-fn chosen(state: &AppState, headers: &HeaderMap) -> Result<std::sync::Arc<crate::providers::Upstream>> {
+fn chosen(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<std::sync::Arc<crate::providers::Upstream>> {
     let name = headers
         .get("batchboard-upstream")
         .and_then(|v| v.to_str().ok())

@@ -5,7 +5,6 @@
 
 pub mod index;
 pub mod jobs;
-pub mod tokens;
 pub mod lease;
 mod local_metadata;
 pub mod notify;
@@ -14,6 +13,7 @@ pub mod progress;
 mod query_tests;
 mod sessions;
 mod throttle;
+pub mod tokens;
 mod upsert;
 
 pub use sessions::Sessions;

@@ -102,7 +102,12 @@ impl Db {
     }
 
     /// A file uploaded through `/v1` by `user`.
-    pub async fn add_token_file(&self, file_id: &str, user: &str, data: &str) -> Result<(), DbError> {
+    pub async fn add_token_file(
+        &self,
+        file_id: &str,
+        user: &str,
+        data: &str,
+    ) -> Result<(), DbError> {
         on_db!(self, p => {
             sqlx::query(
                 "INSERT INTO token_files (file_id, user_name, data, created_at) VALUES ($1, $2, $3, $4) \
