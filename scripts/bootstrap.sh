@@ -31,6 +31,7 @@ CARGO_LEPTOS_VERSION=0.3.10
 BINARYEN_VERSION=132.0.0
 OPENAI_PY_VERSION=3.57.0
 ANTHROPIC_PY_VERSION=2.14.0
+STANDARDWEBHOOKS_PY_VERSION=1.1.0
 
 as_root() {
   if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
@@ -116,11 +117,13 @@ if [ $want_test = 1 ]; then
   fi
 
   # --- The official openai and anthropic Python SDKs, to prove the sandbox
-  #     speaks their shapes (OpenAI, Azure, Anthropic dialects) ------------
-  for pkg in "openai==$OPENAI_PY_VERSION" "anthropic==$ANTHROPIC_PY_VERSION"; do
+  #     speaks their shapes (OpenAI, Azure, Anthropic dialects), and an
+  #     independent Standard Webhooks implementation to sign test webhooks
+  for pkg in "openai==$OPENAI_PY_VERSION" "anthropic==$ANTHROPIC_PY_VERSION" \
+    "standardwebhooks==$STANDARDWEBHOOKS_PY_VERSION"; do
     name=${pkg%%==*}
     want=${pkg##*==}
-    if [ "$(python3 -c "import $name; print($name.__version__)" 2>/dev/null)" = "$want" ]; then
+    if [ "$(python3 -c "import importlib.metadata as m; print(m.version('$name'))" 2>/dev/null)" = "$want" ]; then
       say "python $name SDK $want: present"
       continue
     fi

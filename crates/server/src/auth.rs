@@ -52,6 +52,8 @@ pub const PUBLIC: &[&str] = &[
     routes::LOCALE,
     "/api/whoami",
     "/favicon.svg",
+    // Signed by the upstream instead (Standard Webhooks).
+    "/webhooks/",
     "/pkg/",
 ];
 
@@ -516,6 +518,11 @@ pub async fn gate(State(state): State<AppState>, mut req: Request, next: Next) -
     let trusted = auth.trusts(peer);
     // Scripts with a personal access token: no cookies, so no cross-site
     // request can borrow them; the token is the sign-in.
+    // Webhooks from upstreams: no session, no origin; their signature is
+    // checked by the route.
+    if req.uri().path().starts_with("/webhooks/") {
+        return next.run(req).await;
+    }
     if crate::gateway::is_gateway(req.uri().path()) {
         if let Some(ip) = auth.client_ip(peer, req.headers()) {
             req.extensions_mut().insert(ClientIp(ip));

@@ -34,6 +34,21 @@ pub struct Cli {
 }
 
 // Parsed once at start-up: the size of the variants does not matter.
+/// What the outgoing webhook sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum WebhookFormat {
+    Slack,
+    Json,
+}
+
+/// A `whsec_…` secret (base64 after the prefix).
+fn parse_webhook_secret(s: &str) -> Result<SecretString, String> {
+    if crate::webhooks_in::sign(s.trim(), "check", 0, b"").is_err() {
+        return Err("not a whsec_ secret: `whsec_` and a base64 key".into());
+    }
+    Ok(SecretString::from(s.trim().to_owned()))
+}
+
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -501,6 +516,12 @@ pub struct ServeArgs {
     #[arg(long, env = "OPENAI_API_KEY", hide_env_values = true, value_parser = parse_secret)]
     pub api_key: Option<SecretString>,
 
+    /// The `whsec_…` secret the upstream signs its webhooks with (OpenAI's
+    /// webhook endpoint pointed at https://HOST/webhooks/default). Never
+    /// printed or logged.
+    #[arg(long, env = "BATCHBOARD_UPSTREAM_WEBHOOK_SECRET", hide_env_values = true, value_parser = parse_secret)]
+    pub upstream_webhook_secret: Option<SecretString>,
+
     /// OpenAI organization id, sent as the `OpenAI-Organization` header.
     #[arg(long, env = "OPENAI_ORG_ID")]
     pub organization: Option<String>,
@@ -610,6 +631,18 @@ pub struct ServeArgs {
     /// POST a Slack-compatible JSON message here when a batch finishes.
     #[arg(long, env = "BATCHBOARD_WEBHOOK_URL", hide_env_values = true, value_parser = parse_base_url)]
     pub webhook_url: Option<Url>,
+
+    /// Signs the webhook's messages as Standard Webhooks do (`webhook-id`,
+    /// `webhook-timestamp`, `webhook-signature`) with this `whsec_…` secret,
+    /// so that receivers can check they come from Batchboard.
+    #[arg(long, env = "BATCHBOARD_WEBHOOK_SECRET", hide_env_values = true, value_parser = parse_webhook_secret)]
+    pub webhook_secret: Option<SecretString>,
+
+    /// The webhook's body: `slack` (a Slack-compatible message, the
+    /// default) or `json` (an event like OpenAI's: `{"object": "event",
+    /// "type": "batch.completed", "data": {"id": …}}`).
+    #[arg(long, env = "BATCHBOARD_WEBHOOK_FORMAT", value_enum, default_value_t = WebhookFormat::Slack)]
+    pub webhook_format: WebhookFormat,
 
     /// The language of webhook messages: a code of a file in `locales/`
     /// (`en`, `ko`).

@@ -27,6 +27,7 @@ pub mod tokens;
 pub mod upstreams;
 pub mod users;
 pub mod watcher;
+pub mod webhooks_in;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -437,6 +438,8 @@ async fn serve<V: IntoView + 'static>(args: ServeArgs, pages: Pages<V>) -> Resul
                 public_url: args.public_url.clone(),
                 http: reqwest::Client::new(),
                 i18n: batchboard_core::i18n::I18n::get(&args.webhook_locale),
+                secret: args.webhook_secret.clone(),
+                format: args.webhook_format,
             })
         }),
         polling: Arc::default(),

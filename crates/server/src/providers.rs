@@ -33,6 +33,8 @@ pub struct Upstream {
     pub create_roles: Vec<Role>,
     /// What a batch here may be: limits, windows, endpoints, deployments.
     pub offer: Offer,
+    /// The `whsec_…` secret its webhooks are signed with, if it sends any.
+    pub webhook_secret: Option<SecretString>,
 }
 
 /// The offer of an upstream of `kind`: its configured `limits` over the
@@ -78,6 +80,7 @@ impl Upstream {
             client,
             sandbox,
             create_roles: vec![Role::Operator, Role::Admin],
+            webhook_secret: None,
         }
     }
 
@@ -95,7 +98,9 @@ impl Upstream {
             args.organization.as_deref(),
             args.project.as_deref(),
         )?;
-        Ok(Some(Self::first(observed(client, args), false)))
+        let mut first = Self::first(observed(client, args), false);
+        first.webhook_secret = args.upstream_webhook_secret.clone();
+        Ok(Some(first))
     }
 
     /// The built-in sandbox at `base_url`.
@@ -105,7 +110,9 @@ impl Upstream {
         args: &ServeArgs,
     ) -> Result<Self, UpstreamError> {
         let client = Client::new(base_url, Some(key), None, None)?;
-        Ok(Self::first(observed(client, args), true))
+        let mut first = Self::first(observed(client, args), true);
+        first.webhook_secret = args.upstream_webhook_secret.clone();
+        Ok(first)
     }
 
     /// One upstream of the upstreams file.
@@ -124,6 +131,7 @@ impl Upstream {
             sandbox: false,
             create_roles: c.create_roles.clone(),
             offer: offer(c.kind, &c.limits, &c.deployments),
+            webhook_secret: c.webhook_secret.clone(),
         })
     }
 

@@ -106,6 +106,9 @@ pub struct Webhook {
     pub http: reqwest::Client,
     /// The language of the message (`--webhook-locale`).
     pub i18n: batchboard_core::i18n::I18n,
+    /// Signs each message (`--webhook-secret`), if set.
+    pub secret: Option<secrecy::SecretString>,
+    pub format: crate::config::WebhookFormat,
 }
 
 impl Webhook {
@@ -137,11 +140,44 @@ impl Webhook {
         })
     }
 
+    /// An event like OpenAI's own webhooks send.
+    pub fn event(&self, b: &batchboard_core::Batch) -> serde_json::Value {
+        serde_json::json!({
+            "object": "event",
+            "id": format!("evt_{}", uuid::Uuid::new_v4().simple()),
+            "type": format!("batch.{}", b.status),
+            "created_at": crate::store::now(),
+            "data": {"id": b.id},
+        })
+    }
+
     async fn send(&self, b: &batchboard_core::Batch) {
-        let r = self
+        use secrecy::ExposeSecret;
+        let body = match self.format {
+            crate::config::WebhookFormat::Slack => self.message(b),
+            crate::config::WebhookFormat::Json => self.event(b),
+        };
+        let body = body.to_string();
+        let mut req = self
             .http
             .post(self.url.clone())
-            .json(&self.message(b))
+            .header(reqwest::header::CONTENT_TYPE, "application/json");
+        if let Some(secret) = &self.secret {
+            let (id, ts) = (
+                format!("msg_{}", uuid::Uuid::new_v4().simple()),
+                crate::store::now(),
+            );
+            if let Ok(sig) =
+                crate::webhooks_in::sign(secret.expose_secret(), &id, ts, body.as_bytes())
+            {
+                req = req
+                    .header("webhook-id", id)
+                    .header("webhook-timestamp", ts.to_string())
+                    .header("webhook-signature", sig);
+            }
+        }
+        let r = req
+            .body(body)
             .timeout(std::time::Duration::from_secs(10))
             .send()
             .await;
@@ -333,6 +369,8 @@ mod tests {
             public_url: Url::parse("https://board.example/").ok(),
             http: reqwest::Client::new(),
             i18n: I18n::get(locale),
+            secret: None,
+            format: crate::config::WebhookFormat::Slack,
         }
     }
 

@@ -83,6 +83,9 @@ struct Entry {
     base_url: String,
     key_env: Option<String>,
     key_file: Option<PathBuf>,
+    /// The `whsec_…` secret of its webhooks, by variable name or file.
+    webhook_secret_env: Option<String>,
+    webhook_secret_file: Option<PathBuf>,
     organization: Option<String>,
     project: Option<String>,
     api_version: Option<String>,
@@ -110,6 +113,8 @@ pub struct UpstreamConfig {
     pub limits: Limits,
     /// Who may create batches here (default: operators and admins).
     pub create_roles: Vec<Role>,
+    /// Signs its webhooks (`POST /webhooks/{name}`), if it sends any.
+    pub webhook_secret: Option<SecretString>,
 }
 
 /// Where the upstreams file is when `--upstreams-file` does not say.
@@ -220,6 +225,36 @@ pub fn parse(
                 )));
             }
         }
+        let webhook_secret = match (&e.webhook_secret_env, &e.webhook_secret_file) {
+            (Some(_), Some(_)) => {
+                return Err(fail(
+                    "give `webhook_secret_env` or `webhook_secret_file`, not both".into(),
+                ))
+            }
+            (Some(var), None) => {
+                Some(env(var).filter(|k| !k.trim().is_empty()).ok_or_else(|| {
+                    fail(format!(
+                        "`webhook_secret_env`: the variable {var} is not set"
+                    ))
+                })?)
+            }
+            (None, Some(file)) => Some(
+                std::fs::read_to_string(file)
+                    .map_err(|err| {
+                        fail(format!("`webhook_secret_file` {}: {err}", file.display()))
+                    })?
+                    .trim()
+                    .to_owned(),
+            ),
+            (None, None) => None,
+        };
+        if let Some(s) = &webhook_secret {
+            if crate::webhooks_in::sign(s, "check", 0, b"").is_err() {
+                return Err(fail(
+                    "the webhook secret is not a `whsec_…` base64 key".into(),
+                ));
+            }
+        }
         out.push(UpstreamConfig {
             name: e.name.clone(),
             kind,
@@ -233,6 +268,7 @@ pub fn parse(
             create_roles: e
                 .create_roles
                 .unwrap_or_else(|| vec![Role::Operator, Role::Admin]),
+            webhook_secret: webhook_secret.map(SecretString::from),
         });
     }
     Ok(out)
@@ -343,6 +379,10 @@ base_url = "http://gateway:4000"
         );
         let e = bad(&one("kind = \"anthropic\"\nbase_url = \"https://a\"\nkey_env = \"OPENAI_API_KEY\"\nlimits = { endpoints = [\"/v1/chat/completions\"] }"));
         assert!(e.contains("message batches only"), "{e}");
+        let e = bad(&one("kind = \"openai\"\nbase_url = \"https://a\"\nkey_env = \"OPENAI_API_KEY\"\nwebhook_secret_env = \"NOT_SET\""));
+        assert!(e.contains("NOT_SET is not set"), "{e}");
+        let e = bad(&one("kind = \"openai\"\nbase_url = \"https://a\"\nkey_env = \"OPENAI_API_KEY\"\nwebhook_secret_env = \"OPENAI_API_KEY\""));
+        assert!(e.contains("whsec_"), "{e}");
         let e =
             bad("[[upstream]]\nname = \"Bad Name\"\nkind = \"openai\"\nbase_url = \"https://a\"\n");
         assert!(e.contains("lower-case"), "{e}");

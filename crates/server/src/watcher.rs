@@ -181,20 +181,28 @@ async fn step(
         .due_batches(&upstream.name, 25)
         .await
         .unwrap_or_default();
-    for id in due {
-        match client.get_batch(split_qualified(&id).1).await {
+    for id in &due {
+        match client.get_batch(split_qualified(id).1).await {
             Ok(b) => {
                 state.index(&upstream.qualify_batch(b)).await;
             }
             // Gone upstream: stop asking about it.
             Err(UpstreamError::Api { status: 404, .. }) => {
                 tracing::info!(batch = %id, "watcher: batch no longer exists upstream");
-                if let Err(e) = state.db.remove_batch(&id).await {
+                if let Err(e) = state.db.remove_batch(id).await {
                     tracing::warn!(error = %e, "cannot drop a batch from the index");
                 }
                 state.facets.clear();
             }
             Err(e) => return Err(e),
+        }
+    }
+    // While webhooks say when batches end, unfinished ones are read once a
+    // minute (for their progress) instead of every few seconds.
+    if !due.is_empty() && crate::webhooks_in::health(state, upstream).await == "healthy" {
+        let later = now() + crate::webhooks_in::SLOW_POLL_SECS;
+        if let Err(e) = state.db.check_later(&due, later).await {
+            tracing::warn!(error = %e, "cannot defer checks");
         }
     }
     name_files(state, upstream).await

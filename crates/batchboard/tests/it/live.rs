@@ -351,11 +351,8 @@ async fn filters_return_exactly_the_right_rows_from_10000_batches() {
     }
 }
 
-#[tokio::test]
-async fn a_finished_batch_is_announced_to_the_webhook() {
-    let dir = TempDir::new("live-hook");
-    let sb = sandbox(&dir.0.join("sb"), KEY, crate::common::FAST);
-    let upstream = format!("{}/v1", sb.base());
+/// A webhook receiver: its URL, and each request it got (head and body).
+fn hook_listener() -> (String, std::sync::mpsc::Receiver<String>) {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let hook = format!("http://{}/hook", listener.local_addr().unwrap());
     let (tx, rx) = std::sync::mpsc::channel::<String>();
@@ -391,6 +388,15 @@ async fn a_finished_batch_is_announced_to_the_webhook() {
             let _ = tx.send(String::from_utf8_lossy(&got).to_string());
         }
     });
+    (hook, rx)
+}
+
+#[tokio::test]
+async fn a_finished_batch_is_announced_to_the_webhook() {
+    let dir = TempDir::new("live-hook");
+    let sb = sandbox(&dir.0.join("sb"), KEY, crate::common::FAST);
+    let upstream = format!("{}/v1", sb.base());
+    let (hook, rx) = hook_listener();
     let data = dir.0.join("data");
     add_user(&data, "op", "operator", PASSWORD);
     let dash = serve(
@@ -440,6 +446,72 @@ async fn a_finished_batch_is_announced_to_the_webhook() {
         text.contains(&format!("https://batch.example/batches/{id}")),
         "{text}"
     );
+}
+
+/// With `--webhook-secret` and `--webhook-format json`, the message is an
+/// event like OpenAI's, signed as Standard Webhooks sign: the signature is
+/// the one the independent `standardwebhooks` package computes.
+#[tokio::test]
+async fn the_webhook_can_be_signed_and_sent_as_an_event() {
+    const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    let dir = TempDir::new("live-hook-signed");
+    let sb = sandbox(&dir.0.join("sb"), KEY, crate::common::FAST);
+    let (hook, rx) = hook_listener();
+    let data = dir.0.join("data");
+    add_user(&data, "op", "operator", PASSWORD);
+    let dash = serve(
+        &data,
+        &format!("{}/v1", sb.base()),
+        &[
+            "--watch-interval-ms",
+            "300",
+            "--webhook-url",
+            &hook,
+            "--webhook-format",
+            "json",
+            "--webhook-secret",
+            SECRET,
+        ],
+    );
+    // Made through the dashboard, which then sees it finish.
+    let http = signed_in(&dash.base(), "op", PASSWORD).await;
+    let form = reqwest::multipart::Form::new()
+        .text("endpoint", "/v1/chat/completions")
+        .part(
+            "file",
+            reqwest::multipart::Part::bytes(
+                br#"{"custom_id":"a","method":"POST","url":"/v1/chat/completions","body":{"model":"m","messages":[{"role":"user","content":"x"}]}}
+"#.to_vec(),
+            )
+            .file_name("h.jsonl"),
+        );
+    let b: Value = http
+        .post(format!("{}/api/batches", dash.base()))
+        .multipart(form)
+        .fetch_json()
+        .await;
+    let id = b["id"].as_str().unwrap().to_owned();
+    let got = tokio::task::spawn_blocking(move || rx.recv_timeout(Duration::from_secs(20)))
+        .await
+        .unwrap()
+        .expect("the webhook was called");
+    let (head, body) = got.split_once("\r\n\r\n").unwrap();
+    let header = |name: &str| {
+        head.lines()
+            .find_map(|l| {
+                let (k, v) = l.split_once(':')?;
+                k.eq_ignore_ascii_case(name).then(|| v.trim().to_owned())
+            })
+            .unwrap_or_else(|| panic!("no {name}: {head}"))
+    };
+    let v: Value = serde_json::from_str(body).unwrap();
+    assert_eq!(v["object"], "event", "{v}");
+    assert_eq!(v["type"], "batch.completed", "{v}");
+    assert_eq!(v["data"]["id"], id.as_str(), "{v}");
+    let (msg, ts) = (header("webhook-id"), header("webhook-timestamp"));
+    let expected = crate::webhooks_in::sign_with_package(SECRET, &msg, ts.parse().unwrap(), body);
+    assert_eq!(header("webhook-signature"), expected);
+    assert!(!dash.output().contains("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"));
 }
 
 /// `/readyz` answers anyone, so it must not spend the upstream's rate limit

@@ -20,3 +20,4 @@ mod sandbox;
 mod serve;
 mod streaming;
 mod upstream;
+mod webhooks_in;

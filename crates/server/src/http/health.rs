@@ -75,17 +75,21 @@ pub async fn readyz(
     }
     let polling = state.polling.load(std::sync::atomic::Ordering::Relaxed) > 0;
     let first = probes.first().map(|(_, r)| r);
-    let each: Vec<_> = probes
-        .iter()
-        .map(|(name, r)| {
-            serde_json::json!({
-                "name": batchboard_core::dashboard::display_upstream(name),
-                "ready": r.ok,
-                "upstream": r.detail,
-                "latency_ms": r.latency_ms,
-            })
-        })
-        .collect();
+    let mut each = Vec::with_capacity(probes.len());
+    for (name, r) in probes.iter() {
+        // Whether its webhooks arrive (then its batches are polled slowly).
+        let webhooks = match state.upstreams.named(name) {
+            Some(u) => crate::webhooks_in::health(&state, &u).await,
+            None => "off",
+        };
+        each.push(serde_json::json!({
+            "name": batchboard_core::dashboard::display_upstream(name),
+            "ready": r.ok,
+            "upstream": r.detail,
+            "latency_ms": r.latency_ms,
+            "webhooks": webhooks,
+        }));
+    }
     (
         code,
         Json(serde_json::json!({

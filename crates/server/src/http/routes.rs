@@ -20,6 +20,7 @@ pub const MERGED_RESULTS: &str = "/api/batches/{id}/merged";
 pub const LOCALE: &str = "/locale";
 pub const CREATE_JOB: &str = "/api/jobs";
 pub const JOB_MERGED: &str = "/api/jobs/{id}/merged";
+pub const WEBHOOKS_IN: &str = crate::webhooks_in::ROUTE;
 
 /// `(method, path)` of every route [`router`] adds.
 pub const ROUTES: &[(&str, &str)] = &[
@@ -47,5 +48,9 @@ pub fn router() -> Router<AppState> {
         .merge(files::router())
         .merge(crate::services::jobs::router())
         .merge(crate::gateway::router())
+        .route(
+            WEBHOOKS_IN,
+            axum::routing::post(crate::webhooks_in::receive),
+        )
         .route(LOCALE, axum::routing::post(super::locale::choose))
 }

@@ -482,6 +482,21 @@ impl Db {
         Ok(rows.into_iter().map(|(id,)| id).collect())
     }
 
+    /// Reads batches `ids` again no sooner than `at` (the watcher, while
+    /// webhooks arrive).
+    pub async fn check_later(&self, ids: &[String], at: i64) -> Result<(), DbError> {
+        for id in ids {
+            on_db!(self, p => {
+                sqlx::query("UPDATE batches SET next_check_at = $1 WHERE id = $2 AND terminal = 0")
+                    .bind(at)
+                    .bind(id)
+                    .execute(p)
+                    .await?;
+            });
+        }
+        Ok(())
+    }
+
     /// When the upstream's next non-final batch is due, if any.
     pub async fn next_due(&self, upstream: &str) -> Result<Option<i64>, DbError> {
         let row: (Option<i64>,) = on_db!(self, p => {
