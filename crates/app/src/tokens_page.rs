@@ -21,6 +21,8 @@ pub fn TokensPage() -> impl IntoView {
     let (name, set_name) = signal(String::new());
     let (role, set_role) = signal(String::from("viewer"));
     let (days, set_days) = signal(String::from("90"));
+    let (upstream, set_upstream) = signal(None::<String>);
+    let upstreams = Resource::new(|| (), |_| crate::api::list_upstreams());
     let made = move || {
         create.value().get().map(|r| match r {
             Ok(n) => view! {
@@ -52,6 +54,7 @@ pub fn TokensPage() -> impl IntoView {
             name: name.get(),
             role,
             expires_days,
+            upstream: upstream.get().filter(|u| !u.is_empty()),
         });
     };
     view! {
@@ -70,6 +73,17 @@ pub fn TokensPage() -> impl IntoView {
                 <input type="number" min="1" max="3650" data-testid="token-days"
                     prop:value=days on:input=move |ev| set_days.set(event_target_value(&ev)) />
             </label>
+            <Suspense fallback=|| ()>
+                {move || upstreams.get().and_then(|r| r.ok()).filter(|l| l.len() > 1).map(|list| {
+                    let options = list.into_iter().map(|u| view! { <option value=u.name.clone()>{u.name.clone()}</option> }).collect_view();
+                    view! {
+                        <label class="field"><span>{t(Key::TokensUpstream)}</span>
+                            <select data-testid="token-upstream"
+                                on:change=move |ev| set_upstream.set(Some(event_target_value(&ev)))>{options}</select>
+                        </label>
+                    }
+                })}
+            </Suspense>
             <div class="actions">
                 <button type="submit" class="btn btn-primary" data-testid="token-create"
                     disabled=move || create.pending().get()>{t(Key::TokensCreate)}</button>
@@ -118,7 +132,10 @@ fn Row(tk: TokenInfo, revoke: ServerAction<RevokeToken>) -> impl IntoView {
     let id = tk.id.clone();
     view! {
         <tr data-testid="token-row" data-id=tk.id.clone() data-live=live.to_string()>
-            <td>{tk.name.clone()} " " <code class="muted">{format!("bb_{}_…", tk.id)}</code></td>
+            <td>
+                {tk.name.clone()} " " <code class="muted">{format!("bb_{}_…", tk.id)}</code>
+                {tk.upstream.clone().map(|u| view! { " " <span class="chip">{format!("→ {u}")}</span> })}
+            </td>
             <td>{tk.user.clone()}</td>
             <td>{tk.role.as_str()}</td>
             <td><Time ts=tk.created_at /></td>

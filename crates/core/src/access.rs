@@ -184,6 +184,9 @@ pub struct TokenInfo {
     pub revoked_at: Option<i64>,
     pub last_used_at: Option<i64>,
     pub last_used_ip: Option<String>,
+    /// Its default upstream (`None`: the first).
+    #[serde(default)]
+    pub upstream: Option<String>,
 }
 
 /// A token just made: its one showing.

@@ -39,20 +39,32 @@ pub fn info(t: &TokenRow) -> TokenInfo {
         revoked_at: t.revoked_at,
         last_used_at: t.last_used_at,
         last_used_ip: t.last_used_ip.clone(),
+        upstream: t.upstream.clone(),
     }
 }
 
-/// Makes a token for `user` (whose role is `user_role`) named `name`, with
-/// `role` (no higher than the user's) and a life of `days` (none: no
-/// expiry).
+/// What a new token is: its name, role (no higher than its user's), life
+/// in days (none: no expiry) and default upstream (none: the first).
+pub struct Wanted<'a> {
+    pub name: &'a str,
+    pub role: Role,
+    pub days: Option<u32>,
+    pub upstream: Option<&'a str>,
+}
+
+/// Makes a token for `user` (whose role is `user_role`).
 pub async fn issue(
     db: &Db,
     user: &str,
     user_role: Role,
-    name: &str,
-    role: Role,
-    days: Option<u32>,
+    want: Wanted<'_>,
 ) -> Result<NewToken, ApiError> {
+    let Wanted {
+        name,
+        role,
+        days,
+        upstream,
+    } = want;
     let name = name.trim();
     if name.is_empty() || name.chars().count() > 64 {
         return Err(ApiError::Invalid(Msg::new(Key::ServerTokenName)));
@@ -87,6 +99,10 @@ pub async fn issue(
         revoked_at: None,
         last_used_at: None,
         last_used_ip: None,
+        upstream: upstream
+            .map(str::trim)
+            .filter(|u| !u.is_empty() && *u != "default")
+            .map(str::to_owned),
     };
     db.insert_token(&row).await.map_err(internal)?;
     Ok(NewToken {
@@ -147,6 +163,7 @@ pub async fn run(cmd: crate::config::TokenCommand) -> Result<(), crate::StartErr
             name,
             role,
             expires_days,
+            upstream,
             store,
         } => {
             let (db, users) = open(&store).await?;
@@ -155,9 +172,13 @@ pub async fn run(cmd: crate::config::TokenCommand) -> Result<(), crate::StartErr
                     "--user {user}: no such account in the users file"
                 ))
             })?;
-            let made = issue(&db, &user, own, &name, role.unwrap_or(own), expires_days)
-                .await
-                .map_err(fail)?;
+            let want = Wanted {
+                name: &name,
+                role: role.unwrap_or(own),
+                days: expires_days,
+                upstream: upstream.as_deref(),
+            };
+            let made = issue(&db, &user, own, want).await.map_err(fail)?;
             println!("{}", made.token);
         }
         TokenCommand::List { user, store } => {

@@ -149,6 +149,10 @@ pub enum TokenCommand {
         /// Days until it expires (default: never).
         #[arg(long)]
         expires_days: Option<u32>,
+        /// The upstream its `/v1` calls go to when they name none (default:
+        /// the first).
+        #[arg(long)]
+        upstream: Option<String>,
         #[command(flatten)]
         store: TokenStoreArgs,
     },

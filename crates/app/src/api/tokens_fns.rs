@@ -33,18 +33,31 @@ pub async fn create_token(
     name: String,
     role: Role,
     #[server(default)] expires_days: Option<u32>,
+    #[server(default)] upstream: Option<String>,
 ) -> Result<NewToken, AppError> {
     let actor = actor::<Viewer>().await?;
     let st = state()?;
-    let made = batchboard_server::access_tokens::issue(
-        &st.db,
-        &actor.user.name,
-        actor.user.role,
-        &name,
+    if let Some(u) = upstream
+        .as_deref()
+        .filter(|u| !u.is_empty() && *u != "default")
+    {
+        if st.upstreams.named(u).is_none() {
+            return Err(batchboard_core::error::ApiError::Invalid(
+                batchboard_core::i18n::Msg::new(batchboard_core::i18n::Key::ProblemUnknownUpstream)
+                    .arg("name", u),
+            )
+            .into());
+        }
+    }
+    let want = batchboard_server::access_tokens::Wanted {
+        name: &name,
         role,
-        expires_days,
-    )
-    .await?;
+        days: expires_days,
+        upstream: upstream.as_deref(),
+    };
+    let made =
+        batchboard_server::access_tokens::issue(&st.db, &actor.user.name, actor.user.role, want)
+            .await?;
     actor.audit("create_token", Some(&made.info.id), None).await;
     Ok(made)
 }

@@ -157,3 +157,71 @@ async fn a_token_over_its_rate_is_told_to_wait() {
     assert_eq!(r.status(), 401);
     assert!(r.text().await.unwrap().contains("Bearer bb_"));
 }
+
+/// With several upstreams, `/v1` goes to the `Batchboard-Upstream` header's,
+/// else the token's default, else the first.
+#[tokio::test]
+async fn a_token_has_a_default_upstream_and_the_header_overrides_it() {
+    let dir = TempDir::new("gateway-upstreams");
+    let data = dir.0.join("data");
+    common::add_user(&data, "op", "operator", PASSWORD);
+    let sb = sandbox(&dir.0.join("sb"), KEY, FAST);
+    let other = sandbox(&dir.0.join("other"), KEY, FAST);
+    let file = dir.0.join("upstreams.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "[[upstream]]\nname = \"other\"\nkind = \"openai-compatible\"\nbase_url = \"{}/v1\"\nkey_env = \"OPENAI_API_KEY\"\n",
+            other.base()
+        ),
+    )
+    .unwrap();
+    let addr = format!("127.0.0.1:{}", common::free_port());
+    let mut cmd = common::serve_command(&addr, &data);
+    cmd.args(["--upstream-url", &format!("{}/v1", sb.base())])
+        .arg("--upstreams-file")
+        .arg(&file)
+        .env("OPENAI_API_KEY", KEY);
+    let dash = Proc::spawn(cmd, addr);
+    let first = common::create_upstream(&format!("{}/v1", sb.base()), KEY, 1).await;
+    let theirs = common::create_upstream(&format!("{}/v1", other.base()), KEY, 1).await;
+    let plain = token(&data, &["create", "--user", "op", "--name", "plain"]);
+    let to_other = token(
+        &data,
+        &[
+            "create",
+            "--user",
+            "op",
+            "--name",
+            "o",
+            "--upstream",
+            "other",
+        ],
+    );
+    let list = |tok: String, header: Option<&'static str>| {
+        let url = format!("{}/v1/batches", dash.base());
+        async move {
+            let mut r = reqwest::Client::new().get(url).bearer_auth(tok);
+            if let Some(h) = header {
+                r = r.header("batchboard-upstream", h);
+            }
+            let v: serde_json::Value = r.send().await.unwrap().json().await.unwrap();
+            v["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|b| b["id"].as_str().unwrap().to_owned())
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(list(plain.clone(), None).await, [first.clone()]);
+    assert_eq!(
+        list(to_other.clone(), None).await,
+        [format!("other.{theirs}")]
+    );
+    assert_eq!(list(to_other, Some("default")).await, [first]);
+    assert_eq!(
+        list(plain, Some("other")).await,
+        [format!("other.{theirs}")]
+    );
+}

@@ -10,7 +10,8 @@ CREATE TABLE tokens (
     expires_at    BIGINT,
     revoked_at    BIGINT,
     last_used_at  BIGINT,
-    last_used_ip  TEXT
+    last_used_ip  TEXT,
+    upstream      TEXT                          -- its default upstream (NULL: the first)
 );
 CREATE INDEX tokens_user ON tokens (user_name);
 

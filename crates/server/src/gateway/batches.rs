@@ -9,7 +9,7 @@ use axum::{Extension, Json};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{audit, chosen, require, GatewayError, Result};
+use super::{audit, chosen, require, GatewayError, Result, TokenUpstream};
 use crate::auth::ClientIp;
 use crate::state::AppState;
 use batchboard_core::access::{CurrentUser, Role};
@@ -95,10 +95,11 @@ pub struct ListQuery {
 /// first, with the dashboard's ids.
 pub async fn list(
     State(state): State<AppState>,
+    Extension(token): Extension<TokenUpstream>,
     headers: HeaderMap,
     Query(q): Query<ListQuery>,
 ) -> Result<Json<Value>> {
-    let upstream = chosen(&state, &headers)?;
+    let upstream = chosen(&state, &headers, &token)?;
     let after = q.after.as_deref().map(|a| split_qualified(a).1);
     let limit = q.limit.unwrap_or(20).clamp(1, 100);
     let page = upstream.client.list_batches(after, limit).await?;

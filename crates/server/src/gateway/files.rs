@@ -9,7 +9,7 @@ use axum::response::Response;
 use axum::{Extension, Json};
 use serde_json::{json, Value};
 
-use super::{audit, chosen, require, GatewayError, Result};
+use super::{audit, chosen, require, GatewayError, Result, TokenUpstream};
 use crate::auth::ClientIp;
 use crate::files::{bad_form, small_text};
 use crate::services::intake::Intake;
@@ -28,6 +28,7 @@ pub async fn upload(
     State(state): State<AppState>,
     Extension(user): Extension<CurrentUser>,
     ip: Option<Extension<ClientIp>>,
+    Extension(token): Extension<TokenUpstream>,
     headers: HeaderMap,
     mut form: Multipart,
 ) -> Result<Json<Value>> {
@@ -35,7 +36,7 @@ pub async fn upload(
     let Ok(_permit) = state.uploads.clone().try_acquire_owned() else {
         return Err(ApiError::Busy(Msg::new(Key::ServerUploadsBusy)).into());
     };
-    let target = chosen(&state, &headers)?;
+    let target = chosen(&state, &headers, &token)?;
     target.check_may_create(user.role)?;
     let mut purpose = None;
     let mut received = None;

@@ -177,8 +177,14 @@ pub async fn gate(state: AppState, mut req: Request, next: Next) -> Response {
         }
     });
     req.extensions_mut().insert(user);
+    req.extensions_mut()
+        .insert(TokenUpstream(token.upstream.clone()));
     next.run(req).await
 }
+
+/// The default upstream of the request's token (`None`: the first).
+#[derive(Debug, Clone)]
+pub struct TokenUpstream(pub Option<String>);
 
 /// The user the gate let in, if they may act as `role`.
 fn require(user: &CurrentUser, role: Role) -> Result<()> {
@@ -191,15 +197,18 @@ fn require(user: &CurrentUser, role: Role) -> Result<()> {
     }
 }
 
-/// The upstream the `Batchboard-Upstream` header names (the first if none).
+/// The upstream the `Batchboard-Upstream` header names, else the token's
+/// default, else the first.
 fn chosen(
     state: &AppState,
     headers: &HeaderMap,
+    token: &TokenUpstream,
 ) -> Result<std::sync::Arc<crate::providers::Upstream>> {
     let name = headers
         .get("batchboard-upstream")
         .and_then(|v| v.to_str().ok())
         .map(str::trim)
+        .or(token.0.as_deref())
         .filter(|n| !n.is_empty() && *n != "default");
     match name {
         None => Ok(state.upstreams.first()),

@@ -4,7 +4,7 @@
 use super::{on_db, Db, DbError};
 
 const COLUMNS: &str = "id, user_name, name, role, secret_hash, created_at, expires_at, \
-     revoked_at, last_used_at, last_used_ip";
+     revoked_at, last_used_at, last_used_ip, upstream";
 
 /// A token as stored (its secret only as a hash).
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -19,13 +19,15 @@ pub struct TokenRow {
     pub revoked_at: Option<i64>,
     pub last_used_at: Option<i64>,
     pub last_used_ip: Option<String>,
+    /// The upstream `/v1` uses when the request names none.
+    pub upstream: Option<String>,
 }
 
 impl Db {
     pub async fn insert_token(&self, t: &TokenRow) -> Result<(), DbError> {
         on_db!(self, p => {
             sqlx::query(&format!(
-                "INSERT INTO tokens ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+                "INSERT INTO tokens ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
             ))
             .bind(&t.id)
             .bind(&t.user_name)
@@ -37,6 +39,7 @@ impl Db {
             .bind(t.revoked_at)
             .bind(t.last_used_at)
             .bind(&t.last_used_ip)
+            .bind(&t.upstream)
             .execute(p)
             .await?;
         });
