@@ -214,7 +214,7 @@ async fn a_token_has_a_default_upstream_and_the_header_overrides_it() {
                 .collect::<Vec<_>>()
         }
     };
-    assert_eq!(list(plain.clone(), None).await, [first.clone()]);
+    assert_eq!(list(plain.clone(), None).await, vec![first.clone()]);
     assert_eq!(
         list(to_other.clone(), None).await,
         [format!("other.{theirs}")]
