@@ -86,7 +86,7 @@ test.describe("admin", () => {
     await expect(page).toHaveURL(/\/audit$/);
     const table = page.getByTestId("audit-table");
     await expect(table.locator('[data-action="sign_in"]').first()).toBeVisible();
-    await page.getByRole("navigation", { name: "Filter" }).getByRole("link", { name: "create" }).click();
+    await page.getByRole("navigation", { name: "Filter" }).getByRole("link", { name: "create", exact: true }).click();
     await expect(page).toHaveURL(/action=create/);
     const rows = table.getByTestId("audit-row");
     await expect(rows.first()).toHaveAttribute("data-action", "create");
