@@ -22,6 +22,7 @@ fn action_label(action: &str) -> String {
         "denied" => Key::AuditActionDenied,
         "end_session" => Key::AuditActionEndSession,
         "delete" => Key::AuditActionDelete,
+        "api_read" => Key::AuditActionApiRead,
         "create_token" => Key::AuditActionCreateToken,
         "revoke_token" => Key::AuditActionRevokeToken,
         other => return other.to_string(),

@@ -106,6 +106,7 @@ pub const AUDIT_ACTIONS: &[&str] = &[
     "denied",
     "end_session",
     "delete",
+    "api_read",
     "create_token",
     "revoke_token",
 ];

@@ -110,11 +110,26 @@ async fn the_official_sdk_works_through_v1_with_personal_tokens() {
     let http = common::signed_in(&dash.base(), "op", PASSWORD).await;
     let (status, tokens) = common::server_fn(&http, &dash.base(), "list_tokens", &[]).await;
     assert_eq!(status, 200, "{tokens}");
-    assert!(
-        tokens.contains("\"last_used_at\":1") || tokens.contains("\"last_used_at\":17"),
-        "{tokens}"
-    );
-    assert!(!tokens.contains(&op[16..]));
+    let tokens: serde_json::Value = serde_json::from_str(&tokens).unwrap();
+    let script = tokens
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "script")
+        .unwrap();
+    assert!(script["last_used_at"].as_i64().is_some(), "{tokens}");
+    assert_eq!(script["last_used_ip"], "127.0.0.1", "{tokens}");
+    assert!(!tokens.to_string().contains(&op[16..]));
+    // The audit log has the token user's uploads, creates, downloads and
+    // reads, in their name.
+    let admin = common::signed_in(&dash.base(), "ad", PASSWORD).await;
+    let (status, log) =
+        common::server_fn(&admin, &dash.base(), "audit_log", &[("limit", "200")]).await;
+    assert_eq!(status, 200, "{log}");
+    for action in ["create", "download", "api_read"] {
+        let entry = format!(r#""actor":"op","action":"{action}""#);
+        assert!(log.contains(&entry), "{entry}: {log}");
+    }
 }
 
 /// Over a token's rate: 429 with `retry-after`, in OpenAI's shape.

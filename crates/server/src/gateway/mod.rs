@@ -176,10 +176,28 @@ pub async fn gate(state: AppState, mut req: Request, next: Next) -> Response {
             tracing::warn!(error = %e, "cannot note a token's use");
         }
     });
+    // Reads are audited here, once each (changes and downloads by their
+    // handlers, with what they did).
+    let read = (req.method() == axum::http::Method::GET && !req.uri().path().ends_with("/content"))
+        .then(|| (user.clone(), req.uri().path().to_owned()));
+    let client = req.extensions().get::<ClientIp>().copied();
     req.extensions_mut().insert(user);
     req.extensions_mut()
         .insert(TokenUpstream(token.upstream.clone()));
-    next.run(req).await
+    let resp = next.run(req).await;
+    if let Some((user, path)) = read {
+        let detail = Msg::new(Key::AuditDetailApiRead).arg("status", resp.status().as_u16());
+        audit(
+            &state,
+            &user,
+            client.as_ref(),
+            "api_read",
+            &path,
+            Some(detail),
+        )
+        .await;
+    }
+    resp
 }
 
 /// The default upstream of the request's token (`None`: the first).
