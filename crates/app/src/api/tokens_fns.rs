@@ -16,11 +16,7 @@ pub async fn list_tokens() -> Result<Vec<TokenInfo>, AppError> {
     let actor = actor::<Viewer>().await?;
     let st = state()?;
     let whose = (!actor.user.may(Role::Admin)).then_some(actor.user.name.as_str());
-    let rows = st
-        .db
-        .tokens(whose)
-        .await
-        .map_err(|e| batchboard_core::error::ApiError::Internal(e.to_string()))?;
+    let rows = st.db.tokens(whose).await?;
     Ok(rows
         .iter()
         .map(batchboard_server::access_tokens::info)
@@ -68,11 +64,7 @@ pub async fn revoke_token(id: String) -> Result<(), AppError> {
     let actor = actor::<Viewer>().await?;
     let st = state()?;
     let whose = (!actor.user.may(Role::Admin)).then_some(actor.user.name.as_str());
-    let done = st
-        .db
-        .revoke_token(&id, whose)
-        .await
-        .map_err(|e| batchboard_core::error::ApiError::Internal(e.to_string()))?;
+    let done = st.db.revoke_token(&id, whose).await?;
     if !done {
         return Err(batchboard_core::error::ApiError::NotFound(
             batchboard_core::i18n::Msg::new(batchboard_core::i18n::Key::ServerTokenNotFound)

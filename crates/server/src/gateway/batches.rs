@@ -32,11 +32,7 @@ pub async fn create(
 ) -> Result<Json<Value>> {
     require(&user, Role::Operator)?;
     check_id("file", &req.input_file_id)?;
-    let owner = state
-        .db
-        .token_file_owner(&req.input_file_id)
-        .await
-        .map_err(|e| GatewayError(ApiError::Internal(e.to_string())))?;
+    let owner = state.db.token_file_owner(&req.input_file_id).await?;
     if owner.as_deref() != Some(user.name.as_str()) {
         return Err(ApiError::NotFound(
             Msg::new(Key::ServerFileNotFound).arg("id", &req.input_file_id),

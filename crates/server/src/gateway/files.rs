@@ -9,7 +9,7 @@ use axum::response::Response;
 use axum::{Extension, Json};
 use serde_json::{json, Value};
 
-use super::{audit, chosen, require, GatewayError, Result, TokenUpstream};
+use super::{audit, chosen, require, Result, TokenUpstream};
 use crate::auth::ClientIp;
 use crate::files::{bad_form, small_text};
 use crate::services::intake::Intake;
@@ -18,10 +18,6 @@ use batchboard_core::access::{CurrentUser, Role};
 use batchboard_core::dashboard::{check_id, split_qualified};
 use batchboard_core::error::ApiError;
 use batchboard_core::i18n::{Key, Msg};
-
-fn db(e: crate::store::DbError) -> GatewayError {
-    GatewayError(ApiError::Internal(e.to_string()))
-}
 
 /// `POST /v1/files` (multipart `purpose` = `batch`, `file`).
 pub async fn upload(
@@ -71,11 +67,7 @@ pub async fn upload(
     let mut file = checked.upload(&target.client, &filename).await?;
     file.id = target.qualify(&file.id);
     let data = serde_json::to_string(&file).unwrap_or_default();
-    state
-        .db
-        .add_token_file(&file.id, &user.name, &data)
-        .await
-        .map_err(db)?;
+    state.db.add_token_file(&file.id, &user.name, &data).await?;
     let detail = Msg::new(Key::AuditDetailCreated)
         .arg("file", &filename)
         .arg("n", requests)
@@ -100,8 +92,7 @@ pub async fn list(
     let data: Vec<Value> = state
         .db
         .token_files(&user.name, 1000)
-        .await
-        .map_err(db)?
+        .await?
         .iter()
         .filter_map(|d| serde_json::from_str(d).ok())
         .collect();
@@ -114,10 +105,10 @@ pub async fn list(
 /// the dashboard knows). "Not found" otherwise, so ids are not probed.
 async fn readable(state: &AppState, user: &CurrentUser, id: &str) -> Result<()> {
     check_id("file", id)?;
-    let owner = state.db.token_file_owner(id).await.map_err(db)?;
+    let owner = state.db.token_file_owner(id).await?;
     let ok = owner.as_deref() == Some(user.name.as_str())
         || (owner.is_some() && user.may(Role::Admin))
-        || state.db.is_batch_file(id).await.map_err(db)?;
+        || state.db.is_batch_file(id).await?;
     if ok {
         Ok(())
     } else {
@@ -147,14 +138,14 @@ pub async fn delete(
 ) -> Result<Json<Value>> {
     require(&user, Role::Operator)?;
     check_id("file", &id)?;
-    let owner = state.db.token_file_owner(&id).await.map_err(db)?;
+    let owner = state.db.token_file_owner(&id).await?;
     let mine = owner.as_deref() == Some(user.name.as_str());
     if !(mine || (owner.is_some() && user.may(Role::Admin))) {
         return Err(ApiError::NotFound(Msg::new(Key::ServerFileNotFound).arg("id", &id)).into());
     }
     let (upstream, own) = state.upstreams.route(&id)?;
     upstream.client.delete_file(own).await?;
-    state.db.remove_token_file(&id).await.map_err(db)?;
+    state.db.remove_token_file(&id).await?;
     audit(&state, &user, ip.as_deref(), "delete", &id, None).await;
     Ok(Json(json!({ "id": id, "object": "file", "deleted": true })))
 }

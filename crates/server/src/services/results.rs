@@ -738,17 +738,17 @@ pub async fn merged(
     let csv = q.is_csv()?;
     let b = batch(&state, &id).await?;
     let joined = joined(&state, &b).await?;
-    let ext = if csv { "csv" } else { "jsonl" };
-    actor
-        .audit(
-            "download",
-            Some(&id),
-            Some(Msg::new(Key::AuditDetailMerged).arg("ext", ext)),
-        )
-        .await;
+    audit_merged(&actor, &id, csv).await;
     let (tx, rx) = tokio::sync::mpsc::channel(4);
     tokio::task::spawn_blocking(move || merged_rows(joined, csv, tx));
     Ok(merged_download(rx, &id, csv))
+}
+
+/// The audit entry of a merged download of `id`.
+pub async fn audit_merged(actor: &Actor<Viewer>, id: &str, csv: bool) {
+    let ext = if csv { "csv" } else { "jsonl" };
+    let detail = Msg::new(Key::AuditDetailMerged).arg("ext", ext);
+    actor.audit("download", Some(id), Some(detail)).await;
 }
 
 /// The response of a merged download: the rows `rx` yields, as the file

@@ -14,7 +14,6 @@ use crate::services::results::{self, Joined, MergedQuery};
 use crate::state::AppState;
 use crate::store::jobs::PartRow;
 use batchboard_core::error::ApiError;
-use batchboard_core::i18n::{Key, Msg};
 
 pub async fn merged(
     State(state): State<AppState>,
@@ -25,14 +24,7 @@ pub async fn merged(
     let csv = q.is_csv()?;
     let (_, _) = super::get(&state, &id).await?;
     let parts = state.db.parts(&id).await.map_err(super::db_error)?;
-    let ext = if csv { "csv" } else { "jsonl" };
-    actor
-        .audit(
-            "download",
-            Some(&id),
-            Some(Msg::new(Key::AuditDetailMerged).arg("ext", ext)),
-        )
-        .await;
+    results::audit_merged(&actor, &id, csv).await;
     let (tx, rx) = tokio::sync::mpsc::channel(4);
     tokio::spawn(async move {
         let origins: Vec<&PartRow> = parts.iter().filter(|p| p.retry_of.is_none()).collect();
