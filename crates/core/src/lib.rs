@@ -19,6 +19,7 @@ pub mod i18n;
 pub mod jobs;
 pub mod limits;
 pub mod prices;
+pub mod spend;
 pub mod progress;
 pub mod result_lines;
 pub mod validate;

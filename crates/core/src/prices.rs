@@ -15,6 +15,14 @@ pub struct Price {
     pub input: f64,
     #[serde(default)]
     pub output: f64,
+    /// Input tokens read from the prompt cache; without it they cost what
+    /// other input costs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cached_input: Option<f64>,
+    /// The most output tokens one request can produce: the bound of a
+    /// request that sets no limit of its own (budgets).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_output: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -27,23 +35,25 @@ pub struct PriceTable {
     pub models: BTreeMap<String, Price>,
 }
 
-const BUILT_IN: &[(&str, f64, f64)] = &[
-    ("gpt-5", 0.625, 5.0),
-    ("gpt-5-mini", 0.125, 1.0),
-    ("gpt-5-nano", 0.025, 0.2),
-    ("gpt-4.1", 1.0, 4.0),
-    ("gpt-4.1-mini", 0.2, 0.8),
-    ("gpt-4.1-nano", 0.05, 0.2),
-    ("gpt-4o", 1.25, 5.0),
-    ("gpt-4o-mini", 0.075, 0.3),
-    ("o3", 1.0, 4.0),
-    ("o3-mini", 0.55, 2.2),
-    ("o4-mini", 0.55, 2.2),
-    ("gpt-3.5-turbo", 0.25, 0.75),
-    ("text-embedding-3-small", 0.01, 0.0),
-    ("text-embedding-3-large", 0.065, 0.0),
-    ("text-embedding-ada-002", 0.05, 0.0),
-    ("omni-moderation", 0.0, 0.0),
+/// Model prefix, input, cached input, output (USD per million tokens at
+/// batch prices) and the model's output limit.
+const BUILT_IN: &[(&str, f64, f64, f64, u64)] = &[
+    ("gpt-5", 0.625, 0.0625, 5.0, 128_000),
+    ("gpt-5-mini", 0.125, 0.0125, 1.0, 128_000),
+    ("gpt-5-nano", 0.025, 0.0025, 0.2, 128_000),
+    ("gpt-4.1", 1.0, 0.25, 4.0, 32_768),
+    ("gpt-4.1-mini", 0.2, 0.05, 0.8, 32_768),
+    ("gpt-4.1-nano", 0.05, 0.0125, 0.2, 32_768),
+    ("gpt-4o", 1.25, 0.625, 5.0, 16_384),
+    ("gpt-4o-mini", 0.075, 0.0375, 0.3, 16_384),
+    ("o3", 1.0, 0.25, 4.0, 100_000),
+    ("o3-mini", 0.55, 0.275, 2.2, 100_000),
+    ("o4-mini", 0.55, 0.1375, 2.2, 100_000),
+    ("gpt-3.5-turbo", 0.25, 0.25, 0.75, 4_096),
+    ("text-embedding-3-small", 0.01, 0.01, 0.0, 0),
+    ("text-embedding-3-large", 0.065, 0.065, 0.0, 0),
+    ("text-embedding-ada-002", 0.05, 0.05, 0.0, 0),
+    ("omni-moderation", 0.0, 0.0, 0.0, 0),
 ];
 
 /// The built-in table's `source` (the dashboard words it in the reader's
@@ -57,12 +67,14 @@ impl Default for PriceTable {
             source: BUILT_IN_SOURCE.into(),
             models: BUILT_IN
                 .iter()
-                .map(|(m, i, o)| {
+                .map(|&(m, input, cached, output, max)| {
                     (
-                        (*m).to_string(),
+                        m.to_string(),
                         Price {
-                            input: *i,
-                            output: *o,
+                            input,
+                            output,
+                            cached_input: Some(cached),
+                            max_output: Some(max),
                         },
                     )
                 })

@@ -33,6 +33,23 @@ pub fn tokens(text: &str) -> u64 {
     chars.div_ceil(4).max(words)
 }
 
+/// Chat usage with the sandbox's stand-ins for prompt caching and
+/// reasoning, so that costs can be checked by hand: the system (or
+/// developer) messages' tokens count as read from the cache, and a
+/// reasoning model (`o…`, `gpt-5…`) reasons as many tokens as it answers,
+/// counted in its output.
+fn chat_usage(prompt: u64, system: u64, answer: u64, model: &str) -> Usage {
+    let reasoning = if model.starts_with('o') || model.starts_with("gpt-5") {
+        answer
+    } else {
+        0
+    };
+    let mut u = usage(prompt, answer + reasoning);
+    u.input_tokens_details.cached_tokens = system.min(prompt);
+    u.output_tokens_details.reasoning_tokens = reasoning;
+    u
+}
+
 fn usage(input: u64, output: u64) -> Usage {
     Usage {
         input_tokens: input,
@@ -128,6 +145,7 @@ fn chat(body: &Value, model: &str, id: &str, created: i64) -> Reply {
     }
     let mut prompt = String::new();
     let mut last_user = String::new();
+    let mut system = 0;
     for (i, m) in messages.iter().enumerate() {
         let Some(role) = m.get("role").and_then(Value::as_str) else {
             return invalid(
@@ -136,13 +154,16 @@ fn chat(body: &Value, model: &str, id: &str, created: i64) -> Reply {
             );
         };
         let text = m.get("content").and_then(content_text).unwrap_or_default();
+        if matches!(role, "system" | "developer") {
+            system += tokens(&text);
+        }
         prompt.push_str(&text);
         if role == "user" {
             last_user = text;
         }
     }
     let answer = format!("echo: {last_user}");
-    let u = usage(tokens(&prompt), tokens(&answer));
+    let u = chat_usage(tokens(&prompt), system, tokens(&answer), model);
     Reply {
         status: 200,
         body: json!({
@@ -158,7 +179,11 @@ fn chat(body: &Value, model: &str, id: &str, created: i64) -> Reply {
             }],
             "usage": {
                 "prompt_tokens": u.input_tokens,
+                "prompt_tokens_details": { "cached_tokens": u.input_tokens_details.cached_tokens },
                 "completion_tokens": u.output_tokens,
+                "completion_tokens_details": {
+                    "reasoning_tokens": u.output_tokens_details.reasoning_tokens
+                },
                 "total_tokens": u.total_tokens
             },
             "system_fingerprint": "fp_sandbox"

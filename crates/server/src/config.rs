@@ -570,6 +570,18 @@ pub struct ServeArgs {
     #[arg(long, env = "BATCHBOARD_PRICE_TABLE")]
     pub price_table: Option<PathBuf>,
 
+    /// Monthly budgets per user and per team, in US dollars: a TOML file
+    /// with `[budgets.users]` and `[budgets.teams]`, re-read when it
+    /// changes; admins edit it on the Budgets page [default:
+    /// DATA_DIR/budgets.toml].
+    #[arg(long, env = "BATCHBOARD_BUDGETS_FILE")]
+    pub budgets_file: Option<PathBuf>,
+
+    /// The metadata key that names a batch's team (spend by team, team
+    /// budgets).
+    #[arg(long, env = "BATCHBOARD_TEAM_KEY", default_value = "team")]
+    pub team_key: String,
+
     /// Limit of one upstream API call (connect, send, whole answer), in
     /// milliseconds. Uploads get an hour; downloads fail after this long
     /// without a byte.

@@ -26,6 +26,9 @@ const RECHECK: Duration = Duration::from_secs(5);
 #[derive(Debug, Clone)]
 pub enum Change {
     Batch(Box<BatchEvent>),
+    /// A budget reached 80 % or 100 % of its month (this replica's
+    /// viewers; the webhook tells everyone).
+    Budget(Box<batchboard_core::spend::BudgetStatus>),
     /// Changes may have been missed (a stream fell behind, the relay
     /// reconnected): reload.
     Resync,
@@ -243,6 +246,10 @@ pub async fn stream(
         tokio_stream::wrappers::BroadcastStream::new(hub.changes.subscribe()).map(|c| match c {
             Ok(Change::Batch(b)) => Event::default()
                 .event("batch")
+                .json_data(&*b)
+                .unwrap_or_else(|_| Event::default().event("resync").data("")),
+            Ok(Change::Budget(b)) => Event::default()
+                .event("budget")
                 .json_data(&*b)
                 .unwrap_or_else(|_| Event::default().event("resync").data("")),
             // Fell behind the broadcast: tell the page to reload.

@@ -12,6 +12,7 @@
 
 pub mod access_tokens;
 pub mod auth;
+pub mod budgets;
 pub mod config;
 pub mod events;
 pub mod files;
@@ -444,6 +445,15 @@ async fn serve<V: IntoView + 'static>(args: ServeArgs, pages: Pages<V>) -> Resul
         }),
         polling: Arc::default(),
         prices: Arc::new(price_table(args.price_table.as_deref())?),
+        budgets: Arc::new(
+            budgets::Budgets::open(
+                args.budgets_file
+                    .clone()
+                    .unwrap_or_else(|| args.data_dir.join("budgets.toml")),
+            )
+            .map_err(|e| StartError::Config(format!("budgets file {e}")))?,
+        ),
+        team_key: Arc::from(args.team_key.as_str()),
         results: Arc::default(),
         metrics_allow: Arc::new(args.metrics_allow.clone()),
         uploads: Arc::new(tokio::sync::Semaphore::new(args.max_uploads as usize)),
@@ -506,14 +516,8 @@ fn price_table(path: Option<&Path>) -> Result<batchboard_core::prices::PriceTabl
     let Some(path) = path else {
         return Ok(Default::default());
     };
-    let fail = |e: String| StartError::Config(format!("--price-table {}: {e}", path.display()));
-    let text = std::fs::read_to_string(path).map_err(|e| fail(e.to_string()))?;
-    let mut table: batchboard_core::prices::PriceTable =
-        toml::from_str(&text).map_err(|e| fail(e.to_string()))?;
-    if table.source.is_empty() {
-        table.source = path.display().to_string();
-    }
-    Ok(table)
+    upstreams::read_prices(path)
+        .map_err(|e| StartError::Config(format!("--price-table {}: {e}", path.display())))
 }
 
 /// `batchboard example-file`: a made-up valid request file.

@@ -35,6 +35,8 @@ pub struct Upstream {
     pub offer: Offer,
     /// The `whsec_…` secret its webhooks are signed with, if it sends any.
     pub webhook_secret: Option<SecretString>,
+    /// Its own price table, if it has one.
+    pub prices: Option<Arc<batchboard_core::prices::PriceTable>>,
 }
 
 /// The offer of an upstream of `kind`: its configured `limits` over the
@@ -81,6 +83,7 @@ impl Upstream {
             sandbox,
             create_roles: vec![Role::Operator, Role::Admin],
             webhook_secret: None,
+            prices: None,
         }
     }
 
@@ -132,6 +135,7 @@ impl Upstream {
             create_roles: c.create_roles.clone(),
             offer: offer(c.kind, &c.limits, &c.deployments),
             webhook_secret: c.webhook_secret.clone(),
+            prices: c.prices.clone().map(Arc::new),
         })
     }
 
@@ -221,6 +225,15 @@ impl Upstreams {
     }
 
     /// The upstreams now.
+    /// The price table of the upstream `name` (stored name, `""` for the
+    /// first), when it has its own.
+    pub fn prices(&self, name: &str) -> Option<Arc<batchboard_core::prices::PriceTable>> {
+        self.all()
+            .iter()
+            .find(|u| u.name == name)
+            .and_then(|u| u.prices.clone())
+    }
+
     pub fn all(&self) -> Arc<Vec<Arc<Upstream>>> {
         match self.0.read() {
             Ok(list) => list.clone(),

@@ -21,6 +21,10 @@ pub struct AppState {
     pub polling: Arc<std::sync::atomic::AtomicUsize>,
     /// Batch prices for cost estimates.
     pub prices: Arc<batchboard_core::prices::PriceTable>,
+    /// Monthly budgets per user and team (`--budgets-file`).
+    pub budgets: Arc<crate::budgets::Budgets>,
+    /// The metadata key naming a batch's team (`--team-key`).
+    pub team_key: Arc<str>,
     /// Joined results of finished batches, recently read.
     pub results: Arc<crate::services::results::ResultsCache>,
     /// Who may read `/metrics`.
@@ -152,11 +156,45 @@ impl Webhook {
     }
 
     async fn send(&self, b: &batchboard_core::Batch) {
-        use secrecy::ExposeSecret;
         let body = match self.format {
             crate::config::WebhookFormat::Slack => self.message(b),
             crate::config::WebhookFormat::Json => self.event(b),
         };
+        self.post(body, &b.id).await
+    }
+
+    /// A budget that reached 80 % or 100 % of its month.
+    pub async fn send_budget(&self, s: &batchboard_core::spend::BudgetStatus) {
+        use batchboard_core::i18n::Key;
+        let level = s.level();
+        let body = match self.format {
+            crate::config::WebhookFormat::Slack => serde_json::json!({
+                "text": self.i18n.f(
+                    if level >= 100 { Key::WebhookBudgetSpent } else { Key::WebhookBudgetWarning },
+                    &[
+                        ("scope", &self.i18n.t(crate::services::spend::scope_key(s.scope))),
+                        ("name", &s.name),
+                        ("spent", &crate::services::spend::usd(s.spent_usd)),
+                        ("limit", &crate::services::spend::usd(s.limit_usd)),
+                        ("percent", &format!("{:.0}", s.percent())),
+                        ("month", &s.month),
+                    ],
+                ),
+                "budget": s,
+            }),
+            crate::config::WebhookFormat::Json => serde_json::json!({
+                "object": "event",
+                "id": format!("evt_{}", uuid::Uuid::new_v4().simple()),
+                "type": if level >= 100 { "budget.exceeded" } else { "budget.warning" },
+                "created_at": crate::store::now(),
+                "data": s,
+            }),
+        };
+        self.post(body, &format!("budget {}", s.name)).await
+    }
+
+    async fn post(&self, body: serde_json::Value, what: &str) {
+        use secrecy::ExposeSecret;
         let body = body.to_string();
         let mut req = self
             .http
@@ -183,8 +221,8 @@ impl Webhook {
             .await;
         match r {
             Ok(resp) if resp.status().is_success() => {}
-            Ok(resp) => tracing::warn!(status = %resp.status(), batch = %b.id, "webhook refused"),
-            Err(e) => tracing::warn!(error = %e.without_url(), batch = %b.id, "webhook failed"),
+            Ok(resp) => tracing::warn!(status = %resp.status(), about = %what, "webhook refused"),
+            Err(e) => tracing::warn!(error = %e.without_url(), about = %what, "webhook failed"),
         }
     }
 }

@@ -94,6 +94,8 @@ struct Entry {
     #[serde(default)]
     limits: Limits,
     create_roles: Option<Vec<Role>>,
+    /// Its own batch prices (a price table file like `--price-table`'s).
+    price_table: Option<PathBuf>,
 }
 
 /// One upstream, checked, with its key read.
@@ -115,6 +117,20 @@ pub struct UpstreamConfig {
     pub create_roles: Vec<Role>,
     /// Signs its webhooks (`POST /webhooks/{name}`), if it sends any.
     pub webhook_secret: Option<SecretString>,
+    /// Its own prices (`price_table`); `None`: the server's table.
+    pub prices: Option<batchboard_core::prices::PriceTable>,
+}
+
+/// Reads a price table file (TOML: `source`, `[models."…"]` with `input`,
+/// `cached_input`, `output`, `max_output`).
+pub fn read_prices(path: &Path) -> Result<batchboard_core::prices::PriceTable, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
+    let mut table: batchboard_core::prices::PriceTable =
+        toml::from_str(&text).map_err(|e| e.to_string())?;
+    if table.source.is_empty() {
+        table.source = path.display().to_string();
+    }
+    Ok(table)
 }
 
 /// Where the upstreams file is when `--upstreams-file` does not say.
@@ -255,7 +271,13 @@ pub fn parse(
                 ));
             }
         }
+        let prices = e
+            .price_table
+            .as_deref()
+            .map(|p| read_prices(p).map_err(|err| fail(format!("`price_table` {}: {err}", p.display()))))
+            .transpose()?;
         out.push(UpstreamConfig {
+            prices,
             name: e.name.clone(),
             kind,
             base_url,

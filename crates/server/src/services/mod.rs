@@ -8,4 +8,5 @@ pub mod jobs;
 pub mod messages;
 pub mod results;
 pub mod retry;
+pub mod spend;
 pub mod submit;

@@ -43,7 +43,7 @@ fn non_empty(v: &Option<String>) -> Option<&str> {
 
 /// A table query's filters, checked: what the `WHERE` clause says.
 #[derive(Debug, Default, PartialEq, Eq)]
-struct Filters {
+pub(super) struct Filters {
     statuses: Vec<String>,
     /// `(column, value)` pairs that must be equal.
     equal: Vec<(&'static str, String)>,
@@ -66,7 +66,7 @@ struct Filters {
 /// How a search of three characters or more runs on a backend (shorter
 /// ones, which no trigram index serves, are five `LIKE`s: a scan).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Search {
+pub(super) enum Search {
     /// SQLite: the FTS5 trigram table `batches_search`.
     Fts5,
     /// Postgres: the pg_trgm index on [`SEARCH_TEXT`].
@@ -93,7 +93,7 @@ const SEARCHED: [&str; 5] = [
 ];
 
 impl Filters {
-    fn parse(q: &BatchQuery) -> Result<Self, DbError> {
+    pub(super) fn parse(q: &BatchQuery) -> Result<Self, DbError> {
         let statuses = non_empty(&q.status)
             .map(|s| {
                 s.split(',')
@@ -152,7 +152,7 @@ impl Filters {
 
     /// Appends the `WHERE` clause (if any) to `qb`, each value bound; a
     /// search goes through the backend's trigram index (`Search`).
-    fn push<'args, DB>(&self, qb: &mut QueryBuilder<'args, DB>, search: Search)
+    pub(super) fn push<'args, DB>(&self, qb: &mut QueryBuilder<'args, DB>, search: Search)
     where
         DB: sqlx::Database,
         String: sqlx::Encode<'args, DB> + sqlx::Type<DB>,

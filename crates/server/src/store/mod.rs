@@ -12,6 +12,7 @@ pub mod progress;
 #[cfg(test)]
 mod query_tests;
 mod sessions;
+pub mod spend;
 mod throttle;
 pub mod tokens;
 mod upsert;

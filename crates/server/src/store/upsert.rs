@@ -16,7 +16,7 @@ use sqlx::QueryBuilder;
 use super::index::Upsert;
 use super::{now, on_db, Db, DbError};
 
-/// Batches per statement: 15 parameters each stays far below both
+/// Batches per statement: 20 parameters each stays far below both
 /// databases' limits on bound parameters.
 const GROUP: usize = 500;
 
@@ -122,7 +122,8 @@ impl Db {
                 let mut qb = QueryBuilder::new(
                     "INSERT INTO batches (id, status, terminal, endpoint, model, creator, created_at, \
                      input_file_id, output_file_id, error_file_id, input_file_name, data, seen_at, \
-                     changed_at, next_check_at, upstream) ",
+                     changed_at, next_check_at, upstream, usage_input, usage_cached, usage_output, \
+                     usage_reasoning) ",
                 );
                 qb.push_values(&write, |mut v, r| {
                     v.push_bind(r.b.id.as_str())
@@ -141,6 +142,12 @@ impl Db {
                         .push_bind(now)
                         .push_bind(r.next_check_at)
                         .push_bind(batchboard_core::dashboard::split_qualified(&r.b.id).0);
+                    let usage = r.b.usage.as_ref();
+                    let n = |f: fn(&batchboard_core::Usage) -> u64| usage.map(|u| f(u) as i64);
+                    v.push_bind(n(|u| u.input_tokens))
+                        .push_bind(n(|u| u.input_tokens_details.cached_tokens))
+                        .push_bind(n(|u| u.output_tokens))
+                        .push_bind(n(|u| u.output_tokens_details.reasoning_tokens));
                 });
                 qb.push(
                     " ON CONFLICT (id) DO UPDATE SET status = excluded.status, \
@@ -150,7 +157,9 @@ impl Db {
                      output_file_id = excluded.output_file_id, error_file_id = excluded.error_file_id, \
                      input_file_name = COALESCE(excluded.input_file_name, batches.input_file_name), \
                      data = excluded.data, seen_at = excluded.seen_at, \
-                     changed_at = excluded.changed_at, next_check_at = excluded.next_check_at",
+                     changed_at = excluded.changed_at, next_check_at = excluded.next_check_at, \
+                     usage_input = excluded.usage_input, usage_cached = excluded.usage_cached, \
+                     usage_output = excluded.usage_output, usage_reasoning = excluded.usage_reasoning",
                 );
                 qb.build().persistent(false).execute(&mut *tx).await?;
 

@@ -1,0 +1,469 @@
+//! Spend: what batches cost, summed by period and group for the spend page
+//! and its CSV, and the budgets that refuse a batch that could overspend.
+//! One implementation for the pages, the upload route, jobs and `/v1`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use batchboard_core::dashboard::{display_upstream, BatchQuery};
+use batchboard_core::error::ApiError;
+use batchboard_core::i18n::{Key, Msg};
+use batchboard_core::prices::PriceTable;
+use batchboard_core::spend::{
+    BatchCost, BudgetStatus, Estimate, Priced, Scope, SpendGroup, SpendQuery, SpendReport,
+};
+use batchboard_core::validate::Report;
+use batchboard_core::Metadata;
+use time::{Date, Duration, OffsetDateTime};
+
+use crate::http::HttpError;
+use crate::state::AppState;
+use crate::store::spend::SpendRow;
+
+/// Periods a report may have at most (a day chart of 13 months).
+const MAX_PERIODS: usize = 400;
+
+/// `$1,234.57`.
+pub fn usd(v: f64) -> String {
+    let cents = (v * 100.0).round() as i64;
+    let (whole, frac) = (cents / 100, (cents % 100).abs());
+    let digits = whole.abs().to_string();
+    let mut grouped = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            grouped.push(',');
+        }
+        grouped.push(c);
+    }
+    let sign = if whole < 0 || (whole == 0 && cents < 0) { "-" } else { "" };
+    format!("{sign}${grouped}.{frac:02}")
+}
+
+pub fn scope_key(scope: Scope) -> Key {
+    match scope {
+        Scope::User => Key::SpendScopeUser,
+        Scope::Team => Key::SpendScopeTeam,
+    }
+}
+
+fn today() -> Date {
+    OffsetDateTime::now_utc().date()
+}
+
+/// This month, as `YYYY-MM`, and its first day.
+pub fn this_month() -> (String, Date) {
+    let first = today().replace_day(1).unwrap_or(today());
+    (month_label(first), first)
+}
+
+fn month_label(d: Date) -> String {
+    format!("{:04}-{:02}", d.year(), u8::from(d.month()))
+}
+
+fn day_label(d: Date) -> String {
+    format!("{:04}-{:02}-{:02}", d.year(), u8::from(d.month()), d.day())
+}
+
+fn label(d: Date, period: &str) -> String {
+    match period {
+        "day" => day_label(d),
+        "week" => {
+            let (y, w, _) = d.to_iso_week_date();
+            format!("{y:04}-W{w:02}")
+        }
+        _ => month_label(d),
+    }
+}
+
+fn parse_day(s: &str, field: &str) -> Result<Date, HttpError> {
+    let fmt = time::macros::format_description!("[year]-[month]-[day]");
+    Date::parse(s.trim(), &fmt).map_err(|_| {
+        HttpError::invalid(
+            Msg::new(Key::QueryNotADate)
+                .arg("field", field)
+                .arg("value", s),
+        )
+    })
+}
+
+/// The report's first and last day: as asked, or by default the last 30
+/// days, 12 weeks or 6 months.
+fn range(q: &SpendQuery) -> Result<(Date, Date), HttpError> {
+    let non_empty = |v: &Option<String>| v.clone().filter(|s| !s.trim().is_empty());
+    let to = match non_empty(&q.to) {
+        Some(s) => parse_day(&s, "to")?,
+        None => today(),
+    };
+    let from = match non_empty(&q.from) {
+        Some(s) => parse_day(&s, "from")?,
+        None => match q.period() {
+            "day" => to - Duration::days(29),
+            "week" => to - Duration::weeks(11),
+            _ => {
+                let mut d = to.replace_day(1).unwrap_or(to);
+                for _ in 0..5 {
+                    d = (d - Duration::days(1)).replace_day(1).unwrap_or(d);
+                }
+                d
+            }
+        },
+    };
+    if from > to {
+        return Err(HttpError::invalid(
+            Msg::new(Key::SpendFromAfterTo)
+                .arg("from", day_label(from))
+                .arg("to", day_label(to)),
+        ));
+    }
+    Ok((from, to))
+}
+
+/// The price table for batches of `upstream`: its own, or the server's.
+pub fn prices(state: &AppState, upstream: &str) -> Arc<PriceTable> {
+    state
+        .upstreams
+        .prices(upstream)
+        .unwrap_or_else(|| state.prices.clone())
+}
+
+/// Price tables by upstream, looked up once per upstream of a report.
+struct Tables<'a> {
+    state: &'a AppState,
+    seen: HashMap<String, Arc<PriceTable>>,
+}
+
+impl Tables<'_> {
+    fn cost(&mut self, r: &SpendRow) -> Option<BatchCost> {
+        let table = self
+            .seen
+            .entry(r.upstream.clone())
+            .or_insert_with(|| prices(self.state, &r.upstream));
+        cost(table, r)
+    }
+}
+
+fn cost(table: &PriceTable, r: &SpendRow) -> Option<BatchCost> {
+    let (completed, total) = if r.usage_input.is_none() {
+        r.counts()
+    } else {
+        (0, 0)
+    };
+    let estimate = r.estimate();
+    table.batch_cost(&Priced {
+        model: r.model.as_deref(),
+        usage: r.usage(),
+        estimate: estimate.as_ref(),
+        completed,
+        total,
+        ended: r.terminal != 0,
+    })
+}
+
+/// The spend page's figures for `q`.
+pub async fn report(state: &AppState, q: &SpendQuery) -> Result<SpendReport, HttpError> {
+    let (from, to) = range(q)?;
+    let period = q.period();
+    let mut periods: Vec<String> = Vec::new();
+    let mut d = from;
+    while d <= to {
+        let l = label(d, period);
+        if periods.last() != Some(&l) {
+            if periods.len() == MAX_PERIODS {
+                return Err(HttpError::invalid(
+                    Msg::new(Key::SpendTooManyPeriods).arg("max", MAX_PERIODS),
+                ));
+            }
+            periods.push(l);
+        }
+        d += Duration::days(1);
+    }
+    let index: HashMap<&str, usize> = periods
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (p.as_str(), i))
+        .collect();
+    let team = q.team.clone().filter(|t| !t.trim().is_empty());
+    let filters = BatchQuery {
+        upstream: q.upstream.clone(),
+        model: q.model.clone(),
+        endpoint: q.endpoint.clone(),
+        creator: q.creator.clone(),
+        meta_key: team.as_ref().map(|_| state.team_key.to_string()),
+        meta_value: team,
+        from: Some(day_label(from)),
+        to: Some(day_label(to)),
+        ..BatchQuery::default()
+    };
+    let rows = state.db.spend_rows(&filters, &state.team_key).await?;
+    let mut out = SpendReport {
+        team_key: state.team_key.to_string(),
+        ..SpendReport::default()
+    };
+    let mut groups: HashMap<String, SpendGroup> = HashMap::new();
+    let mut tables = Tables {
+        state,
+        seen: HashMap::new(),
+    };
+    for r in &rows {
+        out.batches += 1;
+        let Some(c) = tables.cost(r) else {
+            out.unpriced += 1;
+            continue;
+        };
+        let name = match q.group() {
+            "team" => r.team.clone(),
+            "upstream" => Some(display_upstream(&r.upstream).to_string()),
+            "model" => r.model.clone().or_else(|| r.est_model.clone()),
+            "endpoint" => Some(r.endpoint.clone()),
+            _ => r.creator.clone(),
+        }
+        .unwrap_or_default();
+        let g = groups.entry(name.clone()).or_insert_with(|| SpendGroup {
+            name,
+            by_period: vec![0.0; periods.len()],
+            ..SpendGroup::default()
+        });
+        let at = OffsetDateTime::from_unix_timestamp(r.created_at)
+            .map(|t| label(t.date(), period))
+            .ok();
+        if let Some(i) = at.as_deref().and_then(|l| index.get(l)) {
+            g.by_period[*i] += c.usd;
+        }
+        g.usd += c.usd;
+        g.batches += 1;
+        if let Some(t) = c.tokens {
+            g.tokens += t;
+        }
+        if c.basis == batchboard_core::spend::Basis::Estimated {
+            g.estimated_usd += c.usd;
+            out.estimated_usd += c.usd;
+        }
+        out.usd += c.usd;
+    }
+    let mut groups: Vec<SpendGroup> = groups.into_values().collect();
+    groups.sort_by(|a, b| b.usd.total_cmp(&a.usd).then_with(|| a.name.cmp(&b.name)));
+    out.groups = groups;
+    out.periods = periods;
+    out.budgets = budgets(state).await?;
+    Ok(out)
+}
+
+/// This month's spend of a user's or a team's batches: finished ones at
+/// their cost, running ones at their upper bound (what they may still
+/// come to).
+async fn month_spent(state: &AppState, scope: Scope, name: &str) -> Result<f64, HttpError> {
+    let (_, first) = this_month();
+    let mut q = BatchQuery {
+        from: Some(day_label(first)),
+        ..BatchQuery::default()
+    };
+    match scope {
+        Scope::User => q.creator = Some(name.to_string()),
+        Scope::Team => {
+            q.meta_key = Some(state.team_key.to_string());
+            q.meta_value = Some(name.to_string());
+        }
+    }
+    let rows = state.db.spend_rows(&q, &state.team_key).await?;
+    let mut tables = Tables {
+        state,
+        seen: HashMap::new(),
+    };
+    Ok(rows
+        .iter()
+        .filter_map(|r| tables.cost(r))
+        .map(|c| c.upper_usd.unwrap_or(c.usd))
+        .sum())
+}
+
+/// Every budget with this month's spend.
+pub async fn budgets(state: &AppState) -> Result<Vec<BudgetStatus>, HttpError> {
+    let limits = state.budgets.current();
+    let (month, _) = this_month();
+    let mut out = Vec::new();
+    for (scope, name, limit) in limits.all() {
+        out.push(BudgetStatus {
+            scope,
+            name: name.to_string(),
+            limit_usd: limit,
+            spent_usd: month_spent(state, scope, name).await?,
+            month: month.clone(),
+        });
+    }
+    Ok(out)
+}
+
+/// The budgets a new batch of `user` with `metadata` counts against.
+fn scopes(state: &AppState, user: &str, metadata: Option<&Metadata>) -> Vec<(Scope, String)> {
+    let mut s = vec![(Scope::User, user.to_string())];
+    if let Some(team) = metadata.and_then(|m| m.get(state.team_key.as_ref())) {
+        s.push((Scope::Team, team.clone()));
+    }
+    s
+}
+
+/// The most a checked file can cost on `upstream`; `None` when its model
+/// has no price or its tokens are not estimated.
+pub fn max_cost(state: &AppState, upstream: &str, report: &Report) -> Option<(Estimate, f64)> {
+    let table = prices(state, upstream);
+    let e = Estimate::of(report, &table)?;
+    let (_, price) = table.lookup(e.model.as_deref()?)?;
+    let max = e.max_usd(&price);
+    Some((e, max))
+}
+
+/// Refuses a batch (or job) that could cost `max_usd` when that would pass
+/// the user's or the team's budget for this month, with the numbers.
+/// `overridden`: an admin chose to go over; allowed, and said so in the
+/// audit by the caller.
+pub async fn check_budget(
+    state: &AppState,
+    user: &str,
+    metadata: Option<&Metadata>,
+    max_usd: f64,
+    overridden: bool,
+) -> Result<(), HttpError> {
+    let limits = state.budgets.current();
+    let (month, _) = this_month();
+    for (scope, name) in scopes(state, user, metadata) {
+        let Some(limit) = limits.get(scope, &name) else {
+            continue;
+        };
+        let spent = month_spent(state, scope, &name).await?;
+        if spent + max_usd > limit && !overridden {
+            return Err(ApiError::Forbidden(
+                Msg::new(Key::SpendOverBudget)
+                    .arg("max", usd(max_usd))
+                    .arg_text("scope", scope_key(scope))
+                    .arg("name", &name)
+                    .arg("left", usd((limit - spent).max(0.0)))
+                    .arg("limit", usd(limit))
+                    .arg("month", &month),
+            )
+            .into());
+        }
+    }
+    Ok(())
+}
+
+/// After a batch was created or ended: a budget of its user or team that
+/// has now reached 80 % or 100 % of its month is announced once (webhook,
+/// and every open page through the event stream).
+pub async fn alert(state: &AppState, user: Option<&str>, metadata: Option<&Metadata>) {
+    let limits = state.budgets.current();
+    let (month, _) = this_month();
+    let Some(user) = user else { return };
+    for (scope, name) in scopes(state, user, metadata) {
+        let Some(limit) = limits.get(scope, &name) else {
+            continue;
+        };
+        let spent = match month_spent(state, scope, &name).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read a budget's spend");
+                continue;
+            }
+        };
+        let status = BudgetStatus {
+            scope,
+            name: name.clone(),
+            limit_usd: limit,
+            spent_usd: spent,
+            month: month.clone(),
+        };
+        let level = status.level();
+        if level == 0 {
+            continue;
+        }
+        match state
+            .db
+            .note_budget_alert(scope.as_str(), &name, &month, level)
+            .await
+        {
+            Ok(true) => {
+                tracing::info!(scope = scope.as_str(), name = %name, level, "budget warning");
+                if let Some(hook) = &state.webhook {
+                    hook.send_budget(&status).await;
+                }
+                state.hub.send(crate::events::Change::Budget(Box::new(status)));
+            }
+            Ok(false) => {}
+            Err(e) => tracing::warn!(error = %e, "cannot note a budget warning"),
+        }
+    }
+}
+
+/// One batch's cost (its page).
+pub async fn batch_cost(
+    state: &AppState,
+    b: &batchboard_core::Batch,
+) -> Result<Option<BatchCost>, HttpError> {
+    let estimate = state.db.get_estimate(&b.id).await?;
+    let upstream = batchboard_core::dashboard::split_qualified(&b.id).0;
+    Ok(prices(state, upstream).batch_cost(&Priced {
+        model: b.model.as_deref(),
+        usage: b.usage.as_ref().map(Into::into),
+        estimate: estimate.as_ref(),
+        completed: b.request_counts.completed,
+        total: b.request_counts.total,
+        ended: b.status.is_terminal(),
+    }))
+}
+
+/// `GET /api/spend.csv?…` (the spend page's query): one row per group with
+/// its tokens, its total and its spend per period.
+pub async fn csv(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    _actor: crate::http::actor::Actor<crate::http::actor::Viewer>,
+    axum::extract::Query(q): axum::extract::Query<SpendQuery>,
+) -> Result<axum::response::Response, HttpError> {
+    use axum::http::header;
+    use axum::response::IntoResponse;
+    let r = report(&state, &q).await?;
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let mut head: Vec<String> = [
+        q.group(),
+        "batches",
+        "input_tokens",
+        "cached_tokens",
+        "output_tokens",
+        "reasoning_tokens",
+        "estimated_usd",
+        "usd",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    head.extend(r.periods.iter().cloned());
+    let fail = |e: csv::Error| HttpError::from(ApiError::Internal(e.to_string()));
+    w.write_record(&head).map_err(fail)?;
+    for g in &r.groups {
+        let mut row = vec![
+            g.name.clone(),
+            g.batches.to_string(),
+            g.tokens.input.to_string(),
+            g.tokens.cached.to_string(),
+            g.tokens.output.to_string(),
+            g.tokens.reasoning.to_string(),
+            format!("{:.6}", g.estimated_usd),
+            format!("{:.6}", g.usd),
+        ];
+        row.extend(g.by_period.iter().map(|v| format!("{v:.6}")));
+        w.write_record(&row).map_err(fail)?;
+    }
+    let body = w
+        .into_inner()
+        .map_err(|e| HttpError::from(ApiError::Internal(e.to_string())))?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+            (
+                header::CONTENT_DISPOSITION,
+                "attachment; filename=\"spend.csv\"",
+            ),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        body,
+    )
+        .into_response())
+}
