@@ -24,6 +24,8 @@ fn action_label(action: &str) -> String {
         "delete" => Key::AuditActionDelete,
         "api_read" => Key::AuditActionApiRead,
         "create_token" => Key::AuditActionCreateToken,
+        "set_budget" => Key::AuditActionSetBudget,
+        "budget_override" => Key::AuditActionBudgetOverride,
         "revoke_token" => Key::AuditActionRevokeToken,
         other => return other.to_string(),
     };

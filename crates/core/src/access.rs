@@ -109,6 +109,8 @@ pub const AUDIT_ACTIONS: &[&str] = &[
     "api_read",
     "create_token",
     "revoke_token",
+    "set_budget",
+    "budget_override",
 ];
 
 /// A signed-in session, as an admin sees it (never its id: `handle` names

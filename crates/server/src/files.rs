@@ -15,6 +15,7 @@ use crate::http::HttpError;
 use crate::providers::Upstream;
 use crate::services::intake::Intake;
 use crate::services::messages::Spool;
+use crate::services::spend;
 use crate::services::submit::{create_from, estimate_tokens, stamp_creator};
 use batchboard_core::dashboard::check_id;
 use batchboard_core::error::{ApiError, ErrorBody};
@@ -295,6 +296,7 @@ async fn create_batch(
     let mut chosen: Option<String> = None;
     let mut announced: Option<u64> = None;
     let mut max_tokens: Option<u64> = None;
+    let mut over_budget = false;
     let mut upload: Option<(Received, String, std::sync::Arc<Upstream>)> = None;
     while let Some(mut field) = form.next_field().await.map_err(bad_form)? {
         match field.name().unwrap_or_default() {
@@ -310,6 +312,11 @@ async fn create_batch(
             }
             "output_expires_after" => {
                 expiry = Some(small_text(&mut field).await.map_err(bad_form)??)
+            }
+            // An admin goes over a budget for this batch (audited).
+            "override_budget" => {
+                let text = small_text(&mut field).await.map_err(bad_form)??;
+                over_budget = matches!(text.trim(), "1" | "on" | "true");
             }
             // The file's size, when the client says it before the file
             // (the page does): then the file streams through to the
@@ -376,6 +383,17 @@ async fn create_batch(
         ));
     }
     let report = std::mem::take(&mut checked.report);
+    // The budget, before the upload is completed: a refusal leaves
+    // nothing upstream.
+    let budget = spend::Guard::check(
+        &state,
+        (&actor.user.name, actor.user.role),
+        &target.name,
+        &report,
+        new.metadata.as_ref(),
+        over_budget,
+    )
+    .await?;
     let file = checked.upload(&target.client, &filename).await?;
     let batch = create_from(
         &state,
@@ -392,6 +410,11 @@ async fn create_batch(
     )
     .await?;
     created(&actor, &batch, filename, &report).await;
+    if let Some(detail) = budget.created(&state, &batch.id).await {
+        actor
+            .audit("budget_override", Some(&batch.id), Some(detail))
+            .await;
+    }
     Ok(batch)
 }
 

@@ -322,6 +322,15 @@ impl AppState {
                 let (hook, b) = (hook.clone(), b.clone());
                 tokio::spawn(async move { hook.send(&b).await });
             }
+            // Its final cost may take a budget over a warning level.
+            if finished {
+                let (state, b) = (self.clone(), b.clone());
+                tokio::spawn(async move {
+                    let user = b.metadata.as_ref().and_then(|m| m.get(batchboard_core::CREATED_BY));
+                    crate::services::spend::alert(&state, user.map(String::as_str), b.metadata.as_ref())
+                        .await
+                });
+            }
         }
         outcomes.into_iter().map(Some).collect()
     }

@@ -17,6 +17,10 @@ UPDATE batches SET
     usage_reasoning = (data::jsonb #>> '{usage,output_tokens_details,reasoning_tokens}')::bigint
 WHERE data::jsonb -> 'usage' IS NOT NULL AND data::jsonb -> 'usage' <> 'null'::jsonb;
 
+-- A file uploaded through /v1: its estimate (JSON), for the budget check
+-- of the batch made from it.
+ALTER TABLE token_files ADD COLUMN estimate TEXT;
+
 -- Budget warnings sent (80 and 100 % of a month's budget), once each.
 CREATE TABLE budget_alerts (
     scope TEXT   NOT NULL,

@@ -66,6 +66,16 @@ pub async fn create(
     }
     crate::services::submit::stamp_creator(&mut new.metadata, &user.name)
         .map_err(|m| GatewayError(ApiError::Invalid(m)))?;
+    let estimate = state.db.token_file_estimate(&req.input_file_id).await?;
+    let budget = crate::services::spend::Guard::check_estimate(
+        &state,
+        (&user.name, user.role),
+        &upstream.name,
+        estimate,
+        new.metadata.as_ref(),
+        false,
+    )
+    .await?;
     let create = CreateBatch {
         input_file_id: own.to_owned(),
         endpoint: new.endpoint,
@@ -77,6 +87,7 @@ pub async fn create(
     };
     let batch = upstream.qualify_batch(upstream.client.create_batch(&create).await?);
     state.index(&batch).await;
+    budget.created(&state, &batch.id).await;
     audit(&state, &user, ip.as_deref(), "create", &batch.id, None).await;
     Ok(to_json(&batch))
 }

@@ -63,11 +63,21 @@ pub async fn upload(
     if !checked.report.is_ok() {
         return Err(crate::http::HttpError::file(checked.report).into());
     }
+    let mut checked = checked;
     let requests = checked.report.requests;
+    let report =
+        crate::services::submit::estimate_tokens(std::mem::take(&mut checked.report)).await;
+    let estimate = batchboard_core::spend::Estimate::of(
+        &report,
+        &crate::services::spend::prices(&state, &target.name),
+    );
     let mut file = checked.upload(&target.client, &filename).await?;
     file.id = target.qualify(&file.id);
     let data = serde_json::to_string(&file).unwrap_or_default();
-    state.db.add_token_file(&file.id, &user.name, &data).await?;
+    state
+        .db
+        .add_token_file(&file.id, &user.name, &data, estimate.as_ref())
+        .await?;
     let detail = Msg::new(Key::AuditDetailCreated)
         .arg("file", &filename)
         .arg("n", requests)

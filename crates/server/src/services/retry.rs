@@ -89,6 +89,16 @@ pub async fn retry_failed(
         )
         .into());
     }
+    let report = super::submit::estimate_tokens(report).await;
+    let budget = super::spend::Guard::check(
+        st,
+        (creator, role),
+        &upstream.name,
+        &report,
+        metadata.as_ref(),
+        false,
+    )
+    .await?;
     let batch = submit(
         st,
         &upstream,
@@ -103,5 +113,6 @@ pub async fn retry_failed(
         },
     )
     .await?;
+    budget.created(st, &batch.id).await;
     Ok((batch, n))
 }

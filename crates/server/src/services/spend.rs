@@ -302,35 +302,98 @@ fn scopes(state: &AppState, user: &str, metadata: Option<&Metadata>) -> Vec<(Sco
     s
 }
 
-/// The most a checked file can cost on `upstream`; `None` when its model
-/// has no price or its tokens are not estimated.
-pub fn max_cost(state: &AppState, upstream: &str, report: &Report) -> Option<(Estimate, f64)> {
-    let table = prices(state, upstream);
-    let e = Estimate::of(report, &table)?;
-    let (_, price) = table.lookup(e.model.as_deref()?)?;
-    let max = e.max_usd(&price);
-    Some((e, max))
+/// A new batch's (or job's) budget check, and what follows its creation.
+pub struct Guard {
+    estimate: Option<Estimate>,
+    max_usd: f64,
+    /// An admin went over a budget with it.
+    went_over: bool,
+    user: String,
+    metadata: Option<Metadata>,
+}
+
+impl Guard {
+    /// Refuses a checked file of `user` for `upstream` whose most it could
+    /// cost would pass the user's or the team's budget for this month,
+    /// with the numbers. `over`: the caller asked to go over; only an
+    /// admin may (anyone else's ask is ignored).
+    pub async fn check(
+        state: &AppState,
+        (user, role): (&str, batchboard_core::access::Role),
+        upstream: &str,
+        report: &Report,
+        metadata: Option<&Metadata>,
+        over: bool,
+    ) -> Result<Self, HttpError> {
+        let estimate = Estimate::of(report, &prices(state, upstream));
+        Self::check_estimate(state, (user, role), upstream, estimate, metadata, over).await
+    }
+
+    /// [`Guard::check`] with the estimate already made (`/v1`: made when
+    /// the file was uploaded).
+    pub async fn check_estimate(
+        state: &AppState,
+        (user, role): (&str, batchboard_core::access::Role),
+        upstream: &str,
+        estimate: Option<Estimate>,
+        metadata: Option<&Metadata>,
+        over: bool,
+    ) -> Result<Self, HttpError> {
+        let over = over && role == batchboard_core::access::Role::Admin;
+        let table = prices(state, upstream);
+        let max_usd = estimate
+            .as_ref()
+            .and_then(|e| Some(e.max_usd(&table.lookup(e.model.as_deref()?)?.1)))
+            .unwrap_or(0.0);
+        let went_over = check_budget(state, user, metadata, max_usd, over).await?;
+        Ok(Self {
+            estimate,
+            max_usd,
+            went_over,
+            user: user.to_owned(),
+            metadata: metadata.cloned(),
+        })
+    }
+
+    /// The batch was created: its estimate is kept, budgets that reached a
+    /// warning level are announced. Returns the audit detail of an admin's
+    /// override, if it was one.
+    pub async fn created(self, state: &AppState, batch_id: &str) -> Option<Msg> {
+        if let Some(e) = &self.estimate {
+            if let Err(err) = state.db.set_estimate(batch_id, e).await {
+                tracing::warn!(error = %err, "cannot keep the batch's estimate");
+            }
+        }
+        let state = state.clone();
+        let (user, metadata) = (self.user, self.metadata);
+        tokio::spawn(async move { alert(&state, Some(&user), metadata.as_ref()).await });
+        self.went_over
+            .then(|| Msg::new(Key::AuditDetailBudgetOverride).arg("max", usd(self.max_usd)))
+    }
 }
 
 /// Refuses a batch (or job) that could cost `max_usd` when that would pass
 /// the user's or the team's budget for this month, with the numbers.
-/// `overridden`: an admin chose to go over; allowed, and said so in the
-/// audit by the caller.
-pub async fn check_budget(
+/// `overridden`: an admin chose to go over; allowed. Says whether it did
+/// go over a budget.
+async fn check_budget(
     state: &AppState,
     user: &str,
     metadata: Option<&Metadata>,
     max_usd: f64,
     overridden: bool,
-) -> Result<(), HttpError> {
+) -> Result<bool, HttpError> {
     let limits = state.budgets.current();
     let (month, _) = this_month();
+    let mut went_over = false;
     for (scope, name) in scopes(state, user, metadata) {
         let Some(limit) = limits.get(scope, &name) else {
             continue;
         };
         let spent = month_spent(state, scope, &name).await?;
-        if spent + max_usd > limit && !overridden {
+        if spent + max_usd > limit && overridden {
+            went_over = true;
+        } else if spent + max_usd > limit {
             return Err(ApiError::Forbidden(
                 Msg::new(Key::SpendOverBudget)
                     .arg("max", usd(max_usd))
@@ -343,7 +406,7 @@ pub async fn check_budget(
             .into());
         }
     }
-    Ok(())
+    Ok(went_over)
 }
 
 /// After a batch was created or ended: a budget of its user or team that

@@ -110,16 +110,19 @@ impl Db {
         file_id: &str,
         user: &str,
         data: &str,
+        estimate: Option<&batchboard_core::spend::Estimate>,
     ) -> Result<(), DbError> {
+        let estimate = estimate.and_then(|e| serde_json::to_string(e).ok());
         on_db!(self, p => {
             sqlx::query(
-                "INSERT INTO token_files (file_id, user_name, data, created_at) VALUES ($1, $2, $3, $4) \
-                 ON CONFLICT (file_id) DO NOTHING",
+                "INSERT INTO token_files (file_id, user_name, data, created_at, estimate) \
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (file_id) DO NOTHING",
             )
             .bind(file_id)
             .bind(user)
             .bind(data)
             .bind(super::now())
+            .bind(estimate)
             .execute(p)
             .await?;
         });
@@ -135,6 +138,22 @@ impl Db {
                 .await?
         });
         Ok(row.map(|r| r.0))
+    }
+
+    /// The estimate kept for a file uploaded through `/v1`.
+    pub async fn token_file_estimate(
+        &self,
+        file_id: &str,
+    ) -> Result<Option<batchboard_core::spend::Estimate>, DbError> {
+        let row: Option<(Option<String>,)> = on_db!(self, p => {
+            sqlx::query_as("SELECT estimate FROM token_files WHERE file_id = $1")
+                .bind(file_id)
+                .fetch_optional(p)
+                .await?
+        });
+        Ok(row
+            .and_then(|r| r.0)
+            .and_then(|e| serde_json::from_str(&e).ok()))
     }
 
     /// The file objects `user` uploaded, newest first.

@@ -38,6 +38,7 @@ pub async fn create(
     };
     let (mut endpoint, mut window, mut metadata, mut chosen) = (None, None, None, None);
     let mut attempts = None;
+    let mut over_budget = false;
     let mut received: Option<(Received, String, std::sync::Arc<Upstream>)> = None;
     while let Some(mut field) = form.next_field().await.map_err(bad_form)? {
         match field.name().unwrap_or_default() {
@@ -46,6 +47,10 @@ pub async fn create(
             "metadata" => metadata = Some(small_text(&mut field).await.map_err(bad_form)??),
             "upstream" => chosen = Some(small_text(&mut field).await.map_err(bad_form)??),
             "max_attempts" => attempts = Some(small_text(&mut field).await.map_err(bad_form)??),
+            "override_budget" => {
+                let text = small_text(&mut field).await.map_err(bad_form)??;
+                over_budget = matches!(text.trim(), "1" | "on" | "true");
+            }
             "file" if received.is_none() => {
                 let filename = field
                     .file_name()
@@ -134,6 +139,16 @@ pub async fn create(
         )
     })?;
     drop(spool);
+    // The whole job's most against the budgets, before any part is up.
+    let budget = crate::services::spend::Guard::check(
+        &state,
+        (&actor.user.name, actor.user.role),
+        &target.name,
+        &report,
+        new.metadata.as_ref(),
+        over_budget,
+    )
+    .await?;
     let id = format!("job_{}", uuid::Uuid::new_v4().simple());
     let uploaded = upload_parts(&target, &id, &filename, &parts).await?;
     let job = JobRow {
@@ -180,6 +195,9 @@ pub async fn create(
         .arg("requests", report.requests)
         .arg("file", &filename);
     actor.audit("create", Some(&id), Some(detail)).await;
+    if let Some(detail) = budget.created(&state, &id).await {
+        actor.audit("budget_override", Some(&id), Some(detail)).await;
+    }
     Ok(Json(super::view(&job, &rows)))
 }
 
