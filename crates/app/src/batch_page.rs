@@ -13,6 +13,7 @@ use crate::api::results_fns::RetryFailed;
 use crate::api::{batch_progress, get_batch, CancelBatch};
 use crate::i18n::{t, tf, Key};
 use batchboard_core::progress::ProgressPoint;
+use batchboard_core::spend::BatchCost;
 use batchboard_core::Batch;
 
 #[component]
@@ -55,6 +56,11 @@ pub fn BatchPage() -> impl IntoView {
     // resource made inside the details would not be the one the server
     // rendered, and the page would not hydrate).
     let upstreams = Resource::new(|| (), |_| crate::api::list_upstreams());
+    // What it cost (or may come to), read again when it changes.
+    let cost = Resource::new(
+        move || (id.get(), changed.get()),
+        |(id, _)| crate::api::spend_fns::get_batch_cost(id),
+    );
 
     view! {
         <Title text=move || tf(Key::BatchTitle, &[("id", &id.get())]) />
@@ -63,7 +69,7 @@ pub fn BatchPage() -> impl IntoView {
             {move || {
                 batch.get()
                     .map(|r| match r {
-                        Ok(b) => view! { <Detail batch=b cancel retry results progress upstreams /> }.into_any(),
+                        Ok(b) => view! { <Detail batch=b cancel retry results progress upstreams cost /> }.into_any(),
                         Err(e) => {
                             view! {
                                 <section class="error-state" data-testid="batch-error">
@@ -87,7 +93,13 @@ fn Detail(
     results: super::results_view::ResultsState,
     progress: Resource<Result<Vec<ProgressPoint>, crate::api::AppError>>,
     upstreams: Resource<Result<Vec<crate::api::UpstreamView>, crate::api::AppError>>,
+    cost: Resource<Result<Option<BatchCost>, crate::api::AppError>>,
 ) -> impl IntoView {
+    let cost = move || {
+        cost.get()
+            .and_then(|r| r.ok())
+            .map(|c| view! { <Cost cost=c /> })
+    };
     let id = batch.id.clone();
     let finished = batch.status.is_terminal();
     let chart = move || {
@@ -279,8 +291,47 @@ fn Detail(
             <h2>{t(Key::BatchTimeline)}</h2>
             <ul class="timeline" data-testid="timeline">{timeline}{expires}</ul>
         </section>
+        {cost}
         {usage}
         {metadata}
+    }
+}
+
+/// The batch's cost: from its usage or estimated, and while it runs, the
+/// most it can come to.
+#[component]
+fn Cost(cost: Option<BatchCost>) -> impl IntoView {
+    use batchboard_core::spend::Basis;
+    let text = match &cost {
+        None => t(Key::BatchCostNone).to_string(),
+        Some(c) => {
+            let args: &[(&str, &dyn std::fmt::Display)] =
+                &[("usd", &format::usd(c.usd)), ("model", &c.priced_as)];
+            match c.basis {
+                Basis::Usage => tf(Key::BatchCostUsage, args),
+                Basis::Estimated => tf(Key::BatchCostEstimated, args),
+            }
+        }
+    };
+    let upper = cost
+        .as_ref()
+        .and_then(|c| c.upper_usd)
+        .map(|u| view! { <p class="muted" data-testid="batch-cost-upper">{tf(Key::BatchCostUpper, &[("usd", &format::usd(u))])}</p> });
+    let (usd, basis) = cost.as_ref().map_or((String::new(), "none"), |c| {
+        (
+            format!("{:.6}", c.usd),
+            match c.basis {
+                Basis::Usage => "usage",
+                Basis::Estimated => "estimated",
+            },
+        )
+    });
+    view! {
+        <section class="panel">
+            <h2>{t(Key::BatchCost)}</h2>
+            <p data-testid="batch-cost" data-usd=usd data-basis=basis>{text}</p>
+            {upper}
+        </section>
     }
 }
 

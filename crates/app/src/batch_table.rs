@@ -7,7 +7,7 @@ use leptos_meta::Title;
 use leptos_router::components::A;
 use leptos_router::hooks::use_query_map;
 
-use super::components::{Progress, StatusBadge, Time};
+use super::components::{filter_select, filter_text, Progress, StatusBadge, Time};
 use super::format;
 use super::live::use_live;
 use crate::api::auth::Role;
@@ -15,6 +15,7 @@ use crate::api::{
     batch_facets, list_batches, BatchPage, BatchQuery, Facets, WatcherStatus, PAGE_SIZES,
 };
 use crate::i18n::{t, tf, Key};
+use batchboard_core::prices::PriceTables;
 use batchboard_core::{Batch, CREATED_BY};
 
 /// `text` (a translation with `{name}` left unfilled) split around
@@ -64,6 +65,8 @@ pub fn BatchesPage() -> impl IntoView {
         |(q, _)| list_batches(q),
     );
     let facets = Resource::new(move || live.version.get() / 10, |_| batch_facets());
+    // For each row's cost (by its upstream's prices).
+    let prices = Resource::new(|| (), |_| crate::api::checks::pricing());
     let shown: StoredValue<Vec<RwSignal<Batch>>> = StoredValue::new(Vec::new());
     Effect::watch(
         move || live.last.get(),
@@ -102,7 +105,7 @@ pub fn BatchesPage() -> impl IntoView {
             {move || {
                 page.get()
                     .map(|r| match r {
-                        Ok(p) => view! { <Table page=p query=query.get() shown /> }.into_any(),
+                        Ok(p) => view! { <Table page=p query=query.get() shown prices=prices.get().and_then(|p| p.ok()) /> }.into_any(),
                         Err(e) => {
                             view! {
                                 <section class="error-state" data-testid="list-error">
@@ -122,44 +125,22 @@ pub fn BatchesPage() -> impl IntoView {
 /// The filter bar: a plain GET form, so it works without JavaScript too.
 #[component]
 fn Filters(facets: Facets, query: BatchQuery) -> impl IntoView {
-    let select = move |name: &'static str,
-                       label: &'static str,
-                       values: Vec<String>,
-                       current: Option<String>| {
+    // Statuses in words; the other facets are names and ids.
+    let select = |name: &'static str, label, values: Vec<String>, current| {
         let options = values
             .into_iter()
             .map(|v| {
-                let selected = current.as_deref() == Some(v.as_str());
-                // Statuses in words; the other facets are names and ids.
-                let label = if name == "status" {
+                let text = if name == "status" {
                     crate::i18n::status(&batchboard_core::BatchStatus::from(v.as_str()))
                 } else {
                     v.clone()
                 };
-                view! { <option value=v.clone() selected=selected>{label}</option> }
+                (v, text)
             })
-            .collect_view();
-        view! {
-            <label class="filter">
-                <span>{label}</span>
-                <select name=name data-testid=format!("filter-{name}")>
-                    <option value="">{t(Key::TableFilterAny)}</option>
-                    {options}
-                </select>
-            </label>
-        }
+            .collect();
+        filter_select(name, label, options, current)
     };
-    let text = move |name: &'static str,
-                     label: &'static str,
-                     kind: &'static str,
-                     value: Option<String>| {
-        view! {
-            <label class="filter">
-                <span>{label}</span>
-                <input type=kind name=name value=value.unwrap_or_default() data-testid=format!("filter-{name}") />
-            </label>
-        }
-    };
+    let text = filter_text;
     let clear = query
         .is_filtered()
         .then(|| view! { <A href="/" attr:class="btn btn-small">{t(Key::TableClear)}</A> });
@@ -267,6 +248,7 @@ fn Table(
     page: BatchPage,
     query: BatchQuery,
     shown: StoredValue<Vec<RwSignal<Batch>>>,
+    prices: Option<PriceTables>,
 ) -> impl IntoView {
     let BatchPage {
         batches,
@@ -296,10 +278,11 @@ fn Table(
     // The upstream column, when there are several.
     let several = watcher.upstreams.len() > 1;
     let signals: Vec<RwSignal<Batch>> = batches.into_iter().map(RwSignal::new).collect();
+    let prices = prices.map(std::sync::Arc::new);
     shown.set_value(signals.clone());
     let rows = signals
         .into_iter()
-        .map(|b| view! { <Row batch=b several /> })
+        .map(|b| view! { <Row batch=b several prices=prices.clone() /> })
         .collect_view();
     let q = query.clone();
     view! {
@@ -326,6 +309,7 @@ fn Table(
                         <SortHeader label=t(Key::TableColEndpoint) key="endpoint" query=q.clone() />
                         <SortHeader label=t(Key::TableColModel) key="model" query=q.clone() />
                         <th>{t(Key::TableColProgress)}</th>
+                        <th class="num">{t(Key::TableColCost)}</th>
                         <SortHeader label=t(Key::TableColCreated) key="created" query=q.clone() />
                         <th>{t(Key::TableColTimeLeft)}</th>
                         <SortHeader label=t(Key::TableColCreator) key="creator" query=q.clone() />
@@ -363,16 +347,42 @@ fn PageSize(limit: u32, query: BatchQuery) -> impl IntoView {
 
 /// One batch's row; its cells follow the batch as changes arrive.
 #[component]
-fn Row(batch: RwSignal<Batch>, several: bool) -> impl IntoView {
+fn Row(
+    batch: RwSignal<Batch>,
+    several: bool,
+    prices: Option<std::sync::Arc<PriceTables>>,
+) -> impl IntoView {
     let id = batch.with_untracked(|b| b.id.clone());
     view! {
         <tr data-testid="batch-row" data-id=id>
-            {move || cells(batch.get(), several)}
+            {move || cells(batch.get(), several, prices.as_deref())}
         </tr>
     }
 }
 
-fn cells(batch: Batch, several: bool) -> impl IntoView {
+/// What a batch cost by the usage it reports (its page also shows an
+/// estimate for batches without usage, and the upper bound while running).
+fn cost_cell(batch: &Batch, prices: Option<&PriceTables>) -> impl IntoView {
+    use batchboard_core::dashboard::split_qualified;
+    let cost = prices.zip(batch.usage.as_ref()).and_then(|(p, u)| {
+        p.of(split_qualified(&batch.id).0)
+            .batch_cost(&batchboard_core::spend::Priced {
+                model: batch.model.as_deref(),
+                usage: Some(u.into()),
+                ended: batch.status.is_terminal(),
+                ..Default::default()
+            })
+    });
+    match cost {
+        Some(c) => view! {
+            <td class="num" data-testid="row-cost" data-usd=format!("{:.6}", c.usd)>{format::usd(c.usd)}</td>
+        }
+        .into_any(),
+        None => view! { <td class="num" data-testid="row-cost">"—"</td> }.into_any(),
+    }
+}
+
+fn cells(batch: Batch, several: bool, prices: Option<&PriceTables>) -> impl IntoView {
     use batchboard_core::dashboard::{display_upstream, split_qualified};
     let upstream = several.then(|| {
         let name = display_upstream(split_qualified(&batch.id).0).to_owned();
@@ -405,6 +415,7 @@ fn cells(batch: Batch, several: bool) -> impl IntoView {
         <td class="mono">{batch.endpoint.clone()}</td>
         <td>{batch.model.clone().unwrap_or_else(|| "—".into())}</td>
         <td><Progress batch=batch.clone() /></td>
+        {cost_cell(&batch, prices)}
         <td><Time ts=batch.created_at /></td>
         <td>{left}</td>
         <td data-testid="created-by">{creator}</td>

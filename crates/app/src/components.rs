@@ -76,3 +76,44 @@ pub fn Time(ts: i64) -> impl IntoView {
         </time>
     }
 }
+
+/// A filter of a plain GET form: a select of `(value, label)` options,
+/// with "any" first.
+pub fn filter_select(
+    name: &'static str,
+    label: &'static str,
+    options: Vec<(String, String)>,
+    current: Option<String>,
+) -> impl IntoView {
+    let options = options
+        .into_iter()
+        .map(|(v, text)| {
+            let selected = current.as_deref() == Some(v.as_str());
+            view! { <option value=v selected=selected>{text}</option> }
+        })
+        .collect_view();
+    view! {
+        <label class="filter">
+            <span>{label}</span>
+            <select name=name data-testid=format!("filter-{name}")>
+                <option value="">{crate::i18n::t(Key::TableFilterAny)}</option>
+                {options}
+            </select>
+        </label>
+    }
+}
+
+/// A filter of a plain GET form: an input of `kind`.
+pub fn filter_text(
+    name: &'static str,
+    label: &'static str,
+    kind: &'static str,
+    value: Option<String>,
+) -> impl IntoView {
+    view! {
+        <label class="filter">
+            <span>{label}</span>
+            <input type=kind name=name value=value.unwrap_or_default() data-testid=format!("filter-{name}") />
+        </label>
+    }
+}

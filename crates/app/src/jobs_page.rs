@@ -131,9 +131,12 @@ pub fn JobPage() -> impl IntoView {
             {move || job.get().map(|r| match r {
                 Ok(j) => {
                     let cost = prices.get().and_then(|p| p.ok()).and_then(|p| {
-                        let (_, price) = p.lookup(j.model.as_deref()?)?;
-                        Some(j.input_tokens_used as f64 * price.input / 1e6
-                            + j.output_tokens_used as f64 * price.output / 1e6)
+                        let (_, price) = p.of(&j.upstream).lookup(j.model.as_deref()?)?;
+                        Some(price.cost(&batchboard_core::spend::Tokens {
+                            input: j.input_tokens_used,
+                            output: j.output_tokens_used,
+                            ..Default::default()
+                        }))
                     });
                     view! { <Job j cancel cost /> }.into_any()
                 }

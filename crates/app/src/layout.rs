@@ -55,7 +55,9 @@ pub fn Layout(children: Children) -> impl IntoView {
                         {may(Role::Operator).then(|| view! { <A href="/batches/new">{t(Key::NavNewBatch)}</A> })}
                         <A href="/jobs">{t(Key::NavJobs)}</A>
                         <A href="/upstreams">{t(Key::NavUpstreams)}</A>
+                        <A href="/spend">{t(Key::NavSpend)}</A>
                         <A href="/tokens">{t(Key::NavTokens)}</A>
+                        {may(Role::Admin).then(|| view! { <A href="/budgets">{t(Key::NavBudgets)}</A> })}
                         {may(Role::Admin).then(|| view! { <A href="/audit">{t(Key::NavAudit)}</A> })}
                         {may(Role::Admin).then(|| view! { <A href="/sessions">{t(Key::NavSessions)}</A> })}
                     </nav>

@@ -16,6 +16,7 @@ pub mod api;
 mod audit;
 mod batch_page;
 mod batch_table;
+mod budgets_page;
 mod components;
 pub mod format;
 pub mod i18n;
@@ -28,6 +29,7 @@ mod progress_chart;
 mod results_view;
 pub mod session;
 mod sessions_page;
+mod spend_page;
 #[cfg(test)]
 mod strings_check;
 mod tokens_page;
@@ -41,12 +43,14 @@ use leptos_router::{lazy_route, path, Lazy, LazyRoute, SsrMode};
 use audit::AuditPage;
 use batch_page::BatchPage;
 use batch_table::BatchesPage;
+use budgets_page::BudgetsPage;
 use jobs_page::{JobPage, JobsPage};
 use layout::Layout;
 use new_batch::NewBatchPage;
 use pages::NotFound;
 use session::LoginPage;
 use sessions_page::SessionsPage;
+use spend_page::SpendPage;
 use tokens_page::TokensPage;
 use upstreams_page::UpstreamsPage;
 
@@ -164,6 +168,8 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/jobs") view={Lazy::<JobsRoute>::new()} ssr=SsrMode::Async />
                     <Route path=path!("/jobs/:id") view={Lazy::<JobRoute>::new()} ssr=SsrMode::Async />
                     <Route path=path!("/tokens") view={Lazy::<TokensRoute>::new()} ssr=SsrMode::Async />
+                    <Route path=path!("/spend") view={Lazy::<SpendRoute>::new()} ssr=SsrMode::Async />
+                    <Route path=path!("/budgets") view={Lazy::<BudgetsRoute>::new()} ssr=SsrMode::Async />
                     <Route path=path!("/login") view={Lazy::<LoginRoute>::new()} ssr=SsrMode::Async />
                 </Routes>
             </Layout>
@@ -231,4 +237,6 @@ lazy_page!(UpstreamsRoute, UpstreamsPage);
 lazy_page!(JobsRoute, JobsPage);
 lazy_page!(JobRoute, JobPage);
 lazy_page!(TokensRoute, TokensPage);
+lazy_page!(SpendRoute, SpendPage);
+lazy_page!(BudgetsRoute, BudgetsPage);
 lazy_page!(LoginRoute, LoginPage);

@@ -281,7 +281,7 @@ pub fn NewBatchPage() -> impl IntoView {
                 <small class="muted">{t(Key::NewFileHint)}</small>
             </label>
             <div class="file-check-slot">
-                {move || view! { <CheckView check=check.get() prices=prices.get().and_then(|p| p.ok()) /> }}
+                {move || view! { <CheckView check=check.get() prices=prices.get().and_then(|p| p.ok()).map(|p| p.of(&target.get()).clone()) /> }}
             </div>
             {move || converted.get().and_then(|(_, first)| first).map(|first| view! {
                 <section class="panel converted" data-testid="converted-first">
@@ -347,6 +347,12 @@ pub fn NewBatchPage() -> impl IntoView {
                 ])}</small></span>
                 <input type="number" name="output_expires_after" min=EXPIRY_SECONDS.start().to_string() max=EXPIRY_SECONDS.end().to_string() step="1" />
             </label>
+            {move || super::session::may(Role::Admin).then(|| view! {
+                <label class="inline">
+                    <input type="checkbox" name="override_budget" value="1" data-testid="override-budget" />
+                    " " {t(Key::NewOverrideBudget)}
+                </label>
+            })}
             <div class="actions">
                 <button type="submit" class="btn btn-primary" data-testid="create"
                     disabled=move || uploading() || blocked().is_some()>

@@ -19,9 +19,9 @@ pub mod i18n;
 pub mod jobs;
 pub mod limits;
 pub mod prices;
-pub mod spend;
 pub mod progress;
 pub mod result_lines;
+pub mod spend;
 pub mod validate;
 mod wire;
 

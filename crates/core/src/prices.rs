@@ -83,6 +83,22 @@ impl Default for PriceTable {
     }
 }
 
+/// The server's price table and the upstreams' own (by stored name, `""`
+/// for the first), as the pages get them.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PriceTables {
+    pub default: PriceTable,
+    #[serde(default)]
+    pub upstreams: BTreeMap<String, PriceTable>,
+}
+
+impl PriceTables {
+    /// The table of batches on `upstream` (stored name).
+    pub fn of(&self, upstream: &str) -> &PriceTable {
+        self.upstreams.get(upstream).unwrap_or(&self.default)
+    }
+}
+
 /// What a file will cost, as far as can be known before it runs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CostEstimate {

@@ -141,9 +141,7 @@ impl PriceTable {
     /// A batch's cost; `None` when its model has no price, or neither
     /// usage nor an estimate is known.
     pub fn batch_cost(&self, b: &Priced<'_>) -> Option<BatchCost> {
-        let model = b
-            .model
-            .or(b.estimate.and_then(|e| e.model.as_deref()))?;
+        let model = b.model.or(b.estimate.and_then(|e| e.model.as_deref()))?;
         let (priced_as, price) = self.lookup(model)?;
         let upper_usd = match (b.ended, b.estimate) {
             (false, Some(e)) => Some(e.max_usd(&price)),

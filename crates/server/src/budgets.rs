@@ -55,8 +55,14 @@ impl Limits {
 
     /// Every budget, users first.
     pub fn all(&self) -> impl Iterator<Item = (Scope, &str, f64)> {
-        let users = self.users.iter().map(|(n, l)| (Scope::User, n.as_str(), *l));
-        let teams = self.teams.iter().map(|(n, l)| (Scope::Team, n.as_str(), *l));
+        let users = self
+            .users
+            .iter()
+            .map(|(n, l)| (Scope::User, n.as_str(), *l));
+        let teams = self
+            .teams
+            .iter()
+            .map(|(n, l)| (Scope::Team, n.as_str(), *l));
         users.chain(teams)
     }
 
@@ -145,8 +151,11 @@ impl Budgets {
         let dir = self.path.parent().unwrap_or(Path::new("."));
         std::fs::create_dir_all(dir).map_err(io)?;
         let tmp = tempfile::NamedTempFile::new_in(dir).map_err(io)?;
-        std::fs::write(tmp.path(), format!("# Monthly budgets in US dollars (Batchboard).\n{text}"))
-            .map_err(io)?;
+        std::fs::write(
+            tmp.path(),
+            format!("# Monthly budgets in US dollars (Batchboard).\n{text}"),
+        )
+        .map_err(io)?;
         tmp.persist(&self.path).map_err(|e| io(e.error))?;
         self.refresh()
     }

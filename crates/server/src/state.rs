@@ -174,8 +174,8 @@ impl Webhook {
                     &[
                         ("scope", &self.i18n.t(crate::services::spend::scope_key(s.scope))),
                         ("name", &s.name),
-                        ("spent", &crate::services::spend::usd(s.spent_usd)),
-                        ("limit", &crate::services::spend::usd(s.limit_usd)),
+                        ("spent", &self.i18n.usd(s.spent_usd)),
+                        ("limit", &self.i18n.usd(s.limit_usd)),
                         ("percent", &format!("{:.0}", s.percent())),
                         ("month", &s.month),
                     ],
@@ -326,9 +326,16 @@ impl AppState {
             if finished {
                 let (state, b) = (self.clone(), b.clone());
                 tokio::spawn(async move {
-                    let user = b.metadata.as_ref().and_then(|m| m.get(batchboard_core::CREATED_BY));
-                    crate::services::spend::alert(&state, user.map(String::as_str), b.metadata.as_ref())
-                        .await
+                    let user = b
+                        .metadata
+                        .as_ref()
+                        .and_then(|m| m.get(batchboard_core::CREATED_BY));
+                    crate::services::spend::alert(
+                        &state,
+                        user.map(String::as_str),
+                        b.metadata.as_ref(),
+                    )
+                    .await
                 });
             }
         }

@@ -274,7 +274,9 @@ pub fn parse(
         let prices = e
             .price_table
             .as_deref()
-            .map(|p| read_prices(p).map_err(|err| fail(format!("`price_table` {}: {err}", p.display()))))
+            .map(|p| {
+                read_prices(p).map_err(|err| fail(format!("`price_table` {}: {err}", p.display())))
+            })
             .transpose()?;
         out.push(UpstreamConfig {
             prices,

@@ -12,17 +12,27 @@ use super::{actor, state};
 use batchboard_core::error::ErrorBody;
 #[cfg(feature = "ssr")]
 use batchboard_core::i18n::{Key, Msg};
-use batchboard_core::prices::PriceTable;
+pub use batchboard_core::prices::{PriceTable, PriceTables};
 #[cfg(feature = "ssr")]
 use batchboard_server::http::actor::Viewer;
 
 pub use batchboard_core::dashboard::{TokenCount, MAX_SAMPLE_BYTES};
 
-/// The price table cost estimates use.
+/// The price tables cost estimates use: the server's, and each upstream's
+/// own.
 #[server(endpoint = "pricing")]
-pub async fn pricing() -> Result<PriceTable, AppError> {
+pub async fn pricing() -> Result<PriceTables, AppError> {
     actor::<Viewer>().await?;
-    Ok((*state()?.prices).clone())
+    let st = state()?;
+    Ok(PriceTables {
+        default: (*st.prices).clone(),
+        upstreams: st
+            .upstreams
+            .all()
+            .iter()
+            .filter_map(|u| Some((u.name.clone(), (*u.prices.clone()?).clone())))
+            .collect(),
+    })
 }
 
 /// Counts the tokens of a text sample as `model` would.

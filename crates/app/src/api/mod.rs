@@ -15,6 +15,7 @@ pub mod auth;
 pub mod checks;
 pub mod jobs_fns;
 pub mod results_fns;
+pub mod spend_fns;
 pub mod tokens_fns;
 
 #[cfg(feature = "ssr")]

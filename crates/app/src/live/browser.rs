@@ -26,7 +26,7 @@ use web_sys::{BroadcastChannel, EventSource, MessageEvent};
 use super::{Link, Live};
 use crate::api::WatcherStatus;
 use crate::format;
-use crate::i18n::{status, tf, Key};
+use crate::i18n::{status, t, tf, Key};
 use batchboard_core::dashboard::BatchEvent;
 use batchboard_core::{Batch, CREATED_BY};
 
@@ -38,7 +38,7 @@ const RENEW: Duration = Duration::from_secs(1);
 /// After a stream ends for good (not a blip the browser retries).
 const RETRY: Duration = Duration::from_secs(3);
 /// The stream's events, relayed to the other tabs under the same names.
-const EVENTS: [&str; 3] = ["batch", "status", "resync"];
+const EVENTS: [&str; 4] = ["batch", "status", "resync", "budget"];
 
 fn storage() -> Option<web_sys::Storage> {
     web_sys::window()?.local_storage().ok()?
@@ -82,6 +82,31 @@ fn notify_finished(b: &Batch) {
     ));
     opts.set_tag(&b.id);
     let title = tf(Key::LiveNotifyTitle, &[("status", &status(&b.status))]);
+    let _ = web_sys::Notification::new_with_options(&title, &opts);
+}
+
+/// A budget of this user, or of a team, reached 80 % or 100 % this month.
+fn notify_budget(b: &batchboard_core::spend::BudgetStatus) {
+    let opts = web_sys::NotificationOptions::new();
+    let scope = match b.scope {
+        batchboard_core::spend::Scope::User => t(Key::SpendScopeUser),
+        batchboard_core::spend::Scope::Team => t(Key::SpendScopeTeam),
+    };
+    opts.set_body(&tf(
+        Key::LiveNotifyBudgetBody,
+        &[
+            ("scope", &scope),
+            ("name", &b.name),
+            ("spent", &format::usd(b.spent_usd)),
+            ("limit", &format::usd(b.limit_usd)),
+            ("month", &b.month),
+        ],
+    ));
+    opts.set_tag(&format!("budget-{}-{}", b.scope.as_str(), b.name));
+    let title = tf(
+        Key::LiveNotifyBudgetTitle,
+        &[("percent", &format!("{:.0}", b.percent()))],
+    );
     let _ = web_sys::Notification::new_with_options(&title, &opts);
 }
 
@@ -365,6 +390,16 @@ impl Tab {
                 }
             }
             "resync" => self.bump(),
+            "budget" => {
+                let Ok(b) = serde_json::from_str::<batchboard_core::spend::BudgetStatus>(data)
+                else {
+                    return;
+                };
+                let mine = b.scope == batchboard_core::spend::Scope::Team || b.name == self.me;
+                if mine && self.leading() && self.live.notify.get_untracked() {
+                    notify_budget(&b);
+                }
+            }
             "link" => {
                 if let Some(link) = Link::from_name(data) {
                     if self.live.link.get_untracked() == Link::Reconnecting && link == Link::Live {

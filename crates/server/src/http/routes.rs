@@ -20,6 +20,7 @@ pub const MERGED_RESULTS: &str = "/api/batches/{id}/merged";
 pub const LOCALE: &str = "/locale";
 pub const CREATE_JOB: &str = "/api/jobs";
 pub const JOB_MERGED: &str = "/api/jobs/{id}/merged";
+pub const SPEND_CSV: &str = "/api/spend.csv";
 pub const WEBHOOKS_IN: &str = crate::webhooks_in::ROUTE;
 
 /// `(method, path)` of every route [`router`] adds.
@@ -33,6 +34,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", MERGED_RESULTS),
     ("POST", CREATE_JOB),
     ("GET", JOB_MERGED),
+    ("GET", SPEND_CSV),
     ("POST", SIGN_IN),
     ("POST", SIGN_OUT),
     ("POST", LOCALE),
@@ -53,4 +55,5 @@ pub fn router() -> Router<AppState> {
             axum::routing::post(crate::webhooks_in::receive),
         )
         .route(LOCALE, axum::routing::post(super::locale::choose))
+        .route(SPEND_CSV, axum::routing::get(crate::services::spend::csv))
 }

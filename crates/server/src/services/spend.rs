@@ -23,20 +23,10 @@ use crate::store::spend::SpendRow;
 /// Periods a report may have at most (a day chart of 13 months).
 const MAX_PERIODS: usize = 400;
 
-/// `$1,234.57`.
+/// `$1,234.57` (the refusal's and the webhook's figures; `< $0.0001`
+/// for a trace).
 pub fn usd(v: f64) -> String {
-    let cents = (v * 100.0).round() as i64;
-    let (whole, frac) = (cents / 100, (cents % 100).abs());
-    let digits = whole.abs().to_string();
-    let mut grouped = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            grouped.push(',');
-        }
-        grouped.push(c);
-    }
-    let sign = if whole < 0 || (whole == 0 && cents < 0) { "-" } else { "" };
-    format!("{sign}${grouped}.{frac:02}")
+    batchboard_core::i18n::I18n::get("en").usd(v)
 }
 
 pub fn scope_key(scope: Scope) -> Key {
@@ -448,7 +438,9 @@ pub async fn alert(state: &AppState, user: Option<&str>, metadata: Option<&Metad
                 if let Some(hook) = &state.webhook {
                     hook.send_budget(&status).await;
                 }
-                state.hub.send(crate::events::Change::Budget(Box::new(status)));
+                state
+                    .hub
+                    .send(crate::events::Change::Budget(Box::new(status)));
             }
             Ok(false) => {}
             Err(e) => tracing::warn!(error = %e, "cannot note a budget warning"),

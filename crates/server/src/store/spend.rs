@@ -57,14 +57,20 @@ impl SpendRow {
         self.data
             .as_deref()
             .and_then(|d| serde_json::from_str::<Batch>(d).ok())
-            .map_or((0, 0), |b| (b.request_counts.completed, b.request_counts.total))
+            .map_or((0, 0), |b| {
+                (b.request_counts.completed, b.request_counts.total)
+            })
     }
 }
 
 impl Db {
     /// The batches the table's filters `q` match (its sort and page are
     /// ignored), with `team_key`'s value.
-    pub async fn spend_rows(&self, q: &BatchQuery, team_key: &str) -> Result<Vec<SpendRow>, DbError> {
+    pub async fn spend_rows(
+        &self,
+        q: &BatchQuery,
+        team_key: &str,
+    ) -> Result<Vec<SpendRow>, DbError> {
         let filters = Filters::parse(q)?;
         let search = match self {
             Db::Sqlite(_) => Search::Fts5,

@@ -196,7 +196,9 @@ pub async fn create(
         .arg("file", &filename);
     actor.audit("create", Some(&id), Some(detail)).await;
     if let Some(detail) = budget.created(&state, &id).await {
-        actor.audit("budget_override", Some(&id), Some(detail)).await;
+        actor
+            .audit("budget_override", Some(&id), Some(detail))
+            .await;
     }
     Ok(Json(super::view(&job, &rows)))
 }
