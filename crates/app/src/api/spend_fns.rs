@@ -11,14 +11,14 @@ use batchboard_server::http::actor::{Admin, Viewer};
 use serde::{Deserialize, Serialize};
 
 /// What the spend page shows for `query`.
-#[server(endpoint = "spend_report")]
+#[server(endpoint = "get_spend")]
 pub async fn get_spend(#[server(default)] query: SpendQuery) -> Result<SpendReport, AppError> {
     actor::<Viewer>().await?;
     Ok(batchboard_server::services::spend::report(&state()?, &query).await?)
 }
 
 /// A batch's cost, as far as it is known (`None`: not priced).
-#[server(endpoint = "batch_cost")]
+#[server(endpoint = "get_batch_cost")]
 pub async fn get_batch_cost(id: String) -> Result<Option<BatchCost>, AppError> {
     actor::<Viewer>().await?;
     super::check_id("batch", &id)?;

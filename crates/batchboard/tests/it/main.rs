@@ -18,6 +18,7 @@ mod providers;
 mod results;
 mod sandbox;
 mod serve;
+mod spend;
 mod streaming;
 mod upstream;
 mod webhooks_in;
