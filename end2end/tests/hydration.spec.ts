@@ -79,6 +79,8 @@ test.describe("every page kind", () => {
       await test.step("New batch", () => freshLoads(context, "/batches/new", 20, "file", log));
       await test.step("the audit log", () => freshLoads(context, "/audit", 20, undefined, log));
       await test.step("the jobs", () => freshLoads(context, "/jobs", 20, undefined, log));
+      await test.step("spend", () => freshLoads(context, "/spend?period=day&group=model", 20, undefined, log));
+      await test.step("budgets", () => freshLoads(context, "/budgets", 20, undefined, log));
       await test.step("a missing page", () => freshLoads(context, "/no/such/page", 20, undefined, log));
     } finally {
       server.kill("SIGKILL");

@@ -73,6 +73,7 @@ for (const lang of [{ code: "en", locale: "en-US" }, { code: "ko", locale: "ko-K
         await expect(page.getByTestId("job-status")).toHaveAttribute("data-status", "completed", { timeout: 60_000 });
         await fits(page, `/jobs/${jobId}`, `${lang.code}-${w.name}-job`);
         await fits(page, "/jobs", `${lang.code}-${w.name}-jobs`);
+        await fits(page, "/spend?group=team&period=day", `${lang.code}-${w.name}-spend`);
         await fits(page, "/no/such/page", `${lang.code}-${w.name}-404`);
       });
 
@@ -81,6 +82,7 @@ for (const lang of [{ code: "en", locale: "en-US" }, { code: "ko", locale: "ko-K
         test(`the audit log fits a ${w.width}px window`, async ({ page }) => {
           await page.setViewportSize({ width: w.width, height: w.height });
           await fits(page, "/audit", `${lang.code}-${w.name}-audit`);
+          await fits(page, "/budgets", `${lang.code}-${w.name}-budgets`);
         });
       });
 

@@ -319,7 +319,7 @@ fn Cost(cost: Option<BatchCost>) -> impl IntoView {
         .map(|u| view! { <p class="muted" data-testid="batch-cost-upper">{tf(Key::BatchCostUpper, &[("usd", &format::usd(u))])}</p> });
     let (usd, basis) = cost.as_ref().map_or((String::new(), "none"), |c| {
         (
-            format!("{:.6}", c.usd),
+            format!("{}", c.usd),
             match c.basis {
                 Basis::Usage => "usage",
                 Basis::Estimated => "estimated",

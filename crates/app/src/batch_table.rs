@@ -375,7 +375,7 @@ fn cost_cell(batch: &Batch, prices: Option<&PriceTables>) -> impl IntoView {
     });
     match cost {
         Some(c) => view! {
-            <td class="num" data-testid="row-cost" data-usd=format!("{:.6}", c.usd)>{format::usd(c.usd)}</td>
+            <td class="num" data-testid="row-cost" data-usd=format!("{}", c.usd)>{format::usd(c.usd)}</td>
         }
         .into_any(),
         None => view! { <td class="num" data-testid="row-cost">"—"</td> }.into_any(),

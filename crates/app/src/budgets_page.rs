@@ -106,7 +106,7 @@ fn Row(b: BudgetStatus, set: ServerAction<SetBudget>) -> impl IntoView {
             <td>{scope_text(b.scope)}</td>
             <td>{b.name.clone()}</td>
             <td class="num">{format::usd(b.limit_usd)}</td>
-            <td class="num" data-testid="budget-spent" data-usd=format!("{:.6}", b.spent_usd)>{format::usd(b.spent_usd)}</td>
+            <td class="num" data-testid="budget-spent" data-usd=format!("{}", b.spent_usd)>{format::usd(b.spent_usd)}</td>
             <td class="num">{format::usd(b.left_usd())}</td>
             <td>
                 <button class="btn btn-small btn-danger" data-testid="budget-remove"

@@ -150,7 +150,7 @@ fn Report(r: SpendReport, query: SpendQuery) -> impl IntoView {
     view! {
         <section class="panel" data-testid="spend-summary">
             <p>
-                <strong data-testid="spend-total" data-usd=format!("{:.6}", r.usd)>{total}</strong>
+                <strong data-testid="spend-total" data-usd=format!("{}", r.usd)>{total}</strong>
                 " " {estimated}
                 " " <a href=csv class="btn btn-small" data-testid="spend-csv" download="spend.csv" rel="external">{t(Key::SpendCsv)}</a>
             </p>
@@ -258,7 +258,7 @@ fn Chart(r: SpendReport, query: SpendQuery) -> impl IntoView {
                 <rect class=format!("series-{s}") x=format!("{x:.1}") y=format!("{y:.1}")
                     width=format!("{bar:.1}") height=format!("{h:.1}")
                     data-testid="spend-bar" data-group=name.clone() data-period=period.clone()
-                    data-usd=format!("{v:.6}")
+                    data-usd=format!("{v}")
                     on:mouseenter=move |_| hover.set(Some(shown.clone()))
                     on:mouseleave=move |_| hover.set(None)>
                     <title>{label}</title>
@@ -329,14 +329,14 @@ fn Table(r: SpendReport, query: SpendQuery) -> impl IntoView {
                 .zip(&r.periods)
                 .map(|(v, p)| {
                     view! {
-                        <td class="num" data-testid="spend-cell" data-group=name.clone() data-period=p.clone() data-usd=format!("{v:.6}")>
+                        <td class="num" data-testid="spend-cell" data-group=name.clone() data-period=p.clone() data-usd=format!("{v}")>
                             {if *v > 0.0 { format::usd(*v) } else { String::new() }}
                         </td>
                     }
                 })
                 .collect_view();
             view! {
-                <tr data-testid="spend-row" data-group=name.clone() data-usd=format!("{:.6}", g.usd)>
+                <tr data-testid="spend-row" data-group=name.clone() data-usd=format!("{}", g.usd)>
                     <th scope="row">{name.clone()}</th>
                     {cells}
                     <td class="num"><strong>{format::usd(g.usd)}</strong></td>

@@ -430,5 +430,8 @@ async fn the_server_checks_embedding_inputs_with_the_real_tokenizer_and_counts_t
     let (status, body) = server_fn(&s.vi, &s.base(), "pricing", &[]).await;
     assert_eq!(status, 200);
     let v: Value = serde_json::from_str(&body).unwrap();
-    assert!(v["models"]["gpt-4o-mini"]["input"].as_f64().unwrap() > 0.0);
+    let mini = &v["default"]["models"]["gpt-4o-mini"];
+    assert!(mini["input"].as_f64().unwrap() > 0.0);
+    assert!(mini["cached_input"].as_f64().unwrap() < mini["input"].as_f64().unwrap());
+    assert_eq!(v["upstreams"], serde_json::json!({}));
 }

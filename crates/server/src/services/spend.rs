@@ -500,10 +500,10 @@ pub async fn csv(
             g.tokens.cached.to_string(),
             g.tokens.output.to_string(),
             g.tokens.reasoning.to_string(),
-            format!("{:.6}", g.estimated_usd),
-            format!("{:.6}", g.usd),
+            format!("{}", g.estimated_usd),
+            format!("{}", g.usd),
         ];
-        row.extend(g.by_period.iter().map(|v| format!("{v:.6}")));
+        row.extend(g.by_period.iter().map(|v| format!("{v}")));
         w.write_record(&row).map_err(fail)?;
     }
     let body = w
