@@ -543,3 +543,55 @@ async fn a_job_is_finished_by_the_other_replica_when_its_scheduler_dies() {
     assert_eq!((tags.len(), unique.len()), (6, 6), "{tags:?}");
     drop(pg);
 }
+
+/// Spend on Postgres: the same costs, summed by team on either replica, and
+/// a team budget that refuses the next batch (its migration and queries are
+/// Postgres' own).
+#[tokio::test]
+async fn spend_and_budgets_work_on_postgres_across_replicas() {
+    use crate::spend::{close, create, dashboard_cost, file};
+    let dir = TempDir::new("pg-spend");
+    let pg = Postgres::start(&dir.0.join("db"));
+    let users = dir.0.join("users.toml");
+    add_user(&dir.0.join("a"), "boss", "admin", PASSWORD);
+    std::fs::rename(dir.0.join("a").join("users.toml"), &users).unwrap();
+    let up = sandbox(&dir.0.join("up"), KEY, crate::common::FAST);
+    let url = format!("{}/v1", up.base());
+    let a = replica(&dir.0, "a", &pg.url(), &users, Some(&url));
+    let b = replica(&dir.0, "b", &pg.url(), &users, Some(&url));
+    let on_a = signed_in(&a.base(), "boss", PASSWORD).await;
+    let on_b = signed_in(&b.base(), "boss", PASSWORD).await;
+
+    let mut want: std::collections::BTreeMap<&str, f64> = Default::default();
+    for (team, n) in [("search", 3), ("ads", 2), ("search", 1)] {
+        let (status, body) = create(&on_a, &a.base(), file("gpt-5-mini", n), team, &[]).await;
+        assert_eq!(status, 200, "{body}");
+        let id = serde_json::from_str::<Value>(&body).unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let c = dashboard_cost(&on_a, &a.base(), &id).await;
+        *want.entry(team).or_default() += c["usd"].as_f64().unwrap();
+    }
+    let (status, body) =
+        server_fn(&on_b, &b.base(), "get_spend", &[("query[group]", "team")]).await;
+    assert_eq!(status, 200, "{body}");
+    let r: Value = serde_json::from_str(&body).unwrap();
+    for g in r["groups"].as_array().unwrap() {
+        let name = g["name"].as_str().unwrap();
+        assert!(close(g["usd"].as_f64().unwrap(), want[name]), "{name}: {g}");
+    }
+    assert_eq!(r["groups"].as_array().unwrap().len(), 2, "{r}");
+
+    // A team budget refuses the next batch (each replica reads the budgets
+    // file it is given; here A's, in its data directory).
+    std::fs::write(
+        dir.0.join("a").join("budgets.toml"),
+        "[budgets.teams]\nsearch = 0.0000001\n",
+    )
+    .unwrap();
+    let (status, body) = create(&on_a, &a.base(), file("gpt-5-mini", 1), "search", &[]).await;
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("team search has"), "{body}");
+    drop((a, b, up));
+}

@@ -43,7 +43,7 @@ fn by_hand(model: &str, usage: &Value) -> f64 {
 
 /// `n` chat requests for `model`, each with a system prompt (the sandbox
 /// counts its tokens as cached) and a limit on the answer.
-fn file(model: &str, n: usize) -> Vec<u8> {
+pub(crate) fn file(model: &str, n: usize) -> Vec<u8> {
     (0..n)
         .map(|i| {
             serde_json::json!({
@@ -78,7 +78,7 @@ async fn stack(tag: &str, extra: &[&str]) -> (Stack, TempDir) {
 
 /// Creates a batch as `http`'s user with `team` in its metadata; answers
 /// the status and body.
-async fn create(
+pub(crate) async fn create(
     http: &reqwest::Client,
     base: &str,
     content: Vec<u8>,
@@ -119,7 +119,7 @@ async fn completed_upstream(s: &Stack, id: &str) -> Value {
 }
 
 /// The dashboard's cost of `id` once its index holds the completed batch.
-async fn dashboard_cost(http: &reqwest::Client, base: &str, id: &str) -> Value {
+pub(crate) async fn dashboard_cost(http: &reqwest::Client, base: &str, id: &str) -> Value {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let (status, body) = server_fn(http, base, "get_batch_cost", &[("id", id)]).await;
@@ -133,7 +133,7 @@ async fn dashboard_cost(http: &reqwest::Client, base: &str, id: &str) -> Value {
     }
 }
 
-fn close(a: f64, b: f64) -> bool {
+pub(crate) fn close(a: f64, b: f64) -> bool {
     (a - b).abs() < 1e-9
 }
 
