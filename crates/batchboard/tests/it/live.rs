@@ -352,7 +352,7 @@ async fn filters_return_exactly_the_right_rows_from_10000_batches() {
 }
 
 /// A webhook receiver: its URL, and each request it got (head and body).
-fn hook_listener() -> (String, std::sync::mpsc::Receiver<String>) {
+pub(crate) fn hook_listener() -> (String, std::sync::mpsc::Receiver<String>) {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let hook = format!("http://{}/hook", listener.local_addr().unwrap());
     let (tx, rx) = std::sync::mpsc::channel::<String>();

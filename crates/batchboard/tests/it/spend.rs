@@ -285,7 +285,8 @@ async fn batch_costs_match_the_recorded_usage_and_the_report_sums_them_by_user_a
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_budget_refuses_before_anything_is_uploaded_and_applies_edits_at_once() {
-    let (s, _prices) = stack("spend-budget", &[]).await;
+    let (hook, hooked) = crate::live::hook_listener();
+    let (s, _prices) = stack("spend-budget", &["--webhook-url", &hook]).await;
     let base = s.dash.base();
     let data = s.dir.0.join("data");
     common::add_user(&data, "ad", "admin", PASSWORD);
@@ -370,7 +371,20 @@ async fn a_budget_refuses_before_anything_is_uploaded_and_applies_edits_at_once(
         }
     }
 
-    // Raised on disk: the very next batch goes through.
+    // And the webhook, once per level and month (among the messages of
+    // finished batches, and later of op's own budget).
+    let said = tokio::task::spawn_blocking(move || {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut budget = Vec::new();
+        while let Ok(got) = hooked.recv_timeout(deadline.saturating_duration_since(Instant::now()))
+        {
+            if got.contains("Budget spent: team search") {
+                budget.push(got);
+            }
+        }
+        budget
+    });
+
     let (_, body) = server_fn(&ad, &base, "list_budgets", &[]).await;
     let v: Value = serde_json::from_str(&body).unwrap();
     let spent = v["budgets"][0]["spent_usd"].as_f64().unwrap();
@@ -424,4 +438,19 @@ async fn a_budget_refuses_before_anything_is_uploaded_and_applies_edits_at_once(
     let (status, body) = create(&s.op, &base, file("gpt-4o-mini", 1), "ads", &[]).await;
     assert_eq!(status, 403, "{body}");
     assert!(body.contains("user op has"), "{body}");
+
+    let said = said.await.unwrap();
+    assert_eq!(said.len(), 1, "{said:?}");
+    assert!(
+        said[0].contains("Budget spent: team search has spent $0.00")
+            && said[0].contains("of $0.0010")
+            && said[0].contains(&this_month()),
+        "{}",
+        said[0]
+    );
+}
+
+fn this_month() -> String {
+    let d = time::OffsetDateTime::now_utc().date();
+    format!("{:04}-{:02}", d.year(), u8::from(d.month()))
 }
