@@ -315,8 +315,7 @@ async fn create_batch(
             }
             // An admin goes over a budget for this batch (audited).
             "override_budget" => {
-                let text = small_text(&mut field).await.map_err(bad_form)??;
-                over_budget = matches!(text.trim(), "1" | "on" | "true");
+                over_budget = is_on(&small_text(&mut field).await.map_err(bad_form)??)
             }
             // The file's size, when the client says it before the file
             // (the page does): then the file streams through to the
@@ -448,6 +447,11 @@ async fn created(
         .arg("n", report.requests)
         .arg("tokens", tokens);
     actor.audit("create", Some(&batch.id), Some(detail)).await;
+}
+
+/// A checkbox of the form (`1`, `on` or `true`).
+pub(crate) fn is_on(text: &str) -> bool {
+    matches!(text.trim(), "1" | "on" | "true")
 }
 
 /// The largest text field of the upload form (metadata: 16 pairs of at

@@ -48,8 +48,7 @@ pub async fn create(
             "upstream" => chosen = Some(small_text(&mut field).await.map_err(bad_form)??),
             "max_attempts" => attempts = Some(small_text(&mut field).await.map_err(bad_form)??),
             "override_budget" => {
-                let text = small_text(&mut field).await.map_err(bad_form)??;
-                over_budget = matches!(text.trim(), "1" | "on" | "true");
+                over_budget = crate::files::is_on(&small_text(&mut field).await.map_err(bad_form)??)
             }
             "file" if received.is_none() => {
                 let filename = field
