@@ -347,12 +347,14 @@ pub fn NewBatchPage() -> impl IntoView {
                 ])}</small></span>
                 <input type="number" name="output_expires_after" min=EXPIRY_SECONDS.start().to_string() max=EXPIRY_SECONDS.end().to_string() step="1" />
             </label>
-            {move || super::session::may(Role::Admin).then(|| view! {
-                <label class="inline">
-                    <input type="checkbox" name="override_budget" value="1" data-testid="override-budget" />
-                    " " {t(Key::NewOverrideBudget)}
-                </label>
-            })}
+            <Suspense fallback=|| ()>
+                {move || super::session::may(Role::Admin).then(|| view! {
+                    <label class="inline">
+                        <input type="checkbox" name="override_budget" value="1" data-testid="override-budget" />
+                        " " {t(Key::NewOverrideBudget)}
+                    </label>
+                })}
+            </Suspense>
             <div class="actions">
                 <button type="submit" class="btn btn-primary" data-testid="create"
                     disabled=move || uploading() || blocked().is_some()>

@@ -454,3 +454,60 @@ fn this_month() -> String {
     let d = time::OffsetDateTime::now_utc().date();
     format!("{:04}-{:02}", d.year(), u8::from(d.month()))
 }
+
+/// A job is checked as a whole, and until its parts have run it holds its
+/// most against the budget: the parts not submitted yet by their share,
+/// the running ones at their batches' upper bounds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_holds_its_most_against_the_budget_until_its_parts_have_run() {
+    // A slow upstream: the job's parts are still queued or running when
+    // the budget is read.
+    let slow = ["--sandbox-rps", "1", "--sandbox-validation-ms", "3000"];
+    let prices = TempDir::new("spend-job-prices");
+    let path = prices.0.join("prices.toml");
+    std::fs::write(&path, PRICES).unwrap();
+    let s = Stack::start(
+        "spend-job",
+        KEY,
+        &slow,
+        &["--price-table", path.to_str().unwrap()],
+    )
+    .await;
+    let base = s.dash.base();
+    let data = s.dir.0.join("data");
+    common::add_user(&data, "ad", "admin", PASSWORD);
+    let ad = common::signed_in(&base, "ad", PASSWORD).await;
+    std::fs::write(data.join("budgets.toml"), "[budgets.teams]\njobs = 1\n").unwrap();
+
+    let form = reqwest::multipart::Form::new()
+        .text("endpoint", "/v1/chat/completions")
+        .text("completion_window", "24h")
+        .text("metadata", r#"{"team":"jobs"}"#)
+        .part(
+            "file",
+            reqwest::multipart::Part::bytes(file("gpt-5-mini", 3)).file_name("job.jsonl"),
+        );
+    let r =
+        s.op.post(format!("{base}/api/jobs"))
+            .multipart(form)
+            .send()
+            .await
+            .unwrap();
+    assert_eq!(r.status().as_u16(), 200, "{}", r.text().await.unwrap());
+
+    // Three requests of at most 100 output tokens at $8 per million: the
+    // job may cost at least $0.0024 in output alone, and that is held.
+    let (_, body) = server_fn(&ad, &base, "list_budgets", &[]).await;
+    let v: Value = serde_json::from_str(&body).unwrap();
+    let held = v["budgets"][0]["spent_usd"].as_f64().unwrap();
+    assert!(held >= 0.0024, "{v}");
+    // So a batch that fits what is left without the job does not fit now.
+    std::fs::write(
+        data.join("budgets.toml"),
+        format!("[budgets.teams]\njobs = {}\n", held + 0.001),
+    )
+    .unwrap();
+    let (status, body) = create(&s.op, &base, file("gpt-5-mini", 3), "jobs", &[]).await;
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("team jobs has $0.0010 left"), "{body}");
+}

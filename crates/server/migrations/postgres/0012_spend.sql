@@ -21,6 +21,12 @@ WHERE data::jsonb -> 'usage' IS NOT NULL AND data::jsonb -> 'usage' <> 'null'::j
 -- of the batch made from it.
 ALTER TABLE token_files ADD COLUMN estimate TEXT;
 
+-- A job's estimate as a whole (its output bound, the most it can cost),
+-- for its parts' estimates and for what its unsubmitted parts hold of a
+-- budget.
+ALTER TABLE jobs ADD COLUMN est_output_max BIGINT;
+ALTER TABLE jobs ADD COLUMN max_usd DOUBLE PRECISION;
+
 -- Budget warnings sent (80 and 100 % of a month's budget), once each.
 CREATE TABLE budget_alerts (
     scope TEXT   NOT NULL,

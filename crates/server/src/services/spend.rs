@@ -259,11 +259,29 @@ async fn month_spent(state: &AppState, scope: Scope, name: &str) -> Result<f64, 
         state,
         seen: HashMap::new(),
     };
-    Ok(rows
+    let batches: f64 = rows
         .iter()
         .filter_map(|r| tables.cost(r))
         .map(|c| c.upper_usd.unwrap_or(c.usd))
-        .sum())
+        .sum();
+    // Jobs' parts not submitted yet have no batch: they hold their share
+    // of the job's most.
+    let since = first.midnight().assume_utc().unix_timestamp();
+    let jobs: f64 = state
+        .db
+        .job_reservations(since)
+        .await?
+        .into_iter()
+        .filter(|(by, metadata, _)| match scope {
+            Scope::User => by == name,
+            Scope::Team => serde_json::from_str::<Metadata>(metadata)
+                .ok()
+                .and_then(|m| m.get(state.team_key.as_ref()).cloned())
+                .is_some_and(|t| t == name),
+        })
+        .map(|(_, _, usd)| usd)
+        .sum();
+    Ok(batches + jobs)
 }
 
 /// Every budget with this month's spend.
@@ -343,6 +361,11 @@ impl Guard {
             user: user.to_owned(),
             metadata: metadata.cloned(),
         })
+    }
+
+    /// What the check estimated (`None`: not priced), and the most.
+    pub fn estimate(&self) -> Option<(&Estimate, f64)> {
+        self.estimate.as_ref().map(|e| (e, self.max_usd))
     }
 
     /// The batch was created: its estimate is kept, budgets that reached a

@@ -122,6 +122,64 @@ impl Db {
         }))
     }
 
+    /// Keeps a job's estimate as a whole: its output bound and the most it
+    /// can cost.
+    pub async fn set_job_estimate(
+        &self,
+        job: &str,
+        output_max: u64,
+        max_usd: f64,
+    ) -> Result<(), DbError> {
+        on_db!(self, p => {
+            sqlx::query("UPDATE jobs SET est_output_max = $1, max_usd = $2 WHERE id = $3")
+                .bind(output_max as i64)
+                .bind(max_usd)
+                .bind(job)
+                .execute(p)
+                .await?;
+        });
+        Ok(())
+    }
+
+    /// A job's output bound, when it was estimated.
+    pub async fn job_output_max(&self, job: &str) -> Result<Option<u64>, DbError> {
+        let row: Option<(Option<i64>,)> = on_db!(self, p => {
+            sqlx::query_as("SELECT est_output_max FROM jobs WHERE id = $1")
+                .bind(job)
+                .fetch_optional(p)
+                .await?
+        });
+        Ok(row.and_then(|r| r.0).map(|n| n.max(0) as u64))
+    }
+
+    /// Unfinished jobs created since `since` with the share of their most
+    /// cost their parts not yet submitted hold: `(created_by, metadata
+    /// JSON, dollars)`.
+    pub async fn job_reservations(
+        &self,
+        since: i64,
+    ) -> Result<Vec<(String, String, f64)>, DbError> {
+        let rows: Vec<(String, String, i64, f64, i64)> = on_db!(self, p => {
+            sqlx::query_as(
+                "SELECT j.created_by, j.metadata, j.requests, j.max_usd, \
+                 CAST(COALESCE((SELECT SUM(p.requests) FROM job_parts p WHERE p.job_id = j.id \
+                   AND p.state IN ('queued', 'submitting')), 0) AS BIGINT) \
+                 FROM jobs j WHERE j.created_at >= $1 AND j.status IN ('running', 'cancelling') \
+                 AND j.max_usd IS NOT NULL",
+            )
+            .bind(since)
+            .fetch_all(p)
+            .await?
+        });
+        Ok(rows
+            .into_iter()
+            .map(|(by, meta, requests, max, waiting)| {
+                let share = waiting.min(requests).max(0) as f64 / requests.max(1) as f64;
+                (by, meta, max * share)
+            })
+            .collect())
+    }
+
     /// Notes that a budget's warning `level` was sent this `month`; false
     /// when it already was (by any replica).
     pub async fn note_budget_alert(

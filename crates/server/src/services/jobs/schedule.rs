@@ -102,6 +102,7 @@ async fn reconcile(
             let b = upstream.qualify_batch(b);
             tracing::warn!(job = %job.id, part = p.part, batch = %b.id, "jobs: a part's batch was made before a restart; adopting it");
             state.index(&b).await;
+            part_estimate(state, job, p, &b.id).await;
             state
                 .db
                 .part_running(&job.id, p.part, &b.id)
@@ -241,6 +242,23 @@ async fn retry_part(
     })
 }
 
+/// A part's batch gets its share of the job's estimate (its input
+/// tokens, the output bound by its requests), so that while it runs it
+/// counts against budgets at its upper bound, as a batch of its own does.
+async fn part_estimate(state: &AppState, job: &JobRow, p: &PartRow, batch: &str) {
+    let Ok(Some(output_max)) = state.db.job_output_max(&job.id).await else {
+        return;
+    };
+    let e = batchboard_core::spend::Estimate {
+        model: job.model.clone(),
+        input_tokens: p.tokens.max(0) as u64,
+        output_max_tokens: output_max * p.requests.max(0) as u64 / job.requests.max(1) as u64,
+    };
+    if let Err(err) = state.db.set_estimate(batch, &e).await {
+        tracing::warn!(job = %job.id, error = %err, "cannot keep a part's estimate");
+    }
+}
+
 /// Submits queued parts, in order, while the enqueued-token limit leaves
 /// room (a part always may go when none of this model's is enqueued).
 async fn submit_ready(state: &AppState, upstream: &Upstream, job: &JobRow) -> Result<(), ApiError> {
@@ -287,6 +305,7 @@ async fn submit_ready(state: &AppState, upstream: &Upstream, job: &JobRow) -> Re
                 let b = upstream.qualify_batch(b);
                 state.index(&b).await;
                 let _ = state.db.set_file_name(&b.id, &job.filename).await;
+                part_estimate(state, job, p, &b.id).await;
                 state
                     .db
                     .part_running(&job.id, p.part, &b.id)
