@@ -62,6 +62,12 @@ pub struct RowUsage {
     pub input: u64,
     pub output: u64,
     pub total: u64,
+    /// Of `input`, read from the prompt cache.
+    #[serde(default)]
+    pub cached: u64,
+    /// Of `output`, spent reasoning.
+    #[serde(default)]
+    pub reasoning: u64,
 }
 
 /// One request, joined with its result.
@@ -340,10 +346,24 @@ pub fn usage_of(body: &Value) -> Option<RowUsage> {
     let input = n(&["prompt_tokens", "input_tokens"]).unwrap_or(0);
     let output = n(&["completion_tokens", "output_tokens"]).unwrap_or(0);
     let total = n(&["total_tokens"]).unwrap_or(input + output);
+    let detail = |outer: &[&str], inner: &str| {
+        outer
+            .iter()
+            .find_map(|k| u.get(*k)?.get(inner)?.as_u64())
+            .unwrap_or(0)
+    };
     Some(RowUsage {
         input,
         output,
         total,
+        cached: detail(
+            &["prompt_tokens_details", "input_tokens_details"],
+            "cached_tokens",
+        ),
+        reasoning: detail(
+            &["completion_tokens_details", "output_tokens_details"],
+            "reasoning_tokens",
+        ),
     })
 }
 
@@ -361,9 +381,13 @@ mod tests {
             Some(RowUsage {
                 input: 3,
                 output: 2,
-                total: 5
+                total: 5,
+                ..RowUsage::default()
             })
         );
+        let cached = json!({"usage":{"prompt_tokens":30,"prompt_tokens_details":{"cached_tokens":20},"completion_tokens":9,"completion_tokens_details":{"reasoning_tokens":4}}});
+        let u = usage_of(&cached).unwrap();
+        assert_eq!((u.cached, u.reasoning, u.total), (20, 4, 39));
         let message = json!({"type":"message","role":"assistant","content":[{"type":"text","text":"Hello"},{"type":"text","text":"again"}],"usage":{"input_tokens":11,"output_tokens":36}});
         assert_eq!(answer_of(&message).0.text, "Hello\nagain");
         assert_eq!(usage_of(&message).unwrap().total, 47);

@@ -8,7 +8,8 @@
 //!   price when the table has none), output at the output price. Reasoning
 //!   tokens are part of the output tokens (they are billed as output) and
 //!   are shown, not added again.
-//! - without it: *estimated*, from Batchboard's own input estimate made
+//! - without it: *estimated*, from the result lines' own usage once the
+//!   results were read, or else from Batchboard's own input estimate made
 //!   when it created the batch, for the share of requests that completed.
 //! - a batch still running also has an upper bound: the estimate's input
 //!   plus its output bound ([`Estimate::output_max_tokens`]).
@@ -104,6 +105,16 @@ impl Estimate {
     }
 }
 
+/// What a batch's result lines say they used, summed when they were read
+/// (kept for batches whose upstream reports no `usage`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReadUsage {
+    /// The model the answers name.
+    #[serde(default)]
+    pub model: Option<String>,
+    pub tokens: Tokens,
+}
+
 /// Whether a cost comes from the upstream's `usage` or from an estimate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -129,6 +140,11 @@ pub struct BatchCost {
 pub struct Priced<'a> {
     pub model: Option<&'a str>,
     pub usage: Option<Tokens>,
+    /// Summed from the result lines, when they were read (batches without
+    /// `usage`).
+    pub results: Option<Tokens>,
+    /// The model the result lines name (batches without a `model`).
+    pub results_model: Option<&'a str>,
     pub estimate: Option<&'a Estimate>,
     /// Requests completed and in all (for an estimate's share).
     pub completed: u64,
@@ -141,7 +157,10 @@ impl PriceTable {
     /// A batch's cost; `None` when its model has no price, or neither
     /// usage nor an estimate is known.
     pub fn batch_cost(&self, b: &Priced<'_>) -> Option<BatchCost> {
-        let model = b.model.or(b.estimate.and_then(|e| e.model.as_deref()))?;
+        let model = b
+            .model
+            .or(b.estimate.and_then(|e| e.model.as_deref()))
+            .or(b.results_model)?;
         let (priced_as, price) = self.lookup(model)?;
         let upper_usd = match (b.ended, b.estimate) {
             (false, Some(e)) => Some(e.max_usd(&price)),
@@ -149,6 +168,10 @@ impl PriceTable {
         };
         let (usd, basis, tokens) = match (b.usage, b.estimate) {
             (Some(t), _) => (price.cost(&t), Basis::Usage, Some(t)),
+            (None, _) if b.results.is_some() => {
+                let t = b.results.unwrap_or_default();
+                (price.cost(&t), Basis::Estimated, Some(t))
+            }
             (None, Some(e)) => {
                 let share = if b.total == 0 {
                     0.0
@@ -413,6 +436,24 @@ mod tests {
         assert_eq!(with_usage.basis, Basis::Usage);
         assert_eq!(with_usage.upper_usd, None);
         assert_eq!(table.batch_cost(&Priced::default()), None);
+        // The result lines' own usage, once read, beats the estimate.
+        let read = table
+            .batch_cost(&Priced {
+                estimate: Some(&e),
+                results: Some(Tokens {
+                    input: 100_000,
+                    cached: 0,
+                    output: 10_000,
+                    reasoning: 0,
+                }),
+                completed: 1,
+                total: 4,
+                ended: true,
+                ..Priced::default()
+            })
+            .unwrap();
+        assert_eq!(read.basis, Basis::Estimated);
+        assert!((read.usd - (0.2 + 0.08)).abs() < 1e-9);
     }
 
     #[test]

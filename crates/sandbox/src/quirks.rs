@@ -7,7 +7,10 @@
 //! - **request failures** at given rates (`429=0.02,500=0.01`): a request
 //!   answers that status instead of running. Which requests fail depends on
 //!   the batch and the `custom_id` only, so a run can be repeated, and the
-//!   same request sent again in another batch may well succeed.
+//!   same request sent again in another batch may well succeed;
+//! - **no `usage` on batches**, as on batches made before September 2025
+//!   and on providers that do not report it (the result lines still carry
+//!   each request's usage).
 
 use std::collections::BTreeMap;
 
@@ -18,6 +21,8 @@ pub struct Quirks {
     pub enqueued_tokens: BTreeMap<String, u64>,
     /// Status → share of requests that answer it (their sum at most 1).
     pub request_failures: Vec<(u16, f64)>,
+    /// Batch objects carry no `usage`.
+    pub no_batch_usage: bool,
 }
 
 impl Quirks {

@@ -305,7 +305,7 @@ impl Sandbox {
             self.update(id, |b| {
                 b.request_counts.completed = completed;
                 b.request_counts.failed = failed;
-                b.usage = Some(usage.clone());
+                b.usage = (!self.quirks.no_batch_usage).then(|| usage.clone());
                 if b.status == BatchStatus::InProgress {
                     b.status = BatchStatus::Finalizing;
                     b.finalizing_at = Some(now());
@@ -324,7 +324,7 @@ impl Sandbox {
             b.error_file_id = error_file_id;
             b.request_counts.completed = completed;
             b.request_counts.failed = failed;
-            b.usage = Some(usage);
+            b.usage = (!self.quirks.no_batch_usage).then_some(usage);
             match stop {
                 None => {
                     b.status = BatchStatus::Completed;
@@ -422,10 +422,11 @@ impl Results {
         if self.last_report.elapsed() >= Duration::from_millis(200) {
             self.last_report = Instant::now();
             let (completed, failed, u) = (self.completed, self.failed, self.usage.clone());
+            let usage = (!sb.quirks.no_batch_usage).then_some(u);
             sb.update(batch_id, |b| {
                 b.request_counts.completed = completed;
                 b.request_counts.failed = failed;
-                b.usage = Some(u);
+                b.usage = usage;
             });
         }
         Ok(())

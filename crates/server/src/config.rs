@@ -393,6 +393,11 @@ pub struct SandboxOptions {
     /// (`429=0.02,500=0.01`), to exercise retries.
     #[arg(long, env = "BATCHBOARD_SANDBOX_REQUEST_FAILURES")]
     pub sandbox_request_failures: Option<String>,
+
+    /// Sandbox: batches carry no `usage` (as older batches and some
+    /// providers); result lines still report each request's.
+    #[arg(long, env = "BATCHBOARD_SANDBOX_NO_BATCH_USAGE")]
+    pub sandbox_no_batch_usage: bool,
 }
 
 impl SandboxOptions {
@@ -440,6 +445,7 @@ impl SandboxOptions {
             q.request_failures = Quirks::parse_failures(s)
                 .map_err(|e| format!("--sandbox-request-failures: {e}"))?;
         }
+        q.no_batch_usage = self.sandbox_no_batch_usage;
         Ok(q)
     }
 

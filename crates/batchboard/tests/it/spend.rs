@@ -511,3 +511,96 @@ async fn a_job_holds_its_most_against_the_budget_until_its_parts_have_run() {
     assert_eq!(status, 403, "{body}");
     assert!(body.contains("team jobs has $0.0010 left"), "{body}");
 }
+
+/// An upstream that reports no `usage` on its batches: a batch is first
+/// estimated from Batchboard's own input estimate, and once its results
+/// were read, priced from what its result lines say they used.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_without_usage_is_estimated_then_priced_from_its_results() {
+    let mut speed = common::FAST.to_vec();
+    speed.push("--sandbox-no-batch-usage");
+    let prices = TempDir::new("spend-nousage-prices");
+    let path = prices.0.join("prices.toml");
+    std::fs::write(&path, PRICES).unwrap();
+    let s = Stack::start(
+        "spend-nousage",
+        KEY,
+        &speed,
+        &["--price-table", path.to_str().unwrap()],
+    )
+    .await;
+    let base = s.dash.base();
+    let (status, body) = create(&s.op, &base, file("gpt-5-mini", 4), "search", &[]).await;
+    assert_eq!(status, 200, "{body}");
+    let id = serde_json::from_str::<Value>(&body).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let up = loop {
+        let b = s.upstream_get(&format!("/batches/{id}")).await;
+        if b["status"] == "completed" {
+            break b;
+        }
+        assert!(Instant::now() < deadline, "{b}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(up["usage"].is_null(), "{up}");
+
+    // Before its results are read: the input estimate, no tokens.
+    let cost = |http: &reqwest::Client| {
+        let (http, base, id) = (http.clone(), base.clone(), id.clone());
+        async move {
+            let (status, body) = server_fn(&http, &base, "get_batch_cost", &[("id", &id)]).await;
+            assert_eq!(status, 200, "{body}");
+            serde_json::from_str::<Value>(&body).unwrap()
+        }
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let first = loop {
+        let c = cost(&s.vi).await;
+        if c["upper_usd"].is_null() && c["basis"] == "estimated" {
+            break c;
+        }
+        assert!(Instant::now() < deadline, "{c}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(first["tokens"].is_null(), "{first}");
+    assert!(first["usd"].as_f64().unwrap() > 0.0, "{first}");
+
+    // Its results read (the batch page's table): their usage prices it.
+    let (status, body) = server_fn(&s.vi, &base, "batch_results", &[("id", &id)]).await;
+    assert_eq!(status, 200, "{body}");
+    let out = up["output_file_id"].as_str().unwrap();
+    let lines = reqwest::Client::new()
+        .get(format!("{}/files/{out}/content", s.upstream_url()))
+        .bearer_auth(&s.key)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let (mut input, mut cached, mut output) = (0.0, 0.0, 0.0);
+    for l in lines.lines() {
+        let u = &serde_json::from_str::<Value>(l).unwrap()["response"]["body"]["usage"];
+        input += u["prompt_tokens"].as_f64().unwrap();
+        cached += u["prompt_tokens_details"]["cached_tokens"]
+            .as_f64()
+            .unwrap();
+        output += u["completion_tokens"].as_f64().unwrap();
+    }
+    let by_hand = ((input - cached) * 2.0 + cached * 0.5 + output * 8.0) / 1e6;
+    let read = cost(&s.vi).await;
+    assert_eq!(read["basis"], "estimated", "{read}");
+    assert!(
+        close(read["usd"].as_f64().unwrap(), by_hand),
+        "{read} vs {by_hand}"
+    );
+    assert_eq!(read["tokens"]["output"].as_f64().unwrap(), output);
+    // And the spend page counts it so, as estimated.
+    let (_, body) = server_fn(&s.vi, &base, "get_spend", &[("query[group]", "team")]).await;
+    let r: Value = serde_json::from_str(&body).unwrap();
+    assert!(close(r["estimated_usd"].as_f64().unwrap(), by_hand), "{r}");
+    assert!(close(r["usd"].as_f64().unwrap(), by_hand), "{r}");
+}

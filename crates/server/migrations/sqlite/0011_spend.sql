@@ -9,6 +9,9 @@ ALTER TABLE batches ADD COLUMN usage_reasoning BIGINT;
 ALTER TABLE batches ADD COLUMN est_model TEXT;
 ALTER TABLE batches ADD COLUMN est_input BIGINT;
 ALTER TABLE batches ADD COLUMN est_output_max BIGINT;
+-- For a batch without usage: what its result lines said they used, summed
+-- when they were read (JSON: model and tokens).
+ALTER TABLE batches ADD COLUMN res_usage TEXT;
 
 UPDATE batches SET
     usage_input = json_extract(data, '$.usage.input_tokens'),

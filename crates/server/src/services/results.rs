@@ -73,6 +73,8 @@ pub struct Joined {
     failed: u64,
     not_run: u64,
     groups: Vec<(String, u64)>,
+    /// What the result lines said they used (none reported any: `None`).
+    pub used: Option<batchboard_core::spend::ReadUsage>,
 }
 
 /// The in-memory cache of joined results, newest last.
@@ -192,6 +194,13 @@ pub async fn joined(state: &AppState, batch: &Batch) -> Result<Arc<Joined>, ApiE
         .map_err(|e| ApiError::Internal(e.to_string()))??;
     let joined = Arc::new(joined);
     state.results.put(&batch.id, joined.clone());
+    // An upstream that reports no usage on the batch: its results' own
+    // figures price it (spend).
+    if let (None, Some(used)) = (&batch.usage, &joined.used) {
+        if let Err(e) = state.db.set_read_usage(&batch.id, used).await {
+            tracing::warn!(batch = %batch.id, error = %e, "cannot keep the results' usage");
+        }
+    }
     let mut keep: Vec<String> = state.results.ids();
     if let Ok(locks) = state.results.locks.lock() {
         keep.extend(locks.keys().cloned());
@@ -334,6 +343,7 @@ fn index(paths: [Option<PathBuf>; 3]) -> Result<Joined, ApiError> {
     // In the order read: the rows of a batch without an input file.
     let mut order: Vec<String> = Vec::new();
     let mut codes: HashMap<String, Arc<str>> = HashMap::new();
+    let mut used: Option<batchboard_core::spend::ReadUsage> = None;
     for (source, path) in [(Source::Output, &paths[1]), (Source::Error, &paths[2])] {
         let Some(path) = path else { continue };
         each_line(path, |_, offset, line| {
@@ -344,6 +354,21 @@ fn index(paths: [Option<PathBuf>; 3]) -> Result<Joined, ApiError> {
                 return;
             };
             let reading = read_result(&v, 0);
+            if let Some(u) = reading.usage {
+                let sum = used.get_or_insert_with(Default::default);
+                sum.tokens += batchboard_core::spend::Tokens {
+                    input: u.input,
+                    cached: u.cached,
+                    output: u.output,
+                    reasoning: u.reasoning,
+                };
+                if sum.model.is_none() {
+                    sum.model = v
+                        .pointer("/response/body/model")
+                        .and_then(Value::as_str)
+                        .map(str::to_owned);
+                }
+            }
             let code = reading.error_code.as_ref().map(|c| {
                 codes
                     .entry(c.clone())
@@ -387,7 +412,7 @@ fn index(paths: [Option<PathBuf>; 3]) -> Result<Joined, ApiError> {
                 retry,
             });
         }
-        return Ok(rows.joined(paths));
+        return Ok(rows.joined(paths, used));
     };
     each_line(input, |n, offset, line| {
         let id = serde_json::from_slice::<IdOnly>(line)
@@ -415,7 +440,7 @@ fn index(paths: [Option<PathBuf>; 3]) -> Result<Joined, ApiError> {
         });
     })
     .map_err(&read_err)?;
-    Ok(rows.joined(paths))
+    Ok(rows.joined(paths, used))
 }
 
 /// The rows of a batch's results as they are read, and their counts.
@@ -441,7 +466,11 @@ impl Tally {
         self.inputs.push(row);
     }
 
-    fn joined(mut self, paths: [Option<PathBuf>; 3]) -> Joined {
+    fn joined(
+        mut self,
+        paths: [Option<PathBuf>; 3],
+        used: Option<batchboard_core::spend::ReadUsage>,
+    ) -> Joined {
         if self.not_run > 0 {
             self.groups.insert(Arc::from("not_run"), self.not_run);
         }
@@ -452,6 +481,7 @@ impl Tally {
             failed: self.failed,
             not_run: self.not_run,
             groups: sorted_groups(self.groups),
+            used,
         }
     }
 }

@@ -139,9 +139,12 @@ fn cost(table: &PriceTable, r: &SpendRow) -> Option<BatchCost> {
         (0, 0)
     };
     let estimate = r.estimate();
+    let read = r.read_usage();
     table.batch_cost(&Priced {
         model: r.model.as_deref(),
         usage: r.usage(),
+        results: read.as_ref().map(|u| u.tokens),
+        results_model: read.as_ref().and_then(|u| u.model.as_deref()),
         estimate: estimate.as_ref(),
         completed,
         total,
@@ -476,11 +479,13 @@ pub async fn batch_cost(
     state: &AppState,
     b: &batchboard_core::Batch,
 ) -> Result<Option<BatchCost>, HttpError> {
-    let estimate = state.db.get_estimate(&b.id).await?;
+    let (estimate, read) = state.db.get_estimate(&b.id).await?;
     let upstream = batchboard_core::dashboard::split_qualified(&b.id).0;
     Ok(prices(state, upstream).batch_cost(&Priced {
         model: b.model.as_deref(),
         usage: b.usage.as_ref().map(Into::into),
+        results: read.as_ref().map(|u| u.tokens),
+        results_model: read.as_ref().and_then(|u| u.model.as_deref()),
         estimate: estimate.as_ref(),
         completed: b.request_counts.completed,
         total: b.request_counts.total,

@@ -3,7 +3,7 @@
 //! filters; and the budget warnings already sent.
 
 use batchboard_core::dashboard::BatchQuery;
-use batchboard_core::spend::{Estimate, Tokens};
+use batchboard_core::spend::{Estimate, ReadUsage, Tokens};
 use batchboard_core::Batch;
 use sqlx::QueryBuilder;
 
@@ -26,6 +26,8 @@ pub struct SpendRow {
     pub est_model: Option<String>,
     pub est_input: Option<i64>,
     pub est_output_max: Option<i64>,
+    /// [`ReadUsage`] as JSON, when its results were read without usage.
+    pub res_usage: Option<String>,
     /// The value of the team key in its metadata.
     pub team: Option<String>,
     /// The batch itself, only when it has no usage (its request counts
@@ -50,6 +52,10 @@ impl SpendRow {
             input_tokens: self.est_input?.max(0) as u64,
             output_max_tokens: self.est_output_max.unwrap_or(0).max(0) as u64,
         })
+    }
+
+    pub fn read_usage(&self) -> Option<ReadUsage> {
+        serde_json::from_str(self.res_usage.as_deref()?).ok()
     }
 
     /// Completed and all requests (only read for batches without usage).
@@ -79,7 +85,7 @@ impl Db {
         Ok(on_db!(self, p => {
             let mut qb = QueryBuilder::new(
                 "SELECT created_at, creator, upstream, model, endpoint, terminal, usage_input, \
-                 usage_cached, usage_output, usage_reasoning, est_model, est_input, est_output_max, \
+                 usage_cached, usage_output, usage_reasoning, est_model, est_input, est_output_max, res_usage, \
                  (SELECT value FROM batch_metadata m WHERE m.batch_id = batches.id AND m.key = ",
             );
             qb.push_bind(team_key.to_owned());
@@ -105,21 +111,43 @@ impl Db {
         Ok(())
     }
 
-    /// A batch's estimate, when Batchboard made one.
-    pub async fn get_estimate(&self, id: &str) -> Result<Option<Estimate>, DbError> {
-        let row: Option<(Option<String>, Option<i64>, Option<i64>)> = on_db!(self, p => {
-            sqlx::query_as("SELECT est_model, est_input, est_output_max FROM batches WHERE id = $1")
-                .bind(id)
-                .fetch_optional(p)
-                .await?
+    /// A batch's estimate, when Batchboard made one, and what its result
+    /// lines said they used, when they were read.
+    pub async fn get_estimate(
+        &self,
+        id: &str,
+    ) -> Result<(Option<Estimate>, Option<ReadUsage>), DbError> {
+        type Row = (Option<String>, Option<i64>, Option<i64>, Option<String>);
+        let row: Option<Row> = on_db!(self, p => {
+            sqlx::query_as(
+                "SELECT est_model, est_input, est_output_max, res_usage FROM batches WHERE id = $1",
+            )
+            .bind(id)
+            .fetch_optional(p)
+            .await?
         });
-        Ok(row.and_then(|(model, input, out)| {
-            Some(Estimate {
-                model,
-                input_tokens: input?.max(0) as u64,
-                output_max_tokens: out.unwrap_or(0).max(0) as u64,
-            })
-        }))
+        let Some((model, input, out, read)) = row else {
+            return Ok((None, None));
+        };
+        let estimate = input.map(|input| Estimate {
+            model,
+            input_tokens: input.max(0) as u64,
+            output_max_tokens: out.unwrap_or(0).max(0) as u64,
+        });
+        Ok((estimate, read.and_then(|r| serde_json::from_str(&r).ok())))
+    }
+
+    /// Keeps what a batch's result lines said they used.
+    pub async fn set_read_usage(&self, id: &str, read: &ReadUsage) -> Result<(), DbError> {
+        let text = serde_json::to_string(read).map_err(|e| DbError::Corrupt(e.to_string()))?;
+        on_db!(self, p => {
+            sqlx::query("UPDATE batches SET res_usage = $1 WHERE id = $2")
+                .bind(text)
+                .bind(id)
+                .execute(p)
+                .await?;
+        });
+        Ok(())
     }
 
     /// Keeps a job's estimate as a whole: its output bound and the most it
