@@ -144,13 +144,22 @@ pub fn App() -> impl IntoView {
     view! {
         // The tab says how many batches are running, live.
         <Title formatter=move |page: String| {
-            // `try_with`: the server may format the title once the page's
-            // owner is gone (a client that left mid-render).
+            // Only the browser knows (the event stream tells it). The server
+            // formats the title after the page's reactive owner is gone,
+            // and on another thread, where reading a signal panics (the
+            // arena is not there): a 500 for about one page in 500 under
+            // load. So it reads nothing.
+            #[cfg(feature = "hydrate")]
             let running = live
                 .status
                 .try_with(|s| s.as_ref().map(|s| s.running))
                 .flatten()
                 .unwrap_or(0);
+            #[cfg(not(feature = "hydrate"))]
+            let running = {
+                let _ = live;
+                0
+            };
             let prefix = if running > 0 { format!("({running}) ") } else { String::new() };
             if page.is_empty() { format!("{prefix}Batchboard") } else { format!("{prefix}{page} · Batchboard") }
         } />
