@@ -68,7 +68,7 @@ impl Limits {
 
     fn check(&self) -> Result<(), String> {
         for (scope, name, limit) in self.all() {
-            if !limit.is_finite() || limit < 0.0 {
+            if !is_amount(limit) {
                 return Err(format!(
                     "budgets.{}s.{name}: {limit} is not an amount of dollars (0 or more)",
                     scope.as_str()
@@ -77,6 +77,11 @@ impl Limits {
         }
         Ok(())
     }
+}
+
+/// Whether `v` may be a monthly limit: dollars, 0 or more.
+pub fn is_amount(v: f64) -> bool {
+    v.is_finite() && v >= 0.0
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]

@@ -66,7 +66,7 @@ pub async fn set_budget(scope: Scope, name: String, limit: String) -> Result<(),
             limit
                 .parse::<f64>()
                 .ok()
-                .filter(|v| v.is_finite() && *v >= 0.0)
+                .filter(|v| batchboard_server::budgets::is_amount(*v))
                 .ok_or_else(|| {
                     AppError::invalid(Msg::new(Key::BudgetsBadLimit).arg("value", limit))
                 })?,

@@ -66,14 +66,7 @@ fn label(d: Date, period: &str) -> String {
 }
 
 fn parse_day(s: &str, field: &str) -> Result<Date, HttpError> {
-    let fmt = time::macros::format_description!("[year]-[month]-[day]");
-    Date::parse(s.trim(), &fmt).map_err(|_| {
-        HttpError::invalid(
-            Msg::new(Key::QueryNotADate)
-                .arg("field", field)
-                .arg("value", s),
-        )
-    })
+    crate::store::index::parse_day(s, field).map_err(HttpError::invalid)
 }
 
 /// The report's first and last day: as asked, or by default the last 30
@@ -133,11 +126,7 @@ impl Tables<'_> {
 }
 
 fn cost(table: &PriceTable, r: &SpendRow) -> Option<BatchCost> {
-    let (completed, total) = if r.usage_input.is_none() {
-        r.counts()
-    } else {
-        (0, 0)
-    };
+    let (completed, total) = r.counts();
     let estimate = r.estimate();
     let read = r.read_usage();
     table.batch_cost(&Priced {
@@ -287,30 +276,52 @@ async fn month_spent(state: &AppState, scope: Scope, name: &str) -> Result<f64, 
     Ok(batches + jobs)
 }
 
+/// A budget with this month's spend.
+async fn status(
+    state: &AppState,
+    scope: Scope,
+    name: &str,
+    limit: f64,
+) -> Result<BudgetStatus, HttpError> {
+    Ok(BudgetStatus {
+        scope,
+        name: name.to_string(),
+        limit_usd: limit,
+        spent_usd: month_spent(state, scope, name).await?,
+        month: this_month().0,
+    })
+}
+
 /// Every budget with this month's spend.
 pub async fn budgets(state: &AppState) -> Result<Vec<BudgetStatus>, HttpError> {
     let limits = state.budgets.current();
-    let (month, _) = this_month();
     let mut out = Vec::new();
     for (scope, name, limit) in limits.all() {
-        out.push(BudgetStatus {
-            scope,
-            name: name.to_string(),
-            limit_usd: limit,
-            spent_usd: month_spent(state, scope, name).await?,
-            month: month.clone(),
-        });
+        out.push(status(state, scope, name, limit).await?);
     }
     Ok(out)
 }
 
-/// The budgets a new batch of `user` with `metadata` counts against.
-fn scopes(state: &AppState, user: &str, metadata: Option<&Metadata>) -> Vec<(Scope, String)> {
-    let mut s = vec![(Scope::User, user.to_string())];
-    if let Some(team) = metadata.and_then(|m| m.get(state.team_key.as_ref())) {
-        s.push((Scope::Team, team.clone()));
+/// The budgets a batch of `user` with `metadata` counts against (its
+/// user's and its team's, those that are set), with this month's spend.
+async fn budgets_of(
+    state: &AppState,
+    user: &str,
+    metadata: Option<&Metadata>,
+) -> Result<Vec<BudgetStatus>, HttpError> {
+    let limits = state.budgets.current();
+    let team = metadata.and_then(|m| m.get(state.team_key.as_ref()));
+    let mut out = Vec::new();
+    for (scope, name) in [
+        (Scope::User, Some(user)),
+        (Scope::Team, team.map(String::as_str)),
+    ] {
+        let Some((name, limit)) = name.and_then(|n| Some((n, limits.get(scope, n)?))) else {
+            continue;
+        };
+        out.push(status(state, scope, name, limit).await?);
     }
-    s
+    Ok(out)
 }
 
 /// A new batch's (or job's) budget check, and what follows its creation.
@@ -366,11 +377,6 @@ impl Guard {
         })
     }
 
-    /// What the check estimated (`None`: not priced), and the most.
-    pub fn estimate(&self) -> Option<(&Estimate, f64)> {
-        self.estimate.as_ref().map(|e| (e, self.max_usd))
-    }
-
     /// The batch was created: its estimate is kept, budgets that reached a
     /// warning level are announced. Returns the audit detail of an admin's
     /// override, if it was one.
@@ -380,6 +386,27 @@ impl Guard {
                 tracing::warn!(error = %err, "cannot keep the batch's estimate");
             }
         }
+        self.announce(state)
+    }
+
+    /// [`Guard::created`] for a job: its estimate as a whole is kept (its
+    /// parts' batches get their shares when they are submitted).
+    pub async fn job_created(self, state: &AppState, job_id: &str) -> Option<Msg> {
+        if let Some(e) = &self.estimate {
+            if let Err(err) = state
+                .db
+                .set_job_estimate(job_id, e.output_max_tokens, self.max_usd)
+                .await
+            {
+                tracing::warn!(job = %job_id, error = %err, "cannot keep the job's estimate");
+            }
+        }
+        self.announce(state)
+    }
+
+    /// Budgets that reached a warning level are announced (after the
+    /// answer); the audit detail of an admin's override, if it was one.
+    fn announce(self, state: &AppState) -> Option<Msg> {
         let state = state.clone();
         let (user, metadata) = (self.user, self.metadata);
         tokio::spawn(async move { alert(&state, Some(&user), metadata.as_ref()).await });
@@ -399,25 +426,19 @@ async fn check_budget(
     max_usd: f64,
     overridden: bool,
 ) -> Result<bool, HttpError> {
-    let limits = state.budgets.current();
-    let (month, _) = this_month();
     let mut went_over = false;
-    for (scope, name) in scopes(state, user, metadata) {
-        let Some(limit) = limits.get(scope, &name) else {
-            continue;
-        };
-        let spent = month_spent(state, scope, &name).await?;
-        if spent + max_usd > limit && overridden {
+    for b in budgets_of(state, user, metadata).await? {
+        if b.spent_usd + max_usd > b.limit_usd && overridden {
             went_over = true;
-        } else if spent + max_usd > limit {
+        } else if b.spent_usd + max_usd > b.limit_usd {
             return Err(ApiError::Forbidden(
                 Msg::new(Key::SpendOverBudget)
                     .arg("max", usd(max_usd))
-                    .arg_text("scope", scope_key(scope))
-                    .arg("name", &name)
-                    .arg("left", usd((limit - spent).max(0.0)))
-                    .arg("limit", usd(limit))
-                    .arg("month", &month),
+                    .arg_text("scope", scope_key(b.scope))
+                    .arg("name", &b.name)
+                    .arg("left", usd(b.left_usd()))
+                    .arg("limit", usd(b.limit_usd))
+                    .arg("month", &b.month),
             )
             .into());
         }
@@ -429,34 +450,23 @@ async fn check_budget(
 /// has now reached 80 % or 100 % of its month is announced once (webhook,
 /// and every open page through the event stream).
 pub async fn alert(state: &AppState, user: Option<&str>, metadata: Option<&Metadata>) {
-    let limits = state.budgets.current();
-    let (month, _) = this_month();
     let Some(user) = user else { return };
-    for (scope, name) in scopes(state, user, metadata) {
-        let Some(limit) = limits.get(scope, &name) else {
-            continue;
-        };
-        let spent = match month_spent(state, scope, &name).await {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot read a budget's spend");
-                continue;
-            }
-        };
-        let status = BudgetStatus {
-            scope,
-            name: name.clone(),
-            limit_usd: limit,
-            spent_usd: spent,
-            month: month.clone(),
-        };
+    let statuses = match budgets_of(state, user, metadata).await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read a budget's spend");
+            return;
+        }
+    };
+    for status in statuses {
         let level = status.level();
         if level == 0 {
             continue;
         }
+        let (scope, name) = (status.scope, status.name.clone());
         match state
             .db
-            .note_budget_alert(scope.as_str(), &name, &month, level)
+            .note_budget_alert(scope.as_str(), &name, &status.month, level)
             .await
         {
             Ok(true) => {

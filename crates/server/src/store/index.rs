@@ -24,16 +24,19 @@ pub enum Upsert {
     Unchanged,
 }
 
+/// A `YYYY-MM-DD` date of the query field `field`; the refusal names both.
+pub fn parse_day(s: &str, field: &str) -> Result<time::Date, Msg> {
+    let fmt = time::macros::format_description!("[year]-[month]-[day]");
+    time::Date::parse(s.trim(), &fmt).map_err(|_| {
+        Msg::new(Key::QueryNotADate)
+            .arg("field", field)
+            .arg("value", s)
+    })
+}
+
 /// Days since 1970-01-01 of a `YYYY-MM-DD` date, as unix seconds of its start.
 fn day_start(s: &str, field: &str) -> Result<i64, DbError> {
-    let fmt = time::macros::format_description!("[year]-[month]-[day]");
-    let d = time::Date::parse(s.trim(), &fmt).map_err(|_| {
-        DbError::Query(
-            Msg::new(Key::QueryNotADate)
-                .arg("field", field)
-                .arg("value", s),
-        )
-    })?;
+    let d = parse_day(s, field).map_err(DbError::Query)?;
     Ok(d.midnight().assume_utc().unix_timestamp())
 }
 

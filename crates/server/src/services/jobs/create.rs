@@ -194,16 +194,7 @@ pub async fn create(
         .arg("requests", report.requests)
         .arg("file", &filename);
     actor.audit("create", Some(&id), Some(detail)).await;
-    if let Some((e, max)) = budget.estimate() {
-        if let Err(err) = state
-            .db
-            .set_job_estimate(&id, e.output_max_tokens, max)
-            .await
-        {
-            tracing::warn!(job = %id, error = %err, "cannot keep the job's estimate");
-        }
-    }
-    if let Some(detail) = budget.created(&state, &id).await {
+    if let Some(detail) = budget.job_created(&state, &id).await {
         actor
             .audit("budget_override", Some(&id), Some(detail))
             .await;
