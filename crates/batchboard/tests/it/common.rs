@@ -286,8 +286,20 @@ pub async fn upload(
     endpoint: &str,
     metadata: &str,
 ) -> (u16, String) {
+    upload_with(http, base, content, endpoint, metadata, &[]).await
+}
+
+/// [`upload`] with more form fields (before the file).
+pub async fn upload_with(
+    http: &reqwest::Client,
+    base: &str,
+    content: Vec<u8>,
+    endpoint: &str,
+    metadata: &str,
+    extra: &[(&str, &str)],
+) -> (u16, String) {
     let size = content.len().to_string();
-    post_form(http, base, content, endpoint, metadata, Some(size)).await
+    post_form(http, base, content, endpoint, metadata, Some(size), extra).await
 }
 
 /// As a form without JavaScript or a script that does not say the size:
@@ -298,7 +310,7 @@ pub async fn upload_unsized(
     content: Vec<u8>,
     endpoint: &str,
 ) -> (u16, String) {
-    post_form(http, base, content, endpoint, "", None).await
+    post_form(http, base, content, endpoint, "", None, &[]).await
 }
 
 async fn post_form(
@@ -308,11 +320,15 @@ async fn post_form(
     endpoint: &str,
     metadata: &str,
     size: Option<String>,
+    extra: &[(&str, &str)],
 ) -> (u16, String) {
     let mut form = reqwest::multipart::Form::new()
         .text("endpoint", endpoint.to_string())
         .text("completion_window", "24h")
         .text("metadata", metadata.to_string());
+    for (k, v) in extra {
+        form = form.text(k.to_string(), v.to_string());
+    }
     if let Some(size) = size {
         form = form.text("file_size", size);
     }

@@ -85,24 +85,16 @@ pub(crate) async fn create(
     team: &str,
     extra: &[(&str, &str)],
 ) -> (u16, String) {
-    let mut form = reqwest::multipart::Form::new()
-        .text("endpoint", "/v1/chat/completions")
-        .text("completion_window", "24h")
-        .text("metadata", format!(r#"{{"team":"{team}"}}"#));
-    for (k, v) in extra {
-        form = form.text(k.to_string(), v.to_string());
-    }
-    let form = form.text("file_size", content.len().to_string()).part(
-        "file",
-        reqwest::multipart::Part::bytes(content).file_name("requests.jsonl"),
-    );
-    let r = http
-        .post(format!("{base}/api/batches"))
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
-    (r.status().as_u16(), r.text().await.unwrap())
+    let metadata = format!(r#"{{"team":"{team}"}}"#);
+    common::upload_with(
+        http,
+        base,
+        content,
+        "/v1/chat/completions",
+        &metadata,
+        extra,
+    )
+    .await
 }
 
 /// The batch as the upstream holds it, once it completed (with its usage).
