@@ -318,13 +318,7 @@ fn Cost(cost: Option<BatchCost>) -> impl IntoView {
         .and_then(|c| c.upper_usd)
         .map(|u| view! { <p class="muted" data-testid="batch-cost-upper">{tf(Key::BatchCostUpper, &[("usd", &format::usd(u))])}</p> });
     let (usd, basis) = cost.as_ref().map_or((String::new(), "none"), |c| {
-        (
-            format!("{}", c.usd),
-            match c.basis {
-                Basis::Usage => "usage",
-                Basis::Estimated => "estimated",
-            },
-        )
+        (c.usd.to_string(), c.basis.as_str())
     });
     view! {
         <section class="panel">

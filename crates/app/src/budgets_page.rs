@@ -9,13 +9,6 @@ use super::format;
 use crate::api::spend_fns::{list_budgets, BudgetStatus, Scope, SetBudget};
 use crate::i18n::{t, tf, Key};
 
-fn scope_text(s: Scope) -> &'static str {
-    match s {
-        Scope::User => t(Key::SpendScopeUser),
-        Scope::Team => t(Key::SpendScopeTeam),
-    }
-}
-
 #[component]
 pub fn BudgetsPage() -> impl IntoView {
     let set = ServerAction::<SetBudget>::new();
@@ -103,7 +96,7 @@ fn Row(b: BudgetStatus, set: ServerAction<SetBudget>) -> impl IntoView {
     let (scope, name) = (b.scope, b.name.clone());
     view! {
         <tr data-testid="budget-row" data-scope=b.scope.as_str() data-name=b.name.clone() data-level=b.level().to_string()>
-            <td>{scope_text(b.scope)}</td>
+            <td>{t(b.scope.key())}</td>
             <td>{b.name.clone()}</td>
             <td class="num">{format::usd(b.limit_usd)}</td>
             <td class="num" data-testid="budget-spent" data-usd=format!("{}", b.spent_usd)>{format::usd(b.spent_usd)}</td>

@@ -12,7 +12,7 @@ use leptos_router::hooks::use_query_map;
 use super::components::{filter_select, filter_text};
 use super::format;
 use crate::api::batch_facets;
-use crate::api::spend_fns::{get_spend, BudgetStatus, Scope, SpendQuery, SpendReport};
+use crate::api::spend_fns::{get_spend, BudgetStatus, SpendQuery, SpendReport};
 use crate::i18n::{t, tf, Key};
 use batchboard_core::spend::{GROUPS, PERIODS};
 
@@ -176,10 +176,7 @@ fn Budgets(budgets: Vec<BudgetStatus>) -> impl IntoView {
                 80 => "budget budget-warn",
                 _ => "budget",
             };
-            let scope = match b.scope {
-                Scope::User => t(Key::SpendScopeUser),
-                Scope::Team => t(Key::SpendScopeTeam),
-            };
+            let scope = t(b.scope.key());
             let note = match level {
                 100 => Some(t(Key::SpendBudgetOver)),
                 80 => Some(t(Key::SpendBudgetWarn)),

@@ -123,6 +123,16 @@ pub enum Basis {
     Estimated,
 }
 
+impl Basis {
+    /// As serialised (`usage`, `estimated`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Basis::Usage => "usage",
+            Basis::Estimated => "estimated",
+        }
+    }
+}
+
 /// A batch's cost, as far as it is known.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BatchCost {
@@ -210,6 +220,14 @@ impl Scope {
         match self {
             Scope::User => "user",
             Scope::Team => "team",
+        }
+    }
+
+    /// Its name in the reader's words ("user", "team").
+    pub fn key(self) -> crate::i18n::Key {
+        match self {
+            Scope::User => crate::i18n::Key::SpendScopeUser,
+            Scope::Team => crate::i18n::Key::SpendScopeTeam,
         }
     }
 }

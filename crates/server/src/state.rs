@@ -172,7 +172,7 @@ impl Webhook {
                 "text": self.i18n.f(
                     if level >= 100 { Key::WebhookBudgetSpent } else { Key::WebhookBudgetWarning },
                     &[
-                        ("scope", &self.i18n.t(crate::services::spend::scope_key(s.scope))),
+                        ("scope", &self.i18n.t(s.scope.key())),
                         ("name", &s.name),
                         ("spent", &self.i18n.usd(s.spent_usd)),
                         ("limit", &self.i18n.usd(s.limit_usd)),

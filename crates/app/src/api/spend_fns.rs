@@ -87,10 +87,7 @@ pub async fn set_budget(scope: Scope, name: String, limit: String) -> Result<(),
         ))
     })?;
     let detail = Msg::new(Key::AuditDetailBudget)
-        .arg_text(
-            "scope",
-            batchboard_server::services::spend::scope_key(scope),
-        )
+        .arg_text("scope", scope.key())
         .arg("name", &name)
         .arg(
             "limit",

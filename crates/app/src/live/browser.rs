@@ -88,10 +88,7 @@ fn notify_finished(b: &Batch) {
 /// A budget of this user, or of a team, reached 80 % or 100 % this month.
 fn notify_budget(b: &batchboard_core::spend::BudgetStatus) {
     let opts = web_sys::NotificationOptions::new();
-    let scope = match b.scope {
-        batchboard_core::spend::Scope::User => t(Key::SpendScopeUser),
-        batchboard_core::spend::Scope::Team => t(Key::SpendScopeTeam),
-    };
+    let scope = t(b.scope.key());
     opts.set_body(&tf(
         Key::LiveNotifyBudgetBody,
         &[

@@ -29,13 +29,6 @@ pub fn usd(v: f64) -> String {
     batchboard_core::i18n::I18n::get("en").usd(v)
 }
 
-pub fn scope_key(scope: Scope) -> Key {
-    match scope {
-        Scope::User => Key::SpendScopeUser,
-        Scope::Team => Key::SpendScopeTeam,
-    }
-}
-
 fn today() -> Date {
     OffsetDateTime::now_utc().date()
 }
@@ -434,7 +427,7 @@ async fn check_budget(
             return Err(ApiError::Forbidden(
                 Msg::new(Key::SpendOverBudget)
                     .arg("max", usd(max_usd))
-                    .arg_text("scope", scope_key(b.scope))
+                    .arg_text("scope", b.scope.key())
                     .arg("name", &b.name)
                     .arg("left", usd(b.left_usd()))
                     .arg("limit", usd(b.limit_usd))
