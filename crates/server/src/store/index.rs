@@ -76,6 +76,16 @@ pub(super) enum Search {
     Trigram,
 }
 
+impl Db {
+    /// How this backend's search goes through its trigram index.
+    pub(super) fn search(&self) -> Search {
+        match self {
+            Db::Sqlite(_) => Search::Fts5,
+            Db::Postgres(_) => Search::Trigram,
+        }
+    }
+}
+
 /// The text Postgres' search index holds (migration 0006).
 const SEARCH_TEXT: &str =
     "lower(id || ' ' || input_file_id || ' ' || coalesce(output_file_id, '') || ' ' \
@@ -297,10 +307,7 @@ impl Db {
         // The statements below vary with the filters, the page and the
         // plan chosen: prepared once each (`persistent(false)`) rather than
         // kept in every connection's cache.
-        let fts = match self {
-            Db::Sqlite(_) => Search::Fts5,
-            Db::Postgres(_) => Search::Trigram,
-        };
+        let fts = self.search();
         let mut filters = filters;
         let (rows, total): (Vec<(String,)>, (i64,)) = on_db!(self, p => {
             if let Some((k, v)) = &filters.meta {

@@ -7,7 +7,7 @@ use batchboard_core::spend::{Estimate, ReadUsage, Tokens};
 use batchboard_core::Batch;
 use sqlx::QueryBuilder;
 
-use super::index::{Filters, Search};
+use super::index::Filters;
 use super::{now, on_db, Db, DbError};
 
 /// One batch, as far as its cost and its groups go.
@@ -78,10 +78,7 @@ impl Db {
         team_key: &str,
     ) -> Result<Vec<SpendRow>, DbError> {
         let filters = Filters::parse(q)?;
-        let search = match self {
-            Db::Sqlite(_) => Search::Fts5,
-            Db::Postgres(_) => Search::Trigram,
-        };
+        let search = self.search();
         Ok(on_db!(self, p => {
             let mut qb = QueryBuilder::new(
                 "SELECT created_at, creator, upstream, model, endpoint, terminal, usage_input, \
