@@ -105,6 +105,24 @@ test("the spend page: its chart and table agree, hover shows values, the CSV dow
   await plain.close();
 });
 
+test("the table's Cost cell fills in live when a batch completes, as the server prices it", async ({ page }) => {
+  await page.goto("/?meta_key=team&meta_value=e2e-rowcost");
+  await page.locator('body[data-hydrated="true"]').waitFor();
+  const id = await create(page, "e2e-rowcost", 60);
+  const row = page.locator(`[data-testid="batch-row"][data-id="${id}"]`);
+  // Seen running (no usage yet: no cost), then completed in place.
+  await expect(row.getByTestId("status")).toHaveAttribute("data-status", "in_progress");
+  await expect(row.getByTestId("row-cost")).toHaveText("—");
+  await expect(row.getByTestId("status")).toHaveAttribute("data-status", "completed", { timeout: 30_000 });
+  const cost = await finalCost(page, id);
+  await expect.poll(async () => Number(await row.getByTestId("row-cost").getAttribute("data-usd"))).toBeCloseTo(cost, 12);
+  const shown = await row.getByTestId("row-cost").textContent();
+  // The page as the server renders it says the same.
+  await page.reload();
+  await expect(row.getByTestId("row-cost")).toHaveText(shown!);
+  expect(Number(await row.getByTestId("row-cost").getAttribute("data-usd"))).toBeCloseTo(cost, 12);
+});
+
 test("a batch that would pass its team's budget is refused with the numbers, and nothing is created", async ({ page, allowConsole }) => {
   allowConsole(/status of 403/);
   // Three requests without an output limit: each may answer up to the

@@ -264,7 +264,7 @@ fn Detail(
         {retry_of}
         {part_of}
         <section class="panel">
-            <Progress batch=batch.clone() />
+            <Progress counts=batch.request_counts.clone() />
             <dl class="fields">
                 <Suspense fallback=|| ()>{move || upstream_row(&bid, upstreams.get())}</Suspense>
                 <dt>{t(Key::BatchEndpoint)}</dt><dd class="mono">{batch.endpoint.clone()}</dd>

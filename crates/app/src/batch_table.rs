@@ -15,8 +15,8 @@ use crate::api::{
     batch_facets, list_batches, BatchPage, BatchQuery, Facets, WatcherStatus, PAGE_SIZES,
 };
 use crate::i18n::{t, tf, Key};
-use batchboard_core::prices::PriceTables;
-use batchboard_core::{Batch, CREATED_BY};
+use batchboard_core::dashboard::TableRow;
+use batchboard_core::CREATED_BY;
 
 /// `text` (a translation with `{name}` left unfilled) split around
 /// `{name}`, for a component to stand in its place in any word order; an
@@ -65,9 +65,7 @@ pub fn BatchesPage() -> impl IntoView {
         |(q, _)| list_batches(q),
     );
     let facets = Resource::new(move || live.version.get() / 10, |_| batch_facets());
-    // For each row's cost (by its upstream's prices).
-    let prices = Resource::new(|| (), |_| crate::api::checks::pricing());
-    let shown: StoredValue<Vec<RwSignal<Batch>>> = StoredValue::new(Vec::new());
+    let shown: StoredValue<Vec<RwSignal<TableRow>>> = StoredValue::new(Vec::new());
     Effect::watch(
         move || live.last.get(),
         move |last, _, _| {
@@ -80,7 +78,7 @@ pub fn BatchesPage() -> impl IntoView {
                         .iter()
                         .find(|r| r.with_untracked(|b| b.id == ev.batch.id))
                     {
-                        row.set(ev.batch.clone());
+                        row.set(TableRow::from(ev));
                     }
                 });
             }
@@ -105,7 +103,7 @@ pub fn BatchesPage() -> impl IntoView {
             {move || {
                 page.get()
                     .map(|r| match r {
-                        Ok(p) => view! { <Table page=p query=query.get() shown prices=prices.get().and_then(|p| p.ok()) /> }.into_any(),
+                        Ok(p) => view! { <Table page=p query=query.get() shown /> }.into_any(),
                         Err(e) => {
                             view! {
                                 <section class="error-state" data-testid="list-error">
@@ -202,7 +200,7 @@ fn SortHeader(label: &'static str, key: &'static str, query: BatchQuery) -> impl
     };
     view! {
         <th aria-sort=aria>
-            <A href=format!("/{}", q.to_query_string()) attr:data-testid=format!("sort-{key}")>{label}{arrow}</A>
+            <a href=format!("/{}", q.to_query_string()) data-testid=format!("sort-{key}")>{label}{arrow}</a>
         </th>
     }
 }
@@ -247,8 +245,7 @@ fn Freshness(initial: WatcherStatus) -> impl IntoView {
 fn Table(
     page: BatchPage,
     query: BatchQuery,
-    shown: StoredValue<Vec<RwSignal<Batch>>>,
-    prices: Option<PriceTables>,
+    shown: StoredValue<Vec<RwSignal<TableRow>>>,
 ) -> impl IntoView {
     let BatchPage {
         batches,
@@ -277,12 +274,13 @@ fn Table(
     let next = (shown_to < total).then(|| link_at(offset + limit));
     // The upstream column, when there are several.
     let several = watcher.upstreams.len() > 1;
-    let signals: Vec<RwSignal<Batch>> = batches.into_iter().map(RwSignal::new).collect();
-    let prices = prices.map(std::sync::Arc::new);
+    // The rows' many lookups of the language find it here, not at the root.
+    crate::i18n::provide();
+    let signals: Vec<RwSignal<TableRow>> = batches.into_iter().map(RwSignal::new).collect();
     shown.set_value(signals.clone());
     let rows = signals
         .into_iter()
-        .map(|b| view! { <Row batch=b several prices=prices.clone() /> })
+        .map(|b| view! { <Row batch=b several /> })
         .collect_view();
     let q = query.clone();
     view! {
@@ -320,8 +318,8 @@ fn Table(
             </table>
         </div>
         <nav class="pager" aria-label=t(Key::TablePages)>
-            {prev.map(|href| view! { <A href=href attr:data-testid="prev-page">{t(Key::TablePrevious)}</A> })}
-            {next.map(|href| view! { <A href=href attr:data-testid="next-page">{t(Key::TableNext)}</A> })}
+            {prev.map(|href| view! { <a href=href data-testid="prev-page">{t(Key::TablePrevious)}</a> })}
+            {next.map(|href| view! { <a href=href data-testid="next-page">{t(Key::TableNext)}</a> })}
         </nav>
     }
     .into_any()
@@ -335,10 +333,11 @@ fn PageSize(limit: u32, query: BatchQuery) -> impl IntoView {
             let mut q = query.clone();
             q.limit = Some(*n);
             q.offset = None;
+            let on = *n == limit;
             view! {
-                <A href=format!("/{}", q.to_query_string()) attr:class=if *n == limit { "chip chip-on" } else { "chip" }>
+                <a href=format!("/{}", q.to_query_string()) class=if on { "chip chip-on" } else { "chip" } aria-current=on.then_some("true")>
                     {n.to_string()}
-                </A>
+                </a>
             }
         })
         .collect_view();
@@ -347,42 +346,35 @@ fn PageSize(limit: u32, query: BatchQuery) -> impl IntoView {
 
 /// One batch's row; its cells follow the batch as changes arrive.
 #[component]
-fn Row(
-    batch: RwSignal<Batch>,
-    several: bool,
-    prices: Option<std::sync::Arc<PriceTables>>,
-) -> impl IntoView {
+fn Row(batch: RwSignal<TableRow>, several: bool) -> impl IntoView {
     let id = batch.with_untracked(|b| b.id.clone());
+    // The server renders a row once; a reactive closure would be run twice
+    // there (once to look for resources, once to write the HTML).
+    #[cfg(feature = "hydrate")]
+    let cells = move || cells(batch.get(), several);
+    #[cfg(not(feature = "hydrate"))]
+    let cells = cells(batch.get_untracked(), several);
     view! {
         <tr data-testid="batch-row" data-id=id>
-            {move || cells(batch.get(), several, prices.as_deref())}
+            {cells}
         </tr>
     }
 }
 
-/// What a batch cost by the usage it reports (its page also shows an
-/// estimate for batches without usage, and the upper bound while running).
-fn cost_cell(batch: &Batch, prices: Option<&PriceTables>) -> impl IntoView {
-    use batchboard_core::dashboard::split_qualified;
-    let cost = prices.zip(batch.usage.as_ref()).and_then(|(p, u)| {
-        p.of(split_qualified(&batch.id).0)
-            .batch_cost(&batchboard_core::spend::Priced {
-                model: batch.model.as_deref(),
-                usage: Some(u.into()),
-                ended: batch.status.is_terminal(),
-                ..Default::default()
-            })
-    });
+/// What a batch cost by the usage it reports, priced by the server (its
+/// page also shows an estimate for batches without usage, and the upper
+/// bound while running).
+fn cost_cell(cost: Option<f64>) -> impl IntoView {
     match cost {
-        Some(c) => view! {
-            <td class="num" data-testid="row-cost" data-usd=format!("{}", c.usd)>{format::usd(c.usd)}</td>
+        Some(usd) => view! {
+            <td class="num" data-testid="row-cost" data-usd=format!("{usd}")>{format::usd(usd)}</td>
         }
         .into_any(),
         None => view! { <td class="num" data-testid="row-cost">"—"</td> }.into_any(),
     }
 }
 
-fn cells(batch: Batch, several: bool, prices: Option<&PriceTables>) -> impl IntoView {
+fn cells(batch: TableRow, several: bool) -> impl IntoView {
     use batchboard_core::dashboard::{display_upstream, split_qualified};
     let upstream = several.then(|| {
         let name = display_upstream(split_qualified(&batch.id).0).to_owned();
@@ -409,13 +401,13 @@ fn cells(batch: Batch, several: bool, prices: Option<&PriceTables>) -> impl Into
         .collect_view();
     let (id, title) = (batch.id.clone(), batch.id.clone());
     view! {
-        <td><A href=href attr:class="mono" attr:title=title>{id}</A></td>
+        <td><a href=href class="mono" title=title>{id}</a></td>
         {upstream}
         <td><StatusBadge status=batch.status.clone() /></td>
         <td class="mono">{batch.endpoint.clone()}</td>
         <td>{batch.model.clone().unwrap_or_else(|| "—".into())}</td>
-        <td><Progress batch=batch.clone() /></td>
-        {cost_cell(&batch, prices)}
+        <td><Progress counts=batch.request_counts.clone() /></td>
+        {cost_cell(batch.cost_usd)}
         <td><Time ts=batch.created_at /></td>
         <td>{left}</td>
         <td data-testid="created-by">{creator}</td>

@@ -4,7 +4,7 @@ use leptos::prelude::*;
 
 use super::format;
 use crate::i18n::{self, tf, Key};
-use batchboard_core::{Batch, BatchStatus};
+use batchboard_core::{BatchStatus, RequestCounts};
 
 /// A status as a coloured badge; unknown statuses show as themselves.
 #[component]
@@ -25,8 +25,8 @@ pub fn StatusBadge(status: BatchStatus) -> impl IntoView {
 
 /// Progress from `request_counts`: completed and failed out of total.
 #[component]
-pub fn Progress(batch: Batch) -> impl IntoView {
-    let c = batch.request_counts;
+pub fn Progress(counts: RequestCounts) -> impl IntoView {
+    let c = counts;
     let total = c.total.max(1) as f64;
     let done = c.completed as f64 / total * 100.0;
     let failed = c.failed as f64 / total * 100.0;
@@ -66,10 +66,15 @@ pub fn Progress(batch: Batch) -> impl IntoView {
 #[component]
 pub fn Time(ts: i64) -> impl IntoView {
     let utc = format::absolute(ts);
+    #[cfg(feature = "hydrate")]
     let title = move || match i18n::local_time(ts).filter(|_| crate::hydrated()) {
         Some(local) => tf(Key::TimeUtcHover, &[("local", &local), ("utc", &utc)]),
         None => utc.clone(),
     };
+    // The server knows no reader's time zone (and would run a closure
+    // twice).
+    #[cfg(not(feature = "hydrate"))]
+    let title = utc;
     view! {
         <time datetime=ts.to_string() title=title>
             {format::relative(ts, format::now())}

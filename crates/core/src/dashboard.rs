@@ -70,13 +70,17 @@ impl Change {
     }
 }
 
-/// A `batch` event: the batch as the index now holds it, and what changed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A `batch` event: the batch as the index now holds it, what changed, and
+/// what it cost by its usage (the table's Cost cell; the browser has no
+/// price tables).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BatchEvent {
     #[serde(flatten)]
     pub batch: Batch,
     #[serde(default)]
     pub change: Change,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost_usd: Option<f64>,
 }
 
 /// What the batch table asks for: filters, search, sort and page. Every
@@ -277,10 +281,52 @@ pub fn display_upstream(name: &str) -> &str {
     }
 }
 
+/// A row of the batch table: what its cells show of a batch (the page
+/// carries these, not whole batches, to keep its hydration data small), and
+/// the batch's cost by its usage, priced on the server.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TableRow {
+    pub id: String,
+    pub status: crate::BatchStatus,
+    pub endpoint: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    pub created_at: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<i64>,
+    pub request_counts: crate::RequestCounts,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<crate::Metadata>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost_usd: Option<f64>,
+}
+
+impl TableRow {
+    pub fn of(b: &Batch, cost_usd: Option<f64>) -> Self {
+        Self {
+            id: b.id.clone(),
+            status: b.status.clone(),
+            endpoint: b.endpoint.clone(),
+            model: b.model.clone(),
+            created_at: b.created_at,
+            expires_at: b.expires_at,
+            request_counts: b.request_counts.clone(),
+            metadata: b.metadata.clone(),
+            cost_usd,
+        }
+    }
+}
+
+impl From<&BatchEvent> for TableRow {
+    fn from(ev: &BatchEvent) -> Self {
+        Self::of(&ev.batch, ev.cost_usd)
+    }
+}
+
 /// A page of the batch table, read from the index.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BatchPage {
-    pub batches: Vec<Batch>,
+    pub batches: Vec<TableRow>,
     /// Rows matching the query, over all pages.
     pub total: u64,
     pub offset: u32,

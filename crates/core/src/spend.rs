@@ -164,6 +164,19 @@ pub struct Priced<'a> {
 }
 
 impl PriceTable {
+    /// What `b` cost by the usage it reports (the table's Cost cell);
+    /// `None` without usage or without a price for its model.
+    pub fn usage_cost(&self, b: &crate::Batch) -> Option<f64> {
+        let usage = b.usage.as_ref()?;
+        self.batch_cost(&Priced {
+            model: b.model.as_deref(),
+            usage: Some(usage.into()),
+            ended: b.status.is_terminal(),
+            ..Default::default()
+        })
+        .map(|c| c.usd)
+    }
+
     /// A batch's cost; `None` when its model has no price, or neither
     /// usage nor an estimate is known.
     pub fn batch_cost(&self, b: &Priced<'_>) -> Option<BatchCost> {

@@ -132,7 +132,12 @@ impl Hub {
 
     /// On Postgres: relays every replica's `NOTIFY` into this hub, reading
     /// the changed row from the shared index.
-    pub fn spawn_relay(self: &std::sync::Arc<Self>, db: Db) {
+    /// `cost` prices each batch for its event.
+    pub fn spawn_relay(
+        self: &std::sync::Arc<Self>,
+        db: Db,
+        cost: impl Fn(&batchboard_core::Batch) -> Option<f64> + Send + 'static,
+    ) {
         let Db::Postgres(pool) = db.clone() else {
             return;
         };
@@ -155,9 +160,11 @@ impl Hub {
                             hub.send(Change::Resync)
                         }
                         Ok(Some((id, change))) => match db.get_indexed(&id).await {
-                            Ok(Some(batch)) => {
-                                hub.send(Change::Batch(Box::new(BatchEvent { batch, change })))
-                            }
+                            Ok(Some(batch)) => hub.send(Change::Batch(Box::new(BatchEvent {
+                                cost_usd: cost(&batch),
+                                batch,
+                                change,
+                            }))),
                             Ok(None) => {}
                             Err(e) => {
                                 tracing::warn!(error = %e, "event relay: cannot read a batch")

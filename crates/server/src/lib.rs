@@ -424,7 +424,7 @@ async fn serve<V: IntoView + 'static>(args: ServeArgs, pages: Pages<V>) -> Resul
         users::ensure_first_admin(&users_path)?;
     }
     let users = users::Users::open(users_path)?;
-    let state = AppState {
+    let state = AppState::new(state::Shared {
         leptos_options: leptos_options(&args),
         upstreams: Arc::new(upstreams),
         data_dir: Arc::new(args.data_dir.clone()),
@@ -463,13 +463,18 @@ async fn serve<V: IntoView + 'static>(args: ServeArgs, pages: Pages<V>) -> Resul
         spool_max_bytes: (args.spool_max_gb * 1e9) as u64,
         token_limits: Arc::default(),
         token_rpm: args.token_requests_per_minute,
-    };
+    });
     state.hub.spawn_status(
         db.clone(),
         std::time::Duration::from_secs(2),
         state.upstreams.clone(),
     );
-    state.hub.spawn_relay(db.clone());
+    {
+        let st = state.clone();
+        state
+            .hub
+            .spawn_relay(db.clone(), move |b| services::spend::row_cost(&st, b));
+    }
     let watch = watcher::WatchOptions {
         sweep: std::time::Duration::from_millis(args.watch_interval_ms),
         lease_retry: std::time::Duration::from_secs(2),

@@ -21,7 +21,7 @@ pub mod tokens_fns;
 #[cfg(feature = "ssr")]
 use auth::CurrentUser;
 pub use batchboard_core::dashboard::{
-    check_id, BatchPage, BatchQuery, Facets, Reachability, UpstreamInfo, UpstreamView,
+    check_id, BatchPage, BatchQuery, Facets, Reachability, TableRow, UpstreamInfo, UpstreamView,
     WatcherStatus, PAGE_SIZES, SORT_KEYS,
 };
 #[cfg(feature = "ssr")]
@@ -182,6 +182,10 @@ pub async fn list_batches(#[server(default)] query: BatchQuery) -> Result<BatchP
     let (batches, total, offset, limit) =
         st.db.query_batches(&query, st.facets.count(&key)).await?;
     st.facets.put_count(key, total);
+    let batches = batches
+        .iter()
+        .map(|b| TableRow::of(b, batchboard_server::services::spend::row_cost(&st, b)))
+        .collect();
     Ok(BatchPage {
         batches,
         total,

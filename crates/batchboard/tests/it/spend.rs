@@ -135,6 +135,8 @@ async fn batch_costs_match_the_recorded_usage_and_the_report_sums_them_by_user_a
     let base = s.dash.base();
     common::add_user(&s.dir.0.join("data"), "op2", "operator", PASSWORD);
     let op2 = common::signed_in(&base, "op2", PASSWORD).await;
+    // The table's rows learn their costs from the stream.
+    let mut events = common::Events::open(&s.vi, &base).await;
 
     // op: two batches of team search (one reasoning model), one of ads;
     // op2: one of search.
@@ -153,6 +155,7 @@ async fn batch_costs_match_the_recorded_usage_and_the_report_sums_them_by_user_a
 
     let mut by_user: BTreeMap<&str, f64> = BTreeMap::new();
     let mut by_team: BTreeMap<&str, f64> = BTreeMap::new();
+    let mut hand: BTreeMap<String, f64> = BTreeMap::new();
     for (id, who, model, team) in &made {
         let up = completed_upstream(&s, id).await;
         let usage = &up["usage"];
@@ -182,6 +185,40 @@ async fn batch_costs_match_the_recorded_usage_and_the_report_sums_them_by_user_a
         );
         *by_user.entry(who).or_default() += expected;
         *by_team.entry(team).or_default() += expected;
+        hand.insert(id.clone(), expected);
+    }
+
+    // The table's Cost cells: each row carries its cost, priced by the
+    // server, and so does the `batch` event that said it completed.
+    let (status, body) = server_fn(&s.vi, &base, "list_batches", &[("query[limit]", "20")]).await;
+    assert_eq!(status, 200, "{body}");
+    let page: Value = serde_json::from_str(&body).unwrap();
+    for row in page["batches"].as_array().unwrap() {
+        let want = hand[row["id"].as_str().unwrap()];
+        assert!(
+            close(row["cost_usd"].as_f64().unwrap(), want),
+            "{row} vs {want}"
+        );
+        assert!(
+            row.get("usage").is_none(),
+            "rows carry what the table shows: {row}"
+        );
+    }
+    let mut heard: BTreeMap<String, f64> = BTreeMap::new();
+    while heard.len() < hand.len() {
+        let (name, data) = tokio::time::timeout(Duration::from_secs(30), events.next())
+            .await
+            .expect("a completed batch's event");
+        let ev: Value = serde_json::from_str(&data).unwrap_or(Value::Null);
+        if name == "batch" && ev["status"] == "completed" {
+            heard.insert(
+                ev["id"].as_str().unwrap().into(),
+                ev["cost_usd"].as_f64().unwrap(),
+            );
+        }
+    }
+    for (id, usd) in &heard {
+        assert!(close(*usd, hand[id]), "{id}: event {usd} vs {}", hand[id]);
     }
 
     // The report (what the spend page shows), grouped by user and by team.

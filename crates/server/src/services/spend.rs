@@ -102,6 +102,12 @@ pub fn prices(state: &AppState, upstream: &str) -> Arc<PriceTable> {
         .unwrap_or_else(|| state.prices.clone())
 }
 
+/// What `b` cost by its usage, by its upstream's prices: the table's Cost
+/// cell, sent with each row and each `batch` event.
+pub fn row_cost(state: &AppState, b: &batchboard_core::Batch) -> Option<f64> {
+    prices(state, batchboard_core::dashboard::split_qualified(&b.id).0).usage_cost(b)
+}
+
 /// Price tables by upstream, looked up once per upstream of a report.
 struct Tables<'a> {
     state: &'a AppState,
