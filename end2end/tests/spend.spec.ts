@@ -110,11 +110,14 @@ test("the table's Cost cell fills in live when a batch completes, as the server 
   await page.locator('body[data-hydrated="true"]').waitFor();
   const id = await create(page, "e2e-rowcost", 60);
   const row = page.locator(`[data-testid="batch-row"][data-id="${id}"]`);
-  // Seen running (no usage yet: no cost), then completed in place.
-  await expect(row.getByTestId("status")).toHaveAttribute("data-status", "in_progress");
-  await expect(row.getByTestId("row-cost")).toHaveText("—");
+  // Seen before it ended (priced by the usage so far, if any), then
+  // completed in place, at its whole cost.
+  await expect(row).toHaveCount(1);
+  expect(await row.getByTestId("status").getAttribute("data-status")).not.toBe("completed");
+  const running = Number((await row.getByTestId("row-cost").getAttribute("data-usd")) ?? 0);
   await expect(row.getByTestId("status")).toHaveAttribute("data-status", "completed", { timeout: 30_000 });
   const cost = await finalCost(page, id);
+  expect(running).toBeLessThan(cost);
   await expect.poll(async () => Number(await row.getByTestId("row-cost").getAttribute("data-usd"))).toBeCloseTo(cost, 12);
   const shown = await row.getByTestId("row-cost").textContent();
   // The page as the server renders it says the same.
