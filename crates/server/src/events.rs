@@ -48,6 +48,8 @@ pub struct Hub {
     per_user: std::sync::Mutex<std::collections::HashMap<String, usize>>,
     /// At most this many per user (`--max-streams-per-user`).
     max_per_user: usize,
+    /// Changes sent so far.
+    version: std::sync::atomic::AtomicU64,
 }
 
 impl Default for Hub {
@@ -60,6 +62,7 @@ impl Default for Hub {
             ended: broadcast::channel(64).0,
             per_user: Default::default(),
             max_per_user: 20,
+            version: Default::default(),
         }
     }
 }
@@ -74,8 +77,15 @@ impl Hub {
     }
 
     pub fn send(&self, c: Change) {
+        self.version
+            .fetch_add(1, std::sync::atomic::Ordering::Release);
         // No receivers is fine: nobody is watching.
         let _ = self.changes.send(c);
+    }
+
+    /// Changes passed on so far (what the table's page cache is valid for).
+    pub fn version(&self) -> u64 {
+        self.version.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// Ends every open stream (the server is stopping); browsers reconnect

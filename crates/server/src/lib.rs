@@ -459,6 +459,7 @@ async fn serve<V: IntoView + 'static>(args: ServeArgs, pages: Pages<V>) -> Resul
         uploads: Arc::new(tokio::sync::Semaphore::new(args.max_uploads as usize)),
         read_timeout: std::time::Duration::from_secs(args.read_timeout_secs),
         facets: Arc::default(),
+        pages: Arc::default(),
         readiness: Arc::default(),
         spool_max_bytes: (args.spool_max_gb * 1e9) as u64,
         token_limits: Arc::default(),

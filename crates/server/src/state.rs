@@ -54,6 +54,8 @@ pub struct Shared {
     /// The filters' values, read from the index at most every few seconds
     /// (four scans of the index otherwise, on every page).
     pub facets: Arc<FacetsCache>,
+    /// The table's pages, shared by viewers of a view until the next change.
+    pub pages: Arc<crate::services::table::PageCache>,
     /// Results spools may take this much disk in all (`--spool-max-gb`).
     pub spool_max_bytes: u64,
     /// `/readyz`'s last probe of the upstream, for a few seconds.

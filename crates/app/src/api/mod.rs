@@ -177,20 +177,12 @@ pub async fn check_upstream() -> Result<Vec<(String, Reachability)>, AppError> {
 pub async fn list_batches(#[server(default)] query: BatchQuery) -> Result<BatchPage, AppError> {
     actor::<Viewer>().await?;
     let st = state()?;
-    // The count depends on the filters only: remembered with the facets.
-    let key = query.filter_key();
-    let (batches, total, offset, limit) =
-        st.db.query_batches(&query, st.facets.count(&key)).await?;
-    st.facets.put_count(key, total);
-    let batches = batches
-        .iter()
-        .map(|b| TableRow::of(b, batchboard_server::services::spend::row_cost(&st, b)))
-        .collect();
+    let page = batchboard_server::services::table::page(&st, &query).await?;
     Ok(BatchPage {
-        batches,
-        total,
-        offset,
-        limit,
+        batches: page.rows.clone(),
+        total: page.total,
+        offset: page.offset,
+        limit: page.limit,
         watcher: st.hub.status(),
     })
 }

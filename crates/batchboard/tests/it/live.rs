@@ -544,3 +544,81 @@ async fn readiness_probes_the_upstream_at_most_every_few_seconds() {
         "{probes} upstream calls for 30 readiness checks"
     );
 }
+
+/// The table's pages are kept for a moment and shared by viewers, but a
+/// change is never hidden by it: a page read the instant a change was
+/// heard shows it, however often the same view was read just before.
+#[tokio::test]
+async fn a_page_read_after_a_change_was_heard_shows_it() {
+    let dir = TempDir::new("live-page-cache");
+    let sb = sandbox(
+        &dir.0.join("sb"),
+        KEY,
+        &["--sandbox-rps", "20", "--sandbox-validation-ms", "300"],
+    );
+    let upstream = format!("{}/v1", sb.base());
+    let data = dir.0.join("data");
+    add_user(&data, "vi", "viewer", PASSWORD);
+    let dash = serve(&data, &upstream, &["--watch-interval-ms", "200"]);
+    let base = dash.base();
+    let http = signed_in(&base, "vi", PASSWORD).await;
+    let mut events = Events::open(&http, &base).await;
+    let _ = events.next().await; // status
+
+    // Another viewer reads the first page without pause: it stays cached.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let reader = {
+        let (http, base, stop) = (http.clone(), base.clone(), stop.clone());
+        tokio::spawn(async move {
+            let mut reads = 0u32;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let (status, _) = server_fn(&http, &base, "list_batches", &[]).await;
+                assert_eq!(status, 200);
+                reads += 1;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            reads
+        })
+    };
+    let first_row = |body: &str| -> Value {
+        let page: Value = serde_json::from_str(body).unwrap();
+        page["batches"][0].clone()
+    };
+
+    let id = create_upstream(&upstream, KEY, 20).await;
+    // Each change, as soon as it is heard, is on the page.
+    for (what, pred) in [
+        (
+            "new",
+            Box::new(|_: &Value| true) as Box<dyn Fn(&Value) -> bool>,
+        ),
+        (
+            "in progress",
+            Box::new(|b: &Value| b["status"] == "in_progress"),
+        ),
+        (
+            "completed",
+            Box::new(|b: &Value| b["status"] == "completed"),
+        ),
+    ] {
+        let heard = events.batch_where(&id, Duration::from_secs(30), pred).await;
+        let (status, body) = server_fn(&http, &base, "list_batches", &[]).await;
+        assert_eq!(status, 200, "{body}");
+        let row = first_row(&body);
+        assert_eq!(row["id"], id.as_str(), "{what}: {body}");
+        // The same, or later (it may have moved on since).
+        let order = ["validating", "in_progress", "finalizing", "completed"];
+        let at = |b: &Value| order.iter().position(|s| b["status"] == *s);
+        assert!(
+            at(&row) >= at(&heard),
+            "{what}: page {row} behind the event {heard}"
+        );
+        assert!(
+            row["request_counts"]["completed"].as_u64()
+                >= heard["request_counts"]["completed"].as_u64(),
+            "{what}: page {row} behind the event {heard}"
+        );
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    assert!(reader.await.unwrap() > 10, "the page was read meanwhile");
+}

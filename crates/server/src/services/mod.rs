@@ -1,7 +1,8 @@
 //! What the dashboard does, once each, for the routes and the server
 //! functions alike: submitting a checked file as a batch, reading a
 //! finished batch's results (spooled, joined, exported), retrying a
-//! batch's failures, and message batches for Anthropic upstreams.
+//! batch's failures, message batches for Anthropic upstreams, the batch
+//! table's pages.
 
 pub mod intake;
 pub mod jobs;
@@ -10,3 +11,4 @@ pub mod results;
 pub mod retry;
 pub mod spend;
 pub mod submit;
+pub mod table;
