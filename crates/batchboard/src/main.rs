@@ -20,10 +20,16 @@ const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 /// allocations, the first arena had already been committed eagerly and an
 /// idle server held 44 MiB.
 extern "C" fn allocator_options() {
+    // mimalloc's own environment variables still decide where set.
+    let unset = |name: &str| std::env::var_os(name).is_none();
     // SAFETY: setting options is allowed at any time.
     unsafe {
-        libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0);
-        libmimalloc_sys::mi_option_set(MI_OPTION_ARENA_EAGER_COMMIT, 0);
+        if unset("MIMALLOC_PURGE_DELAY") {
+            libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0);
+        }
+        if unset("MIMALLOC_ARENA_EAGER_COMMIT") {
+            libmimalloc_sys::mi_option_set(MI_OPTION_ARENA_EAGER_COMMIT, 0);
+        }
     }
 }
 
