@@ -31,9 +31,21 @@ async fn upstream_requests(sandbox_base: &str) -> u64 {
     v["requests"].as_u64().unwrap()
 }
 
-#[tokio::test]
-async fn a_change_upstream_reaches_open_streams_without_asking() {
-    let dir = TempDir::new("live-push");
+/// A dashboard watching a sandbox (20 requests/s) every `watch_ms`, a
+/// viewer signed in, and that viewer's event stream past its first event.
+/// Bind `_dir` and `_sb` by name: dropped, they remove the files and stop
+/// the sandbox.
+struct Watched {
+    _dir: TempDir,
+    _sb: Proc,
+    upstream: String,
+    dash: Proc,
+    http: reqwest::Client,
+    events: Events,
+}
+
+async fn watched(tag: &str, watch_ms: &str) -> Watched {
+    let dir = TempDir::new(tag);
     let sb = sandbox(
         &dir.0.join("sb"),
         KEY,
@@ -42,11 +54,31 @@ async fn a_change_upstream_reaches_open_streams_without_asking() {
     let upstream = format!("{}/v1", sb.base());
     let data = dir.0.join("data");
     add_user(&data, "vi", "viewer", PASSWORD);
-    let dash = serve(&data, &upstream, &["--watch-interval-ms", "500"]);
+    let dash = serve(&data, &upstream, &["--watch-interval-ms", watch_ms]);
     let http = signed_in(&dash.base(), "vi", PASSWORD).await;
     let mut events = Events::open(&http, &dash.base()).await;
     let (first, status) = events.next().await;
     assert_eq!(first, "status", "{status}");
+    Watched {
+        _dir: dir,
+        _sb: sb,
+        upstream,
+        dash,
+        http,
+        events,
+    }
+}
+
+#[tokio::test]
+async fn a_change_upstream_reaches_open_streams_without_asking() {
+    let Watched {
+        upstream,
+        dash,
+        http,
+        mut events,
+        _dir,
+        _sb,
+    } = watched("live-push", "500").await;
 
     // Made by someone else, straight on the upstream: the watcher finds it
     // and every open stream hears of it, up to completion.
@@ -550,20 +582,15 @@ async fn readiness_probes_the_upstream_at_most_every_few_seconds() {
 /// heard shows it, however often the same view was read just before.
 #[tokio::test]
 async fn a_page_read_after_a_change_was_heard_shows_it() {
-    let dir = TempDir::new("live-page-cache");
-    let sb = sandbox(
-        &dir.0.join("sb"),
-        KEY,
-        &["--sandbox-rps", "20", "--sandbox-validation-ms", "300"],
-    );
-    let upstream = format!("{}/v1", sb.base());
-    let data = dir.0.join("data");
-    add_user(&data, "vi", "viewer", PASSWORD);
-    let dash = serve(&data, &upstream, &["--watch-interval-ms", "200"]);
+    let Watched {
+        upstream,
+        dash,
+        http,
+        mut events,
+        _dir,
+        _sb,
+    } = watched("live-page-cache", "200").await;
     let base = dash.base();
-    let http = signed_in(&base, "vi", PASSWORD).await;
-    let mut events = Events::open(&http, &base).await;
-    let _ = events.next().await; // status
 
     // Another viewer reads the first page without pause: it stays cached.
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
