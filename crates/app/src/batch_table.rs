@@ -276,11 +276,10 @@ fn Table(
     let several = watcher.upstreams.len() > 1;
     // The rows' many lookups of the language find it here, not at the root.
     crate::i18n::provide();
-    let signals: Vec<RwSignal<TableRow>> = batches.into_iter().map(RwSignal::new).collect();
-    shown.set_value(signals.clone());
-    let rows = signals
+    shown.set_value(Vec::new());
+    let rows = batches
         .into_iter()
-        .map(|b| view! { <Row batch=b several /> })
+        .map(|b| view! { <Row batch=b several shown /> })
         .collect_view();
     let q = query.clone();
     view! {
@@ -344,16 +343,30 @@ fn PageSize(limit: u32, query: BatchQuery) -> impl IntoView {
     view! { <span class="page-size">{t(Key::TablePerPage)} " " {options}</span> }
 }
 
-/// One batch's row; its cells follow the batch as changes arrive.
+/// One batch's row. In the browser its cells follow the batch as changes
+/// arrive (its signal joins `shown`); the server renders it once, plainly:
+/// a reactive closure would run twice there (once to look for resources,
+/// once to write the HTML), and a signal made while the table is built
+/// was, rarely and under load, found already disposed when the row read it
+/// (a panic; the page still came out whole, from another run).
 #[component]
-fn Row(batch: RwSignal<TableRow>, several: bool) -> impl IntoView {
-    let id = batch.with_untracked(|b| b.id.clone());
-    // The server renders a row once; a reactive closure would be run twice
-    // there (once to look for resources, once to write the HTML).
+fn Row(
+    batch: TableRow,
+    several: bool,
+    shown: StoredValue<Vec<RwSignal<TableRow>>>,
+) -> impl IntoView {
+    let id = batch.id.clone();
     #[cfg(feature = "hydrate")]
-    let cells = move || cells(batch.get(), several);
+    let cells = {
+        let batch = RwSignal::new(batch);
+        shown.update_value(|rows| rows.push(batch));
+        move || cells(batch.get(), several)
+    };
     #[cfg(not(feature = "hydrate"))]
-    let cells = cells(batch.get_untracked(), several);
+    let cells = {
+        let _ = shown;
+        cells(batch, several)
+    };
     view! {
         <tr data-testid="batch-row" data-id=id>
             {cells}
