@@ -609,6 +609,13 @@ pub struct ServeArgs {
           value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub max_uploads: u32,
 
+    /// Pages rendered at once (default: twice the CPU cores); the others
+    /// wait in line, first come first served. Fewer at once keeps the
+    /// slowest pages near the median under load, and memory low.
+    #[arg(long, env = "BATCHBOARD_MAX_RENDERS",
+          value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub max_renders: Option<u32>,
+
     /// Requests a personal access token may make to `/v1` in a minute (per
     /// replica); more are answered 429 with `retry-after`.
     #[arg(long, env = "BATCHBOARD_TOKEN_REQUESTS_PER_MINUTE", default_value_t = 600,

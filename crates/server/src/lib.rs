@@ -302,7 +302,7 @@ pub fn router<V: IntoView + 'static>(state: AppState, pages: Pages<V>) -> Router
         .with_expiry(tower_sessions::Expiry::OnInactivity(
             time::Duration::try_from(state.auth.idle).unwrap_or(time::Duration::HOUR),
         ));
-    let app = http::routes::router()
+    let pages = Router::<AppState>::new()
         .leptos_routes_with_context(
             &state,
             routes,
@@ -315,6 +315,12 @@ pub fn router<V: IntoView + 'static>(state: AppState, pages: Pages<V>) -> Router
                 move || shell(leptos_options.clone())
             },
         )
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.renders.clone(),
+            http::render::take_turns,
+        ));
+    let app = http::routes::router()
+        .merge(pages)
         .merge(http::assets::pkg_router(
             &site_root,
             leptos_options.hash_files,
@@ -457,6 +463,7 @@ async fn serve<V: IntoView + 'static>(args: ServeArgs, pages: Pages<V>) -> Resul
         results: Arc::default(),
         metrics_allow: Arc::new(args.metrics_allow.clone()),
         uploads: Arc::new(tokio::sync::Semaphore::new(args.max_uploads as usize)),
+        renders: http::render::Turns::new(args.max_renders),
         read_timeout: std::time::Duration::from_secs(args.read_timeout_secs),
         facets: Arc::default(),
         pages: Arc::default(),

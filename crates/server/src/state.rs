@@ -49,6 +49,8 @@ pub struct Shared {
     pub metrics_allow: Arc<Vec<ipnet::IpNet>>,
     /// One permit per upload being received (`--max-uploads`).
     pub uploads: Arc<tokio::sync::Semaphore>,
+    /// Pages rendered at once (`--max-renders`); the others wait in line.
+    pub renders: Arc<crate::http::render::Turns>,
     /// How long a request body may stay silent.
     pub read_timeout: std::time::Duration,
     /// The filters' values, read from the index at most every few seconds

@@ -18,6 +18,7 @@ pub mod headers;
 pub mod health;
 pub mod limits;
 pub mod locale;
+pub mod render;
 pub mod routes;
 
 /// The server's one error type: what routes return and server functions
