@@ -595,3 +595,165 @@ async fn spend_and_budgets_work_on_postgres_across_replicas() {
     assert!(body.contains("team search has"), "{body}");
     drop((a, b, up));
 }
+
+/// `b`: a batch as the upstream sends it.
+fn indexed(
+    id: &str,
+    status: &str,
+    completed: u64,
+    owner: &str,
+    extra: Value,
+) -> batchboard_core::Batch {
+    let mut v = serde_json::json!({
+        "id": id, "endpoint": "/v1/chat/completions", "input_file_id": format!("file-{id}"),
+        "completion_window": "24h", "status": status, "created_at": 100,
+        "request_counts": { "total": 10, "completed": completed, "failed": 0 },
+        "metadata": { batchboard_core::CREATED_BY: owner, "team": "ml" },
+    });
+    if let (Some(v), Some(extra)) = (v.as_object_mut(), extra.as_object()) {
+        v.extend(extra.clone());
+    }
+    serde_json::from_value(v).unwrap()
+}
+
+/// The index's bulk writes (the watcher's syncs, `index-seed`) on one
+/// database: what each write says changed, and what the table, its
+/// filters, the progress chart and the spend report then read.
+async fn bulk_writes_on(db: &batchboard_server::store::Db) {
+    use batchboard_core::dashboard::BatchQuery;
+    use batchboard_core::BatchStatus;
+    use batchboard_server::store::index::Upsert;
+    let a = indexed(
+        "batch_a",
+        "in_progress",
+        1,
+        "ann",
+        serde_json::json!({ "model": "gpt-4o" }),
+    );
+    let b = indexed("batch_b", "in_progress", 0, "bo", serde_json::json!({}));
+    let out = db
+        .upsert_batches(&[(&a, Some("a.jsonl")), (&b, None)], |_, _| 0)
+        .await
+        .unwrap();
+    assert_eq!(out, vec![Upsert::New, Upsert::New]);
+
+    // a unchanged; b twice in one call (progress, then completed with
+    // usage: the later wins, measured against the earlier); c new. No file
+    // name given keeps the one the index has.
+    let b2 = indexed("batch_b", "in_progress", 5, "bo", serde_json::json!({}));
+    let usage = serde_json::json!({ "usage": {
+        "input_tokens": 700, "input_tokens_details": { "cached_tokens": 100 },
+        "output_tokens": 300, "output_tokens_details": { "reasoning_tokens": 20 },
+        "total_tokens": 1000 } });
+    let b3 = indexed("batch_b", "completed", 10, "bo", usage);
+    let c = indexed("batch_c", "validating", 0, "cy", serde_json::json!({}));
+    let out = db
+        .upsert_batches(
+            &[(&a, None), (&b2, None), (&b3, None), (&c, None)],
+            |_, _| 0,
+        )
+        .await
+        .unwrap();
+    let was = BatchStatus::from("in_progress");
+    assert_eq!(
+        out,
+        vec![
+            Upsert::Unchanged,
+            Upsert::Changed { was: was.clone() },
+            Upsert::Changed { was },
+            Upsert::New
+        ]
+    );
+    assert_eq!(db.get_indexed("batch_b").await.unwrap().unwrap(), b3);
+    assert_eq!(
+        db.get_file_name("batch_a").await.unwrap().as_deref(),
+        Some("a.jsonl")
+    );
+    // One point per write whose counts moved (the same second: b's second
+    // write replaces its first).
+    let points = db.progress("batch_b").await.unwrap();
+    assert_eq!(points.last().map(|p| p.completed), Some(10));
+    // Metadata (replaced, not doubled), creator and model filter.
+    let q = BatchQuery {
+        creator: Some("bo".into()),
+        meta_key: Some("team".into()),
+        meta_value: Some("ml".into()),
+        ..Default::default()
+    };
+    let (rows, total, _, _) = db.query_batches(&q, None).await.unwrap();
+    assert_eq!((total, rows[0].id.as_str()), (1, "batch_b"));
+    let q = BatchQuery {
+        model: Some("gpt-4o".into()),
+        ..Default::default()
+    };
+    assert_eq!(db.query_batches(&q, None).await.unwrap().1, 1);
+    assert_eq!(
+        db.query_batches(&BatchQuery::default(), None)
+            .await
+            .unwrap()
+            .1,
+        3
+    );
+    // The columns the spend report reads: usage where there is some, none
+    // (not zero) where there is not; the team from the metadata.
+    let mut spend = db.spend_rows(&BatchQuery::default(), "team").await.unwrap();
+    spend.sort_by_key(|r| (r.creator.clone(), r.terminal));
+    let figures: Vec<_> = spend
+        .iter()
+        .map(|r| {
+            (
+                r.creator.as_deref(),
+                r.model.as_deref(),
+                r.terminal,
+                r.usage_input,
+                r.usage_cached,
+                r.usage_output,
+                r.usage_reasoning,
+                r.team.as_deref(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        figures,
+        vec![
+            (
+                Some("ann"),
+                Some("gpt-4o"),
+                0,
+                None,
+                None,
+                None,
+                None,
+                Some("ml")
+            ),
+            (
+                Some("bo"),
+                None,
+                1,
+                Some(700),
+                Some(100),
+                Some(300),
+                Some(20),
+                Some("ml")
+            ),
+            (Some("cy"), None, 0, None, None, None, None, Some("ml")),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn bulk_index_writes_read_back_the_same_on_sqlite_and_postgres() {
+    let dir = TempDir::new("pg-bulk");
+    for d in ["sqlite", "pg-data"] {
+        std::fs::create_dir_all(dir.0.join(d)).unwrap();
+    }
+    let sqlite = batchboard_server::store::Db::open(None, &dir.0.join("sqlite"))
+        .await
+        .unwrap();
+    bulk_writes_on(&sqlite).await;
+    let pg = Postgres::start(&dir.0.join("db"));
+    let postgres = batchboard_server::store::Db::open(Some(&pg.url()), &dir.0.join("pg-data"))
+        .await
+        .unwrap();
+    bulk_writes_on(&postgres).await;
+}
