@@ -425,6 +425,7 @@ async fn pages() {
         "p99 ≤ 50 ms",
         Some(p99 <= 50.0),
     );
+    server_trouble(&dash);
 }
 
 fn wasm() {
@@ -565,6 +566,7 @@ async fn soak() {
         "\n{pages:.0} pages served, worst 10 s p99 {worst_p99:.1} ms; RSS over the last {} s: {from:.1} → peak {peak:.1} MiB ({growth:+.1} %); {per_stream_kib:.1} KiB per open stream",
         window * 10
     );
+    server_trouble(&dash);
     row(
         &format!("soak: {viewers} viewers + pages, {secs} s"),
         &format!(
@@ -574,6 +576,30 @@ async fn soak() {
         "RSS over the last 10 min grows ≤ 2 %",
         Some(growth <= 2.0),
     );
+}
+
+/// What the server logged at warning level or above, in short: a panic
+/// (answered 500, or not at all) is a defect whatever the figures say, and
+/// with `RUST_BACKTRACE` set, symbolizing its backtrace maps the binary's
+/// debug information, which then counts in RSS.
+fn server_trouble(dash: &Proc) {
+    let log = dash.output();
+    let panics = log.matches(" panicked at ").count();
+    let warnings = log.lines().filter(|l| l.contains(" WARN ")).count();
+    let errors = log.lines().filter(|l| l.contains(" ERROR ")).count();
+    println!("server log: {panics} panics, {errors} errors, {warnings} warnings");
+    for at in log.match_indices(" panicked at ").map(|(i, _)| i).take(2) {
+        let start = log[..at].rfind('\n').map_or(0, |i| i + 1);
+        let text: Vec<&str> = log[start..].lines().take(40).collect();
+        println!("```\n{}\n```", text.join("\n"));
+    }
+    for l in log
+        .lines()
+        .filter(|l| l.contains(" ERROR ") || l.contains(" WARN "))
+        .take(10)
+    {
+        println!("    {l}");
+    }
 }
 
 fn main() {
