@@ -15,14 +15,25 @@
 //! file) must not keep others out: a turn is given up after [`HOLD`] even
 //! while its render goes on, and a page that has waited [`WAIT`] for a turn
 //! renders without one.
+//!
+//! Once begun, a render runs to its end even when its client goes away (a
+//! task of its own): dropped midway, its page's reactive owner was disposed
+//! while tasks it had spawned for its resources still ran, and those
+//! panicked on the disposed values ("called use_resolved_path outside a
+//! <Router>", "Tried to access a reactive value that has already been
+//! disposed"; the soak, whose load generator closes its connections every
+//! 10 s, met one or two a run). A page that is still waiting for its turn
+//! when its client leaves is simply not rendered.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{Request, State};
+use axum::http::StatusCode;
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use tokio::sync::Semaphore;
+use tracing::Instrument;
 
 /// How long a render keeps its turn at most.
 pub const HOLD: Duration = Duration::from_millis(250);
@@ -33,7 +44,7 @@ pub const WAIT: Duration = Duration::from_secs(1);
 /// The turns: how many renders may run at once, and for how long.
 #[derive(Debug)]
 pub struct Turns {
-    line: Semaphore,
+    line: Arc<Semaphore>,
     hold: Duration,
     wait: Duration,
 }
@@ -48,7 +59,7 @@ impl Turns {
 
     fn with(n: usize, hold: Duration, wait: Duration) -> Arc<Self> {
         Arc::new(Self {
-            line: Semaphore::new(n),
+            line: Arc::new(Semaphore::new(n)),
             hold,
             wait,
         })
@@ -57,19 +68,28 @@ impl Turns {
 
 /// Middleware: runs the request in its turn (see the module's doc).
 pub async fn take_turns(State(turns): State<Arc<Turns>>, req: Request, next: Next) -> Response {
-    let mut turn = tokio::time::timeout(turns.wait, turns.line.acquire())
+    let mut turn = tokio::time::timeout(turns.wait, turns.line.clone().acquire_owned())
         .await
         .ok()
         .and_then(Result::ok);
-    let render = next.run(req);
-    tokio::pin!(render);
-    let hold = tokio::time::sleep(turns.hold);
-    tokio::pin!(hold);
-    loop {
-        tokio::select! {
-            response = &mut render => return response,
-            () = &mut hold, if turn.is_some() => turn = None,
+    let hold = turns.hold;
+    let render = async move {
+        let render = next.run(req);
+        tokio::pin!(render);
+        let hold = tokio::time::sleep(hold);
+        tokio::pin!(hold);
+        loop {
+            tokio::select! {
+                response = &mut render => return response,
+                () = &mut hold, if turn.is_some() => turn = None,
+            }
         }
+    };
+    match tokio::spawn(render.in_current_span()).await {
+        Ok(response) => response,
+        // Raised again here, where the router's panic handler answers 500.
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(_) => StatusCode::SERVICE_UNAVAILABLE.into_response(),
     }
 }
 
@@ -127,6 +147,32 @@ mod tests {
         assert!(fast < Duration::from_secs(30), "{fast:?}");
         assert!(!slow.is_finished());
         slow.abort();
+    }
+
+    #[tokio::test]
+    async fn a_render_runs_to_its_end_when_its_client_leaves() {
+        let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let app = Router::new()
+            .route(
+                "/",
+                get({
+                    let done = done.clone();
+                    move || async move {
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                        done.store(true, std::sync::atomic::Ordering::SeqCst);
+                    }
+                }),
+            )
+            .route_layer(axum::middleware::from_fn_with_state(
+                Turns::new(Some(1)),
+                take_turns,
+            ));
+        let req = Request::get("/").body(Body::empty()).expect("request");
+        // The client gives up after 50 ms.
+        let left = tokio::time::timeout(Duration::from_millis(50), app.oneshot(req)).await;
+        assert!(left.is_err(), "the page came before the client left");
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        assert!(done.load(std::sync::atomic::Ordering::SeqCst));
     }
 
     #[tokio::test]
