@@ -228,20 +228,14 @@ const USAGE: [fn(&batchboard_core::Usage) -> u64; 4] = [
 /// Writes new and changed batches: one statement per [`GROUP`], each
 /// database its fastest way.
 trait InsertRows {
-    fn insert_rows<'a>(
-        &'a mut self,
-        rows: &'a [Row<'a>],
-        now: i64,
-    ) -> futures_util::future::BoxFuture<'a, Result<(), sqlx::Error>>;
+    fn insert_rows<'a>(&'a mut self, rows: &'a [Row<'a>], now: i64) -> Insert<'a>;
 }
+
+type Insert<'a> = futures_util::future::BoxFuture<'a, Result<(), sqlx::Error>>;
 
 /// SQLite: a multi-row `VALUES` (no array parameters there).
 impl InsertRows for sqlx::SqliteConnection {
-    fn insert_rows<'a>(
-        &'a mut self,
-        rows: &'a [Row<'a>],
-        now: i64,
-    ) -> futures_util::future::BoxFuture<'a, Result<(), sqlx::Error>> {
+    fn insert_rows<'a>(&'a mut self, rows: &'a [Row<'a>], now: i64) -> Insert<'a> {
         Box::pin(async move {
             let mut qb = QueryBuilder::new(COLUMNS);
             qb.push_values(rows, |mut v, r| {
@@ -276,11 +270,7 @@ impl InsertRows for sqlx::SqliteConnection {
 /// 500-row `VALUES` of 10,000 parameters was parsed and planned afresh
 /// each time (a sixth of a bulk load's time in the database).
 impl InsertRows for sqlx::PgConnection {
-    fn insert_rows<'a>(
-        &'a mut self,
-        rows: &'a [Row<'a>],
-        now: i64,
-    ) -> futures_util::future::BoxFuture<'a, Result<(), sqlx::Error>> {
+    fn insert_rows<'a>(&'a mut self, rows: &'a [Row<'a>], now: i64) -> Insert<'a> {
         Box::pin(async move {
             let text = |f: fn(&Row<'a>) -> &'a str| rows.iter().map(f).collect::<Vec<&str>>();
             let maybe = |f: fn(&Row<'a>) -> Option<&'a str>| rows.iter().map(f).collect::<Vec<_>>();
