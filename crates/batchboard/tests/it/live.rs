@@ -33,8 +33,8 @@ async fn upstream_requests(sandbox_base: &str) -> u64 {
 
 /// A dashboard watching a sandbox (20 requests/s) every `watch_ms`, a
 /// viewer signed in, and that viewer's event stream past its first event.
-/// Bind `_dir` and `_sb` by name: dropped, they remove the files and stop
-/// the sandbox.
+/// Held whole by the test: its `_dir` and `_sb`, dropped, would remove the
+/// files and stop the sandbox.
 struct Watched {
     _dir: TempDir,
     _sb: Proc,
@@ -71,30 +71,25 @@ async fn watched(tag: &str, watch_ms: &str) -> Watched {
 
 #[tokio::test]
 async fn a_change_upstream_reaches_open_streams_without_asking() {
-    let Watched {
-        upstream,
-        dash,
-        http,
-        mut events,
-        _dir,
-        _sb,
-    } = watched("live-push", "500").await;
+    let mut live = watched("live-push", "500").await;
 
     // Made by someone else, straight on the upstream: the watcher finds it
     // and every open stream hears of it, up to completion.
-    let id = create_upstream(&upstream, KEY, 20).await;
-    let seen = events
+    let id = create_upstream(&live.upstream, KEY, 20).await;
+    let seen = live
+        .events
         .batch_where(&id, Duration::from_secs(10), |_| true)
         .await;
     assert_eq!(seen["endpoint"], "/v1/chat/completions");
-    let done = events
+    let done = live
+        .events
         .batch_where(&id, Duration::from_secs(30), |b| b["status"] == "completed")
         .await;
     assert_eq!(done["request_counts"]["completed"], 20);
     // The table reads it from the index, file name included.
     let (status, body) = server_fn(
-        &http,
-        &dash.base(),
+        &live.http,
+        &live.dash.base(),
         "list_batches",
         &[("query[q]", "up.jsonl")],
     )
@@ -105,10 +100,16 @@ async fn a_change_upstream_reaches_open_streams_without_asking() {
     assert_eq!(page["batches"][0]["id"], id.as_str());
     assert!(page["watcher"]["last_success_at"].as_i64().is_some());
     // An unfiltered query (all defaults: an empty body, as the browser sends it).
-    let (status, body) = server_fn(&http, &dash.base(), "list_batches", &[]).await;
+    let (status, body) = server_fn(&live.http, &live.dash.base(), "list_batches", &[]).await;
     assert_eq!(status, 200, "{body}");
     // What the watcher saw along the way: the batch page's progress chart.
-    let (status, body) = server_fn(&http, &dash.base(), "batch_progress", &[("id", &id)]).await;
+    let (status, body) = server_fn(
+        &live.http,
+        &live.dash.base(),
+        "batch_progress",
+        &[("id", &id)],
+    )
+    .await;
     assert_eq!(status, 200, "{body}");
     let points: Vec<Value> = serde_json::from_str(&body).unwrap();
     assert!(points.len() >= 2, "{body}");
@@ -122,7 +123,7 @@ async fn a_change_upstream_reaches_open_streams_without_asking() {
     assert!(done(&points[0]) < 20, "{body}");
     assert_eq!(points.last().map(done), Some(20), "{body}");
     // Without a session there is no stream.
-    let r = reqwest::get(format!("{}/events", dash.base()))
+    let r = reqwest::get(format!("{}/events", live.dash.base()))
         .await
         .unwrap();
     assert_eq!(r.status().as_u16(), 401);
@@ -582,20 +583,13 @@ async fn readiness_probes_the_upstream_at_most_every_few_seconds() {
 /// heard shows it, however often the same view was read just before.
 #[tokio::test]
 async fn a_page_read_after_a_change_was_heard_shows_it() {
-    let Watched {
-        upstream,
-        dash,
-        http,
-        mut events,
-        _dir,
-        _sb,
-    } = watched("live-page-cache", "200").await;
-    let base = dash.base();
+    let mut live = watched("live-page-cache", "200").await;
+    let base = live.dash.base();
 
     // Another viewer reads the first page without pause: it stays cached.
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let reader = {
-        let (http, base, stop) = (http.clone(), base.clone(), stop.clone());
+        let (http, base, stop) = (live.http.clone(), base.clone(), stop.clone());
         tokio::spawn(async move {
             let mut reads = 0u32;
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
@@ -612,7 +606,7 @@ async fn a_page_read_after_a_change_was_heard_shows_it() {
         page["batches"][0].clone()
     };
 
-    let id = create_upstream(&upstream, KEY, 20).await;
+    let id = create_upstream(&live.upstream, KEY, 20).await;
     // Each change, as soon as it is heard, is on the page.
     for (what, pred) in [
         (
@@ -628,8 +622,11 @@ async fn a_page_read_after_a_change_was_heard_shows_it() {
             Box::new(|b: &Value| b["status"] == "completed"),
         ),
     ] {
-        let heard = events.batch_where(&id, Duration::from_secs(30), pred).await;
-        let (status, body) = server_fn(&http, &base, "list_batches", &[]).await;
+        let heard = live
+            .events
+            .batch_where(&id, Duration::from_secs(30), pred)
+            .await;
+        let (status, body) = server_fn(&live.http, &base, "list_batches", &[]).await;
         assert_eq!(status, 200, "{body}");
         let row = first_row(&body);
         assert_eq!(row["id"], id.as_str(), "{what}: {body}");
