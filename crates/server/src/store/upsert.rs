@@ -124,14 +124,15 @@ impl Db {
                 // New and changed: one insert.
                 (*tx).insert_rows(&write, now).await?;
 
-                // Their metadata, replaced (a batch new to the index has
-                // none: removing a batch removes its metadata with it).
-                let replaced: Vec<&str> =
+                // Those the index held already. Their metadata, replaced (a
+                // batch new to the index has none: removing a batch removes
+                // its metadata with it).
+                let known: Vec<&str> =
                     write.iter().filter(|r| !r.new).map(|r| r.b.id.as_str()).collect();
-                if !replaced.is_empty() {
+                if !known.is_empty() {
                     let mut qb = QueryBuilder::new("DELETE FROM batch_metadata WHERE batch_id IN (");
                     let mut list = qb.separated(", ");
-                    for id in &replaced {
+                    for id in &known {
                         list.push_bind(*id);
                     }
                     qb.push(")");
@@ -151,7 +152,6 @@ impl Db {
 
                 // A progress point where the counts moved (new batches
                 // have none yet).
-                let known = replaced;
                 let mut last: HashMap<String, (i64, i64, i64)> = HashMap::new();
                 if !known.is_empty() {
                     let mut qb = QueryBuilder::new(
