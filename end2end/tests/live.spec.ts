@@ -20,16 +20,16 @@ async function signedInLive(page: Page) {
 }
 
 /** The page's session, for calls of the API beside it. */
-async function apiOf(page: Page) {
-  return apiRequest.newContext({ baseURL: base, storageState: await page.context().storageState() });
+async function apiOf(page: Page, at = base) {
+  return apiRequest.newContext({ baseURL: at, storageState: await page.context().storageState() });
 }
 
 /** Creates a batch of `n` chat requests as a script would; its id. */
-async function createBatch(api: APIRequestContext, n: number): Promise<string> {
+async function createBatch(api: APIRequestContext, n: number, at = base): Promise<string> {
   const lines = Array.from({ length: n }, (_, i) => JSON.stringify({ custom_id: `r${i}`, method: "POST",
     url: "/v1/chat/completions", body: { model: "m", messages: [{ role: "user", content: "hi" }] } })).join("\n");
   const resp = await api.post("/api/batches", {
-    headers: { origin: base },
+    headers: { origin: at },
     multipart: { endpoint: "/v1/chat/completions", file: { name: "requests.jsonl", mimeType: "application/jsonl", buffer: Buffer.from(lines + "\n") } },
   });
   expect(resp.status(), await resp.text()).toBe(200);
@@ -150,4 +150,46 @@ test("a change updates its row in place; the list is read again only when the vi
   } finally {
     server.kill("SIGKILL");
   }
+});
+
+test.describe("a change between the render and the stream", () => {
+  // Batches stay `validating` for 3 s here, long enough to hold the page's
+  // stream back until its batch has finished.
+  const slow = new OwnServer(8, ["--watch-interval-ms", "300", "--sandbox-validation-ms", "3000"]);
+  test.use({ baseURL: slow.base });
+
+  test("a batch that finishes while its page loads shows finished once the stream opens", async ({ page }) => {
+    const server = slow.start(OwnServer.dataDir("batchboard-missed-", [["op", "operator"]]));
+    try {
+      await slow.up();
+      await signIn(page, "op");
+      await expect(page).toHaveURL(/\/$/);
+      const api = await apiOf(page, slow.base);
+      const id = await createBatch(api, 2, slow.base);
+      // The page's event stream waits until the batch has finished.
+      let release = () => {};
+      const held = new Promise<void>((r) => (release = r));
+      await page.route("**/events", async (route) => {
+        await held;
+        await route.continue();
+      });
+      await page.goto(`/batches/${id}`);
+      await page.locator('body[data-hydrated="true"]').waitFor();
+      const status = page.getByTestId("status");
+      await expect(status).not.toHaveAttribute("data-status", "completed");
+      // The index has it finished (the table, filtered, as the server renders it).
+      await expect.poll(async () => (await (await api.get("/?status=completed")).text()).includes(`data-id="${id}"`),
+        { timeout: 20_000 }).toBe(true);
+      // Past the watcher's round that passed the change on.
+      await page.waitForTimeout(1_000);
+      await expect(status).not.toHaveAttribute("data-status", "completed");
+      release();
+      // No later change will come: only the stream's version tells the
+      // page what it missed.
+      await expect(status).toHaveAttribute("data-status", "completed", { timeout: 10_000 });
+      await api.dispose();
+    } finally {
+      server.kill("SIGKILL");
+    }
+  });
 });

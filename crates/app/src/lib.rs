@@ -120,6 +120,9 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 // hydrates (data, never run; the nonce keeps every script
                 // element of the page under one rule).
                 <script type="application/json" id=i18n::TABLE_ID nonce=leptos::nonce::use_nonce() inner_html=i18n::page_table()></script>
+                // Which changes this page's data has seen: the event
+                // stream says whether any came before it opened.
+                <meta name=live::VERSION_META content=live::rendered_version() />
             </head>
             <body>
                 <App />

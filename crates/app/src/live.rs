@@ -56,6 +56,20 @@ pub struct Live {
     pub notify: RwSignal<bool>,
 }
 
+/// The `<meta>` with the server's change count as the page was rendered.
+pub const VERSION_META: &str = "bb-version";
+
+/// On the server: the changes passed on so far, read before the page's
+/// data (so a change made during the render reloads it once, needlessly,
+/// rather than never).
+pub fn rendered_version() -> String {
+    #[cfg(feature = "ssr")]
+    if let Some(state) = use_context::<batchboard_server::state::AppState>() {
+        return state.hub.version().to_string();
+    }
+    String::new()
+}
+
 pub fn provide_live() -> Live {
     let live = Live {
         version: RwSignal::new(0),

@@ -37,7 +37,8 @@ pub enum Change {
 /// Fan-out of changes to this replica's streams, and the index status they
 /// all show (read once for all of them).
 pub struct Hub {
-    changes: broadcast::Sender<Change>,
+    /// Each change with the hub's version once it was passed on.
+    changes: broadcast::Sender<(u64, Change)>,
     status: watch::Sender<WatcherStatus>,
     streams: std::sync::atomic::AtomicUsize,
     /// Set at shutdown: every stream ends.
@@ -77,10 +78,12 @@ impl Hub {
     }
 
     pub fn send(&self, c: Change) {
-        self.version
-            .fetch_add(1, std::sync::atomic::Ordering::Release);
+        let v = self
+            .version
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel)
+            + 1;
         // No receivers is fine: nobody is watching.
-        let _ = self.changes.send(c);
+        let _ = self.changes.send((v, c));
     }
 
     /// Changes passed on so far (what the table's page cache is valid for).
@@ -242,6 +245,10 @@ pub fn router() -> axum::Router<AppState> {
 /// `GET /events`: batch changes (`batch`, the whole batch as JSON), the
 /// index status (`status`, every few seconds and on change) and `resync`
 /// when the browser should reload its data. Browsers reconnect by themselves.
+/// Each change's event id is the hub's version once it was passed on, and
+/// the first event's the version as the stream began: a page compares it
+/// with the version it was rendered at ([`Hub::version`]) to know whether
+/// it missed a change before its stream opened.
 pub async fn stream(
     State(state): State<AppState>,
     actor: Actor<Viewer>,
@@ -258,20 +265,27 @@ pub async fn stream(
                 .arg("user", &user.name),
         )
     })?;
-    let first = status_event(&hub.status.borrow()).retry(Duration::from_secs(2));
-    let changes =
-        tokio_stream::wrappers::BroadcastStream::new(hub.changes.subscribe()).map(|c| match c {
-            Ok(Change::Batch(b)) => Event::default()
-                .event("batch")
-                .json_data(&*b)
-                .unwrap_or_else(|_| Event::default().event("resync").data("")),
-            Ok(Change::Budget(b)) => Event::default()
-                .event("budget")
-                .json_data(&*b)
-                .unwrap_or_else(|_| Event::default().event("resync").data("")),
-            // Fell behind the broadcast: tell the page to reload.
-            Ok(Change::Resync) | Err(_) => Event::default().event("resync").data(""),
-        });
+    let changes = hub.changes.subscribe();
+    // The version as the stream begins (read once subscribed: any later
+    // change comes through the stream). A page rendered at another
+    // version missed changes and reloads (see `live/browser.rs`).
+    let first = status_event(&hub.status.borrow())
+        .id(hub.version().to_string())
+        .retry(Duration::from_secs(2));
+    let changes = tokio_stream::wrappers::BroadcastStream::new(changes).map(|c| match c {
+        Ok((v, Change::Batch(b))) => Event::default()
+            .event("batch")
+            .id(v.to_string())
+            .json_data(&*b)
+            .unwrap_or_else(|_| Event::default().event("resync").data("")),
+        Ok((v, Change::Budget(b))) => Event::default()
+            .event("budget")
+            .id(v.to_string())
+            .json_data(&*b)
+            .unwrap_or_else(|_| Event::default().event("resync").data("")),
+        // Fell behind the broadcast: tell the page to reload.
+        Ok((_, Change::Resync)) | Err(_) => Event::default().event("resync").data(""),
+    });
     let statuses = tokio_stream::wrappers::WatchStream::from_changes(hub.status.subscribe())
         .map(|s| status_event(&s));
     let mut closing = hub.closing.subscribe();

@@ -119,6 +119,13 @@ struct Tab {
     by_lease: Cell<bool>,
     /// Batches of mine seen unfinished: notified when they finish.
     running_mine: RefCell<HashSet<String>>,
+    /// The server's version as this page was rendered, until compared
+    /// with the stream's (`check`).
+    rendered: Cell<Option<u64>>,
+    /// Leading: the stream's version as of its last event, and whether
+    /// the stream opened since its last event.
+    current: Cell<Option<u64>>,
+    opened: Cell<bool>,
 }
 
 pub fn connect(live: Live, me: String) {
@@ -136,6 +143,9 @@ pub fn connect(live: Live, me: String) {
         source: RefCell::default(),
         by_lease: Cell::new(false),
         running_mine: RefCell::default(),
+        rendered: Cell::new(rendered_version()),
+        current: Cell::new(None),
+        opened: Cell::new(false),
     });
     let Some(channel) = tab.channel.clone() else {
         // No channel to share through: this tab keeps a stream of its own.
@@ -171,7 +181,17 @@ pub fn connect(live: Live, me: String) {
     }
     on_hide.forget();
     // Ask the leader, if any, for the state of the stream.
-    tab.post("hello", "");
+    tab.post("hello", &tab.id);
+}
+
+/// The server's version as this page was rendered (its `<meta>`).
+fn rendered_version() -> Option<u64> {
+    document()
+        .query_selector(&format!("meta[name={}]", super::VERSION_META))
+        .ok()
+        .flatten()
+        .and_then(|m| m.get_attribute("content"))
+        .and_then(|v| v.parse().ok())
 }
 
 impl Tab {
@@ -283,10 +303,20 @@ impl Tab {
         let Ok(source) = EventSource::new("/events") else {
             return;
         };
+        self.opened.set(true);
         for kind in EVENTS {
             let tab = self.clone();
             let on_event = Closure::<dyn FnMut(MessageEvent)>::new(move |e: MessageEvent| {
                 let data = e.data().as_string().unwrap_or_default();
+                if let Ok(v) = e.last_event_id().parse::<u64>() {
+                    tab.current.set(Some(v));
+                    // The stream's first event carries the version it
+                    // began at: pages rendered before it missed changes.
+                    if tab.opened.replace(false) {
+                        tab.check(v);
+                        tab.post("version", &format!("* {v}"));
+                    }
+                }
                 tab.receive(kind, &data);
                 tab.post(kind, &data);
             });
@@ -356,6 +386,17 @@ impl Tab {
         self.live.reload_soon();
     }
 
+    /// Once per page: a stream at version `v` that this page was not
+    /// rendered at means changes came between the render and the stream
+    /// (a batch that finished while the page loaded): reload.
+    fn check(&self, v: u64) {
+        if let Some(r) = self.rendered.take() {
+            if r != v {
+                self.bump();
+            }
+        }
+    }
+
     /// An event, from the stream (leader) or from the leader (others).
     fn receive(self: &Rc<Self>, kind: &str, data: &str) {
         match kind {
@@ -405,7 +446,19 @@ impl Tab {
                     self.live.link.set(link);
                 }
             }
+            // The stream's version, for one tab (`id v`) or for all that
+            // have not compared yet (`* v`).
+            "version" => {
+                if let Some((to, v)) = data.split_once(' ') {
+                    if let (true, Ok(v)) = (to == "*" || to == self.id, v.parse()) {
+                        self.check(v);
+                    }
+                }
+            }
             "hello" if self.leading() => {
+                if let Some(v) = self.current.get() {
+                    self.post("version", &format!("{data} {v}"));
+                }
                 self.post("link", self.live.link.get_untracked().name());
                 if let Some(s) = self
                     .live
