@@ -22,7 +22,8 @@ pub fn BatchPage() -> impl IntoView {
     let id = Memo::new(move |_| params.with(|p| p.get("id")).unwrap_or_default());
     let live = use_live();
     // Changes of this batch arrive on the event stream; the page then reads
-    // it again from the index (never polled).
+    // it again from the index (never polled), as it does when the stream
+    // says changes may have been missed (`live.version`).
     let changed = Memo::new(move |_| {
         live.last.with(|e| {
             e.as_ref()
@@ -42,15 +43,22 @@ pub fn BatchPage() -> impl IntoView {
         }
     });
     let batch = Resource::new(
-        move || (id.get(), changed.get(), cancel.version().get()),
-        |(id, _, _)| get_batch(id),
+        move || {
+            (
+                id.get(),
+                changed.get(),
+                cancel.version().get(),
+                live.version.get(),
+            )
+        },
+        |(id, ..)| get_batch(id),
     );
     // Made once, here, right after the batch: see ResultsState.
     let results = super::results_view::ResultsState::new(id, changed);
     // Its counts over time, read again when the batch changes.
     let progress = Resource::new(
-        move || (id.get(), changed.get()),
-        |(id, _)| batch_progress(id),
+        move || (id.get(), changed.get(), live.version.get()),
+        |(id, ..)| batch_progress(id),
     );
     // The upstreams, to name this batch's: made here with the others (a
     // resource made inside the details would not be the one the server
@@ -58,8 +66,8 @@ pub fn BatchPage() -> impl IntoView {
     let upstreams = Resource::new(|| (), |_| crate::api::list_upstreams());
     // What it cost (or may come to), read again when it changes.
     let cost = Resource::new(
-        move || (id.get(), changed.get()),
-        |(id, _)| crate::api::spend_fns::get_batch_cost(id),
+        move || (id.get(), changed.get(), live.version.get()),
+        |(id, ..)| crate::api::spend_fns::get_batch_cost(id),
     );
 
     view! {
