@@ -26,7 +26,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::{add_user, serve_command, session_cookie, signed_in, Proc, TempDir, PASSWORD};
-use report::{median, row, rss_mib, PeakRss};
+use report::{cpu_secs, median, row, rss_mib, PeakRss};
 
 const KEY: &str = "sk-bench-suite";
 
@@ -191,8 +191,18 @@ async fn transfer() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(5);
     let mut timed: Vec<[f64; 6]> = Vec::new();
+    // Each upload's CPU seconds: [client, dashboard, upstream], direct and
+    // through the dashboard.
+    let mut cpu: Vec<[[f64; 3]; 2]> = Vec::new();
+    let (sb_pid, dash_pid) = (sb.child.id().to_string(), pid.to_string());
+    let used = || [cpu_secs("self"), cpu_secs(&dash_pid), cpu_secs(&sb_pid)];
+    let spent = |before: [f64; 3]| {
+        let after = used();
+        [0, 1, 2].map(|i| after[i] - before[i])
+    };
     for round in 0..=rounds {
         // Upload: directly to the upstream's Files API…
+        let cpu_direct = used();
         let t = Instant::now();
         let form = reqwest::multipart::Form::new()
             .text("purpose", "batch")
@@ -207,10 +217,12 @@ async fn transfer() {
         assert!(r.status().is_success(), "{}", r.text().await.unwrap());
         let file: serde_json::Value = r.json().await.unwrap();
         let direct_up = t.elapsed().as_secs_f64();
+        let cpu_direct = spent(cpu_direct);
         // …and through the dashboard, which checks every line and creates
         // the batch too.
         let before = rss_mib(pid).0;
         let peak = PeakRss::start(pid);
+        let cpu_dash = used();
         let t = Instant::now();
         // As the page sends it: the size first, so the file streams through.
         let form = reqwest::multipart::Form::new()
@@ -226,6 +238,7 @@ async fn transfer() {
             .unwrap();
         assert!(r.status().is_success(), "{}", r.text().await.unwrap());
         let dash_up = t.elapsed().as_secs_f64();
+        let cpu_dash = spent(cpu_dash);
         let batch: serde_json::Value = r.json().await.unwrap();
         let up_growth = peak.stop() - before;
 
@@ -263,6 +276,7 @@ async fn transfer() {
         let down_growth = peak.stop() - before;
         assert_eq!(n as f64, size);
         if round > 0 {
+            cpu.push([cpu_direct, cpu_dash]);
             timed.push([
                 direct_up,
                 dash_up,
@@ -310,6 +324,21 @@ async fn transfer() {
     println!("| --- | ---: | ---: | ---: | ---: |");
     for r in rows {
         println!("{r}");
+    }
+    // Where the upload's time goes: every process's CPU seconds (median of
+    // the rounds). Three processes on two cores take at least half their
+    // CPU sum; the ratio's bound follows from it.
+    let med = |way: usize, who: usize| report::median(cpu.iter().map(|c| c[way][who]).collect());
+    println!("\n### Upload CPU seconds (median of {rounds} rounds; 10 ms ticks)\n");
+    println!("| upload | client | dashboard | upstream (sandbox) | sum | time ≥ sum / 2 cores |");
+    println!("| --- | ---: | ---: | ---: | ---: | ---: |");
+    for (way, name) in [(0, "direct"), (1, "through the dashboard")] {
+        let (c, d, u) = (med(way, 0), med(way, 1), med(way, 2));
+        println!(
+            "| {name} | {c:.2} | {d:.2} | {u:.2} | {:.2} | {:.2} s |",
+            c + d + u,
+            (c + d + u) / 2.0
+        );
     }
 }
 
