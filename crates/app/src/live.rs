@@ -64,7 +64,7 @@ pub const VERSION_META: &str = "bb-version";
 /// rather than never).
 pub fn rendered_version() -> String {
     #[cfg(feature = "ssr")]
-    if let Some(state) = use_context::<batchboard_server::state::AppState>() {
+    if let Ok(state) = crate::api::state() {
         return state.hub.version().to_string();
     }
     String::new()

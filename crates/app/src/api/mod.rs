@@ -123,7 +123,7 @@ impl From<batchboard_upstream::UpstreamError> for AppError {
 }
 
 #[cfg(feature = "ssr")]
-fn state() -> Result<batchboard_server::state::AppState, AppError> {
+pub(crate) fn state() -> Result<batchboard_server::state::AppState, AppError> {
     use_context::<batchboard_server::state::AppState>()
         .ok_or_else(|| AppError::internal("server state missing".into()))
 }
