@@ -585,21 +585,25 @@ async fn soak() {
     for r in readers {
         r.abort();
     }
-    // Flat: the last ten minutes (or the second half of a shorter run),
-    // from their first sample to their highest.
+    // Flat: the last ten minutes (or the second half of a shorter run).
+    // Growth is the least-squares line through its samples, from its
+    // start to its end (the samples move by a MiB or two either way, which
+    // first-to-peak counts as growth); first-to-peak is printed beside it.
     let window = ((600 / 10) as usize).min(samples.len() / 2).max(1);
     let tail = &samples[samples.len() - window..];
     let (from, peak) = (tail[0], tail.iter().cloned().fold(0.0, f64::max));
-    let growth = (peak - from) / from * 100.0;
+    let to_peak = (peak - from) / from * 100.0;
+    let (start, end) = report::trend(tail);
+    let growth = (end - start) / start * 100.0;
     println!(
-        "\n{pages:.0} pages served, worst 10 s p99 {worst_p99:.1} ms; RSS over the last {} s: {from:.1} → peak {peak:.1} MiB ({growth:+.1} %); {per_stream_kib:.1} KiB per open stream",
+        "\n{pages:.0} pages served, worst 10 s p99 {worst_p99:.1} ms; RSS over the last {} s: trend {start:.1} → {end:.1} MiB ({growth:+.1} %), first sample {from:.1} → peak {peak:.1} MiB ({to_peak:+.1} %); {per_stream_kib:.1} KiB per open stream",
         window * 10
     );
     server_trouble(&dash);
     row(
         &format!("soak: {viewers} viewers + pages, {secs} s"),
         &format!(
-            "RSS over the last {} s {from:.1} → {peak:.1} MiB ({growth:+.1} %); {per_stream_kib:.1} KiB per stream; worst p99 {worst_p99:.1} ms",
+            "RSS over the last {} s: trend {start:.1} → {end:.1} MiB ({growth:+.1} %), first → peak {from:.1} → {peak:.1} MiB ({to_peak:+.1} %); {per_stream_kib:.1} KiB per stream; worst p99 {worst_p99:.1} ms",
             window * 10
         ),
         "RSS over the last 10 min grows ≤ 2 %",

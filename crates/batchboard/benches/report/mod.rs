@@ -86,6 +86,26 @@ pub fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
 
+/// The least-squares line through evenly spaced `samples`: its values at
+/// the first and the last sample.
+pub fn trend(samples: &[f64]) -> (f64, f64) {
+    let n = samples.len() as f64;
+    if samples.len() < 2 {
+        let v = samples.first().copied().unwrap_or(0.0);
+        return (v, v);
+    }
+    let mean_x = (n - 1.0) / 2.0;
+    let mean_y = samples.iter().sum::<f64>() / n;
+    let (mut sxy, mut sxx) = (0.0, 0.0);
+    for (i, y) in samples.iter().enumerate() {
+        let dx = i as f64 - mean_x;
+        sxy += dx * (y - mean_y);
+        sxx += dx * dx;
+    }
+    let slope = sxy / sxx;
+    (mean_y - slope * mean_x, mean_y + slope * mean_x)
+}
+
 pub fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     v[v.len() / 2]
