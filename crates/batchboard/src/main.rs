@@ -20,7 +20,8 @@ const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 /// faulted in again for the next page (`perf`: TLB shootdowns, page
 /// faults, `clear_page`; a third of the server's time in the kernel).
 /// With the delay: 1,024 → 1,500 pages/s at 100 connections, p99 143 →
-/// 86 ms; an idle server holds 40 MiB instead of 34 (`BENCH_ONLY=startup`).
+/// 86 ms; an idle server held 40 MiB instead of 34 (`BENCH_ONLY=startup`;
+/// 32 since the release build is optimised as a whole, fat LTO).
 ///
 /// Run as a constructor, after mimalloc's own start-up (priority 101) and
 /// before anything allocates: set from `main`, after the runtime's first
