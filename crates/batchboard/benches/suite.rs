@@ -595,17 +595,15 @@ async fn soak() {
     let to_peak = (peak - from) / from * 100.0;
     let (start, end) = report::trend(tail);
     let growth = (end - start) / start * 100.0;
-    println!(
-        "\n{pages:.0} pages served, worst 10 s p99 {worst_p99:.1} ms; RSS over the last {} s: trend {start:.1} → {end:.1} MiB ({growth:+.1} %), first sample {from:.1} → peak {peak:.1} MiB ({to_peak:+.1} %); {per_stream_kib:.1} KiB per open stream",
+    let figures = format!(
+        "RSS over the last {} s: trend {start:.1} → {end:.1} MiB ({growth:+.1} %), first sample → peak {from:.1} → {peak:.1} MiB ({to_peak:+.1} %); {per_stream_kib:.1} KiB per open stream; worst 10 s p99 {worst_p99:.1} ms",
         window * 10
     );
+    println!("\n{pages:.0} pages served; {figures}");
     server_trouble(&dash);
     row(
         &format!("soak: {viewers} viewers + pages, {secs} s"),
-        &format!(
-            "RSS over the last {} s: trend {start:.1} → {end:.1} MiB ({growth:+.1} %), first → peak {from:.1} → {peak:.1} MiB ({to_peak:+.1} %); {per_stream_kib:.1} KiB per stream; worst p99 {worst_p99:.1} ms",
-            window * 10
-        ),
+        &figures,
         "RSS over the last 10 min grows ≤ 2 %",
         Some(growth <= 2.0),
     );
