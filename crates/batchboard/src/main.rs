@@ -12,7 +12,7 @@ const MI_OPTION_ARENA_EAGER_COMMIT: libmimalloc_sys::mi_option_t = 4;
 const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 
 /// Keeps freed memory for a second before giving it back to the system
-/// (see [`purge_every_second`]), and commits arenas only as they fill.
+/// (see [`purge_freed`]), and commits arenas only as they fill.
 ///
 /// Giving it back at once (a purge delay of 0, which an earlier machine
 /// measured as free) cost a third of the pages/s on the 2-core VM of
@@ -43,18 +43,25 @@ extern "C" fn allocator_options() {
 
 const PURGE_DELAY_MS: std::ffi::c_long = 1000;
 
-/// Every second, memory freed over a second ago goes back to the system
-/// (mimalloc purges only when something calls into it: without this an
-/// idle server kept what its last burst of pages used).
-fn purge_every_second() {
-    let _ = std::thread::Builder::new()
-        .name("purge".into())
-        .spawn(|| loop {
-            std::thread::sleep(std::time::Duration::from_millis(PURGE_DELAY_MS as u64));
-            // SAFETY: collects (not forced: only what is past the purge
-            // delay); allowed at any time, from any thread.
-            unsafe { libmimalloc_sys::mi_collect(false) };
-        });
+/// mimalloc purges only when something calls into it: every second, from a
+/// thread of its own, memory freed over a second ago goes back to the
+/// system (without this an idle server kept what its last burst of pages
+/// used).
+#[cfg(not(feature = "system-alloc"))]
+fn purge_freed() {
+    // SAFETY: collects (not forced: only what is past the purge delay);
+    // allowed at any time, from any thread.
+    unsafe { libmimalloc_sys::mi_collect(false) };
+}
+
+/// Everything this thread's heap holds freed goes back at once: its empty
+/// pages, and those other threads freed into it (run on each runtime worker
+/// once the server goes quiet; see `batchboard_server::runtime`).
+#[cfg(not(feature = "system-alloc"))]
+fn release_thread() {
+    // SAFETY: a forced collect of the calling thread's own heap; allowed
+    // at any time.
+    unsafe { libmimalloc_sys::mi_collect(true) };
 }
 
 #[cfg(target_os = "linux")]
@@ -65,9 +72,18 @@ static ALLOCATOR_OPTIONS: extern "C" fn() = allocator_options;
 fn main() -> std::process::ExitCode {
     #[cfg(not(target_os = "linux"))]
     allocator_options();
-    purge_every_second();
-    batchboard_server::main(Pages {
-        routes: || leptos_axum::generate_route_list(batchboard_app::App),
-        shell: batchboard_app::shell,
-    })
+    #[cfg(not(feature = "system-alloc"))]
+    let allocator = Some(batchboard_server::runtime::Allocator {
+        every_second: purge_freed,
+        release_thread,
+    });
+    #[cfg(feature = "system-alloc")]
+    let allocator = None;
+    batchboard_server::main(
+        Pages {
+            routes: || leptos_axum::generate_route_list(batchboard_app::App),
+            shell: batchboard_app::shell,
+        },
+        allocator,
+    )
 }

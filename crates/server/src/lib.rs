@@ -20,6 +20,7 @@ pub mod gateway;
 pub mod http;
 pub mod metrics;
 pub mod providers;
+pub mod runtime;
 pub mod services;
 pub mod sessions;
 pub mod state;
@@ -126,7 +127,13 @@ async fn user_sessions(
 }
 
 /// Entry point of the `batchboard` binary.
-pub fn main<V: IntoView + 'static>(pages: Pages<V>) -> std::process::ExitCode {
+///
+/// With `allocator`, the servers (`serve`, `sandbox`) give freed memory
+/// back to the system as [`runtime`] describes.
+pub fn main<V: IntoView + 'static>(
+    pages: Pages<V>,
+    allocator: Option<runtime::Allocator>,
+) -> std::process::ExitCode {
     let cli = Cli::parse_or_exit();
     let command = cli.into_command();
     match command {
@@ -195,7 +202,8 @@ pub fn main<V: IntoView + 'static>(pages: Pages<V>) -> std::process::ExitCode {
         | Command::IndexSeed(_)
         | Command::ExampleFile(_) => LogFormat::Text,
     });
-    let runtime = match tokio::runtime::Runtime::new() {
+    let serving = matches!(command, Command::Serve(_) | Command::Sandbox(_));
+    let runtime = match runtime::build(allocator.filter(|_| serving)) {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("batchboard: cannot start the async runtime: {e}");
@@ -203,7 +211,7 @@ pub fn main<V: IntoView + 'static>(pages: Pages<V>) -> std::process::ExitCode {
         }
     };
     let result = match command {
-        Command::Serve(args) => runtime.block_on(serve(args, pages)),
+        Command::Serve(args) => runtime.block_on(serve(args, pages, allocator)),
         Command::Sandbox(args) => runtime.block_on(sandbox(args)),
         Command::IndexSeed(args) => runtime.block_on(seed_index(args)),
         Command::Token(cmd) => runtime.block_on(access_tokens::run(cmd)),
@@ -411,7 +419,11 @@ async fn upstreams(args: &ServeArgs) -> Result<Upstreams, StartError> {
     Ok(Upstreams::new(all))
 }
 
-async fn serve<V: IntoView + 'static>(args: ServeArgs, pages: Pages<V>) -> Result<(), StartError> {
+async fn serve<V: IntoView + 'static>(
+    args: ServeArgs,
+    pages: Pages<V>,
+    allocator: Option<runtime::Allocator>,
+) -> Result<(), StartError> {
     check_data_dir(&args.data_dir)?;
     if !args.site_root.is_dir() {
         return Err(StartError::SiteRoot(args.site_root.display().to_string()));
@@ -512,6 +524,12 @@ async fn serve<V: IntoView + 'static>(args: ServeArgs, pages: Pages<V>) -> Resul
         header_timeout: read_timeout,
         max_connections: args.max_connections as usize,
     };
+    // This thread started everything and now only accepts connections:
+    // what it freed while starting goes back (the runtime's workers give
+    // theirs back whenever the server goes quiet).
+    if let Some(a) = allocator {
+        (a.release_thread)();
+    }
     http::limits::serve(listener, app, limits, async move {
         shutdown_signal().await;
         // Live streams never end by themselves: end them, so that open
