@@ -277,18 +277,27 @@ fn Table(
     // The rows' many lookups of the language find it here, not at the root.
     crate::i18n::provide();
     shown.set_value(Vec::new());
-    let rows = batches
-        .into_iter()
-        .map(|b| view! { <Row batch=b several shown /> })
-        .collect_view();
-    // On the server the rows are written out here, in one go: the same
-    // HTML as inside the page's tree, without carrying twenty rows of
-    // views through the page's asynchronous render (5-10 % more pages/s).
-    // The browser hydrates them as the tbody's children.
+    // On the server the rows are written out here, in one go, each
+    // rendered at most once a second (`row_cache`): the same HTML as
+    // inside the page's tree, without carrying twenty rows of views
+    // through the page's asynchronous render. The browser hydrates them as
+    // the tbody's children.
     #[cfg(not(feature = "hydrate"))]
-    let body = view! { <tbody inner_html=rows.to_html()></tbody> };
+    let body = {
+        let lang = crate::i18n::i18n().code();
+        let html = crate::row_cache::render(batches, several, lang, format::now(), |b| {
+            view! { <Row batch=b several shown /> }.to_html()
+        });
+        view! { <tbody inner_html=html></tbody> }
+    };
     #[cfg(feature = "hydrate")]
-    let body = view! { <tbody>{rows}</tbody> };
+    let body = {
+        let rows = batches
+            .into_iter()
+            .map(|b| view! { <Row batch=b several shown /> })
+            .collect_view();
+        view! { <tbody>{rows}</tbody> }
+    };
     let q = query.clone();
     view! {
         <div class="table-meta">
@@ -433,5 +442,70 @@ fn cells(batch: TableRow, several: bool) -> impl IntoView {
         <td>{left}</td>
         <td data-testid="created-by">{creator}</td>
         <td class="meta">{metadata}</td>
+    }
+}
+
+#[cfg(all(test, not(feature = "hydrate")))]
+mod tests {
+    use super::*;
+    use batchboard_core::RequestCounts;
+
+    /// Rows with every kind of cell: no model, counts with failures, a
+    /// cost, a running batch's time left, metadata with a job's part and
+    /// text to escape. Times half a minute off a whole minute: the same
+    /// words a second later.
+    fn rows() -> Vec<TableRow> {
+        let now = format::now();
+        let mut meta = batchboard_core::Metadata::new();
+        meta.insert(CREATED_BY.into(), "ana".into());
+        meta.insert(META_JOB.into(), "job_0123456789abcdef".into());
+        meta.insert("note".into(), "<a & \"b\">".into());
+        vec![
+            TableRow {
+                id: "batch_equal_1".into(),
+                status: "in_progress".into(),
+                endpoint: "/v1/chat/completions".into(),
+                model: Some("gpt-4o-mini".into()),
+                created_at: now - 330,
+                expires_at: Some(now + 3630),
+                request_counts: RequestCounts {
+                    total: 10,
+                    completed: 4,
+                    failed: 1,
+                },
+                metadata: Some(meta),
+                cost_usd: Some(0.0123),
+            },
+            TableRow {
+                id: "openai-2:batch_equal_2".into(),
+                status: "something_new".into(),
+                endpoint: "/v1/embeddings".into(),
+                created_at: now - 86_430,
+                ..Default::default()
+            },
+        ]
+    }
+
+    /// The remembered rows are the HTML the rows' views write as a list,
+    /// whether rendered just now or copied.
+    #[test]
+    fn remembered_rows_are_what_the_views_write() {
+        Owner::new().with(|| {
+            let shown = StoredValue::new(Vec::new());
+            for several in [false, true] {
+                let views = rows()
+                    .into_iter()
+                    .map(|b| view! { <Row batch=b several shown /> })
+                    .collect_view()
+                    .to_html();
+                for _ in 0..2 {
+                    let now = format::now();
+                    let html = crate::row_cache::render(rows(), several, "en", now, |b| {
+                        view! { <Row batch=b several shown /> }.to_html()
+                    });
+                    assert_eq!(html, views);
+                }
+            }
+        });
     }
 }

@@ -27,6 +27,8 @@ mod new_batch;
 mod pages;
 mod progress_chart;
 mod results_view;
+#[cfg(not(feature = "hydrate"))]
+mod row_cache;
 pub mod session;
 mod sessions_page;
 mod spend_page;
