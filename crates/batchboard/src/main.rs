@@ -56,7 +56,9 @@ fn purge_freed() {
 
 /// Everything this thread's heap holds freed goes back at once: its empty
 /// pages, and those other threads freed into it (run on each runtime worker
-/// once the server goes quiet; see `batchboard_server::runtime`).
+/// once the server goes quiet; see `batchboard_server::runtime`). Measured
+/// by hand on the release build, signed in, one page, 6 s later, against a
+/// remote upstream: the heap 11.1–11.7 → 5.6–7.0 MiB.
 #[cfg(not(feature = "system-alloc"))]
 fn release_thread() {
     // SAFETY: a forced collect of the calling thread's own heap; allowed
