@@ -8,6 +8,10 @@
 //! rendering twenty rows through Leptos' views was over a quarter of the
 //! server's CPU for the table page (perf, frame-pointer build). So each row
 //! is rendered once per second and language, and copied otherwise.
+//!
+//! Nothing else may go into a row's HTML unless it goes into [`Entry`] too:
+//! a cell that came to depend on the reader (their role, say) would
+//! otherwise be shown to the next reader of that row.
 
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock, Mutex};
