@@ -27,6 +27,7 @@ mod new_batch;
 mod pages;
 mod progress_chart;
 mod results_view;
+mod routes;
 #[cfg(not(feature = "hydrate"))]
 mod row_cache;
 pub mod session;
@@ -40,21 +41,14 @@ mod upstreams_page;
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, MetaTags, Title};
 use leptos_router::components::{Route, Router, Routes};
-use leptos_router::{lazy_route, path, Lazy, LazyRoute, SsrMode};
+use leptos_router::{path, Lazy, SsrMode};
 
-use audit::AuditPage;
-use batch_page::BatchPage;
-use batch_table::BatchesPage;
-use budgets_page::BudgetsPage;
-use jobs_page::{JobPage, JobsPage};
 use layout::Layout;
-use new_batch::NewBatchPage;
 use pages::NotFound;
-use session::LoginPage;
-use sessions_page::SessionsPage;
-use spend_page::SpendPage;
-use tokens_page::TokensPage;
-use upstreams_page::UpstreamsPage;
+use routes::{
+    AuditRoute, BatchRoute, BatchesRoute, BudgetsRoute, JobRoute, JobsRoute, LoginRoute,
+    NewBatchRoute, SessionsRoute, SpendRoute, TokensRoute, UpstreamsRoute,
+};
 
 /// The address of the site's `ext` file (`css`, `js`, `wasm`): named after
 /// its content when the build hashed the names (cached for a year).
@@ -224,33 +218,3 @@ pub fn hydrate() {
         HYDRATED.with(|h| h.set(true));
     });
 }
-
-// Each page is a WASM chunk of its own, loaded when a page of its kind is
-// first shown (`cargo leptos build --split`): a page's first load fetches
-// the shared code and its own page, not every page.
-macro_rules! lazy_page {
-    ($route:ident, $page:ident) => {
-        struct $route;
-        #[lazy_route]
-        impl LazyRoute for $route {
-            fn data() -> Self {
-                $route
-            }
-            fn view(_this: Self) -> AnyView {
-                view! { <$page /> }.into_any()
-            }
-        }
-    };
-}
-lazy_page!(BatchesRoute, BatchesPage);
-lazy_page!(NewBatchRoute, NewBatchPage);
-lazy_page!(BatchRoute, BatchPage);
-lazy_page!(AuditRoute, AuditPage);
-lazy_page!(SessionsRoute, SessionsPage);
-lazy_page!(UpstreamsRoute, UpstreamsPage);
-lazy_page!(JobsRoute, JobsPage);
-lazy_page!(JobRoute, JobPage);
-lazy_page!(TokensRoute, TokensPage);
-lazy_page!(SpendRoute, SpendPage);
-lazy_page!(BudgetsRoute, BudgetsPage);
-lazy_page!(LoginRoute, LoginPage);
