@@ -514,8 +514,9 @@ async fn soak() {
     let base = dash.base();
     let pid = dash.child.id();
     let op = signed_in(&base, "op", PASSWORD).await;
-    // Batches running on the sandbox all along (three at first, one more
-    // every three minutes), so that changes flow.
+    // Batches running on the sandbox all along, so that changes flow: four
+    // at any time (one started as one finishes), so that the work stays
+    // the same while memory is watched.
     let start_batch = |i: usize| {
         let (op, base) = (op.clone(), base.clone());
         async move {
@@ -525,10 +526,14 @@ async fn soak() {
             let (status, text) =
                 common::upload(&op, &base, body.into_bytes(), "/v1/chat/completions", "").await;
             assert_eq!(status, 200, "{text}");
+            let batch: serde_json::Value = serde_json::from_str(&text).unwrap();
+            batch["id"].as_str().unwrap().to_string()
         }
     };
-    for i in 0..3 {
-        start_batch(i).await;
+    const RUNNING: usize = 4;
+    let mut running = Vec::new();
+    for i in 0..RUNNING {
+        running.push(start_batch(i).await);
     }
     tokio::time::sleep(Duration::from_secs(5)).await;
     let before_streams = rss_mib(pid).0;
@@ -553,17 +558,44 @@ async fn soak() {
     println!(
         "\n### Soak: {viewers} live viewers + page traffic (wrk, 20 connections) for {secs} s\n"
     );
-    println!("| elapsed s | RSS MiB | open streams | batch events received |\n| ---: | ---: | ---: | ---: |");
+    // Beside RSS, what it is made of, and the workload: the index's
+    // database and the batches running on the sandbox.
+    println!("| elapsed s | RSS MiB | anonymous MiB | file + shared MiB | database MiB | running batches | open streams | batch events received |\n| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
     let started = Instant::now();
     let mut samples = Vec::new();
-    let mut made = 3;
+    let mut made = RUNNING;
     while started.elapsed() < Duration::from_secs(secs) {
         tokio::time::sleep(Duration::from_secs(10)).await;
-        if (started.elapsed().as_secs() / 180) as usize + 3 > made {
-            start_batch(made).await;
+        let rss = rss_mib(pid).0;
+        let (anon, file) = report::rss_kinds_mib(pid);
+        let db_mib = ["batchboard.db", "batchboard.db-wal"]
+            .iter()
+            .filter_map(|f| std::fs::metadata(dir.0.join("data").join(f)).ok())
+            .map(|m| m.len() as f64)
+            .sum::<f64>()
+            / (1024.0 * 1024.0);
+        let mut still = Vec::new();
+        for id in running {
+            let batch: serde_json::Value = op
+                .post(format!("{base}/api/get_batch"))
+                .form(&[("id", id.as_str())])
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap_or_default();
+            let done = ["completed", "failed", "expired", "cancelled"]
+                .contains(&batch["status"].as_str().unwrap_or_default());
+            if !done {
+                still.push(id);
+            }
+        }
+        running = still;
+        while running.len() < RUNNING {
+            running.push(start_batch(made).await);
             made += 1;
         }
-        let rss = rss_mib(pid).0;
         let ready: serde_json::Value = op
             .get(format!("{base}/readyz"))
             .send()
@@ -574,8 +606,9 @@ async fn soak() {
             .unwrap();
         let (n, _, _) = report::received(&events);
         println!(
-            "| {} | {rss:.1} | {} | {n} |",
+            "| {} | {rss:.1} | {anon:.1} | {file:.1} | {db_mib:.1} | {} | {} | {n} |",
             started.elapsed().as_secs(),
+            running.len(),
             ready["streams"]
         );
         samples.push(rss);

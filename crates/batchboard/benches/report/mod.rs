@@ -26,16 +26,28 @@ pub fn row(what: &str, measured: &str, target: &str, met: Option<bool>) {
 
 /// Resident memory of a process now, and its peak so far, in MiB (Linux).
 pub fn rss_mib(pid: u32) -> (f64, f64) {
+    let [rss, hwm] = status_mib(pid, ["VmRSS:", "VmHWM:"]);
+    (rss, hwm)
+}
+
+/// A process's resident memory by kind, in MiB: anonymous (heaps,
+/// stacks) and file-backed or shared (mapped code, SQLite's WAL index).
+pub fn rss_kinds_mib(pid: u32) -> (f64, f64) {
+    let [anon, file, shared] = status_mib(pid, ["RssAnon:", "RssFile:", "RssShmem:"]);
+    (anon, file + shared)
+}
+
+/// Fields of `/proc/PID/status` given in kB, in MiB (0 if missing).
+fn status_mib<const N: usize>(pid: u32, names: [&str; N]) -> [f64; N] {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let field = |name: &str| {
+    names.map(|name| {
         status
             .lines()
             .find_map(|l| l.strip_prefix(name))
             .and_then(|v| v.split_whitespace().next())
             .and_then(|kib| kib.parse::<f64>().ok())
             .map_or(0.0, |kib| kib / 1024.0)
-    };
-    (field("VmRSS:"), field("VmHWM:"))
+    })
 }
 
 /// CPU time (user + system) a process has used so far, in seconds (Linux;
