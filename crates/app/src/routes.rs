@@ -6,7 +6,8 @@
 //! (Lighthouse performance 72–79). So the split points are the pages people
 //! open most, one each, and two groups: the jobs pages, and the account and
 //! admin pages (tokens, spend, budgets, audit, sessions, upstreams), each
-//! group one chunk that serves all its pages.
+//! group one chunk that serves all its pages: a first load fetches 25–34
+//! files (Lighthouse 96–100; README, "In the browser").
 
 use leptos::prelude::*;
 use leptos_router::{lazy_route, LazyRoute};
@@ -43,11 +44,24 @@ lazy_page!(NewBatchRoute, NewBatchPage);
 lazy_page!(BatchRoute, BatchPage);
 lazy_page!(LoginRoute, LoginPage);
 
-/// The pages of a group: one lazily loaded function draws any of them.
+/// The jobs pages: one lazily loaded function draws either.
 #[derive(Clone, Copy)]
-pub enum Grouped {
-    Jobs,
-    Job,
+pub enum JobsPages {
+    List,
+    One,
+}
+
+#[leptos::lazy]
+fn jobs_group(page: JobsPages) -> AnyView {
+    match page {
+        JobsPages::List => view! { <JobsPage /> }.into_any(),
+        JobsPages::One => view! { <JobPage /> }.into_any(),
+    }
+}
+
+/// The account and admin pages: one lazily loaded function draws any.
+#[derive(Clone, Copy)]
+pub enum MorePages {
     Tokens,
     Spend,
     Budgets,
@@ -57,69 +71,48 @@ pub enum Grouped {
 }
 
 #[leptos::lazy]
-fn jobs_group(page: Grouped) -> AnyView {
+fn more_group(page: MorePages) -> AnyView {
     match page {
-        Grouped::Job => view! { <JobPage /> }.into_any(),
-        _ => view! { <JobsPage /> }.into_any(),
+        MorePages::Tokens => view! { <TokensPage /> }.into_any(),
+        MorePages::Spend => view! { <SpendPage /> }.into_any(),
+        MorePages::Budgets => view! { <BudgetsPage /> }.into_any(),
+        MorePages::Audit => view! { <AuditPage /> }.into_any(),
+        MorePages::Sessions => view! { <SessionsPage /> }.into_any(),
+        MorePages::Upstreams => view! { <UpstreamsPage /> }.into_any(),
     }
 }
 
-#[leptos::lazy]
-fn more_group(page: Grouped) -> AnyView {
-    match page {
-        Grouped::Spend => view! { <SpendPage /> }.into_any(),
-        Grouped::Budgets => view! { <BudgetsPage /> }.into_any(),
-        Grouped::Audit => view! { <AuditPage /> }.into_any(),
-        Grouped::Sessions => view! { <SessionsPage /> }.into_any(),
-        Grouped::Upstreams => view! { <UpstreamsPage /> }.into_any(),
-        _ => view! { <TokensPage /> }.into_any(),
-    }
-}
-
-// A page drawn by its group's function (as `#[lazy_route]` writes it, with
-// the group's function in place of one per page).
-macro_rules! grouped_page {
-    ($route:ident, $group:ident, $preload:ident, $page:expr) => {
-        pub struct $route;
-        impl LazyRoute for $route {
-            fn data() -> Self {
-                $route
+// The pages of a group, each drawn by the group's function (as
+// `#[lazy_route]` writes a route, with the group's function in place of
+// one per page).
+macro_rules! grouped_pages {
+    ($group:ident, $preload:ident, $pages:ident { $($route:ident => $page:ident),* $(,)? }) => {
+        $(
+            pub struct $route;
+            impl LazyRoute for $route {
+                fn data() -> Self {
+                    $route
+                }
+                async fn view(_this: Self) -> AnyView {
+                    $group($pages::$page).await
+                }
+                async fn preload() {
+                    #[cfg(feature = "hydrate")]
+                    $preload().await;
+                }
             }
-            async fn view(_this: Self) -> AnyView {
-                $group($page).await
-            }
-            async fn preload() {
-                #[cfg(feature = "hydrate")]
-                $preload().await;
-            }
-        }
+        )*
     };
 }
-grouped_page!(JobsRoute, jobs_group, __preload_jobs_group, Grouped::Jobs);
-grouped_page!(JobRoute, jobs_group, __preload_jobs_group, Grouped::Job);
-grouped_page!(
-    TokensRoute,
-    more_group,
-    __preload_more_group,
-    Grouped::Tokens
-);
-grouped_page!(SpendRoute, more_group, __preload_more_group, Grouped::Spend);
-grouped_page!(
-    BudgetsRoute,
-    more_group,
-    __preload_more_group,
-    Grouped::Budgets
-);
-grouped_page!(AuditRoute, more_group, __preload_more_group, Grouped::Audit);
-grouped_page!(
-    SessionsRoute,
-    more_group,
-    __preload_more_group,
-    Grouped::Sessions
-);
-grouped_page!(
-    UpstreamsRoute,
-    more_group,
-    __preload_more_group,
-    Grouped::Upstreams
-);
+grouped_pages!(jobs_group, __preload_jobs_group, JobsPages {
+    JobsRoute => List,
+    JobRoute => One,
+});
+grouped_pages!(more_group, __preload_more_group, MorePages {
+    TokensRoute => Tokens,
+    SpendRoute => Spend,
+    BudgetsRoute => Budgets,
+    AuditRoute => Audit,
+    SessionsRoute => Sessions,
+    UpstreamsRoute => Upstreams,
+});
