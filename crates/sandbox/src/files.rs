@@ -114,10 +114,9 @@ async fn receive(form: &mut Multipart, arrival: &mut Arrival) -> Result<Received
         match name.as_str() {
             "file" => {
                 let filename = field.file_name().unwrap_or("upload.jsonl").to_owned();
-                // Buffered: a file forwarded by a proxy arrives in many small
-                // chunks, and each write of a bare `tokio::fs::File` is a trip
-                // to a blocking thread (through the dashboard, that doubled
-                // the sandbox's CPU per upload).
+                // Buffered: a file forwarded by a proxy (the dashboard)
+                // arrives in many small chunks, and each write of a bare
+                // `tokio::fs::File` is a trip to a blocking thread.
                 let created = tokio::fs::File::create(&arrival.tmp).await?;
                 let mut out = tokio::io::BufWriter::with_capacity(1 << 20, created);
                 let mut bytes = 0u64;
