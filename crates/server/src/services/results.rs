@@ -281,9 +281,12 @@ async fn spool(state: &AppState, file_id: &str, path: &Path) -> Result<(), ApiEr
     let (upstream, own) = state.upstreams.route(file_id)?;
     let resp = upstream.client.file_content(own).await?;
     let part = path.with_extension("part");
-    let mut out = tokio::fs::File::create(&part)
+    let created = tokio::fs::File::create(&part)
         .await
         .map_err(io_error("cannot write the spool"))?;
+    // Buffered, as the sandbox's uploads: each write of a bare
+    // `tokio::fs::File` is a trip to a blocking thread, one per chunk.
+    let mut out = tokio::io::BufWriter::with_capacity(1 << 20, created);
     let mut body = resp.bytes_stream();
     while let Some(chunk) = body.next().await {
         let chunk = chunk.map_err(|e| ApiError::Upstream {
