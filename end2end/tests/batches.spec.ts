@@ -87,6 +87,12 @@ test("cancel a running batch: cancelling, then cancelled", async ({ page, reques
   await hydrated(page);
   await expect(page.getByTestId("status")).toHaveAttribute("data-status", "in_progress", { timeout: 15_000 });
   await page.getByTestId("cancel").click();
+  // The question stays while progress arrives: the same button, still in the
+  // page (and still asking) after the counts have moved on.
+  const confirm = await page.getByTestId("confirm-cancel").elementHandle();
+  const counts = await page.getByTestId("counts").textContent();
+  await expect(page.getByTestId("counts")).not.toHaveText(counts!);
+  expect(await confirm!.evaluate((b) => b.isConnected)).toBe(true);
   await page.getByTestId("confirm-cancel").click();
   await expect(page.getByTestId("status")).toHaveText(/cancelling|cancelled/);
   await expect(page.getByTestId("status")).toHaveText("cancelled", { timeout: 20_000 });

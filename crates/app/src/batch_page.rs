@@ -74,10 +74,11 @@ pub fn BatchPage() -> impl IntoView {
         <Title text=move || tf(Key::BatchTitle, &[("id", &id.get())]) />
         <p class="crumbs"><a href="/">{t(Key::BatchBack)}</a></p>
         <Transition fallback=|| view! { <p class="muted">{t(Key::BatchLoading)}</p> }>
+            <Head batch cancel />
             {move || {
                 batch.get()
                     .map(|r| match r {
-                        Ok(b) => view! { <Detail batch=b cancel retry results progress upstreams cost /> }.into_any(),
+                        Ok(b) => view! { <Detail batch=b retry results progress upstreams cost /> }.into_any(),
                         Err(e) => {
                             view! {
                                 <section class="error-state" data-testid="batch-error">
@@ -96,7 +97,6 @@ pub fn BatchPage() -> impl IntoView {
 #[component]
 fn Detail(
     batch: Batch,
-    cancel: ServerAction<CancelBatch>,
     retry: ServerAction<RetryFailed>,
     results: super::results_view::ResultsState,
     progress: Resource<Result<Vec<ProgressPoint>, crate::api::AppError>>,
@@ -228,7 +228,6 @@ fn Detail(
     });
 
     let counts = batch.request_counts.clone();
-    let can_cancel = batch.status.can_cancel();
     let results = batch
         .status
         .is_terminal()
@@ -263,12 +262,6 @@ fn Detail(
     });
     let bid = batch.id.clone();
     view! {
-        <div class="page-head">
-            <h1 class="mono" data-testid="batch-id">{batch.id.clone()}</h1>
-            <StatusBadge status=batch.status.clone() />
-            {(can_cancel && super::session::may(crate::api::auth::Role::Operator))
-                .then(|| view! { <CancelButton id=id.clone() cancel /> })}
-        </div>
         {retry_of}
         {part_of}
         <section class="panel">
@@ -337,13 +330,41 @@ fn Cost(cost: Option<BatchCost>) -> impl IntoView {
     }
 }
 
+/// The batch's id, status and Cancel button. Drawn apart from the details,
+/// which are drawn anew on every change of a running batch: here only a new
+/// status redraws the badge, so the button (and a question it is asking) stays
+/// put, and keeps its focus, while progress arrives.
+#[component]
+fn Head(
+    batch: Resource<Result<Batch, crate::api::AppError>>,
+    cancel: ServerAction<CancelBatch>,
+) -> impl IntoView {
+    let head = Memo::new(move |_| batch.get().and_then(|r| r.ok()).map(|b| (b.id, b.status)));
+    // The batch shown (it changes without a new page when a retry opens).
+    let id = Memo::new(move |_| head.with(|h| h.as_ref().map(|h| h.0.clone()).unwrap_or_default()));
+    let cancellable = Memo::new(move |_| {
+        head.with(|h| h.as_ref().is_some_and(|h| h.1.can_cancel()))
+            && super::session::may(crate::api::auth::Role::Operator)
+    });
+    view! {
+        <Show when=move || head.with(Option::is_some)>
+            <div class="page-head">
+                <h1 class="mono" data-testid="batch-id">{move || id.get()}</h1>
+                {move || head.get().map(|(_, status)| view! { <StatusBadge status /> })}
+                <Show when=move || cancellable.get()>
+                    <CancelButton id cancel />
+                </Show>
+            </div>
+        </Show>
+    }
+}
+
 /// Cancelling asks for confirmation first.
 #[component]
-fn CancelButton(id: String, cancel: ServerAction<CancelBatch>) -> impl IntoView {
+fn CancelButton(id: Memo<String>, cancel: ServerAction<CancelBatch>) -> impl IntoView {
     let (confirming, set_confirming) = signal(false);
     let pending = cancel.pending();
     let result = cancel.value();
-    let id2 = id.clone();
     view! {
         <span class="cancel">
             <Show
@@ -356,12 +377,9 @@ fn CancelButton(id: String, cancel: ServerAction<CancelBatch>) -> impl IntoView 
             >
                 <span class="confirm">{t(Key::BatchCancelConfirm)} " "</span>
                 <button class="btn btn-danger" data-testid="confirm-cancel" disabled=move || pending.get()
-                    on:click={
-                        let id = id2.clone();
-                        move |_| {
-                            cancel.dispatch(CancelBatch { id: id.clone() });
-                            set_confirming.set(false);
-                        }
+                    on:click=move |_| {
+                        cancel.dispatch(CancelBatch { id: id.get_untracked() });
+                        set_confirming.set(false);
                     }>
                     {t(Key::BatchCancelYes)}
                 </button>
