@@ -20,6 +20,7 @@ pub mod gateway;
 pub mod http;
 pub mod metrics;
 pub mod providers;
+pub mod recent;
 pub mod runtime;
 pub mod services;
 pub mod sessions;

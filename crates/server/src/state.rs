@@ -71,11 +71,19 @@ pub struct Shared {
 /// The last facets read, and the tables' match counts by filter, for a few
 /// seconds or until the index changes: every page view of the table needs
 /// both, and they change only with the index.
-#[derive(Default)]
 pub struct FacetsCache(
-    std::sync::Mutex<Option<(Instant, batchboard_core::dashboard::Facets)>>,
+    crate::recent::Recent<batchboard_core::dashboard::Facets>,
     std::sync::Mutex<std::collections::HashMap<String, (Instant, u64)>>,
 );
+
+impl Default for FacetsCache {
+    fn default() -> Self {
+        Self(
+            crate::recent::Recent::new(Self::FRESH, 1),
+            Default::default(),
+        )
+    }
+}
 
 impl FacetsCache {
     const FRESH: std::time::Duration = std::time::Duration::from_secs(5);
@@ -101,22 +109,20 @@ impl FacetsCache {
         }
     }
 
-    pub fn get(&self) -> Option<batchboard_core::dashboard::Facets> {
-        let guard = self.0.lock().ok()?;
-        let (at, f) = guard.as_ref()?;
-        (at.elapsed() < Self::FRESH).then(|| f.clone())
-    }
-
-    pub fn put(&self, f: batchboard_core::dashboard::Facets) {
-        if let Ok(mut guard) = self.0.lock() {
-            *guard = Some((Instant::now(), f));
-        }
+    /// The facets: remembered, or read with `read` (once for all callers
+    /// that ask meanwhile).
+    pub async fn get_or_read<E, Fut>(
+        &self,
+        read: impl FnOnce() -> Fut,
+    ) -> Result<batchboard_core::dashboard::Facets, E>
+    where
+        Fut: std::future::Future<Output = Result<batchboard_core::dashboard::Facets, E>>,
+    {
+        self.0.get_or_read("", 0, read).await
     }
 
     pub fn clear(&self) {
-        if let Ok(mut guard) = self.0.lock() {
-            *guard = None;
-        }
+        self.0.clear();
         if let Ok(mut guard) = self.1.lock() {
             guard.clear();
         }

@@ -192,16 +192,16 @@ pub async fn list_batches(#[server(default)] query: BatchQuery) -> Result<BatchP
 pub async fn batch_facets() -> Result<Facets, AppError> {
     actor::<Viewer>().await?;
     let st = state()?;
-    if let Some(f) = st.facets.get() {
-        return Ok(f);
-    }
-    let mut f = st.db.facets().await?;
-    let all = st.upstreams.all();
-    if all.len() > 1 {
-        f.upstreams = all.iter().map(|u| u.display_name().to_owned()).collect();
-    }
-    st.facets.put(f.clone());
-    Ok(f)
+    st.facets
+        .get_or_read(|| async {
+            let mut f = st.db.facets().await?;
+            let all = st.upstreams.all();
+            if all.len() > 1 {
+                f.upstreams = all.iter().map(|u| u.display_name().to_owned()).collect();
+            }
+            Ok(f)
+        })
+        .await
 }
 
 /// The upstreams, what they are and where (never a key), and whether the
