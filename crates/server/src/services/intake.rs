@@ -18,7 +18,7 @@ use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use futures_util::StreamExt;
 use tempfile::TempPath;
 use tokio::sync::mpsc;
@@ -34,15 +34,9 @@ use super::submit::{checker, temp_file};
 use crate::http::HttpError;
 use crate::state::AppState;
 
-/// Chunks in flight to the checker and to the upstream: enough to keep both
-/// busy, little memory (up to 2 MiB each).
-const IN_FLIGHT: usize = 8;
-
-/// The file arrives in chunks of a few KiB to a few tens of KiB; they are
-/// passed on (to the checker, the spool and the upstream) gathered into
-/// chunks of this size: each chunk passed on wakes the other threads, and
-/// those wake-ups cost more than copying the bytes once.
-const GATHER: usize = 256 * 1024;
+/// Chunks in flight to the checker and to the upstream (each a few tens of
+/// KiB): enough to keep both busy, little memory.
+const IN_FLIGHT: usize = 16;
 
 /// A file being received.
 pub struct Intake {
@@ -53,8 +47,6 @@ pub struct Intake {
     forward: Option<Forward>,
     spool: TempPath,
     bytes: u64,
-    /// Received, not yet passed on (less than [`GATHER`]).
-    gathered: BytesMut,
 }
 
 impl Intake {
@@ -97,32 +89,13 @@ impl Intake {
             forward,
             spool,
             bytes: 0,
-            gathered: BytesMut::new(),
         })
     }
 
     /// The next chunk of the file.
     pub async fn push(&mut self, chunk: Bytes) -> Result<(), HttpError> {
-        within_file_limit(self.bytes + (self.gathered.len() + chunk.len()) as u64)?;
-        if self.gathered.is_empty() && chunk.len() >= GATHER {
-            return self.pass_on(chunk).await;
-        }
-        if self.gathered.is_empty() {
-            // Room for the chunk that crosses the mark, mostly: one
-            // allocation per chunk passed on.
-            self.gathered.reserve(GATHER + 64 * 1024);
-        }
-        self.gathered.extend_from_slice(&chunk);
-        if self.gathered.len() >= GATHER {
-            let gathered = self.gathered.split().freeze();
-            self.pass_on(gathered).await?;
-        }
-        Ok(())
-    }
-
-    /// Passes a chunk to the checker and the upstream.
-    async fn pass_on(&mut self, chunk: Bytes) -> Result<(), HttpError> {
         self.bytes += chunk.len() as u64;
+        within_file_limit(self.bytes)?;
         if self.to_check.send(chunk.clone()).await.is_err() {
             // The checker stopped: its error is the answer.
             return Err(self.checker_failure().await);
@@ -151,11 +124,7 @@ impl Intake {
     }
 
     /// The whole file has arrived: its report, once the checker is done.
-    pub async fn finish(mut self) -> Result<Checked, HttpError> {
-        if !self.gathered.is_empty() {
-            let rest = self.gathered.split().freeze();
-            self.pass_on(rest).await?;
-        }
+    pub async fn finish(self) -> Result<Checked, HttpError> {
         drop(self.to_check);
         let report = self.checking.await??;
         Ok(Checked {
