@@ -519,6 +519,7 @@ async fn serve<V: IntoView + 'static>(
     let hub = state.hub.clone();
     let read_timeout = state.read_timeout;
     let app = router(state, pages);
+    let shutdown = shutdown_signal();
     let listener = bind(args.addr).await?;
     tracing::info!(addr = %args.addr, upstream = %upstream, "batchboard listening on http://{}", args.addr);
     let limits = http::limits::ConnLimits {
@@ -532,7 +533,7 @@ async fn serve<V: IntoView + 'static>(
         (a.release_thread)();
     }
     http::limits::serve(listener, app, limits, async move {
-        shutdown_signal().await;
+        shutdown.await;
         // Live streams never end by themselves: end them, so that open
         // requests can finish and the process exit.
         hub.close();
@@ -650,11 +651,12 @@ async fn start_embedded_sandbox(args: &ServeArgs) -> Result<Upstream, StartError
 async fn sandbox(args: config::SandboxArgs) -> Result<(), StartError> {
     check_data_dir(&args.data_dir)?;
     let sb = open_sandbox(&args.data_dir, args.api_key.clone(), &args.speed)?;
+    let shutdown = shutdown_signal();
     let listener = bind(args.addr).await?;
     let app = with_request_trace(sb.router(), "sandbox", tracing::Level::INFO);
     tracing::info!(addr = %args.addr, "sandbox listening: OpenAI at http://{0}/v1, Azure at http://{0}/azure, Anthropic at http://{0}/anthropic", args.addr);
     axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown(shutdown)
         .await
         .map_err(StartError::Serve)?;
     if let Err(e) = sb.save_all() {
@@ -664,26 +666,37 @@ async fn sandbox(args: config::SandboxArgs) -> Result<(), StartError> {
     Ok(())
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
+/// Ctrl-C or SIGTERM: listened for from this call on, so that it is made
+/// before the listener binds (a signal that comes while the server starts
+/// stops it cleanly too, instead of killing it); the future ends at the
+/// first.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
+    #[cfg(unix)]
+    let signals = {
+        use tokio::signal::unix::{signal, SignalKind};
+        [SignalKind::interrupt(), SignalKind::terminate()].map(|k| signal(k).ok())
+    };
+    async move {
+        #[cfg(unix)]
+        {
+            let wait = |s: Option<tokio::signal::unix::Signal>| async move {
+                match s {
+                    Some(mut s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            let [int, term] = signals;
+            tokio::select! {
+                _ = wait(int) => {},
+                _ = wait(term) => {},
+            }
+        }
+        #[cfg(not(unix))]
         if tokio::signal::ctrl_c().await.is_err() {
             std::future::pending::<()>().await;
         }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = terminate => {},
+        tracing::info!("shutdown signal received, finishing open requests");
     }
-    tracing::info!("shutdown signal received, finishing open requests");
 }
