@@ -107,14 +107,19 @@ pub fn JobPage() -> impl IntoView {
     // While the job runs, read it again every two seconds.
     #[cfg(feature = "hydrate")]
     {
-        let active = move || {
-            job.get_untracked()
-                .and_then(|r| r.ok())
-                .is_some_and(|j| j.is_active())
-        };
+        // Kept by an effect: a resource read in the timer's callback would
+        // be one outside a Suspense.
+        let (active, set_active) = signal(false);
+        Effect::new(move || {
+            set_active.set(
+                job.get()
+                    .and_then(|r| r.ok())
+                    .is_some_and(|j| j.is_active()),
+            )
+        });
         if let Ok(handle) = set_interval_with_handle(
             move || {
-                if active() {
+                if active.get_untracked() {
                     set_tick.update(|t| *t += 1);
                 }
             },
@@ -162,7 +167,8 @@ fn Job(j: JobView, cancel: ServerAction<CancelJob>, cost: Option<f64>) -> impl I
         view! { <li data-testid="job-eta">{tf(Key::JobsEta, &[("time", &format::duration(secs))])}</li> }
     });
     let id = j.id.clone();
-    let may_cancel = j.is_active() && j.status == "running" && super::session::may(Role::Operator);
+    let cancellable = j.is_active() && j.status == "running";
+    let cancel_id = id.clone();
     let parts = j
         .parts
         .iter()
@@ -192,8 +198,8 @@ fn Job(j: JobView, cancel: ServerAction<CancelJob>, cost: Option<f64>) -> impl I
                 <a class="btn" data-testid="job-merged-jsonl" href=format!("/api/jobs/{id}/merged?format=jsonl") download="">{t(Key::JobsMergedJsonl)}</a>
                 <a class="btn" data-testid="job-merged-csv" href=format!("/api/jobs/{id}/merged?format=csv") download="">{t(Key::JobsMergedCsv)}</a>
                 <a class="btn" data-testid="job-batches" href=format!("/?meta_key={META_JOB}&meta_value={id}")>{t(Key::JobsBatches)}</a>
-                {may_cancel.then(|| {
-                    let id = id.clone();
+                {move || (cancellable && super::session::may(Role::Operator)).then(|| {
+                    let id = cancel_id.clone();
                     view! {
                         <button class="btn btn-danger" data-testid="job-cancel"
                             on:click=move |_| { cancel.dispatch(CancelJob { id: id.clone() }); }>

@@ -170,17 +170,19 @@ fn Toolbar(
 fn RetryBox(p: ResultsPage, id: String, retry: ServerAction<RetryFailed>) -> impl IntoView {
     let n = p.failed + p.not_run;
     let pending = retry.pending();
-    (n > 0 && super::session::may(Role::Operator)).then(|| {
-        view! {
+    let id = StoredValue::new(id);
+    // Read in a closure: the role is known once the user's resource is.
+    move || {
+        (n > 0 && super::session::may(Role::Operator)).then(|| view! {
             <div class="actions">
                 <button class="btn" data-testid="retry-failed" disabled=move || pending.get()
-                    on:click=move |_| { retry.dispatch(RetryFailed { id: id.clone() }); }>
+                    on:click=move |_| { retry.dispatch(RetryFailed { id: id.get_value() }); }>
                     {plural(Key::ResultsRetryOne, Key::ResultsRetryOther, n)}
                 </button>
                 {move || retry.value().get().and_then(|r| r.err()).map(|e| view! { <span class="error" data-testid="retry-error">{e.describe()}</span> })}
             </div>
-        }
-    })
+        })
+    }
 }
 
 #[component]

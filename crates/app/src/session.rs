@@ -19,15 +19,16 @@ pub fn provide_me() {
 }
 
 /// The user, once known (`None` while loading or when signed out). Read it
-/// inside a `Suspense` or `Transition`.
+/// inside a `Suspense` or `Transition` (Leptos's debug-build warning about
+/// a read outside one names the caller: hence `track_caller`).
+#[track_caller]
 pub fn me() -> Option<CurrentUser> {
-    use_context::<Me>()
-        .and_then(|Me(r)| r.get())
-        .and_then(|r| r.ok())
-        .flatten()
+    let Me(r) = use_context::<Me>()?;
+    r.get()?.ok().flatten()
 }
 
 /// Whether the signed-in user's role allows `role`.
+#[track_caller]
 pub fn may(role: Role) -> bool {
     me().is_some_and(|u| u.may(role))
 }
