@@ -3,7 +3,7 @@
 //!
 //!     cargo bench --features ssr --bench suite
 //!
-//! `BENCH_ONLY=startup|transfer|pages|wasm|soak` runs one part (`soak` only
+//! `BENCH_ONLY=startup|transfer|pages|wasm|streams|soak` runs one part (`soak` only
 //! runs when asked: `scripts/soak.sh`). Each part prints a markdown section
 //! and adds its headline rows to `$BENCH_SUMMARY`.
 //!
@@ -14,6 +14,7 @@
 //! - pages: the batch table (10,000 indexed batches) under 100 connections
 //!   of `wrk`, latency p50/p99;
 //! - wasm: the release bundle, gzip -9;
+//! - streams: memory per open live stream (0 to 3,000 streams);
 //! - soak: 500 live viewers plus page traffic for `BENCH_SOAK_SECS`
 //!   (default 300), memory sampled every 10 s.
 
@@ -535,11 +536,7 @@ async fn soak() {
     for i in 0..RUNNING {
         running.push(start_batch(i).await);
     }
-    tokio::time::sleep(Duration::from_secs(5)).await;
-    let before_streams = rss_mib(pid).0;
     let (readers, events) = report::open_streams(&op, &base, viewers).await;
-    tokio::time::sleep(Duration::from_secs(5)).await;
-    let per_stream_kib = (rss_mib(pid).0 - before_streams) * 1024.0 / viewers as f64;
     // Page traffic in the background, in 10 s rounds.
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let traffic = {
@@ -629,7 +626,7 @@ async fn soak() {
     let (start, end) = report::trend(tail);
     let growth = (end - start) / start * 100.0;
     let figures = format!(
-        "RSS over the last {} s: trend {start:.1} → {end:.1} MiB ({growth:+.1} %), first sample → peak {from:.1} → {peak:.1} MiB ({to_peak:+.1} %); {per_stream_kib:.1} KiB per open stream; worst 10 s p99 {worst_p99:.1} ms",
+        "RSS over the last {} s: trend {start:.1} → {end:.1} MiB ({growth:+.1} %), first sample → peak {from:.1} → {peak:.1} MiB ({to_peak:+.1} %); worst 10 s p99 {worst_p99:.1} ms",
         window * 10
     );
     println!("\n{pages:.0} pages served; {figures}");
@@ -640,6 +637,60 @@ async fn soak() {
         "RSS over the last 10 min grows ≤ 2 %",
         Some(growth <= 2.0),
     );
+}
+
+/// Memory per open live stream, with nothing else going on: the server's
+/// RSS at 0, 1,000, 2,000 and 3,000 open streams (each the median of five
+/// readings once the streams are open), and the slope of the line through
+/// them. (The soak's streams opened beside running batches moved RSS less
+/// than the batches did, so it could not tell.) Kernel socket buffers are
+/// not in RSS and not counted.
+async fn streams() {
+    const STEP: usize = 1000;
+    const STEPS: usize = 3;
+    let dir = TempDir::new("bench-streams");
+    let (dash, _) = seeded_dashboard(&dir).await;
+    let (base, pid) = (dash.base(), dash.child.id());
+    let op = signed_in(&base, "op", PASSWORD).await;
+    let settled = || async {
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let mut v = Vec::new();
+        for _ in 0..5 {
+            v.push(rss_mib(pid).0);
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        median(v)
+    };
+    let mut rss = vec![settled().await];
+    let mut readers = Vec::new();
+    for _ in 0..STEPS {
+        readers.push(report::open_streams(&op, &base, STEP).await);
+        rss.push(settled().await);
+    }
+    let ready: serde_json::Value = op
+        .get(format!("{base}/readyz"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ready["streams"], STEP * STEPS, "every stream is open");
+    let (start, end) = report::trend(&rss);
+    let kib = (end - start) * 1024.0 / (STEP * STEPS) as f64;
+    let at: Vec<String> = rss.iter().map(|m| format!("{m:.1}")).collect();
+    let figures = format!(
+        "{kib:.1} KiB per open stream (RSS at 0 / 1,000 / 2,000 / 3,000 streams: {} MiB)",
+        at.join(" / ")
+    );
+    println!("\n### Memory per live stream (the server alone, no batches running)\n\n{figures}");
+    for (handles, _) in readers {
+        for r in handles {
+            r.abort();
+        }
+    }
+    server_trouble(&dash);
+    row("memory per open live stream", &figures, "measured", None);
 }
 
 /// What the server logged at warning level or above, in short: a panic
@@ -682,6 +733,9 @@ fn main() {
         }
         if run("transfer") {
             transfer().await;
+        }
+        if run("streams") {
+            streams().await;
         }
         if only == "soak" {
             soak().await;
