@@ -66,9 +66,12 @@ pub fn TokensPage() -> impl IntoView {
                 <input required maxlength="64" data-testid="token-name"
                     prop:value=name on:input=move |ev| set_name.set(event_target_value(&ev)) />
             </label>
-            <label class="field"><span>{t(Key::TokensRole)}</span>
-                <select data-testid="token-role" on:change=move |ev| set_role.set(event_target_value(&ev))>{roles}</select>
-            </label>
+            // The roles offered follow the user's: read inside a Suspense.
+            <Suspense fallback=|| ()>
+                <label class="field"><span>{t(Key::TokensRole)}</span>
+                    <select data-testid="token-role" on:change=move |ev| set_role.set(event_target_value(&ev))>{roles}</select>
+                </label>
+            </Suspense>
             <label class="field"><span>{t(Key::TokensDays)}</span>
                 <input type="number" min="1" max="3650" data-testid="token-days"
                     prop:value=days on:input=move |ev| set_days.set(event_target_value(&ev)) />
