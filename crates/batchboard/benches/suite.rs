@@ -26,7 +26,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{add_user, serve_command, session_cookie, signed_in, Proc, TempDir, PASSWORD};
+use common::{add_user, serve_command, session_cookie, signed_in, Fetch, Proc, TempDir, PASSWORD};
 use report::{cpu_secs, median, row, rss_mib, PeakRss};
 
 const KEY: &str = "sk-bench-suite";
@@ -593,14 +593,7 @@ async fn soak() {
             running.push(start_batch(made).await);
             made += 1;
         }
-        let ready: serde_json::Value = op
-            .get(format!("{base}/readyz"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let ready: serde_json::Value = op.get(format!("{base}/readyz")).fetch_json().await;
         let (n, _, _) = report::received(&events);
         println!(
             "| {} | {rss:.1} | {anon:.1} | {file:.1} | {db_mib:.1} | {} | {} | {n} |",
@@ -667,14 +660,7 @@ async fn streams() {
         readers.push(report::open_streams(&op, &base, STEP).await);
         rss.push(settled().await);
     }
-    let ready: serde_json::Value = op
-        .get(format!("{base}/readyz"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let ready: serde_json::Value = op.get(format!("{base}/readyz")).fetch_json().await;
     assert_eq!(ready["streams"], STEP * STEPS, "every stream is open");
     let (start, end) = report::trend(&rss);
     let kib = (end - start) * 1024.0 / (STEP * STEPS) as f64;

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::common::{self, sandbox, Proc, TempDir, PASSWORD};
+use crate::common::{self, sandbox, Fetch, Proc, TempDir, PASSWORD};
 
 const KEY: &str = "sk-jobs-test";
 
@@ -180,12 +180,8 @@ impl Board {
             let page: Value = reqwest::Client::new()
                 .get(url)
                 .bearer_auth(KEY)
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+                .fetch_json()
+                .await;
             let data = page["data"].as_array().unwrap().clone();
             after = data.last().map(|b| b["id"].as_str().unwrap().to_owned());
             out.extend(data);

@@ -6,7 +6,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::common::{
-    add_user, create_upstream, sandbox, server_fn, signed_in, Events, Proc, TempDir, PASSWORD,
+    add_user, create_upstream, sandbox, server_fn, signed_in, Events, Fetch, Proc, TempDir,
+    PASSWORD,
 };
 use crate::pg::Postgres;
 
@@ -110,12 +111,10 @@ async fn replicas_on_postgres_share_sessions_and_the_audit_log() {
 }
 
 async fn polling(base: &str) -> bool {
-    let v: Value = reqwest::get(format!("{base}/readyz"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v: Value = reqwest::Client::new()
+        .get(format!("{base}/readyz"))
+        .fetch_json()
+        .await;
     v["watcher"] == "polling"
 }
 
@@ -340,12 +339,8 @@ async fn each_upstream_is_polled_by_one_replica_and_taken_over() {
                 .header("x-api-key", KEY)
                 .header("anthropic-version", "2023-06-01")
                 .json(&serde_json::json!({ "requests": requests }))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+                .fetch_json()
+                .await;
             format!("claude.{}", v["id"].as_str().unwrap())
         }
     };
@@ -526,12 +521,8 @@ async fn a_job_is_finished_by_the_other_replica_when_its_scheduler_dies() {
     let list: Value = reqwest::Client::new()
         .get(format!("{}/v1/batches?limit=100", sb.base()))
         .bearer_auth(KEY)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .fetch_json()
+        .await;
     let tags: Vec<&str> = list["data"]
         .as_array()
         .unwrap()

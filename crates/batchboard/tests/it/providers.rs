@@ -6,7 +6,7 @@
 
 use serde_json::Value;
 
-use crate::common::{self, sandbox, Proc, TempDir, FAST, PASSWORD};
+use crate::common::{self, sandbox, Fetch, Proc, TempDir, FAST, PASSWORD};
 
 const KEY: &str = "sk-providers-test";
 
@@ -197,12 +197,8 @@ impl Board {
         };
         req.header("x-api-key", KEY)
             .header("anthropic-version", "2023-06-01")
-            .send()
+            .fetch_json()
             .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
     }
 
     /// `/readyz` as a signed-in user reads it.
@@ -652,12 +648,8 @@ async fn each_upstream_limits_are_checked_before_anything_is_created() {
     let files: Value = reqwest::Client::new()
         .get(format!("{}/v1/files", b.compat.base()))
         .bearer_auth(KEY)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .fetch_json()
+        .await;
     assert_eq!(files["data"].as_array().unwrap().len(), 1, "{files}");
     let (status, views) = b.call("upstreams", &[]).await;
     assert_eq!(status, 200, "{views}");

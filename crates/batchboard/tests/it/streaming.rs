@@ -7,7 +7,7 @@
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-use crate::common::{upload, upload_unsized, Stack, FAST};
+use crate::common::{upload, upload_unsized, Fetch, Stack, FAST};
 use serde_json::Value;
 
 const KEY: &str = "sk-streaming-SECRET-77a0";
@@ -28,12 +28,8 @@ async fn stats(s: &Stack) -> Value {
     reqwest::Client::new()
         .get(format!("{}/sandbox/stats", s.upstream.base()))
         .bearer_auth(KEY)
-        .send()
+        .fetch_json()
         .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
 }
 
 /// Waits until the sandbox has seen `n` uploads abandoned; its stats then.

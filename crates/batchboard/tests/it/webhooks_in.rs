@@ -6,7 +6,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::common::{self, create_upstream, sandbox, Events, Proc, TempDir, FAST, PASSWORD};
+use crate::common::{self, create_upstream, sandbox, Events, Fetch, Proc, TempDir, FAST, PASSWORD};
 
 const KEY: &str = "sk-webhooks-in-7a2";
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
@@ -123,12 +123,8 @@ async fn signed_webhooks_refresh_a_batch_at_once_and_bad_ones_change_nothing() {
     // /readyz says the upstream's webhooks arrive; the secret is nowhere.
     let ready: serde_json::Value = http
         .get(format!("{}/readyz", dash.base()))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .fetch_json()
+        .await;
     assert_eq!(ready["upstreams"][0]["webhooks"], "healthy", "{ready}");
     let log = dash.output();
     assert!(
