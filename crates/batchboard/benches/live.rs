@@ -5,7 +5,8 @@
 //!
 //! Prints markdown tables: index query times over 100,000 batches (SQLite
 //! and Postgres; `BENCH_INDEX_N` changes the count),
-//! and upstream calls per minute against the number of open event streams.
+//! an idle dashboard's CPU on that index beside an empty one, and upstream
+//! calls per minute against the number of open event streams.
 //! `BENCH_WINDOW_SECS` (default 30) sets how long each fan-out run lasts.
 
 // The integration tests' helpers: the same ways of starting the binary,
@@ -42,6 +43,7 @@ async fn bench_index() {
     let sqlite = Db::open(None, &dir.0).await.unwrap();
     index_on("SQLite", &sqlite, None, n).await;
     drop(sqlite);
+    idle_cpu(&dir, n).await;
     let cluster = pg::Postgres::start(&dir.0.join("pg"));
     let postgres = Db::open(Some(&cluster.url()), &dir.0.join("pg-data"))
         .await
@@ -165,6 +167,40 @@ async fn index_on(backend: &str, db: &Db, cluster: Option<&pg::Postgres>, n: usi
             Some(p99 <= target),
         );
     }
+}
+
+/// CPU (user + system) a dashboard uses in `secs` while nobody uses it, as
+/// % of one core, after 10 s to settle (its first full list).
+async fn idle_cpu_of(data: &std::path::Path, secs: u64) -> f64 {
+    let addr = format!("127.0.0.1:{}", common::free_port());
+    let mut cmd = serve_command(&addr, data);
+    cmd.env("RUST_LOG", "warn");
+    let dash = Proc::spawn(cmd, addr);
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let pid = dash.child.id().to_string();
+    let before = report::cpu_secs(&pid);
+    tokio::time::sleep(Duration::from_secs(secs)).await;
+    let used = report::cpu_secs(&pid) - before;
+    drop(dash);
+    used / secs as f64 * 100.0
+}
+
+/// An idle dashboard on the seeded SQLite index (the watcher's rounds and
+/// the status every 2 s) beside one on an empty index.
+async fn idle_cpu(seeded: &TempDir, n: usize) {
+    let secs = 30;
+    let empty = TempDir::new("bench-idle-empty");
+    let anchor = idle_cpu_of(&empty.0, secs).await;
+    let with_n = idle_cpu_of(&seeded.0, secs).await;
+    println!(
+        "\nIdle dashboard on the built-in sandbox, CPU over {secs} s: {with_n:.2} % of a core with {n} batches indexed (SQLite), {anchor:.2} % with none\n"
+    );
+    row(
+        &format!("idle CPU, {n} batches indexed (SQLite)"),
+        &format!("{with_n:.2} % of a core (empty index: {anchor:.2} %)"),
+        "close to the empty index's",
+        None,
+    );
 }
 
 async fn sandbox_requests(base: &str) -> u64 {

@@ -3,15 +3,13 @@
 //! pages. The same SQL runs on SQLite and Postgres (`$N` placeholders, `ON
 //! CONFLICT`); `db::on_db!` runs one body against whichever pool is in use.
 
-use batchboard_core::dashboard::{
-    BatchQuery, Facets, UpstreamHealth, WatcherStatus, MAX_TABLE_PAGE, SORT_KEYS,
-};
+use batchboard_core::dashboard::{BatchQuery, Facets, MAX_TABLE_PAGE, SORT_KEYS};
 use batchboard_core::i18n::{Key, Msg};
 use batchboard_core::{Batch, BatchStatus};
 
 use sqlx::QueryBuilder;
 
-use super::{now, on_db, Db, DbError};
+use super::{on_db, Db, DbError};
 
 /// What an upsert changed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -418,25 +416,6 @@ impl Db {
         Ok(outcomes.pop().unwrap_or(Upsert::Unchanged))
     }
 
-    /// Batches whose input file name has not been looked up yet.
-    pub async fn batches_without_file_name(
-        &self,
-        upstream: &str,
-        limit: i64,
-    ) -> Result<Vec<(String, String)>, DbError> {
-        Ok(on_db!(self, p => {
-            sqlx::query_as(
-                "SELECT id, input_file_id FROM batches WHERE upstream = $1 \
-                 AND input_file_name IS NULL AND input_file_id <> '' \
-                 ORDER BY created_at DESC LIMIT $2",
-            )
-            .bind(upstream)
-            .bind(limit)
-            .fetch_all(p)
-            .await?
-        }))
-    }
-
     /// Drops a batch the upstream no longer has.
     pub async fn remove_batch(&self, id: &str) -> Result<(), DbError> {
         on_db!(self, p => {
@@ -474,139 +453,6 @@ impl Db {
                 .await?
         });
         Ok(row.and_then(|r| r.0))
-    }
-
-    /// Non-final batches whose next check is due, soonest first.
-    pub async fn due_batches(&self, upstream: &str, limit: i64) -> Result<Vec<String>, DbError> {
-        let rows: Vec<(String,)> = on_db!(self, p => {
-            sqlx::query_as(
-                "SELECT id FROM batches WHERE upstream = $1 AND terminal = 0 \
-                 AND next_check_at <= $2 ORDER BY next_check_at LIMIT $3",
-            )
-            .bind(upstream)
-            .bind(now())
-            .bind(limit)
-            .fetch_all(p)
-            .await?
-        });
-        Ok(rows.into_iter().map(|(id,)| id).collect())
-    }
-
-    /// Reads batches `ids` again no sooner than `at` (the watcher, while
-    /// webhooks arrive).
-    pub async fn check_later(&self, ids: &[String], at: i64) -> Result<(), DbError> {
-        for id in ids {
-            on_db!(self, p => {
-                sqlx::query("UPDATE batches SET next_check_at = $1 WHERE id = $2 AND terminal = 0")
-                    .bind(at)
-                    .bind(id)
-                    .execute(p)
-                    .await?;
-            });
-        }
-        Ok(())
-    }
-
-    /// When the upstream's next non-final batch is due, if any.
-    pub async fn next_due(&self, upstream: &str) -> Result<Option<i64>, DbError> {
-        let row: (Option<i64>,) = on_db!(self, p => {
-            sqlx::query_as(
-                "SELECT MIN(next_check_at) FROM batches WHERE upstream = $1 AND terminal = 0",
-            )
-            .bind(upstream)
-            .fetch_one(p)
-            .await?
-        });
-        Ok(row.0)
-    }
-
-    /// How the watcher fares with each upstream in `names` (in that order),
-    /// and in all: the stalest success, and the newest failure that came
-    /// after its upstream's last success (named when there are several).
-    pub async fn watcher_status(&self, names: &[String]) -> Result<WatcherStatus, DbError> {
-        type Row = (String, Option<i64>, Option<String>, Option<i64>);
-        let rows: Vec<Row> = on_db!(self, p => {
-            sqlx::query_as(
-                "SELECT name, last_success_at, last_error, last_error_at FROM upstream_state",
-            )
-            .fetch_all(p)
-            .await?
-        });
-        let running: Vec<(String, i64)> = on_db!(self, p => {
-            sqlx::query_as(
-                "SELECT upstream, COUNT(*) FROM batches WHERE terminal = 0 GROUP BY upstream",
-            )
-            .fetch_all(p)
-            .await?
-        });
-        let mut all = WatcherStatus::default();
-        let mut seen_all = true;
-        for name in names {
-            let (ok_at, err, err_at) = rows
-                .iter()
-                .find(|r| &r.0 == name)
-                .map(|r| (r.1, r.2.clone(), r.3))
-                .unwrap_or((None, None, None));
-            let error_is_news = matches!((err_at, ok_at), (Some(e), Some(o)) if e >= o)
-                || (err_at.is_some() && ok_at.is_none());
-            let one = UpstreamHealth {
-                name: name.clone(),
-                last_success_at: ok_at,
-                last_error: err.filter(|_| error_is_news),
-                last_error_at: err_at.filter(|_| error_is_news),
-                running: running.iter().find(|r| &r.0 == name).map_or(0, |r| r.1),
-            };
-            all.running += one.running;
-            match (ok_at, all.last_success_at) {
-                (None, _) => seen_all = false,
-                (Some(t), Some(a)) if t >= a => {}
-                (Some(t), _) => all.last_success_at = Some(t),
-            }
-            if one.last_error_at > all.last_error_at {
-                all.last_error_at = one.last_error_at;
-                all.last_error = match (&one.last_error, names.len()) {
-                    (Some(e), n) if n > 1 => Some(format!("{}: {e}", one.display_name())),
-                    (e, _) => e.clone(),
-                };
-            }
-            all.upstreams.push(one);
-        }
-        if !seen_all {
-            all.last_success_at = None;
-        }
-        Ok(all)
-    }
-
-    /// Records a contact with the upstream `name`: `Ok` or the error's text.
-    pub async fn watcher_contact(
-        &self,
-        name: &str,
-        holder: &str,
-        result: Result<(), &str>,
-    ) -> Result<(), DbError> {
-        let now = now();
-        let (ok_at, err, err_at) = match result {
-            Ok(()) => (Some(now), None, None),
-            Err(e) => (None, Some(e), Some(now)),
-        };
-        on_db!(self, p => {
-            sqlx::query(
-                "INSERT INTO upstream_state (name, holder, last_success_at, last_error, last_error_at) \
-                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, \
-                 last_success_at = coalesce(excluded.last_success_at, upstream_state.last_success_at), \
-                 last_error = coalesce(excluded.last_error, upstream_state.last_error), \
-                 last_error_at = coalesce(excluded.last_error_at, upstream_state.last_error_at)",
-            )
-            .bind(name)
-            .bind(holder)
-            .bind(ok_at)
-            .bind(err)
-            .bind(err_at)
-            .execute(p)
-            .await
-            .map(|_| ())?
-        });
-        Ok(())
     }
 }
 

@@ -16,6 +16,7 @@ pub mod spend;
 mod throttle;
 pub mod tokens;
 mod upsert;
+mod watch;
 
 pub use sessions::Sessions;
 
