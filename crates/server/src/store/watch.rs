@@ -31,9 +31,7 @@ impl Db {
         limit: i64,
     ) -> Result<Vec<(String, String)>, DbError> {
         Ok(on_db!(self, p => {
-            sqlx::query_as(
-                UNNAMED,
-            )
+            sqlx::query_as(UNNAMED)
             .bind(upstream)
             .bind(limit)
             .fetch_all(p)
@@ -44,9 +42,7 @@ impl Db {
     /// Non-final batches whose next check is due, soonest first.
     pub async fn due_batches(&self, upstream: &str, limit: i64) -> Result<Vec<String>, DbError> {
         let rows: Vec<(String,)> = on_db!(self, p => {
-            sqlx::query_as(
-                DUE,
-            )
+            sqlx::query_as(DUE)
             .bind(upstream)
             .bind(now())
             .bind(limit)
@@ -74,9 +70,7 @@ impl Db {
     /// When the upstream's next non-final batch is due, if any.
     pub async fn next_due(&self, upstream: &str) -> Result<Option<i64>, DbError> {
         let row: (Option<i64>,) = on_db!(self, p => {
-            sqlx::query_as(
-                NEXT_DUE,
-            )
+            sqlx::query_as(NEXT_DUE)
             .bind(upstream)
             .fetch_one(p)
             .await?
