@@ -5,7 +5,8 @@
 //!
 //! Prints markdown tables: index query times over 100,000 batches (SQLite
 //! and Postgres; `BENCH_INDEX_N` changes the count),
-//! an idle dashboard's CPU on that index beside an empty one, and upstream
+//! an idle dashboard's CPU on that index beside an empty one (on Postgres
+//! with the cluster's CPU), and upstream
 //! calls per minute against the number of open event streams.
 //! `BENCH_WINDOW_SECS` (default 30) sets how long each fan-out run lasts.
 
@@ -49,6 +50,8 @@ async fn bench_index() {
         .await
         .unwrap();
     index_on("Postgres", &postgres, Some(&cluster), n).await;
+    drop(postgres);
+    idle_cpu_postgres(&dir, &cluster, n).await;
 }
 
 async fn index_on(backend: &str, db: &Db, cluster: Option<&pg::Postgres>, n: usize) {
@@ -170,19 +173,29 @@ async fn index_on(backend: &str, db: &Db, cluster: Option<&pg::Postgres>, n: usi
 }
 
 /// CPU (user + system) a dashboard uses in `secs` while nobody uses it, as
-/// % of one core, after 10 s to settle (its first full list).
-async fn idle_cpu_of(data: &std::path::Path, secs: u64) -> f64 {
+/// % of one core, after 10 s to settle (its first full list); with a
+/// Postgres `database` (its URL and cluster), the cluster's CPU too.
+async fn idle_cpu_of(
+    data: &std::path::Path,
+    database: Option<(&str, &pg::Postgres)>,
+    secs: u64,
+) -> (f64, f64) {
     let addr = format!("127.0.0.1:{}", common::free_port());
     let mut cmd = serve_command(&addr, data);
     cmd.env("RUST_LOG", "warn");
+    if let Some((url, _)) = database {
+        cmd.args(["--database-url", url]);
+    }
     let dash = Proc::spawn(cmd, addr);
     tokio::time::sleep(Duration::from_secs(10)).await;
     let pid = dash.child.id().to_string();
-    let before = report::cpu_secs(&pid);
+    let cluster = || database.map_or(0.0, |(_, c)| c.cpu_secs());
+    let before = (report::cpu_secs(&pid), cluster());
     tokio::time::sleep(Duration::from_secs(secs)).await;
-    let used = report::cpu_secs(&pid) - before;
+    let used = (report::cpu_secs(&pid) - before.0, cluster() - before.1);
     drop(dash);
-    used / secs as f64 * 100.0
+    let percent = |s: f64| s / secs as f64 * 100.0;
+    (percent(used.0), percent(used.1))
 }
 
 /// An idle dashboard on the seeded SQLite index (the watcher's rounds and
@@ -190,8 +203,8 @@ async fn idle_cpu_of(data: &std::path::Path, secs: u64) -> f64 {
 async fn idle_cpu(seeded: &TempDir, n: usize) {
     let secs = 30;
     let empty = TempDir::new("bench-idle-empty");
-    let anchor = idle_cpu_of(&empty.0, secs).await;
-    let with_n = idle_cpu_of(&seeded.0, secs).await;
+    let (anchor, _) = idle_cpu_of(&empty.0, None, secs).await;
+    let (with_n, _) = idle_cpu_of(&seeded.0, None, secs).await;
     println!(
         "\nIdle dashboard on the built-in sandbox, CPU over {secs} s: {with_n:.2} % of a core with {n} batches indexed (SQLite), {anchor:.2} % with none\n"
     );
@@ -199,6 +212,40 @@ async fn idle_cpu(seeded: &TempDir, n: usize) {
         &format!("idle CPU, {n} batches indexed (SQLite)"),
         &format!("{with_n:.2} % of a core (empty index: {anchor:.2} %)"),
         "close to the empty index's",
+        None,
+    );
+}
+
+/// The same on Postgres: the dashboard on the seeded database beside one on
+/// an empty database of the same cluster, each with the cluster's CPU
+/// (several replicas share one database; what an idle one costs it counts).
+async fn idle_cpu_postgres(dir: &TempDir, cluster: &pg::Postgres, n: usize) {
+    let secs = 30;
+    cluster.psql("CREATE DATABASE idle_empty");
+    let empty = TempDir::new("bench-idle-pg-empty");
+    let (dash_0, pg_0) = idle_cpu_of(
+        &empty.0,
+        Some((&cluster.url_of("idle_empty"), cluster)),
+        secs,
+    )
+    .await;
+    let (dash_n, pg_n) = idle_cpu_of(
+        &dir.0.join("pg-data"),
+        Some((&cluster.url(), cluster)),
+        secs,
+    )
+    .await;
+    println!(
+        "\nIdle dashboard on Postgres, CPU over {secs} s, dashboard + cluster: {dash_n:.2} + {pg_n:.2} % of a core with {n} batches indexed, {dash_0:.2} + {pg_0:.2} % with none\n"
+    );
+    row(
+        &format!("idle CPU, {n} batches indexed (Postgres)"),
+        &format!(
+            "{:.2} % of a core: dashboard {dash_n:.2} + Postgres {pg_n:.2} (empty database: {:.2} = {dash_0:.2} + {pg_0:.2})",
+            dash_n + pg_n,
+            dash_0 + pg_0
+        ),
+        "close to the empty database's",
         None,
     );
 }
