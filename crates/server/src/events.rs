@@ -68,6 +68,11 @@ impl Default for Hub {
     }
 }
 
+/// How long the status's count of running batches is trusted without a
+/// change (a batch dropped from the index because the upstream no longer
+/// has it passes no change on).
+pub const RECOUNT: Duration = Duration::from_secs(30);
+
 impl Hub {
     /// A hub that lets one user hold at most `n` streams.
     pub fn with_stream_limit(n: usize) -> Self {
@@ -118,6 +123,11 @@ impl Hub {
     /// Refreshes the shared status every `period` (one query, whatever the
     /// number of viewers).
     /// Each upstream's is reported, in order.
+    ///
+    /// The running batches are counted again only when a change was passed
+    /// on since the last count (a batch added or changed: what can change
+    /// the count), or [`RECOUNT`] after it: an idle dashboard does not count
+    /// its unfinished batches every 2 s.
     pub fn spawn_status(
         self: &std::sync::Arc<Self>,
         db: Db,
@@ -127,9 +137,32 @@ impl Hub {
         let hub = self.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(period);
+            // (version, when, names, counts) of the last count.
+            let mut counted: Option<(u64, std::time::Instant, Vec<String>, Vec<i64>)> = None;
             loop {
                 tick.tick().await;
-                match db.watcher_status(&upstreams.names()).await {
+                let names = upstreams.names();
+                // Read before counting: a change during the count makes
+                // the next round count again.
+                let version = hub.version();
+                let known = counted
+                    .as_ref()
+                    .filter(|(v, at, n, _)| *v == version && at.elapsed() < RECOUNT && *n == names);
+                let running = match known {
+                    Some((.., counts)) => counts.clone(),
+                    None => match db.running(&names).await {
+                        Ok(counts) => {
+                            let at = std::time::Instant::now();
+                            counted = Some((version, at, names.clone(), counts.clone()));
+                            counts
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "cannot count the running batches");
+                            continue;
+                        }
+                    },
+                };
+                match db.watcher_status(&names, &running).await {
                     Ok(s) => {
                         hub.status.send_if_modified(|old| {
                             let changed = *old != s;

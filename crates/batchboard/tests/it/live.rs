@@ -129,6 +129,54 @@ async fn a_change_upstream_reaches_open_streams_without_asking() {
     assert_eq!(r.status().as_u16(), 401);
 }
 
+/// The running count every page shows is not counted again while nothing
+/// changes (an idle dashboard), so it must be counted again when something
+/// does: a batch that starts raises it, one that ends lowers it, each
+/// within a few status refreshes (every 2 s), not at the 30 s recount.
+#[tokio::test]
+async fn the_running_count_follows_batches_as_they_start_and_end() {
+    let live = watched("live-running", "500").await;
+    let running = || async {
+        let (status, body) = server_fn(&live.http, &live.dash.base(), "watcher_status", &[]).await;
+        assert_eq!(status, 200, "{body}");
+        let v: Value = serde_json::from_str(&body).unwrap();
+        v["running"].as_i64().unwrap()
+    };
+    let until = |want: i64, within: Duration| {
+        let running = &running;
+        async move {
+            let deadline = Instant::now() + within;
+            loop {
+                let n = running().await;
+                if n == want {
+                    return;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "running {n}, not {want}, after {within:?}"
+                );
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    };
+    // Counted at start, then unchanged: nothing runs.
+    until(0, Duration::from_secs(5)).await;
+    // 100 requests at 20 a second: about 5 s in progress.
+    let id = create_upstream(&live.upstream, KEY, 100).await;
+    until(1, Duration::from_secs(5)).await;
+    let (status, body) = server_fn(
+        &live.http,
+        &live.dash.base(),
+        "list_batches",
+        &[("query[q]", "up.jsonl")],
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains(&id), "{body}");
+    // Ended: counted again at the change, well before a recount would.
+    until(0, Duration::from_secs(15)).await;
+}
+
 #[tokio::test]
 async fn upstream_calls_do_not_grow_with_viewers() {
     let dir = TempDir::new("live-cost");
