@@ -162,17 +162,8 @@ async fn the_running_count_follows_batches_as_they_start_and_end() {
     // Counted at start, then unchanged: nothing runs.
     until(0, Duration::from_secs(5)).await;
     // 100 requests at 20 a second: about 5 s in progress.
-    let id = create_upstream(&live.upstream, KEY, 100).await;
+    create_upstream(&live.upstream, KEY, 100).await;
     until(1, Duration::from_secs(5)).await;
-    let (status, body) = server_fn(
-        &live.http,
-        &live.dash.base(),
-        "list_batches",
-        &[("query[q]", "up.jsonl")],
-    )
-    .await;
-    assert_eq!(status, 200, "{body}");
-    assert!(body.contains(&id), "{body}");
     // Ended: counted again at the change, well before a recount would.
     until(0, Duration::from_secs(15)).await;
 }
