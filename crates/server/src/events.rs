@@ -137,30 +137,23 @@ impl Hub {
         let hub = self.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(period);
-            // (version, when, names, counts) of the last count.
-            let mut counted: Option<(u64, std::time::Instant, Vec<String>, Vec<i64>)> = None;
+            // One count, by the upstreams' names, at the hub's version.
+            let counted = crate::recent::Recent::<Vec<i64>>::new(RECOUNT, 1);
             loop {
                 tick.tick().await;
                 let names = upstreams.names();
                 // Read before counting: a change during the count makes
                 // the next round count again.
                 let version = hub.version();
-                let known = counted
-                    .as_ref()
-                    .filter(|(v, at, n, _)| *v == version && at.elapsed() < RECOUNT && *n == names);
-                let running = match known {
-                    Some((.., counts)) => counts.clone(),
-                    None => match db.running(&names).await {
-                        Ok(counts) => {
-                            let at = std::time::Instant::now();
-                            counted = Some((version, at, names.clone(), counts.clone()));
-                            counts
-                        }
-                        Err(e) => {
-                            tracing::warn!(error = %e, "cannot count the running batches");
-                            continue;
-                        }
-                    },
+                let running = match counted
+                    .get_or_read(&names.join("\n"), version, || db.running(&names))
+                    .await
+                {
+                    Ok(counts) => counts,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot count the running batches");
+                        continue;
+                    }
                 };
                 match db.watcher_status(&names, &running).await {
                     Ok(s) => {
