@@ -189,7 +189,7 @@ async fn idle_cpu_of(
     let dash = Proc::spawn(cmd, addr);
     tokio::time::sleep(Duration::from_secs(10)).await;
     let pid = dash.child.id().to_string();
-    let cluster = || database.map_or(0.0, |(_, c)| c.cpu_secs());
+    let cluster = || database.map_or(0.0, |(_, c)| report::tree_cpu_secs(&c.pid()));
     let before = (report::cpu_secs(&pid), cluster());
     tokio::time::sleep(Duration::from_secs(secs)).await;
     let used = (report::cpu_secs(&pid) - before.0, cluster() - before.1);

@@ -50,20 +50,47 @@ fn status_mib<const N: usize>(pid: u32, names: [&str; N]) -> [f64; N] {
     })
 }
 
+/// A process's `/proc/PID/stat` fields after the command name (which may
+/// hold spaces): index 1 is the parent, 11 to 14 utime, stime, cutime and
+/// cstime in clock ticks (100 per second on Linux).
+fn stat_fields(pid: &str) -> Vec<String> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let rest = stat.rsplit_once(") ").map_or("", |(_, r)| r);
+    rest.split_whitespace().map(str::to_string).collect()
+}
+
+/// Seconds of the clock-tick fields `from..from + n`.
+fn ticks_secs(fields: &[String], from: usize, n: usize) -> f64 {
+    let ticks: f64 = fields
+        .iter()
+        .skip(from)
+        .take(n)
+        .filter_map(|v| v.parse::<f64>().ok())
+        .sum();
+    ticks / 100.0
+}
+
 /// CPU time (user + system) a process has used so far, in seconds (Linux;
 /// `"self"` for this one).
 pub fn cpu_secs(pid: &str) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // After the command name (which may hold spaces), fields 14 and 15.
-    let rest = stat.rsplit_once(") ").map_or("", |(_, r)| r);
-    let f: Vec<f64> = rest
-        .split_whitespace()
-        .skip(11)
-        .take(2)
-        .filter_map(|v| v.parse().ok())
-        .collect();
-    // Clock ticks: 100 per second on Linux.
-    f.iter().sum::<f64>() / 100.0
+    ticks_secs(&stat_fields(pid), 11, 2)
+}
+
+/// The same for a process and its children: those it waited for and
+/// those running now (a Postgres cluster: the postmaster, its backends,
+/// autovacuum, the checkpointer…).
+pub fn tree_cpu_secs(pid: &str) -> f64 {
+    let mut total = ticks_secs(&stat_fields(pid), 11, 4);
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.bytes().all(|b| b.is_ascii_digit()) {
+            let f = stat_fields(&name);
+            if f.get(1).map(String::as_str) == Some(pid) {
+                total += ticks_secs(&f, 11, 2);
+            }
+        }
+    }
+    total
 }
 
 /// Samples a process's resident memory every 10 ms until stopped; returns

@@ -102,7 +102,7 @@ impl Postgres {
     }
 
     pub fn url(&self) -> String {
-        format!("postgres://batchboard@127.0.0.1:{}/postgres", self.port)
+        self.url_of("postgres")
     }
 
     /// Runs `sql` with psql; its output.
@@ -121,43 +121,15 @@ impl Postgres {
     }
 
     /// The URL of database `name` in this cluster.
-    #[allow(dead_code)] // the benchmarks'
     pub fn url_of(&self, name: &str) -> String {
         format!("postgres://batchboard@127.0.0.1:{}/{name}", self.port)
     }
 
-    /// CPU seconds (user + system) the cluster's processes have used: the
-    /// postmaster's, its children's that ended, and those running now (the
-    /// backends, autovacuum, the checkpointer…).
+    /// The postmaster's process id, read from its pid file.
     #[allow(dead_code)] // the benchmarks'
-    pub fn cpu_secs(&self) -> f64 {
-        let pid = std::fs::read_to_string(self.data.join("postmaster.pid")).unwrap_or_default();
-        let pid = pid.lines().next().unwrap_or("").trim().to_string();
-        // Fields after the command name: 2 is the parent, 12 to 15 are
-        // utime, stime, cutime, cstime, in clock ticks (100 a second).
-        let fields = |p: &str| -> Vec<String> {
-            let stat = std::fs::read_to_string(format!("/proc/{p}/stat")).unwrap_or_default();
-            let rest = stat.rsplit_once(") ").map_or("", |(_, r)| r);
-            rest.split_whitespace().map(str::to_string).collect()
-        };
-        let ticks = |f: &[String], from: usize, n: usize| -> f64 {
-            f.iter()
-                .skip(from)
-                .take(n)
-                .filter_map(|v| v.parse::<f64>().ok())
-                .sum()
-        };
-        let mut total = ticks(&fields(&pid), 11, 4);
-        for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if name.bytes().all(|b| b.is_ascii_digit()) {
-                let f = fields(&name);
-                if f.get(1) == Some(&pid) {
-                    total += ticks(&f, 11, 2);
-                }
-            }
-        }
-        total / 100.0
+    pub fn pid(&self) -> String {
+        let file = std::fs::read_to_string(self.data.join("postmaster.pid")).unwrap_or_default();
+        file.lines().next().unwrap_or("").trim().to_string()
     }
 }
 
