@@ -69,8 +69,8 @@ impl Default for Hub {
 }
 
 /// How long the status's count of running batches is trusted without a
-/// change (a batch dropped from the index because the upstream no longer
-/// has it passes no change on).
+/// change passed on: a safeguard for a change missed (every known way a
+/// batch enters, changes or leaves the index passes one on).
 pub const RECOUNT: Duration = Duration::from_secs(30);
 
 impl Hub {

@@ -280,6 +280,17 @@ impl AppState {
             .flatten()
     }
 
+    /// Tells every viewer to reload what it shows (through Postgres to
+    /// every replica; alone, to this one's hub): for changes no single
+    /// batch event says, many at once or a batch gone from the index.
+    pub async fn announce_resync(&self) {
+        match self.db.notify_resync().await {
+            Ok(true) => {}
+            Ok(false) => self.hub.send(super::events::Change::Resync),
+            Err(e) => tracing::warn!(error = %e, "cannot notify other replicas"),
+        }
+    }
+
     /// [`AppState::index`] for a page of batches: one transaction for all
     /// (a first sync of many thousands is a few hundred commits, not
     /// thousands). When more than [`RESYNC_AFTER`] of them changed, viewers
@@ -321,11 +332,7 @@ impl AppState {
             self.facets.clear();
         }
         if changes.len() > RESYNC_AFTER {
-            match self.db.notify_resync().await {
-                Ok(true) => {}
-                Ok(false) => self.hub.send(super::events::Change::Resync),
-                Err(e) => tracing::warn!(error = %e, "cannot notify other replicas"),
-            }
+            self.announce_resync().await;
         } else {
             // Replicas (Postgres) hear of it through the database, this
             // one included; alone (SQLite), the hub is told directly.

@@ -181,6 +181,7 @@ async fn step(
         .due_batches(&upstream.name, 25)
         .await
         .unwrap_or_default();
+    let (mut removed, mut failed) = (false, None);
     for id in &due {
         match client.get_batch(split_qualified(id).1).await {
             Ok(b) => {
@@ -189,13 +190,22 @@ async fn step(
             // Gone upstream: stop asking about it.
             Err(UpstreamError::Api { status: 404, .. }) => {
                 tracing::info!(batch = %id, "watcher: batch no longer exists upstream");
-                if let Err(e) = state.db.remove_batch(id).await {
-                    tracing::warn!(error = %e, "cannot drop a batch from the index");
+                match state.db.remove_batch(id).await {
+                    Ok(()) => removed = true,
+                    Err(e) => tracing::warn!(error = %e, "cannot drop a batch from the index"),
                 }
-                state.facets.clear();
             }
-            Err(e) => return Err(e),
+            Err(e) => {
+                failed = Some(e);
+                break;
+            }
         }
+    }
+    if removed {
+        removed_from_index(state).await;
+    }
+    if let Some(e) = failed {
+        return Err(e);
     }
     // While webhooks say when batches end, unfinished ones are read once a
     // minute (for their progress) instead of every few seconds.
@@ -227,4 +237,12 @@ async fn name_files(state: &AppState, upstream: &Upstream) -> Result<(), Upstrea
         }
     }
     Ok(())
+}
+
+/// Batches left the index: the table's counts and filters, the running
+/// count and every open table follow (viewers reload their page; no batch
+/// event says that a row is gone).
+async fn removed_from_index(state: &AppState) {
+    state.facets.clear();
+    state.announce_resync().await;
 }

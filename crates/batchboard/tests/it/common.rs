@@ -201,7 +201,11 @@ pub const FAST: &[&str] = &[
 
 /// `batchboard sandbox` on a free port.
 pub fn sandbox(data_dir: &std::path::Path, key: &str, speed: &[&str]) -> Proc {
-    let addr = format!("127.0.0.1:{}", free_port());
+    sandbox_at(format!("127.0.0.1:{}", free_port()), data_dir, key, speed)
+}
+
+/// `batchboard sandbox` on `addr` (`host:port`).
+pub fn sandbox_at(addr: String, data_dir: &std::path::Path, key: &str, speed: &[&str]) -> Proc {
     let mut cmd = command();
     cmd.args(["sandbox", "--addr", &addr, "--api-key", key, "--data-dir"])
         .arg(data_dir)

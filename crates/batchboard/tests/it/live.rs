@@ -168,6 +168,76 @@ async fn the_running_count_follows_batches_as_they_start_and_end() {
     until(0, Duration::from_secs(15)).await;
 }
 
+/// A batch the upstream no longer has (here: the upstream came back
+/// without its state) leaves the index, and what showed it follows at
+/// once, not at the running count's 30 s recount: open tables are told to
+/// reload, the running count drops, the list no longer has it.
+#[tokio::test]
+async fn a_batch_gone_upstream_leaves_every_view() {
+    let Watched {
+        _dir: dir,
+        _sb: sb,
+        upstream,
+        dash,
+        http,
+        mut events,
+    } = watched("live-gone", "500").await;
+    // 2,000 requests at 20 a second: still running when the upstream goes.
+    let id = create_upstream(&upstream, KEY, 2000).await;
+    events
+        .batch_where(&id, Duration::from_secs(10), |b| {
+            b["status"] == "in_progress"
+        })
+        .await;
+    let watcher = || async {
+        let (status, body) = server_fn(&http, &dash.base(), "watcher_status", &[]).await;
+        assert_eq!(status, 200, "{body}");
+        serde_json::from_str::<Value>(&body).unwrap()
+    };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while watcher().await["running"] != 1 {
+        assert!(
+            Instant::now() < deadline,
+            "the batch never counted as running"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // The same address, a new sandbox with nothing in it.
+    let addr = sb.base().trim_start_matches("http://").to_string();
+    sb.stop();
+    let _sb = crate::common::sandbox_at(addr, &dir.0.join("sb-new"), KEY, &["--sandbox-rps", "20"]);
+
+    let started = Instant::now();
+    let within = Duration::from_secs(10);
+    loop {
+        let left = within.saturating_sub(started.elapsed());
+        let (name, _) = tokio::time::timeout(left, events.next())
+            .await
+            .expect("open tables were not told to reload");
+        if name == "resync" {
+            break;
+        }
+    }
+    let (status, body) = server_fn(&http, &dash.base(), "list_batches", &[]).await;
+    assert_eq!(status, 200, "{body}");
+    let page: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(page["total"], 0, "{body}");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let running = watcher().await["running"].clone();
+        if running == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "running {running} {:?} after the batch left the index",
+            started.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 #[tokio::test]
 async fn upstream_calls_do_not_grow_with_viewers() {
     let dir = TempDir::new("live-cost");
