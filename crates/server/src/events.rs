@@ -29,8 +29,9 @@ pub enum Change {
     /// A budget reached 80 % or 100 % of its month (this replica's
     /// viewers; the webhook tells everyone).
     Budget(Box<batchboard_core::spend::BudgetStatus>),
-    /// Changes may have been missed (a stream fell behind, the relay
-    /// reconnected): reload.
+    /// Changes may have been missed (the relay reconnected) or are not
+    /// told batch by batch (many at once, a batch gone from the index):
+    /// reload.
     Resync,
 }
 
@@ -125,8 +126,8 @@ impl Hub {
     /// Each upstream's is reported, in order.
     ///
     /// The running batches are counted again only when a change was passed
-    /// on since the last count (a batch added or changed: what can change
-    /// the count), or [`RECOUNT`] after it: an idle dashboard does not count
+    /// on since the last count (a batch added, changed or removed: what can
+    /// change the count), or [`RECOUNT`] after it: an idle dashboard does not count
     /// its unfinished batches every 2 s.
     pub fn spawn_status(
         self: &std::sync::Arc<Self>,
@@ -309,8 +310,11 @@ pub async fn stream(
             .id(v.to_string())
             .json_data(&*b)
             .unwrap_or_else(|_| Event::default().event("resync").data("")),
+        // With its version, like any change: a tab that is still loading
+        // compares the page it rendered with it.
+        Ok((v, Change::Resync)) => Event::default().event("resync").id(v.to_string()).data(""),
         // Fell behind the broadcast: tell the page to reload.
-        Ok((_, Change::Resync)) | Err(_) => Event::default().event("resync").data(""),
+        Err(_) => Event::default().event("resync").data(""),
     });
     let statuses = tokio_stream::wrappers::WatchStream::from_changes(hub.status.subscribe())
         .map(|s| status_event(&s));

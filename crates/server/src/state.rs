@@ -287,7 +287,11 @@ impl AppState {
         match self.db.notify_resync().await {
             Ok(true) => {}
             Ok(false) => self.hub.send(super::events::Change::Resync),
-            Err(e) => tracing::warn!(error = %e, "cannot notify other replicas"),
+            // This replica's viewers at least.
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot notify other replicas");
+                self.hub.send(super::events::Change::Resync);
+            }
         }
     }
 

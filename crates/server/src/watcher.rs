@@ -190,10 +190,13 @@ async fn step(
             // Gone upstream: stop asking about it.
             Err(UpstreamError::Api { status: 404, .. }) => {
                 tracing::info!(batch = %id, "watcher: batch no longer exists upstream");
-                match state.db.remove_batch(id).await {
-                    Ok(()) => removed = true,
-                    Err(e) => tracing::warn!(error = %e, "cannot drop a batch from the index"),
+                if let Err(e) = state.db.remove_batch(id).await {
+                    tracing::warn!(error = %e, "cannot drop a batch from the index");
                 }
+                // Announced even then: the row may be gone all the same
+                // (its progress points are forgotten after), and viewers
+                // reloading once too often costs little.
+                removed = true;
             }
             Err(e) => {
                 failed = Some(e);

@@ -29,8 +29,8 @@ impl Db {
 }
 
 impl Db {
-    /// Announces that many batches changed at once: every replica's viewers
-    /// reload. `false`: SQLite, no one else to tell.
+    /// Announces changes no single batch event says (many batches at once,
+    /// a batch gone from the index): every replica's viewers reload. `false`: SQLite, no one else to tell.
     pub async fn notify_resync(&self) -> Result<bool, DbError> {
         match self {
             Db::Postgres(pool) => {
