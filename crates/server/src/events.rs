@@ -172,17 +172,26 @@ impl Hub {
 
     /// On Postgres: relays every replica's `NOTIFY` into this hub, reading
     /// the changed row from the shared index.
-    /// `cost` prices each batch for its event.
+    /// `cost` prices each batch for its event; `rows_changed` is called
+    /// before a change that can alter which batches a filter matches (a
+    /// new batch, a status, a reload) is passed on, so that what this
+    /// replica remembers of the index (filter values, match counts) is
+    /// read afresh by the views reloading for it.
     pub fn spawn_relay(
         self: &std::sync::Arc<Self>,
         db: Db,
         cost: impl Fn(&batchboard_core::Batch) -> Option<f64> + Send + 'static,
+        rows_changed: impl Fn() + Send + Sync + 'static,
     ) {
         let Db::Postgres(pool) = db.clone() else {
             return;
         };
         let hub = self.clone();
         tokio::spawn(async move {
+            let resync = || {
+                rows_changed();
+                hub.send(Change::Resync);
+            };
             loop {
                 let mut listener = match ChangeListener::connect(&pool).await {
                     Ok(l) => l,
@@ -193,18 +202,21 @@ impl Hub {
                     }
                 };
                 // Whatever happened while we were not listening: reload.
-                hub.send(Change::Resync);
+                resync();
                 loop {
                     match listener.next().await {
-                        Ok(Some((id, _))) if id == crate::store::notify::RESYNC => {
-                            hub.send(Change::Resync)
-                        }
+                        Ok(Some((id, _))) if id == crate::store::notify::RESYNC => resync(),
                         Ok(Some((id, change))) => match db.get_indexed(&id).await {
-                            Ok(Some(batch)) => hub.send(Change::Batch(Box::new(BatchEvent {
-                                cost_usd: cost(&batch),
-                                batch,
-                                change,
-                            }))),
+                            Ok(Some(batch)) => {
+                                if change != batchboard_core::dashboard::Change::Progress {
+                                    rows_changed();
+                                }
+                                hub.send(Change::Batch(Box::new(BatchEvent {
+                                    cost_usd: cost(&batch),
+                                    batch,
+                                    change,
+                                })))
+                            }
                             Ok(None) => {}
                             Err(e) => {
                                 tracing::warn!(error = %e, "event relay: cannot read a batch")
@@ -212,7 +224,7 @@ impl Hub {
                         },
                         // The connection was lost; PgListener reconnects,
                         // but notifications in between are gone.
-                        Ok(None) => hub.send(Change::Resync),
+                        Ok(None) => resync(),
                         Err(e) => {
                             tracing::warn!(error = %e, "event relay: listener failed; reconnecting");
                             break;

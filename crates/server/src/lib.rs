@@ -491,10 +491,12 @@ async fn serve<V: IntoView + 'static>(
         state.upstreams.clone(),
     );
     {
-        let st = state.clone();
-        state
-            .hub
-            .spawn_relay(db.clone(), move |b| services::spend::row_cost(&st, b));
+        let (st, facets) = (state.clone(), state.facets.clone());
+        state.hub.spawn_relay(
+            db.clone(),
+            move |b| services::spend::row_cost(&st, b),
+            move || facets.clear(),
+        );
     }
     let watch = watcher::WatchOptions {
         sweep: std::time::Duration::from_millis(args.watch_interval_ms),

@@ -159,10 +159,31 @@ async fn one_replica_polls_and_another_takes_over_when_it_dies() {
     let vb = signed_in(&b.base(), "vi", PASSWORD).await;
     let mut ea = Events::open(&va, &a.base()).await;
     let mut eb = Events::open(&vb, &b.base()).await;
+    // What the other replica's table shows, read (and remembered) before.
+    let table = |http: reqwest::Client, base: String| async move {
+        let (status, body) = server_fn(&http, &base, "list_batches", &[]).await;
+        assert_eq!(status, 200, "{body}");
+        let page: Value = serde_json::from_str(&body).unwrap();
+        let (status, body) = server_fn(&http, &base, "batch_facets", &[]).await;
+        assert_eq!(status, 200, "{body}");
+        let facets: Value = serde_json::from_str(&body).unwrap();
+        (page, facets)
+    };
+    let (page, _) = table(vb.clone(), b.base()).await;
+    assert_eq!(page["total"], 0, "{page}");
     let first = create_upstream(&upstream, KEY, 3).await;
     let within = std::time::Duration::from_secs(15);
     ea.batch_where(&first, within, |_| true).await;
     eb.batch_where(&first, within, |_| true).await;
+    // The table reloading for it there counts it and offers its values to
+    // filter by (not what that replica remembered a moment ago).
+    let (page, facets) = table(vb.clone(), b.base()).await;
+    assert_eq!(page["batches"][0]["id"], first.as_str(), "{page}");
+    assert_eq!(page["total"], 1, "{page}");
+    assert!(
+        facets.to_string().contains("/v1/chat/completions"),
+        "{facets}"
+    );
 
     // The poller dies without a word; the other takes the lease over and
     // its viewers keep receiving changes.
