@@ -73,8 +73,15 @@ pub struct Shared {
 /// both, and they change only with the index.
 pub struct FacetsCache(
     crate::recent::Recent<batchboard_core::dashboard::Facets>,
-    std::sync::Mutex<std::collections::HashMap<String, (Instant, u64)>>,
+    std::sync::Mutex<Counts>,
 );
+
+/// Match counts by filter, and how many times they were forgotten.
+#[derive(Default)]
+struct Counts {
+    by_filter: std::collections::HashMap<String, (Instant, u64)>,
+    cleared: u64,
+}
 
 impl Default for FacetsCache {
     fn default() -> Self {
@@ -90,22 +97,35 @@ impl FacetsCache {
     /// Filters remembered at most (views of the table differ by filter).
     const COUNTS: usize = 256;
 
-    /// How many batches match the filters named `key`, if known.
-    pub fn count(&self, key: &str) -> Option<u64> {
-        let guard = self.1.lock().ok()?;
-        let (at, n) = guard.get(key)?;
-        (at.elapsed() < Self::FRESH).then_some(*n)
+    /// How many batches match the filters named `key`, if known; and, to
+    /// give [`FacetsCache::put_count`] a count made now, when it was asked.
+    pub fn count(&self, key: &str) -> (Option<u64>, CountedAt) {
+        let Ok(guard) = self.1.lock() else {
+            return (None, CountedAt(u64::MAX));
+        };
+        let known = guard
+            .by_filter
+            .get(key)
+            .and_then(|(at, n)| (at.elapsed() < Self::FRESH).then_some(*n));
+        (known, CountedAt(guard.cleared))
     }
 
-    pub fn put_count(&self, key: String, n: u64) {
+    /// Remembers a count made after [`FacetsCache::count`] said `asked`,
+    /// unless the counts were forgotten meanwhile: a count that began
+    /// before a change was written may not include it.
+    pub fn put_count(&self, key: String, n: u64, asked: CountedAt) {
         if let Ok(mut guard) = self.1.lock() {
-            if guard.len() >= Self::COUNTS {
-                guard.retain(|_, (at, _)| at.elapsed() < Self::FRESH);
-                if guard.len() >= Self::COUNTS {
-                    guard.clear();
+            if guard.cleared != asked.0 {
+                return;
+            }
+            let counts = &mut guard.by_filter;
+            if counts.len() >= Self::COUNTS {
+                counts.retain(|_, (at, _)| at.elapsed() < Self::FRESH);
+                if counts.len() >= Self::COUNTS {
+                    counts.clear();
                 }
             }
-            guard.insert(key, (Instant::now(), n));
+            counts.insert(key, (Instant::now(), n));
         }
     }
 
@@ -124,10 +144,15 @@ impl FacetsCache {
     pub fn clear(&self) {
         self.0.clear();
         if let Ok(mut guard) = self.1.lock() {
-            guard.clear();
+            guard.by_filter.clear();
+            guard.cleared += 1;
         }
     }
 }
+
+/// When a match count was asked for (see [`FacetsCache::count`]).
+#[derive(Clone, Copy)]
+pub struct CountedAt(u64);
 
 /// Posts a Slack-compatible message (`{"text": …}`) when a batch finishes.
 pub struct Webhook {
@@ -466,6 +491,21 @@ mod tests {
             secret: None,
             format: crate::config::WebhookFormat::Slack,
         }
+    }
+
+    /// A count made while the index changed (asked before the counts were
+    /// forgotten, finished after) is not remembered; one made since is.
+    #[test]
+    fn a_count_begun_before_a_change_is_not_kept() {
+        let cache = FacetsCache::default();
+        let (known, asked) = cache.count("status=running");
+        assert_eq!(known, None);
+        cache.clear();
+        cache.put_count("status=running".into(), 4, asked);
+        let (known, asked) = cache.count("status=running");
+        assert_eq!(known, None, "a count from before the change");
+        cache.put_count("status=running".into(), 5, asked);
+        assert_eq!(cache.count("status=running").0, Some(5));
     }
 
     #[test]
