@@ -24,8 +24,8 @@ pub struct Page {
 /// while the hub has passed on no change since it was read (a change
 /// reaches the hub after it is written, so a view reloaded for a change
 /// reads afresh) and for at most [`PageCache::FRESH`] (writes the hub does
-/// not hear of, such as a price table edited, show within that). Viewers of one view reloading for the same
-/// change share one read.
+/// not hear of, such as a price table edited, show within that). Viewers of
+/// one view reloading for the same change share one read.
 pub struct PageCache(Recent<Arc<Page>>);
 
 impl PageCache {
