@@ -8,6 +8,7 @@ use super::batch_table::split_around;
 use super::components::{Progress, StatusBadge, Time};
 use super::format;
 use super::live::use_live;
+use super::memo::browser_memo;
 use super::progress_chart::ProgressChart;
 use crate::api::results_fns::RetryFailed;
 use crate::api::{batch_progress, get_batch, CancelBatch};
@@ -339,29 +340,34 @@ fn Head(
     batch: Resource<Result<Batch, crate::api::AppError>>,
     cancel: ServerAction<CancelBatch>,
 ) -> impl IntoView {
-    let head = Memo::new(move |_| batch.get().and_then(|r| r.ok()).map(|b| (b.id, b.status)));
+    // Memos in the browser only: see `browser_memo` (the server rendered
+    // this page once without its heading).
+    let head = browser_memo(move || batch.get().and_then(|r| r.ok()).map(|b| (b.id, b.status)));
     // The batch shown (it changes without a new page when a retry opens).
-    let id = Memo::new(move |_| head.with(|h| h.as_ref().map(|h| h.0.clone()).unwrap_or_default()));
-    let cancellable = Memo::new(move |_| {
+    let id =
+        browser_memo(move || head.with(|h| h.as_ref().map(|h| h.0.clone()).unwrap_or_default()));
+    let shown = browser_memo(move || head.with(Option::is_some));
+    let cancellable = browser_memo(move || {
         head.with(|h| h.as_ref().is_some_and(|h| h.1.can_cancel()))
             && super::session::may(crate::api::auth::Role::Operator)
     });
-    view! {
-        <Show when=move || head.with(Option::is_some)>
-            <div class="page-head">
-                <h1 class="mono" data-testid="batch-id">{move || id.get()}</h1>
-                {move || head.get().map(|(_, status)| view! { <StatusBadge status /> })}
-                <Show when=move || cancellable.get()>
-                    <CancelButton id cancel />
-                </Show>
-            </div>
-        </Show>
+    // Not `Show`: it memoizes its condition, on the server too.
+    move || {
+        shown.get().then(|| {
+            view! {
+                <div class="page-head">
+                    <h1 class="mono" data-testid="batch-id">{move || id.get()}</h1>
+                    {move || head.get().map(|(_, status)| view! { <StatusBadge status /> })}
+                    {move || cancellable.get().then(|| view! { <CancelButton id cancel /> })}
+                </div>
+            }
+        })
     }
 }
 
 /// Cancelling asks for confirmation first.
 #[component]
-fn CancelButton(id: Memo<String>, cancel: ServerAction<CancelBatch>) -> impl IntoView {
+fn CancelButton(id: Signal<String>, cancel: ServerAction<CancelBatch>) -> impl IntoView {
     let (confirming, set_confirming) = signal(false);
     let pending = cancel.pending();
     let result = cancel.value();

@@ -23,6 +23,7 @@ pub mod i18n;
 mod jobs_page;
 mod layout;
 pub mod live;
+mod memo;
 mod new_batch;
 mod pages;
 mod progress_chart;
