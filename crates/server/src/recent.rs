@@ -48,8 +48,11 @@ impl<T: Clone> Recent<T> {
         cell.get_or_try_init(read).await.cloned()
     }
 
-    /// This key's cell at this version, a new one if its value is stale.
-    fn cell(&self, key: &str, version: u64) -> Arc<OnceCell<T>> {
+    /// This key's cell at this version, a new one if its value is stale:
+    /// for a caller that reads without waiting for others, and fills the
+    /// cell (`OnceCell::set`) when it has read. A cell from before
+    /// [`Recent::clear`] is nobody's: what is put in it is not kept.
+    pub fn cell(&self, key: &str, version: u64) -> Arc<OnceCell<T>> {
         let Ok(mut slots) = self.slots.lock() else {
             // Poisoned: read alone, remember nothing.
             return Arc::default();

@@ -1,7 +1,6 @@
 //! Shared server state handed to routes and server functions.
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use axum::extract::FromRef;
 use leptos::prelude::*;
@@ -73,21 +72,14 @@ pub struct Shared {
 /// both, and they change only with the index.
 pub struct FacetsCache(
     crate::recent::Recent<batchboard_core::dashboard::Facets>,
-    std::sync::Mutex<Counts>,
+    crate::recent::Recent<u64>,
 );
-
-/// Match counts by filter, and how many times they were forgotten.
-#[derive(Default)]
-struct Counts {
-    by_filter: std::collections::HashMap<String, (Instant, u64)>,
-    cleared: u64,
-}
 
 impl Default for FacetsCache {
     fn default() -> Self {
         Self(
             crate::recent::Recent::new(Self::FRESH, 1),
-            Default::default(),
+            crate::recent::Recent::new(Self::FRESH, Self::COUNTS),
         )
     }
 }
@@ -97,36 +89,12 @@ impl FacetsCache {
     /// Filters remembered at most (views of the table differ by filter).
     const COUNTS: usize = 256;
 
-    /// How many batches match the filters named `key`, if known; and, to
-    /// give [`FacetsCache::put_count`] a count made now, when it was asked.
-    pub fn count(&self, key: &str) -> (Option<u64>, CountedAt) {
-        let Ok(guard) = self.1.lock() else {
-            return (None, CountedAt(u64::MAX));
-        };
-        let known = guard
-            .by_filter
-            .get(key)
-            .and_then(|(at, n)| (at.elapsed() < Self::FRESH).then_some(*n));
-        (known, CountedAt(guard.cleared))
-    }
-
-    /// Remembers a count made after [`FacetsCache::count`] said `asked`,
-    /// unless the counts were forgotten meanwhile: a count that began
-    /// before a change was written may not include it.
-    pub fn put_count(&self, key: String, n: u64, asked: CountedAt) {
-        if let Ok(mut guard) = self.1.lock() {
-            if guard.cleared != asked.0 {
-                return;
-            }
-            let counts = &mut guard.by_filter;
-            if counts.len() >= Self::COUNTS {
-                counts.retain(|_, (at, _)| at.elapsed() < Self::FRESH);
-                if counts.len() >= Self::COUNTS {
-                    counts.clear();
-                }
-            }
-            counts.insert(key, (Instant::now(), n));
-        }
+    /// How many batches match the filters named `key`: a cell holding the
+    /// count if known, else an empty one for the caller to fill once it has
+    /// counted. After [`FacetsCache::clear`] the cell is nobody's, so a count
+    /// begun before a change was written (it may not include it) is not kept.
+    pub fn count(&self, key: &str) -> std::sync::Arc<tokio::sync::OnceCell<u64>> {
+        self.1.cell(key, 0)
     }
 
     /// The facets: remembered, or read with `read` (once for all callers
@@ -143,16 +111,9 @@ impl FacetsCache {
 
     pub fn clear(&self) {
         self.0.clear();
-        if let Ok(mut guard) = self.1.lock() {
-            guard.by_filter.clear();
-            guard.cleared += 1;
-        }
+        self.1.clear();
     }
 }
-
-/// When a match count was asked for (see [`FacetsCache::count`]).
-#[derive(Clone, Copy)]
-pub struct CountedAt(u64);
 
 /// Posts a Slack-compatible message (`{"text": …}`) when a batch finishes.
 pub struct Webhook {
@@ -498,14 +459,14 @@ mod tests {
     #[test]
     fn a_count_begun_before_a_change_is_not_kept() {
         let cache = FacetsCache::default();
-        let (known, asked) = cache.count("status=running");
-        assert_eq!(known, None);
+        let counting = cache.count("status=running");
+        assert_eq!(counting.get(), None);
         cache.clear();
-        cache.put_count("status=running".into(), 4, asked);
-        let (known, asked) = cache.count("status=running");
-        assert_eq!(known, None, "a count from before the change");
-        cache.put_count("status=running".into(), 5, asked);
-        assert_eq!(cache.count("status=running").0, Some(5));
+        let _ = counting.set(4);
+        let counting = cache.count("status=running");
+        assert_eq!(counting.get(), None, "a count from before the change");
+        let _ = counting.set(5);
+        assert_eq!(cache.count("status=running").get(), Some(&5));
     }
 
     #[test]

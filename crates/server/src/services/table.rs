@@ -56,9 +56,11 @@ pub async fn page(state: &AppState, query: &BatchQuery) -> Result<Arc<Page>, DbE
 async fn read_page(state: &AppState, query: &BatchQuery) -> Result<Arc<Page>, DbError> {
     // The count depends on the filters only: remembered with the facets.
     let count_key = query.filter_key();
-    let (known, asked) = state.facets.count(&count_key);
+    let count = state.facets.count(&count_key);
+    let known = count.get().copied();
     let (batches, total, offset, limit) = state.db.query_batches(query, known).await?;
-    state.facets.put_count(count_key, total, asked);
+    // Already there when another viewer counted meanwhile: the same count.
+    let _ = count.set(total);
     let rows = batches
         .iter()
         .map(|b| TableRow::of(b, super::spend::row_cost(state, b)))
