@@ -49,6 +49,7 @@ impl Db {
         let mut outcomes = Vec::with_capacity(items.len());
         on_db!(self, p => {
             let mut tx = p.begin_write().await?;
+            let mut new_ids: Vec<&str> = Vec::new();
             for group in items.chunks(GROUP) {
                 // What the index holds now.
                 let mut qb = QueryBuilder::new("SELECT id, data, status FROM batches WHERE id IN (");
@@ -123,6 +124,7 @@ impl Db {
 
                 // New and changed: one insert.
                 (*tx).insert_rows(&write, now).await?;
+                new_ids.extend(write.iter().filter(|r| r.new).map(|r| r.b.id.as_str()));
 
                 // Those the index held already. Their metadata, replaced (a
                 // batch new to the index has none: removing a batch removes
@@ -190,6 +192,7 @@ impl Db {
                     qb.build().persistent(false).execute(&mut *tx).await?;
                 }
             }
+            (*tx).index_new(&new_ids).await?;
             tx.commit().await?;
         });
         Ok(outcomes)
@@ -256,7 +259,15 @@ impl BeginWrite for sqlx::PgPool {
 /// database its fastest way.
 trait InsertRows {
     fn insert_rows<'a>(&'a mut self, rows: &'a [Row<'a>], now: i64) -> Insert<'a>;
+
+    /// Makes the batches this write added findable by the table's search:
+    /// last, in as few statements as the bound-parameter limit allows.
+    fn index_new<'a>(&'a mut self, ids: &'a [&'a str]) -> Insert<'a>;
 }
+
+/// Batches whose search text one statement writes (SQLite takes 32,766
+/// bound parameters).
+const INDEX_NEW: usize = 10_000;
 
 type Insert<'a> = futures_util::future::BoxFuture<'a, Result<(), sqlx::Error>>;
 
@@ -287,6 +298,31 @@ impl InsertRows for sqlx::SqliteConnection {
             });
             qb.push(ON_CONFLICT);
             qb.build().persistent(false).execute(self).await?;
+            Ok(())
+        })
+    }
+
+    /// The FTS5 table `batches_search` (migration 0014 says why not a
+    /// trigger): once it takes part in a transaction, FTS5 writes what it
+    /// holds to disk as a new segment at each statement, to be merged
+    /// later. Filled last, a write of thousands of batches makes one
+    /// segment, not one per [`GROUP`].
+    fn index_new<'a>(&'a mut self, ids: &'a [&'a str]) -> Insert<'a> {
+        Box::pin(async move {
+            for chunk in ids.chunks(INDEX_NEW) {
+                let mut qb = QueryBuilder::new(
+                    "INSERT INTO batches_search (rowid, text) SELECT rowid, id || ' ' || \
+                     input_file_id || ' ' || coalesce(output_file_id, '') || ' ' || \
+                     coalesce(error_file_id, '') || ' ' || coalesce(input_file_name, '') \
+                     FROM batches WHERE id IN (",
+                );
+                let mut list = qb.separated(", ");
+                for id in chunk {
+                    list.push_bind(*id);
+                }
+                qb.push(")");
+                qb.build().persistent(false).execute(&mut *self).await?;
+            }
             Ok(())
         })
     }
@@ -339,6 +375,12 @@ impl InsertRows for sqlx::PgConnection {
             Ok(())
         })
     }
+
+    /// Nothing: the trigram index `batches_search` is on the table's own
+    /// columns, kept by Postgres.
+    fn index_new<'a>(&'a mut self, _: &'a [&'a str]) -> Insert<'a> {
+        Box::pin(async { Ok(()) })
+    }
 }
 
 #[cfg(test)]
@@ -367,5 +409,76 @@ mod tests {
         }
         let q = batchboard_core::dashboard::BatchQuery::default();
         assert_eq!(db.query_batches(&q, None).await.expect("query").1, 400);
+    }
+
+    /// The search finds what a plain substring match finds after any bulk
+    /// write: new batches over several groups, a batch given twice in one
+    /// write, batches whose output file came later, one removed.
+    #[tokio::test]
+    async fn search_follows_every_bulk_write_on_sqlite() {
+        let dir = tempfile::tempdir().expect("dir");
+        let db = Db::open(None, dir.path()).await.expect("db");
+        let mut all = batchboard_sandbox::synthetic::batches(1200, 5);
+        let write = |all: &[(Batch, String)], twice: usize| {
+            let mut items: Vec<(Batch, String)> = all.to_vec();
+            items.extend(all[..twice].iter().cloned());
+            items
+        };
+        let items = write(&all, 10);
+        let refs: Vec<_> = items.iter().map(|(b, n)| (b, Some(n.as_str()))).collect();
+        db.upsert_batches(&refs, |_, _| 0)
+            .await
+            .expect("first write");
+        for (b, _) in all.iter_mut().skip(100).take(600) {
+            b.status = BatchStatus::Completed;
+            b.output_file_id = Some(format!("file-out-{}", b.id));
+        }
+        let items = write(&all[100..700], 3);
+        let refs: Vec<_> = items.iter().map(|(b, n)| (b, Some(n.as_str()))).collect();
+        db.upsert_batches(&refs, |_, _| 0)
+            .await
+            .expect("second write");
+        let gone = all.remove(650).0.id;
+        db.remove_batch(&gone).await.expect("remove");
+
+        for q in [
+            "seed000",
+            "SEED0001",
+            "file-out-",
+            "out-batch_seed0006",
+            "support-1",
+            "in00119",
+        ] {
+            let query = batchboard_core::dashboard::BatchQuery {
+                q: Some(q.into()),
+                limit: Some(batchboard_core::dashboard::MAX_TABLE_PAGE),
+                ..Default::default()
+            };
+            let (rows, total, _, _) = db.query_batches(&query, None).await.expect("query");
+            let got: Vec<String> = rows.into_iter().map(|b| b.id).collect();
+            let want: std::collections::HashSet<String> = all
+                .iter()
+                .filter(|(b, name)| {
+                    let text = [
+                        Some(b.id.as_str()),
+                        Some(b.input_file_id.as_str()),
+                        b.output_file_id.as_deref(),
+                        b.error_file_id.as_deref(),
+                        Some(name.as_str()),
+                    ];
+                    text.iter()
+                        .flatten()
+                        .any(|t| t.to_lowercase().contains(&q.to_lowercase()))
+                })
+                .map(|(b, _)| b.id.clone())
+                .collect();
+            assert!(
+                !want.is_empty(),
+                "{q}: a search that finds nothing tests nothing"
+            );
+            assert_eq!(total, want.len() as u64, "{q}: the count");
+            assert_eq!(got.len(), want.len().min(200), "{q}: the page");
+            assert!(got.iter().all(|id| want.contains(id)), "{q}: {got:?}");
+        }
     }
 }
