@@ -3,7 +3,7 @@
 -- trigger per row. FTS5 writes the terms it holds to disk as a new segment
 -- at every statement of a transaction once it takes part in it, and merges
 -- those segments later: with the trigger, every 500-row insert made one,
--- and merging them was a fifth of a bulk load's time.
+-- and writing and merging them was 12 % of a 100,000-batch load (perf).
 DROP TRIGGER batches_search_insert;
 
 -- An update rewrites the search text only when the text changes: an

@@ -84,10 +84,19 @@ impl Db {
     }
 }
 
+/// A batch's searched text in SQL: its id, file ids and file name in one
+/// string. SQLite's FTS table holds it (written by `upsert_batches`, and
+/// by the update trigger of migration 0014), Postgres indexes it lower-case.
+macro_rules! searched_text {
+    () => {
+        "id || ' ' || input_file_id || ' ' || coalesce(output_file_id, '') || ' ' \
+         || coalesce(error_file_id, '') || ' ' || coalesce(input_file_name, '')"
+    };
+}
+pub(super) use searched_text;
+
 /// The text Postgres' search index holds (migration 0006).
-const SEARCH_TEXT: &str =
-    "lower(id || ' ' || input_file_id || ' ' || coalesce(output_file_id, '') || ' ' \
-     || coalesce(error_file_id, '') || ' ' || coalesce(input_file_name, ''))";
+const SEARCH_TEXT: &str = concat!("lower(", searched_text!(), ")");
 
 /// Batches with a metadata pair from which it counts as common: walking
 /// the table in order finds a page of them sooner than collecting and

@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use batchboard_core::{Batch, BatchStatus, CREATED_BY};
 use sqlx::QueryBuilder;
 
-use super::index::Upsert;
+use super::index::{searched_text, Upsert};
 use super::{now, on_db, Db, DbError};
 
 /// Batches per statement: 20 parameters each stays far below both
@@ -310,12 +310,11 @@ impl InsertRows for sqlx::SqliteConnection {
     fn index_new<'a>(&'a mut self, ids: &'a [&'a str]) -> Insert<'a> {
         Box::pin(async move {
             for chunk in ids.chunks(INDEX_NEW) {
-                let mut qb = QueryBuilder::new(
-                    "INSERT INTO batches_search (rowid, text) SELECT rowid, id || ' ' || \
-                     input_file_id || ' ' || coalesce(output_file_id, '') || ' ' || \
-                     coalesce(error_file_id, '') || ' ' || coalesce(input_file_name, '') \
-                     FROM batches WHERE id IN (",
-                );
+                let mut qb = QueryBuilder::new(concat!(
+                    "INSERT INTO batches_search (rowid, text) SELECT rowid, ",
+                    searched_text!(),
+                    " FROM batches WHERE id IN ("
+                ));
                 let mut list = qb.separated(", ");
                 for id in chunk {
                     list.push_bind(*id);
@@ -416,6 +415,7 @@ mod tests {
     /// write, batches whose output file came later, one removed.
     #[tokio::test]
     async fn search_follows_every_bulk_write_on_sqlite() {
+        use batchboard_core::dashboard::MAX_TABLE_PAGE;
         let dir = tempfile::tempdir().expect("dir");
         let db = Db::open(None, dir.path()).await.expect("db");
         let mut all = batchboard_sandbox::synthetic::batches(1200, 5);
@@ -451,7 +451,7 @@ mod tests {
         ] {
             let query = batchboard_core::dashboard::BatchQuery {
                 q: Some(q.into()),
-                limit: Some(batchboard_core::dashboard::MAX_TABLE_PAGE),
+                limit: Some(MAX_TABLE_PAGE),
                 ..Default::default()
             };
             let (rows, total, _, _) = db.query_batches(&query, None).await.expect("query");
@@ -477,7 +477,11 @@ mod tests {
                 "{q}: a search that finds nothing tests nothing"
             );
             assert_eq!(total, want.len() as u64, "{q}: the count");
-            assert_eq!(got.len(), want.len().min(200), "{q}: the page");
+            assert_eq!(
+                got.len(),
+                want.len().min(MAX_TABLE_PAGE as usize),
+                "{q}: the page"
+            );
             assert!(got.iter().all(|id| want.contains(id)), "{q}: {got:?}");
         }
     }
