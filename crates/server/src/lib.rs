@@ -583,19 +583,15 @@ async fn seed_index(args: config::SeedArgs) -> Result<(), StartError> {
     let db = store::Db::open(args.database_url.as_deref(), &args.data_dir).await?;
     let out = std::io::stdout();
     let mut out = std::io::BufWriter::new(out.lock());
-    // A thousand batches per transaction (one commit each was about 1,000
-    // rows/s).
     let all = batchboard_sandbox::synthetic::batches(args.count, args.seed);
-    for chunk in all.chunks(1000) {
-        let items: Vec<(&batchboard_core::Batch, Option<&str>)> = chunk
-            .iter()
-            .map(|(b, name)| (b, Some(name.as_str())))
-            .collect();
-        db.upsert_batches(&items, |_, _| i64::MAX / 2).await?;
-        for (b, name) in chunk {
-            let line = serde_json::json!({ "batch": b, "input_file_name": name });
-            writeln!(out, "{line}").map_err(StartError::Serve)?;
-        }
+    let items: Vec<(&batchboard_core::Batch, Option<&str>)> = all
+        .iter()
+        .map(|(b, name)| (b, Some(name.as_str())))
+        .collect();
+    db.upsert_bulk(&items, |_, _| i64::MAX / 2).await?;
+    for (b, name) in &all {
+        let line = serde_json::json!({ "batch": b, "input_file_name": name });
+        writeln!(out, "{line}").map_err(StartError::Serve)?;
     }
     out.flush().map_err(StartError::Serve)?;
     Ok(())

@@ -751,6 +751,59 @@ async fn bulk_writes_on(db: &batchboard_server::store::Db) {
             (Some("cy"), None, 0, None, None, None, None, Some("ml")),
         ]
     );
+
+    // A load larger than one transaction (on Postgres several at once):
+    // batches given twice still end as given last, and each outcome is
+    // its own batch's, in order.
+    let mut load = batchboard_sandbox::synthetic::batches(11_000, 7);
+    let again: Vec<_> = load[..300]
+        .iter()
+        .map(|(b, n)| {
+            let mut b = b.clone();
+            b.status = BatchStatus::from("cancelled");
+            (b, n.clone())
+        })
+        .collect();
+    load.extend(again);
+    let mut items: Vec<_> = load.iter().map(|(b, n)| (b, Some(n.as_str()))).collect();
+    items.insert(5000, (&a, None));
+    let out = db.upsert_bulk(&items, |_, _| 0).await.unwrap();
+    let want: Vec<Upsert> = items
+        .iter()
+        .enumerate()
+        .map(|(i, _)| match i {
+            5000 => Upsert::Unchanged,
+            i if i > 11_000 => match &load[i - 11_001].0.status {
+                was if was.to_string() == "cancelled" => Upsert::Unchanged,
+                was => Upsert::Changed { was: was.clone() },
+            },
+            _ => Upsert::New,
+        })
+        .collect();
+    assert!(out == want, "the bulk load's outcomes are not its batches'");
+    for (b, _) in &load[..300] {
+        let held = db.get_indexed(&b.id).await.unwrap().unwrap();
+        assert_eq!(held.status.to_string(), "cancelled", "{}", b.id);
+    }
+    let q = BatchQuery {
+        status: Some("cancelled".into()),
+        ..Default::default()
+    };
+    let cancelled = load[300..11_000]
+        .iter()
+        .filter(|(b, _)| b.status.to_string() == "cancelled")
+        .count();
+    assert_eq!(
+        db.query_batches(&q, None).await.unwrap().1,
+        300 + cancelled as u64
+    );
+    assert_eq!(
+        db.query_batches(&BatchQuery::default(), None)
+            .await
+            .unwrap()
+            .1,
+        3 + 11_000
+    );
 }
 
 #[tokio::test]

@@ -3,6 +3,7 @@
 //! replicas then share it). Schema changes are sqlx migrations under
 //! `migrations/<backend>/`, applied at start.
 
+mod bulk;
 pub mod index;
 pub mod jobs;
 pub mod lease;
