@@ -760,7 +760,7 @@ async fn bulk_writes_on(db: &batchboard_server::store::Db) {
         .iter()
         .map(|(b, n)| {
             let mut b = b.clone();
-            b.status = BatchStatus::from("cancelled");
+            b.status = BatchStatus::Cancelled;
             (b, n.clone())
         })
         .collect();
@@ -768,13 +768,11 @@ async fn bulk_writes_on(db: &batchboard_server::store::Db) {
     let mut items: Vec<_> = load.iter().map(|(b, n)| (b, Some(n.as_str()))).collect();
     items.insert(5000, (&a, None));
     let out = db.upsert_bulk(&items, |_, _| 0).await.unwrap();
-    let want: Vec<Upsert> = items
-        .iter()
-        .enumerate()
-        .map(|(i, _)| match i {
+    let want: Vec<Upsert> = (0..items.len())
+        .map(|i| match i {
             5000 => Upsert::Unchanged,
             i if i > 11_000 => match &load[i - 11_001].0.status {
-                was if was.to_string() == "cancelled" => Upsert::Unchanged,
+                BatchStatus::Cancelled => Upsert::Unchanged,
                 was => Upsert::Changed { was: was.clone() },
             },
             _ => Upsert::New,
@@ -783,7 +781,7 @@ async fn bulk_writes_on(db: &batchboard_server::store::Db) {
     assert!(out == want, "the bulk load's outcomes are not its batches'");
     for (b, _) in &load[..300] {
         let held = db.get_indexed(&b.id).await.unwrap().unwrap();
-        assert_eq!(held.status.to_string(), "cancelled", "{}", b.id);
+        assert_eq!(held.status, BatchStatus::Cancelled, "{}", b.id);
     }
     let q = BatchQuery {
         status: Some("cancelled".into()),
@@ -791,7 +789,7 @@ async fn bulk_writes_on(db: &batchboard_server::store::Db) {
     };
     let cancelled = load[300..11_000]
         .iter()
-        .filter(|(b, _)| b.status.to_string() == "cancelled")
+        .filter(|(b, _)| b.status == BatchStatus::Cancelled)
         .count();
     assert_eq!(
         db.query_batches(&q, None).await.unwrap().1,

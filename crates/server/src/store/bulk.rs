@@ -13,7 +13,7 @@ use super::index::Upsert;
 use super::{Db, DbError};
 
 /// Batches per transaction.
-pub const BULK_TX: usize = 5000;
+const BULK_TX: usize = 5000;
 
 /// Transactions at once on Postgres.
 const WRITERS: usize = 2;
