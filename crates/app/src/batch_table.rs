@@ -492,15 +492,19 @@ mod tests {
     fn remembered_rows_are_what_the_views_write() {
         Owner::new().with(|| {
             let shown = StoredValue::new(Vec::new());
+            // The same rows for both: made twice, a second apart, their
+            // times' `datetime` would differ.
+            let rows = rows();
             for several in [false, true] {
-                let views = rows()
+                let views = rows
+                    .clone()
                     .into_iter()
                     .map(|b| view! { <Row batch=b several shown /> })
                     .collect_view()
                     .to_html();
                 for _ in 0..2 {
                     let now = format::now();
-                    let html = crate::row_cache::render(rows(), several, "en", now, |b| {
+                    let html = crate::row_cache::render(rows.clone(), several, "en", now, |b| {
                         view! { <Row batch=b several shown /> }.to_html()
                     });
                     assert_eq!(html, views);
