@@ -281,10 +281,12 @@ impl AppState {
         }
     }
 
-    /// [`AppState::index`] for a page of batches: one transaction for all
-    /// (a first sync of many thousands is a few hundred commits, not
-    /// thousands). When more than [`RESYNC_AFTER`] of them changed, viewers
-    /// are told once to reload instead of batch by batch.
+    /// [`AppState::index`] for a page of batches, in transactions of
+    /// thousands (a first sync of 100,000 is a few dozen commits, not
+    /// 100,000). When more than [`RESYNC_AFTER`] of them changed, viewers
+    /// are told once to reload instead of batch by batch. A failed write may
+    /// have committed part of them: viewers are told to reload then too, and
+    /// every outcome is unknown (`None`).
     pub async fn index_many(
         &self,
         batches: &[batchboard_core::Batch],
@@ -296,12 +298,14 @@ impl AppState {
         let items: Vec<_> = batches.iter().map(|b| (b, None)).collect();
         let outcomes = match self
             .db
-            .upsert_batches(&items, super::watcher::next_check)
+            .upsert_bulk(&items, super::watcher::next_check)
             .await
         {
             Ok(o) => o,
             Err(e) => {
                 tracing::error!(error = %e, batches = batches.len(), "cannot write the index");
+                self.facets.clear();
+                self.announce_resync().await;
                 return vec![None; batches.len()];
             }
         };

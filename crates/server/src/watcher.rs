@@ -141,25 +141,18 @@ async fn lead(state: &AppState, upstream: &Arc<Upstream>, mut lease: Lease, opts
 /// file names.
 async fn step(
     state: &AppState,
-    upstream: &Upstream,
+    upstream: &Arc<Upstream>,
     sweep: bool,
     full: bool,
 ) -> Result<(), UpstreamError> {
     let client = &upstream.client;
-    if sweep {
+    if full {
+        full_list(state, upstream).await?;
+    } else if sweep {
         let mut after: Option<String> = None;
         loop {
             let page = client.list_batches(after.as_deref(), 100).await?;
-            // Paged by the upstream's own ids; indexed by the dashboard's.
-            let next = page
-                .last_id
-                .clone()
-                .or_else(|| page.data.last().map(|b| b.id.clone()));
-            let batches: Vec<Batch> = page
-                .data
-                .into_iter()
-                .map(|b| upstream.qualify_batch(b))
-                .collect();
+            let (batches, next) = qualified(upstream, page.data, page.last_id);
             let news = state
                 .index_many(&batches)
                 .await
@@ -167,7 +160,7 @@ async fn step(
                 .any(|o| o.as_ref().is_some_and(|o| *o != Upsert::Unchanged));
             // The list is newest first: a page without news means the rest
             // is known too (unfinished ones are refreshed one by one below).
-            if !page.has_more || !(full || news) {
+            if !page.has_more || !news {
                 break;
             }
             after = next;
@@ -219,6 +212,63 @@ async fn step(
         }
     }
     name_files(state, upstream).await
+}
+
+/// Pages of the list held while the ones before are written.
+const LIST_AHEAD: usize = 20;
+
+/// The whole list, at start and every ten minutes. The listing runs on a
+/// task of its own while what it has read is written: whatever pages have
+/// arrived (up to [`LIST_AHEAD`] of them) go into one write, so a first sync
+/// of 100,000 batches is a few hundred commits overlapping the listing,
+/// not a thousand taking turns with it. A failed page ends the round with
+/// the pages before it written.
+async fn full_list(state: &AppState, upstream: &Arc<Upstream>) -> Result<(), UpstreamError> {
+    let (pages, mut read) = tokio::sync::mpsc::channel::<Vec<Batch>>(LIST_AHEAD);
+    let lister = upstream.clone();
+    let listing = tokio::spawn(async move {
+        let mut after: Option<String> = None;
+        loop {
+            let page = lister.client.list_batches(after.as_deref(), 100).await?;
+            let (batches, next) = qualified(&lister, page.data, page.last_id);
+            // The writer is gone only when the round is over.
+            if pages.send(batches).await.is_err() {
+                return Ok(());
+            }
+            match next {
+                Some(next) if page.has_more => after = Some(next),
+                _ => return Ok::<(), UpstreamError>(()),
+            }
+        }
+    });
+    while let Some(mut group) = read.recv().await {
+        while group.len() < LIST_AHEAD * 100 {
+            match read.try_recv() {
+                Ok(more) => group.extend(more),
+                Err(_) => break,
+            }
+        }
+        state.index_many(&group).await;
+    }
+    // Never aborted; a panic goes on as it would have in this task.
+    listing
+        .await
+        .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
+}
+
+/// A page of the list in the dashboard's ids, and the cursor after it.
+/// Paged by the upstream's own ids; indexed by the dashboard's.
+fn qualified(
+    upstream: &Upstream,
+    data: Vec<Batch>,
+    last_id: Option<String>,
+) -> (Vec<Batch>, Option<String>) {
+    let next = last_id.or_else(|| data.last().map(|b| b.id.clone()));
+    let batches = data
+        .into_iter()
+        .map(|b| upstream.qualify_batch(b))
+        .collect();
+    (batches, next)
 }
 
 /// Input file names, for search by file name: one lookup per new batch.

@@ -493,6 +493,111 @@ async fn filters_return_exactly_the_right_rows_from_10000_batches() {
     }
 }
 
+/// The watcher's first full sync over many pages of the list: every batch
+/// indexed as the upstream has it, pages written while later ones are
+/// still read, and a round that fails halfway keeps what it wrote and is
+/// done again.
+#[tokio::test]
+async fn the_first_sync_indexes_every_page_and_survives_a_failed_one() {
+    let dir = TempDir::new("live-first-sync");
+    let n = 4321;
+    // The sandbox keeps its state under <data dir>/sandbox.
+    let sb_dir = dir.0.join("sb");
+    std::fs::create_dir_all(sb_dir.join("sandbox")).unwrap();
+    let mut state = batchboard_sandbox::store::State::default();
+    // Finished: the sandbox runs none of them while the test reads.
+    state.batches = batchboard_sandbox::synthetic::batches(n, 11)
+        .into_iter()
+        .map(|(mut b, _)| {
+            if !b.status.is_terminal() {
+                b.status = batchboard_core::BatchStatus::Expired;
+            }
+            b
+        })
+        .collect();
+    std::fs::write(
+        sb_dir.join("sandbox/state.json"),
+        serde_json::to_vec(&state).unwrap(),
+    )
+    .unwrap();
+    // Slow pages, so that the sync can be caught halfway.
+    let sb = sandbox(
+        &sb_dir,
+        KEY,
+        &["--sandbox-fault", "GET /v1/batches: latency_ms=40"],
+    );
+    let data = dir.0.join("data");
+    add_user(&data, "vi", "viewer", PASSWORD);
+    let dash = serve(
+        &data,
+        &format!("{}/v1", sb.base()),
+        &["--watch-interval-ms", "300"],
+    );
+    let base = dash.base();
+    let http = signed_in(&base, "vi", PASSWORD).await;
+    let page_of = |body: String| serde_json::from_str::<Value>(&body).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut broke = false;
+    loop {
+        let (_, body) = server_fn(&http, &base, "list_batches", &[("query[limit]", "1")]).await;
+        let page = page_of(body);
+        let total = page["total"].as_u64().unwrap() as usize;
+        if !broke && total > 0 {
+            assert!(total < n, "the sync ended before it could be broken");
+            // The next page of the list fails (not retried: a 400).
+            let r = reqwest::Client::new()
+                .put(format!("{}/sandbox/faults", sb.base()))
+                .bearer_auth(KEY)
+                .body("GET /v1/batches: status=400, times=1")
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status().as_u16(), 200);
+            broke = true;
+        }
+        let failed = dash
+            .output()
+            .lines()
+            .any(|l| l.contains("watcher: upstream call failed") && l.contains("HTTP 400"));
+        if broke && failed && total == n {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "total {total}, the round failed: {failed}: {page}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Every row as the upstream has it, newest first.
+    let mut rows = Vec::new();
+    while rows.len() < n {
+        let offset = rows.len().to_string();
+        let (status, body) = server_fn(
+            &http,
+            &base,
+            "list_batches",
+            &[("query[limit]", "200"), ("query[offset]", &offset)],
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        let page = page_of(body);
+        let batches = page["batches"].as_array().unwrap().clone();
+        assert!(!batches.is_empty(), "the index ends at {offset}");
+        rows.extend(batches);
+    }
+    assert_eq!(rows.len(), n);
+    for (row, want) in rows.iter().zip(state.batches.iter().rev()) {
+        assert_eq!(row["id"], want.id.as_str());
+        assert_eq!(row["status"], want.status.as_str(), "{}", want.id);
+        assert_eq!(row["created_at"], want.created_at, "{}", want.id);
+        assert_eq!(
+            row["request_counts"]["total"], want.request_counts.total,
+            "{}",
+            want.id
+        );
+    }
+}
+
 /// A webhook receiver: its URL, and each request it got (head and body).
 pub(crate) fn hook_listener() -> (String, std::sync::mpsc::Receiver<String>) {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

@@ -1,4 +1,5 @@
-//! Loading many batches at once (`index-seed`, the benchmarks): transactions
+//! Loading many batches at once (`index-seed`, the watcher's full list, the
+//! benchmarks): transactions
 //! of [`BULK_TX`] batches, and on Postgres [`WRITERS`] of them at a time.
 //!
 //! One Postgres transaction is one backend process, so one core: a profile of
