@@ -6,8 +6,9 @@
 //! Prints markdown tables: index query times over 100,000 batches (SQLite
 //! and Postgres; `BENCH_INDEX_N` changes the count),
 //! an idle dashboard's CPU on that index beside an empty one (on Postgres
-//! with the cluster's CPU), and upstream
-//! calls per minute against the number of open event streams.
+//! with the cluster's CPU), the watcher's first full sync of as many from
+//! the sandbox on each backend, and upstream calls per minute against the
+//! number of open event streams.
 //! `BENCH_WINDOW_SECS` (default 30) sets how long each fan-out run lasts.
 
 // The integration tests' helpers: the same ways of starting the binary,
@@ -36,10 +37,7 @@ use report::{percentile, row};
 /// and on a throwaway Postgres cluster: bulk seeding, then each query of
 /// the table 200 times (a page of 20, as the table shows by default).
 async fn bench_index() {
-    let n: usize = std::env::var("BENCH_INDEX_N")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(100_000);
+    let n = index_n();
     let dir = TempDir::new("bench-index");
     let sqlite = Db::open(None, &dir.0).await.unwrap();
     index_on("SQLite", &sqlite, None, n).await;
@@ -52,6 +50,109 @@ async fn bench_index() {
     index_on("Postgres", &postgres, Some(&cluster), n).await;
     drop(postgres);
     idle_cpu_postgres(&dir, &cluster, n).await;
+    first_sync(&dir, &cluster, n).await;
+}
+
+/// The watcher's first full sync on SQLite and on Postgres: a sandbox
+/// holding `n` finished batches and a dashboard with an empty index, timed
+/// from the dashboard's start until its index holds every batch.
+async fn first_sync(dir: &TempDir, cluster: &pg::Postgres, n: usize) {
+    // The sandbox keeps its state under <data dir>/sandbox.
+    let sb_dir = dir.0.join("sync-sandbox");
+    std::fs::create_dir_all(sb_dir.join("sandbox")).unwrap();
+    let mut state = batchboard_sandbox::store::State::default();
+    // Finished, so that the sandbox runs none of them during the sync.
+    state.batches = batchboard_sandbox::synthetic::batches(n, 2)
+        .into_iter()
+        .map(|(mut b, _)| {
+            if !b.status.is_terminal() {
+                b.status = batchboard_core::BatchStatus::Completed;
+            }
+            b
+        })
+        .collect();
+    std::fs::write(
+        sb_dir.join("sandbox/state.json"),
+        serde_json::to_vec(&state).unwrap(),
+    )
+    .unwrap();
+    drop(state);
+    let sb = sandbox(&sb_dir, KEY, &[]);
+    let sb_pid = sb.child.id().to_string();
+    cluster.psql("CREATE DATABASE first_sync");
+    println!("\n### The watcher's first full sync of {n} batches (sandbox on loopback)\n");
+    println!("| index | seconds | rows/s | CPU seconds |");
+    println!("| --- | ---: | ---: | --- |");
+    for (backend, url) in [
+        ("SQLite", None),
+        ("Postgres", Some(cluster.url_of("first_sync"))),
+    ] {
+        let data = TempDir::new("bench-sync");
+        let addr = format!("127.0.0.1:{}", common::free_port());
+        let mut cmd = serve_command(&addr, &data.0);
+        cmd.env("RUST_LOG", "warn")
+            .args(["--upstream-url", &format!("{}/v1", sb.base())])
+            .env("OPENAI_API_KEY", KEY);
+        if let Some(u) = &url {
+            cmd.args(["--database-url", u]);
+        }
+        let before = (
+            report::cpu_secs(&sb_pid),
+            report::tree_cpu_secs(&cluster.pid()),
+        );
+        let started = Instant::now();
+        let dash = Proc::spawn(cmd, addr);
+        let db = Db::open(url.as_deref(), &data.0).await.unwrap();
+        loop {
+            let (_, total, _, _) = db
+                .query_batches(&BatchQuery::default(), None)
+                .await
+                .unwrap();
+            if total as usize >= n {
+                break;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(900),
+                "the first sync did not end: {total} of {n} after 15 minutes"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let secs = started.elapsed().as_secs_f64();
+        let cpu = (
+            report::cpu_secs(&dash.child.id().to_string()),
+            report::cpu_secs(&sb_pid) - before.0,
+            report::tree_cpu_secs(&cluster.pid()) - before.1,
+        );
+        drop(db);
+        drop(dash);
+        let rate = n as f64 / secs;
+        let postgres = if url.is_some() {
+            format!(", Postgres {:.1}", cpu.2)
+        } else {
+            String::new()
+        };
+        println!(
+            "| {backend} | {secs:.1} | {rate:.0} | dashboard {:.1}, sandbox {:.1}{postgres} |",
+            cpu.0, cpu.1
+        );
+        row(
+            &format!("{backend}: the watcher's first full sync of {n} batches"),
+            &format!(
+                "{rate:.0} rows/s ({secs:.1} s; CPU s dashboard {:.1}, sandbox {:.1}{postgres})",
+                cpu.0, cpu.1
+            ),
+            "≥ 20,000 rows/s",
+            Some(rate >= 20_000.0),
+        );
+    }
+}
+
+/// `BENCH_INDEX_N`, 100,000 unless set.
+fn index_n() -> usize {
+    std::env::var("BENCH_INDEX_N")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(100_000)
 }
 
 async fn index_on(backend: &str, db: &Db, cluster: Option<&pg::Postgres>, n: usize) {
@@ -334,9 +435,16 @@ async fn bench_fanout() {
 
 fn main() {
     let rt = tokio::runtime::Runtime::new().unwrap();
-    // BENCH_ONLY=index or BENCH_ONLY=fanout runs one half.
+    // BENCH_ONLY=index or BENCH_ONLY=fanout runs one half;
+    // BENCH_ONLY=sync the first full sync alone.
     let only = std::env::var("BENCH_ONLY").unwrap_or_default();
     rt.block_on(async {
+        if only == "sync" {
+            let dir = TempDir::new("bench-sync");
+            let cluster = pg::Postgres::start(&dir.0.join("pg"));
+            first_sync(&dir, &cluster, index_n()).await;
+            return;
+        }
         if only != "fanout" {
             bench_index().await;
         }
