@@ -241,6 +241,8 @@ async fn full_list(state: &AppState, upstream: &Arc<Upstream>) -> Result<(), Ups
             }
         }
     });
+    let started = Instant::now();
+    let mut listed = 0;
     while let Some(mut group) = read.recv().await {
         while group.len() < LIST_AHEAD * 100 {
             match read.try_recv() {
@@ -248,12 +250,20 @@ async fn full_list(state: &AppState, upstream: &Arc<Upstream>) -> Result<(), Ups
                 Err(_) => break,
             }
         }
+        listed += group.len();
         state.index_many(&group).await;
     }
     // Never aborted; a panic goes on as it would have in this task.
     listing
         .await
-        .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
+        .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))?;
+    tracing::info!(
+        upstream = %upstream.display_name(),
+        batches = listed,
+        secs = started.elapsed().as_secs_f64(),
+        "watcher: listed every batch"
+    );
+    Ok(())
 }
 
 /// A page of the list in the dashboard's ids, and the cursor after it.

@@ -504,17 +504,19 @@ async fn the_first_sync_indexes_every_page_and_survives_a_failed_one() {
     // The sandbox keeps its state under <data dir>/sandbox.
     let sb_dir = dir.0.join("sb");
     std::fs::create_dir_all(sb_dir.join("sandbox")).unwrap();
-    let mut state = batchboard_sandbox::store::State::default();
     // Finished: the sandbox runs none of them while the test reads.
-    state.batches = batchboard_sandbox::synthetic::batches(n, 11)
-        .into_iter()
-        .map(|(mut b, _)| {
-            if !b.status.is_terminal() {
-                b.status = batchboard_core::BatchStatus::Expired;
-            }
-            b
-        })
-        .collect();
+    let state = batchboard_sandbox::store::State {
+        batches: batchboard_sandbox::synthetic::batches(n, 11)
+            .into_iter()
+            .map(|(mut b, _)| {
+                if !b.status.is_terminal() {
+                    b.status = batchboard_core::BatchStatus::Expired;
+                }
+                b
+            })
+            .collect(),
+        ..Default::default()
+    };
     std::fs::write(
         sb_dir.join("sandbox/state.json"),
         serde_json::to_vec(&state).unwrap(),
@@ -555,16 +557,20 @@ async fn the_first_sync_indexes_every_page_and_survives_a_failed_one() {
             assert_eq!(r.status().as_u16(), 200);
             broke = true;
         }
-        let failed = dash
-            .output()
+        let log = dash.output();
+        let failed = log
             .lines()
             .any(|l| l.contains("watcher: upstream call failed") && l.contains("HTTP 400"));
-        if broke && failed && total == n {
+        // Only a round that read the list to its end says so.
+        let listed = log
+            .lines()
+            .any(|l| l.contains("listed every batch") && l.contains(&format!("batches={n}")));
+        if broke && failed && listed && total == n {
             break;
         }
         assert!(
             Instant::now() < deadline,
-            "total {total}, the round failed: {failed}: {page}"
+            "total {total}, the round failed: {failed}, listed: {listed}: {page}"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
