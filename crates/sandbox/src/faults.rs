@@ -2,7 +2,8 @@
 //! an error status (optionally with `retry-after` and `x-should-retry`), add
 //! latency, answer 200 with malformed JSON, drop the connection before doing
 //! anything, or do the work and then cut the answer after some bytes; for the
-//! first N matching requests or all of them.
+//! first N matching requests or all of them, optionally after letting M
+//! through (`skip=M`: the 11th page of a list, not the first).
 //!
 //! A rule is written `METHOD PATH: key=value,...`, for example
 //! `GET /v1/batches: status=429, retry_after=2, times=3` or
@@ -42,6 +43,8 @@ pub struct Fault {
     malformed: bool,
     should_retry: Option<bool>,
     times: Option<u64>,
+    /// Matching requests let through before the fault applies.
+    skip: u64,
     hits: AtomicU64,
 }
 
@@ -65,6 +68,7 @@ impl Fault {
             malformed: false,
             should_retry: None,
             times: None,
+            skip: 0,
             hits: AtomicU64::new(0),
         };
         for opt in opts.split(',').map(str::trim).filter(|o| !o.is_empty()) {
@@ -84,6 +88,7 @@ impl Fault {
                 "retry_after" => fault.retry_after = Some(num(v)?),
                 "latency_ms" => fault.latency = Duration::from_millis(num(v)?),
                 "times" => fault.times = Some(num(v)?),
+                "skip" => fault.skip = num(v)?,
                 "drop" => fault.drop = true,
                 "drop_after" => fault.drop_after = Some(num(v)?),
                 "malformed" => fault.malformed = true,
@@ -113,10 +118,11 @@ impl Fault {
         method_ok && path_matches(&self.path, path)
     }
 
-    /// Counts a hit; false once `times` hits have been served.
+    /// Counts a hit; false for the first `skip` hits and once `times`
+    /// hits have been served after them.
     fn take(&self) -> bool {
         let n = self.hits.fetch_add(1, Ordering::Relaxed);
-        self.times.is_none_or(|t| n < t)
+        n >= self.skip && self.times.is_none_or(|t| n - self.skip < t)
     }
 }
 
@@ -274,6 +280,16 @@ mod tests {
         assert!(!f.matches("POST", "/v1/batches"));
         assert!(f.take());
         assert!(!f.take());
+        let s = Fault::parse("GET /v1/batches: status=400, skip=2, times=1").unwrap();
+        assert_eq!(
+            (0..5).map(|_| s.take()).collect::<Vec<_>>(),
+            [false, false, true, false, false]
+        );
+        let always = Fault::parse("GET /x: latency_ms=1, skip=1").unwrap();
+        assert_eq!(
+            (0..3).map(|_| always.take()).collect::<Vec<_>>(),
+            [false, true, true]
+        );
         let g = Fault::parse("* /v1/files/*: latency_ms=5").unwrap();
         assert!(g.matches("DELETE", "/v1/files/file-1"));
         let c = Fault::parse("GET /v1/files/*/content: drop_after=10").unwrap();
