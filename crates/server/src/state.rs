@@ -281,12 +281,12 @@ impl AppState {
         }
     }
 
-    /// [`AppState::index`] for a page of batches, in transactions of
-    /// thousands (a first sync of 100,000 is a few dozen commits, not
-    /// 100,000). When more than [`RESYNC_AFTER`] of them changed, viewers
-    /// are told once to reload instead of batch by batch. A failed write may
-    /// have committed part of them: viewers are told to reload then too, and
-    /// every outcome is unknown (`None`).
+    /// [`AppState::index`] for many batches, in bulk transactions
+    /// ([`Db::upsert_bulk`](crate::store::Db::upsert_bulk)). When more than
+    /// [`RESYNC_AFTER`] of them changed, viewers are told once to reload
+    /// instead of batch by batch. On a failed write every outcome is
+    /// unknown (`None`); when the write was several transactions, some may
+    /// have committed, and viewers are told to reload.
     pub async fn index_many(
         &self,
         batches: &[batchboard_core::Batch],
@@ -304,8 +304,10 @@ impl AppState {
             Ok(o) => o,
             Err(e) => {
                 tracing::error!(error = %e, batches = batches.len(), "cannot write the index");
-                self.facets.clear();
-                self.announce_resync().await;
+                if !self.db.bulk_is_atomic(batches.len()) {
+                    self.facets.clear();
+                    self.announce_resync().await;
+                }
                 return vec![None; batches.len()];
             }
         };

@@ -60,6 +60,16 @@ impl Db {
             .collect::<Option<Vec<_>>>()
             .ok_or_else(|| DbError::Corrupt("a bulk write said nothing of a batch".into()))
     }
+
+    /// Whether [`Db::upsert_bulk`] of `n` batches is one transaction (so
+    /// either all written or none) rather than several, each committed on
+    /// its own.
+    pub fn bulk_is_atomic(&self, n: usize) -> bool {
+        match self {
+            Db::Sqlite(_) => n <= BULK_TX,
+            Db::Postgres(_) => n <= 1,
+        }
+    }
 }
 
 /// The writer of a batch: the same for the same id, spread evenly.
