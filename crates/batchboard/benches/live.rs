@@ -23,7 +23,8 @@ use common::Fetch;
 use std::time::{Duration, Instant};
 
 use common::{
-    add_user, create_upstream_from, sandbox, serve_command, signed_in, Proc, TempDir, PASSWORD,
+    add_user, create_upstream_from, sandbox, seed_sandbox_dir, serve_command, signed_in, Proc,
+    TempDir, PASSWORD,
 };
 
 use batchboard_core::dashboard::BatchQuery;
@@ -55,30 +56,11 @@ async fn bench_index() {
 
 /// The watcher's first full sync on SQLite and on Postgres: a sandbox
 /// holding `n` finished batches and a dashboard with an empty index, timed
-/// from the dashboard's start until its index holds every batch.
+/// from the dashboard's start until it logs that it has read and written
+/// the whole list; the index is counted then.
 async fn first_sync(dir: &TempDir, cluster: &pg::Postgres, n: usize) {
-    // The sandbox keeps its state under <data dir>/sandbox.
     let sb_dir = dir.0.join("sync-sandbox");
-    std::fs::create_dir_all(sb_dir.join("sandbox")).unwrap();
-    // Finished, so that the sandbox runs none of them during the sync.
-    let state = batchboard_sandbox::store::State {
-        batches: batchboard_sandbox::synthetic::batches(n, 2)
-            .into_iter()
-            .map(|(mut b, _)| {
-                if !b.status.is_terminal() {
-                    b.status = batchboard_core::BatchStatus::Completed;
-                }
-                b
-            })
-            .collect(),
-        ..Default::default()
-    };
-    std::fs::write(
-        sb_dir.join("sandbox/state.json"),
-        serde_json::to_vec(&state).unwrap(),
-    )
-    .unwrap();
-    drop(state);
+    seed_sandbox_dir(&sb_dir, n, 2, batchboard_core::BatchStatus::Completed);
     let sb = sandbox(&sb_dir, KEY, &[]);
     let sb_pid = sb.child.id().to_string();
     cluster.psql("CREATE DATABASE first_sync");

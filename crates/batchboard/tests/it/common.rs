@@ -204,6 +204,37 @@ pub fn sandbox(data_dir: &std::path::Path, key: &str, speed: &[&str]) -> Proc {
     sandbox_at(format!("127.0.0.1:{}", free_port()), data_dir, key, speed)
 }
 
+/// Writes a sandbox data directory holding `n` made-up batches (from
+/// `seed`), every unfinished one made `finished` so that the sandbox runs
+/// none of them; returns them, oldest first.
+pub fn seed_sandbox_dir(
+    data_dir: &std::path::Path,
+    n: usize,
+    seed: u64,
+    finished: batchboard_core::BatchStatus,
+) -> Vec<batchboard_core::Batch> {
+    // The sandbox keeps its state under <data dir>/sandbox.
+    std::fs::create_dir_all(data_dir.join("sandbox")).unwrap();
+    let state = batchboard_sandbox::store::State {
+        batches: batchboard_sandbox::synthetic::batches(n, seed)
+            .into_iter()
+            .map(|(mut b, _)| {
+                if !b.status.is_terminal() {
+                    b.status = finished.clone();
+                }
+                b
+            })
+            .collect(),
+        ..Default::default()
+    };
+    std::fs::write(
+        data_dir.join("sandbox/state.json"),
+        serde_json::to_vec(&state).unwrap(),
+    )
+    .unwrap();
+    state.batches
+}
+
 /// `batchboard sandbox` on `addr` (`host:port`).
 pub fn sandbox_at(addr: String, data_dir: &std::path::Path, key: &str, speed: &[&str]) -> Proc {
     let mut cmd = command();

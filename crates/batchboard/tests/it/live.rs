@@ -7,7 +7,8 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::common::{
-    add_user, create_upstream, sandbox, server_fn, signed_in, Events, Proc, TempDir, PASSWORD,
+    add_user, create_upstream, sandbox, seed_sandbox_dir, server_fn, signed_in, Events, Proc,
+    TempDir, PASSWORD,
 };
 use serde_json::Value;
 
@@ -494,39 +495,24 @@ async fn filters_return_exactly_the_right_rows_from_10000_batches() {
 }
 
 /// The watcher's first full sync over many pages of the list: every batch
-/// indexed as the upstream has it, pages written while later ones are
-/// still read, and a round that fails halfway keeps what it wrote and is
-/// done again.
+/// indexed as the upstream has it, and a round that fails halfway is
+/// done again (the failure comes before the first complete round).
 #[tokio::test]
 async fn the_first_sync_indexes_every_page_and_survives_a_failed_one() {
     let dir = TempDir::new("live-first-sync");
     let n = 4321;
-    // The sandbox keeps its state under <data dir>/sandbox.
     let sb_dir = dir.0.join("sb");
-    std::fs::create_dir_all(sb_dir.join("sandbox")).unwrap();
-    // Finished: the sandbox runs none of them while the test reads.
-    let state = batchboard_sandbox::store::State {
-        batches: batchboard_sandbox::synthetic::batches(n, 11)
-            .into_iter()
-            .map(|(mut b, _)| {
-                if !b.status.is_terminal() {
-                    b.status = batchboard_core::BatchStatus::Expired;
-                }
-                b
-            })
-            .collect(),
-        ..Default::default()
-    };
-    std::fs::write(
-        sb_dir.join("sandbox/state.json"),
-        serde_json::to_vec(&state).unwrap(),
-    )
-    .unwrap();
-    // Slow pages, so that the sync can be caught halfway.
+    let batches = seed_sandbox_dir(&sb_dir, n, 11, batchboard_core::BatchStatus::Expired);
+    // The 21st request for a page of the list fails (a 400, which the
+    // client does not retry): halfway through the first full read of its
+    // 44 pages, whatever the machine's speed.
     let sb = sandbox(
         &sb_dir,
         KEY,
-        &["--sandbox-fault", "GET /v1/batches: latency_ms=40"],
+        &[
+            "--sandbox-fault",
+            "GET /v1/batches: status=400, skip=20, times=1",
+        ],
     );
     let data = dir.0.join("data");
     add_user(&data, "vi", "viewer", PASSWORD);
@@ -539,38 +525,30 @@ async fn the_first_sync_indexes_every_page_and_survives_a_failed_one() {
     let http = signed_in(&base, "vi", PASSWORD).await;
     let page_of = |body: String| serde_json::from_str::<Value>(&body).unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);
-    let mut broke = false;
     loop {
         let (_, body) = server_fn(&http, &base, "list_batches", &[("query[limit]", "1")]).await;
         let page = page_of(body);
         let total = page["total"].as_u64().unwrap() as usize;
-        if !broke && total > 0 {
-            assert!(total < n, "the sync ended before it could be broken");
-            // The next page of the list fails (not retried: a 400).
-            let r = reqwest::Client::new()
-                .put(format!("{}/sandbox/faults", sb.base()))
-                .bearer_auth(KEY)
-                .body("GET /v1/batches: status=400, times=1")
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(r.status().as_u16(), 200);
-            broke = true;
-        }
         let log = dash.output();
         let failed = log
             .lines()
-            .any(|l| l.contains("watcher: upstream call failed") && l.contains("HTTP 400"));
-        // Only a round that read the list to its end says so.
+            .position(|l| l.contains("watcher: upstream call failed") && l.contains("HTTP 400"));
+        // Only a round that read the list to its end and wrote it says so.
         let listed = log
             .lines()
-            .any(|l| l.contains("listed every batch") && l.contains(&format!("batches={n}")));
-        if broke && failed && listed && total == n {
-            break;
+            .position(|l| l.contains("listed every batch") && l.contains(&format!("batches={n}")));
+        if let (Some(failed), Some(listed)) = (failed, listed) {
+            assert!(
+                failed < listed,
+                "the fault did not break the first full read:\n{log}"
+            );
+            if total == n {
+                break;
+            }
         }
         assert!(
             Instant::now() < deadline,
-            "total {total}, the round failed: {failed}, listed: {listed}: {page}"
+            "total {total}, the round failed: {failed:?}, listed: {listed:?}: {page}"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -592,7 +570,7 @@ async fn the_first_sync_indexes_every_page_and_survives_a_failed_one() {
         rows.extend(batches);
     }
     assert_eq!(rows.len(), n);
-    for (row, want) in rows.iter().zip(state.batches.iter().rev()) {
+    for (row, want) in rows.iter().zip(batches.iter().rev()) {
         assert_eq!(row["id"], want.id.as_str());
         assert_eq!(row["status"], want.status.as_str(), "{}", want.id);
         assert_eq!(row["created_at"], want.created_at, "{}", want.id);
