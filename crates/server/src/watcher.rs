@@ -85,7 +85,8 @@ async fn poll(state: AppState, upstream: Arc<Upstream>, opts: WatchOptions) {
 
 async fn lead(state: &AppState, upstream: &Arc<Upstream>, mut lease: Lease, opts: &WatchOptions) {
     let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(60));
-    let mut last_full: Option<Instant> = None;
+    // When the whole list is read next (at once to begin with).
+    let mut next_full: Option<Instant> = None;
     let mut last_sweep: Option<Instant> = None;
     let name = &upstream.name;
     loop {
@@ -93,7 +94,7 @@ async fn lead(state: &AppState, upstream: &Arc<Upstream>, mut lease: Lease, opts
         if !lease.alive().await || !state.upstreams.is_current(upstream) {
             return;
         }
-        let full = last_full.is_none_or(|t| t.elapsed() >= Duration::from_secs(600));
+        let full = next_full.is_none_or(|t| Instant::now() >= t);
         let sweep = full || last_sweep.is_none_or(|t| t.elapsed() >= opts.sweep);
         match step(state, upstream, sweep, full).await {
             Ok(whole) => {
@@ -101,9 +102,11 @@ async fn lead(state: &AppState, upstream: &Arc<Upstream>, mut lease: Lease, opts
                 if sweep {
                     last_sweep = Some(Instant::now());
                 }
-                // A full round whose writes failed is done again next time.
-                if full && whole {
-                    last_full = Some(Instant::now());
+                // A full read whose writes failed is done again sooner,
+                // but not at every sweep: each is the whole list upstream.
+                if full {
+                    let after = if whole { FULL_EVERY } else { FULL_RETRY };
+                    next_full = Some(Instant::now() + after);
                 }
                 let _ = state.db.watcher_contact(name, &opts.holder, Ok(())).await;
                 // Jobs on this upstream: scheduled by its lease holder only.
@@ -218,6 +221,12 @@ async fn step(
     Ok(whole)
 }
 
+/// How often the whole list is read.
+const FULL_EVERY: Duration = Duration::from_secs(600);
+
+/// How soon a full read is done again when it could not write all it read.
+const FULL_RETRY: Duration = Duration::from_secs(60);
+
 /// Pages of the list held while the ones before are written.
 const LIST_AHEAD: usize = 20;
 
@@ -275,7 +284,7 @@ async fn full_list(state: &AppState, upstream: &Arc<Upstream>) -> Result<bool, U
             upstream = %upstream.display_name(),
             batches = listed,
             unwritten,
-            "watcher: read the whole list but could not write all of it; the next round reads it again"
+            "watcher: read the whole list but could not write all of it; reading it again in a minute"
         );
         return Ok(false);
     }
