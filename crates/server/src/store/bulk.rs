@@ -1,6 +1,6 @@
 //! Loading many batches at once (`index-seed`, the watcher's full list, the
-//! benchmarks): transactions
-//! of [`BULK_TX`] batches, and on Postgres [`WRITERS`] of them at a time.
+//! benchmarks): transactions of [`BULK_TX`] batches, and on Postgres
+//! [`WRITERS`] of them at a time.
 //!
 //! One Postgres transaction is one backend process, so one core: a profile of
 //! a 100,000-batch seed showed the backend busy 85 % of the time (most of it
