@@ -378,3 +378,83 @@ pub async fn stream(
         });
     Ok(Sse::new(body).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
 }
+
+/// The shortest time between two `resync`s this replica announces. A
+/// first sync writes thousands of batches at a time, each write telling
+/// every open table to reload and count afresh; through the gate, 100,000
+/// batches written in five seconds make about six reloads per table, not
+/// fifty.
+pub const RESYNC_EVERY: Duration = Duration::from_secs(1);
+
+/// What [`ResyncGate::admit`] decides for one resync.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Admit {
+    /// Send it now.
+    Now,
+    /// Send one at this time: it stands for every resync asked until then.
+    At(std::time::Instant),
+    /// One is already due later, and covers this one.
+    Folded,
+}
+
+/// At most one `resync` per [`RESYNC_EVERY`]: the first goes at once, and
+/// those asked within the window after it become one, sent when the window
+/// ends, so that every change is followed by a reload that reads it.
+#[derive(Default)]
+pub struct ResyncGate(std::sync::Mutex<GateState>);
+
+#[derive(Default)]
+pub struct GateState {
+    last: Option<std::time::Instant>,
+    due: bool,
+}
+
+impl ResyncGate {
+    pub fn admit(&self, now: std::time::Instant) -> Admit {
+        let mut g = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if g.due {
+            return Admit::Folded;
+        }
+        match g.last.map(|last| last + RESYNC_EVERY) {
+            Some(next) if now < next => {
+                g.due = true;
+                Admit::At(next)
+            }
+            _ => {
+                g.last = Some(now);
+                Admit::Now
+            }
+        }
+    }
+
+    /// The resync [`Admit::At`] promised is going out now.
+    pub fn sent(&self, now: std::time::Instant) {
+        let mut g = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        g.due = false;
+        g.last = Some(now);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Instant;
+
+    #[test]
+    fn resyncs_within_a_window_become_one_sent_at_its_end() {
+        let gate = ResyncGate::default();
+        let t0 = Instant::now();
+        let ms = |n| t0 + Duration::from_millis(n);
+        assert_eq!(gate.admit(t0), Admit::Now);
+        assert_eq!(gate.admit(ms(100)), Admit::At(t0 + RESYNC_EVERY));
+        assert_eq!(gate.admit(ms(500)), Admit::Folded);
+        assert_eq!(gate.admit(ms(999)), Admit::Folded);
+        // The one promised goes out; a resync asked right after waits for
+        // the next window.
+        gate.sent(ms(1000));
+        assert_eq!(gate.admit(ms(1001)), Admit::At(ms(2000)));
+        gate.sent(ms(2000));
+        // After a quiet window, at once again.
+        assert_eq!(gate.admit(ms(3500)), Admit::Now);
+    }
+}

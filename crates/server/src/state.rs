@@ -65,6 +65,8 @@ pub struct Shared {
     /// it may make (`--token-requests-per-minute`).
     pub token_limits: Arc<crate::gateway::RateLimit>,
     pub token_rpm: u32,
+    /// Spaces the `resync`s this replica announces.
+    pub resync_gate: Arc<super::events::ResyncGate>,
 }
 
 /// The last facets read, and the tables' match counts by filter, for a few
@@ -269,7 +271,26 @@ impl AppState {
     /// Tells every viewer to reload what it shows (through Postgres to
     /// every replica; alone, to this one's hub): for changes no single
     /// batch event says, many at once or a batch gone from the index.
+    /// At most one per [`RESYNC_EVERY`](super::events::RESYNC_EVERY)
+    /// ([`ResyncGate`](super::events::ResyncGate)): the others are folded
+    /// into one sent when the window ends.
     pub async fn announce_resync(&self) {
+        use super::events::Admit;
+        match self.resync_gate.admit(std::time::Instant::now()) {
+            Admit::Now => self.send_resync().await,
+            Admit::Folded => {}
+            Admit::At(at) => {
+                let state = self.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep_until(at.into()).await;
+                    state.resync_gate.sent(std::time::Instant::now());
+                    state.send_resync().await;
+                });
+            }
+        }
+    }
+
+    async fn send_resync(&self) {
         match self.db.notify_resync().await {
             Ok(true) => {}
             Ok(false) => self.hub.send(super::events::Change::Resync),

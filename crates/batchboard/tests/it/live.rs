@@ -582,6 +582,62 @@ async fn the_first_sync_indexes_every_page_and_survives_a_failed_one() {
     }
 }
 
+/// A first sync writes page after page; an open table is told to reload
+/// about once a second while it runs, not at every write (the sandbox
+/// answers each page of the list after 100 ms, so without the gate every
+/// one of its 50 pages would be a `resync` of its own).
+#[tokio::test]
+async fn a_first_sync_tells_open_tables_to_reload_about_once_a_second() {
+    let dir = TempDir::new("live-resync-gate");
+    let n = 5000;
+    let sb_dir = dir.0.join("sb");
+    seed_sandbox_dir(&sb_dir, n, 11, batchboard_core::BatchStatus::Completed);
+    let sb = sandbox(
+        &sb_dir,
+        KEY,
+        &["--sandbox-fault", "GET /v1/batches: latency_ms=100"],
+    );
+    let data = dir.0.join("data");
+    add_user(&data, "vi", "viewer", PASSWORD);
+    let dash = serve(&data, &format!("{}/v1", sb.base()), &[]);
+    let base = dash.base();
+    let http = signed_in(&base, "vi", PASSWORD).await;
+    let mut events = Events::open(&http, &base).await;
+    let opened = Instant::now();
+    let (_, body) = server_fn(&http, &base, "list_batches", &[("query[limit]", "1")]).await;
+    let at_open = serde_json::from_str::<Value>(&body).unwrap()["total"]
+        .as_u64()
+        .unwrap() as usize;
+    let pages_after = (n - at_open) / 100;
+    assert!(
+        pages_after >= 20,
+        "the sync had written {at_open} of {n} batches before the stream opened"
+    );
+    let (mut resyncs, mut ended) = (0u32, None::<Instant>);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    // Until the sync has ended and the window after its last write too.
+    while ended.is_none_or(|t| t.elapsed() < Duration::from_millis(1500)) {
+        assert!(
+            Instant::now() < deadline,
+            "no complete read:\n{}",
+            dash.output()
+        );
+        if let Ok((name, _)) = tokio::time::timeout(Duration::from_millis(100), events.next()).await
+        {
+            resyncs += u32::from(name == "resync");
+        }
+        if ended.is_none() && dash.output().contains("listed every batch") {
+            ended = Some(Instant::now());
+        }
+    }
+    let secs = ended.map_or(0.0, |t| (t - opened).as_secs_f64());
+    assert!(resyncs >= 1, "no resync in {secs:.1} s of the sync");
+    assert!(
+        f64::from(resyncs) <= secs.ceil() + 1.0,
+        "{resyncs} resyncs in {secs:.1} s, {pages_after} pages written"
+    );
+}
+
 /// A webhook receiver: its URL, and each request it got (head and body).
 pub(crate) fn hook_listener() -> (String, std::sync::mpsc::Receiver<String>) {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
