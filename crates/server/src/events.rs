@@ -404,7 +404,7 @@ pub enum Admit {
 pub struct ResyncGate(std::sync::Mutex<GateState>);
 
 #[derive(Default)]
-pub struct GateState {
+struct GateState {
     last: Option<std::time::Instant>,
     due: bool,
 }

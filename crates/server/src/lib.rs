@@ -484,7 +484,7 @@ async fn serve<V: IntoView + 'static>(
         spool_max_bytes: (args.spool_max_gb * 1e9) as u64,
         token_limits: Arc::default(),
         token_rpm: args.token_requests_per_minute,
-        resync_gate: Arc::default(),
+        resync_gate: Default::default(),
     });
     state.hub.spawn_status(
         db.clone(),

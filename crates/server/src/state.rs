@@ -66,7 +66,7 @@ pub struct Shared {
     pub token_limits: Arc<crate::gateway::RateLimit>,
     pub token_rpm: u32,
     /// Spaces the `resync`s this replica announces.
-    pub resync_gate: Arc<super::events::ResyncGate>,
+    pub resync_gate: super::events::ResyncGate,
 }
 
 /// The last facets read, and the tables' match counts by filter, for a few
