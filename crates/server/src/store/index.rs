@@ -544,7 +544,7 @@ mod tests {
         let db = Db::open(None, dir.path()).await.unwrap();
         for (id, name) in [
             ("batch_ABC123", "Invoices-2026.jsonl"),
-            ("batch_xyz789", "other.jsonl"),
+            ("batch_xyz789", "Ärger.jsonl"),
         ] {
             let b: Batch = serde_json::from_value(serde_json::json!({
                 "id": id, "object": "batch", "endpoint": "/v1/chat/completions",
@@ -580,6 +580,8 @@ mod tests {
         assert_eq!(find("file-batch_x").await, ["batch_xyz789"]);
         assert_eq!(find("batch_").await, ["batch_ABC123", "batch_xyz789"]);
         assert_eq!(find("89").await, ["batch_xyz789"]);
+        // Case folded beyond ASCII too (three letters or more: the index).
+        assert_eq!(find("ärger").await, ["batch_xyz789"]);
         assert!(find("nowhere").await.is_empty());
         assert!(find("a\"b").await.is_empty());
     }
