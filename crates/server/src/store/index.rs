@@ -586,21 +586,6 @@ mod tests {
         assert!(find("a\"b").await.is_empty());
     }
 
-    /// Migration 0015: the search table merges sixteen segments at a time.
-    #[tokio::test]
-    async fn search_table_merges_sixteen_segments_at_a_time() {
-        let dir = tempfile::tempdir().unwrap();
-        let Db::Sqlite(p) = Db::open(None, dir.path()).await.unwrap() else {
-            unreachable!("opened on SQLite")
-        };
-        let automerge: i64 =
-            sqlx::query_scalar("SELECT v FROM batches_search_config WHERE k = 'automerge'")
-                .fetch_one(&p)
-                .await
-                .unwrap();
-        assert_eq!(automerge, 16);
-    }
-
     #[test]
     fn dates_are_checked() {
         assert_eq!(day_start("1970-01-02", "from").unwrap(), 86_400);
