@@ -694,6 +694,19 @@ async fn bulk_writes_on(db: &batchboard_server::store::Db) {
     };
     let (rows, total, _, _) = db.query_batches(&q, None).await.unwrap();
     assert_eq!((total, rows[0].id.as_str()), (1, "batch_b"));
+    // The pair alone is counted from the pairs: each batch once, though
+    // b's were written three times; a removed batch's go with it.
+    let q = BatchQuery {
+        meta_key: Some("team".into()),
+        meta_value: Some("ml".into()),
+        ..Default::default()
+    };
+    assert_eq!(db.query_batches(&q, None).await.unwrap().1, 3);
+    let d = indexed("batch_d", "completed", 10, "dee", serde_json::json!({}));
+    db.upsert_batches(&[(&d, None)], |_, _| 0).await.unwrap();
+    assert_eq!(db.query_batches(&q, None).await.unwrap().1, 4);
+    db.remove_batch("batch_d").await.unwrap();
+    assert_eq!(db.query_batches(&q, None).await.unwrap().1, 3);
     let q = BatchQuery {
         model: Some("gpt-4o".into()),
         ..Default::default()

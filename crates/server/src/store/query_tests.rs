@@ -1,7 +1,8 @@
 //! The table's queries against what a plain filter and sort of the same
 //! batches gives: whichever plan a query takes (statuses merged from their
 //! own indexes, a common metadata pair walked in order, a rare one
-//! collected), the page is the same.
+//! collected), the page is the same, and so is the count (a metadata
+//! filter alone is counted from the pairs' index).
 
 use batchboard_core::dashboard::BatchQuery;
 use batchboard_core::{Batch, CREATED_BY};
@@ -45,9 +46,12 @@ fn expected(all: &[Batch], q: &BatchQuery) -> (Vec<String>, u64) {
         .iter()
         .filter(|b| statuses.is_empty() || statuses.contains(&b.status.to_string().as_str()))
         .filter(|b| q.model.is_none() || b.model == q.model)
-        .filter(|b| {
-            q.meta_value.is_none()
-                || b.metadata.as_ref().and_then(|m| m.get("team")) == q.meta_value.as_ref()
+        .filter(|b| match &q.meta_key {
+            None => true,
+            Some(k) => {
+                let held = b.metadata.as_ref().and_then(|m| m.get(k));
+                held.is_some() && (q.meta_value.is_none() || held == q.meta_value.as_ref())
+            }
         })
         .collect();
     hits.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
@@ -77,7 +81,15 @@ async fn every_plan_gives_the_page_a_plain_filter_and_sort_gives() {
         Some("completed,failed"),
         Some("failed,in_progress"),
     ] {
-        for team in [None, Some("ml"), Some("rare")] {
+        // A pair (common, rare), a key alone (every batch has it, none
+        // has the other).
+        for (key, value) in [
+            (None, None),
+            (Some("team"), Some("ml")),
+            (Some("team"), Some("rare")),
+            (Some("team"), None),
+            (Some("nobody"), None),
+        ] {
             for (dir, offset, model) in [
                 ("desc", 0, None),
                 ("asc", 40, None),
@@ -85,8 +97,8 @@ async fn every_plan_gives_the_page_a_plain_filter_and_sort_gives() {
             ] {
                 let q = BatchQuery {
                     status: status.map(str::to_owned),
-                    meta_key: team.map(|_| "team".to_owned()),
-                    meta_value: team.map(str::to_owned),
+                    meta_key: key.map(str::to_owned),
+                    meta_value: value.map(str::to_owned),
                     model: model.map(str::to_owned),
                     dir: Some(dir.into()),
                     offset: Some(offset),
