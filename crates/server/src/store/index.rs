@@ -170,14 +170,26 @@ impl Filters {
         })
     }
 
-    /// The metadata filter, when there is no other.
+    /// The metadata filter, when there is no other. Every field named, so
+    /// that a new filter cannot be left out of the count by mistake.
     fn meta_alone(&self) -> Option<(&String, &Option<String>)> {
-        let alone = self.statuses.is_empty()
-            && self.equal.is_empty()
-            && self.from.is_none()
-            && self.until.is_none()
-            && self.search.is_none();
-        self.meta.as_ref().filter(|_| alone).map(|(k, v)| (k, v))
+        let Filters {
+            statuses,
+            equal,
+            meta,
+            meta_common: _,
+            from,
+            until,
+            search,
+            // Set only with `search`.
+            phrase: _,
+        } = self;
+        let alone = statuses.is_empty()
+            && equal.is_empty()
+            && from.is_none()
+            && until.is_none()
+            && search.is_none();
+        meta.as_ref().filter(|_| alone).map(|(k, v)| (k, v))
     }
 
     /// Appends the `WHERE` clause (if any) to `qb`, each value bound; a
@@ -392,8 +404,9 @@ impl Db {
                         // A batch has a key once (the pairs' primary key),
                         // and its pairs come and go with it: its pairs'
                         // index alone counts the batches, with no lookup
-                        // of each one (on 100,000 batches, 33,442 with
-                        // the pair: SQLite 113 ms by batch, Postgres 31).
+                        // of each one (by batch, page and count of a pair
+                        // 33,442 of 100,000 batches have took p50 113 ms
+                        // on SQLite, 31 ms on Postgres).
                         push_pairs(&mut count, k, v);
                     } else {
                         // Counting visits every match anyway: the pair's
